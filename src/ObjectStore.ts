@@ -1,0 +1,231 @@
+/**
+ * The only module that touches storage: a small object store interface (get, head, conditional
+ * put, delete, ordered list) with backends for memory, a local directory and S3.
+ *
+ * **Details**
+ *
+ * Every layer validates input before any I/O (`InvalidKey`, `InvalidMetadata`, `InvalidRange`)
+ * and retries transient failures (`Conflict`, `Throttled`, `Unavailable`) with bounded
+ * exponential backoff and jitter driven by Effect's `Clock`, so `TestClock` controls it. Every
+ * put carries a unique write token in its metadata; a retried conditional put whose first
+ * attempt was applied (its response lost) is reported as success, while a foreign object at the
+ * key is `PreconditionFailed`.
+ *
+ * @since 0.1.0
+ */
+import { Config, Context, Effect, Layer, type Stream } from "effect"
+import * as FileSystemStore from "./ObjectStore/FileSystem.ts"
+import * as MemoryStore from "./ObjectStore/Memory.ts"
+import * as Retry from "./ObjectStore/Retry.ts"
+import * as S3Store from "./ObjectStore/S3.ts"
+import { validated } from "./ObjectStore/Validated.ts"
+import type { InvalidKey, InvalidMetadata, InvalidRange, ObjectStoreError } from "./ObjectStoreError.ts"
+
+/**
+ * User metadata of an object: lowercase names (`[a-z0-9][a-z0-9-]*`), printable ASCII values.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Metadata = Readonly<Record<string, string>>
+
+/**
+ * The condition of a put: create only if absent (`{ ifNoneMatch: "*" }`), replace only the
+ * object with this ETag (`{ ifMatch }`), or none (`{}`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type PutCondition =
+  | { readonly ifNoneMatch: "*"; readonly ifMatch?: undefined }
+  | { readonly ifMatch: string; readonly ifNoneMatch?: undefined }
+  | { readonly ifNoneMatch?: undefined; readonly ifMatch?: undefined }
+
+/**
+ * A byte range `[start, end)`; `end` defaults to the end of the object. A range past the end
+ * is clamped (possibly to no bytes), as slicing does.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Range {
+  readonly start: number
+  readonly end?: number | undefined
+}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface GetOptions {
+  readonly range?: Range | undefined
+}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface ListOptions {
+  /** Only keys strictly after this one (in key order). */
+  readonly startAfter?: string | undefined
+}
+
+/**
+ * What `head` tells about an object. `etag` is unquoted; `size` is the whole object's size.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ObjectInfo {
+  readonly key: string
+  readonly etag: string
+  readonly size: number
+  readonly metadata: Metadata
+}
+
+/**
+ * An object read by `get`: its info, and the bytes of the requested range (all of it without
+ * a range).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface StoredObject extends ObjectInfo {
+  readonly bytes: Uint8Array
+}
+
+/**
+ * One key of a listing.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ListEntry {
+  readonly key: string
+  readonly size: number
+  readonly etag: string
+}
+
+/**
+ * The operations of an object store. Keys are relative to the store's root (its directory,
+ * or the S3 prefix).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Service {
+  /** Reads an object, or the bytes of `range` of it. Missing: `NotFound`. */
+  readonly get: (
+    key: string,
+    options?: GetOptions
+  ) => Effect.Effect<StoredObject, ObjectStoreError | InvalidKey | InvalidRange>
+  /** Reads an object's ETag, size and metadata. Missing: `NotFound`. */
+  readonly head: (key: string) => Effect.Effect<ObjectInfo, ObjectStoreError | InvalidKey>
+  /**
+   * Writes an object, atomically: readers see the old object or the new one, never a part.
+   * Succeeds with the new ETag once the object is durable. A failed condition is
+   * `PreconditionFailed` and writes nothing.
+   */
+  readonly put: (
+    key: string,
+    bytes: Uint8Array,
+    condition?: PutCondition,
+    metadata?: Metadata
+  ) => Effect.Effect<string, ObjectStoreError | InvalidKey | InvalidMetadata>
+  /** Deletes an object; a missing key is not an error. */
+  readonly delete: (key: string) => Effect.Effect<void, ObjectStoreError | InvalidKey>
+  /** The keys starting with `prefix`, in key order (UTF-8 byte order), paginated underneath. */
+  readonly list: (
+    prefix: string,
+    options?: ListOptions
+  ) => Stream.Stream<ListEntry, ObjectStoreError | InvalidKey>
+}
+
+/**
+ * The object store service.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export class ObjectStore extends Context.Service<ObjectStore, Service>()("bucketq/ObjectStore") {}
+
+/**
+ * Options of the retry policy every layer applies (see `layerRetry`); `false` turns it off.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type RetryOptions = Retry.RetryOptions
+
+const finish = (retry: RetryOptions | false | undefined) => (store: Service): Service =>
+  validated(retry === false ? store : Retry.retrying(store, retry ?? {}))
+
+/**
+ * Wraps the store in context with the retry policy: bounded exponential backoff with jitter
+ * (defaults: 6 attempts, 50 ms doubling up to 5 s), and write tokens that make a retried
+ * conditional put whose response was lost a success. Every backend layer already includes
+ * it unless built with `retry: false`; this layer is for putting it over another wrapper,
+ * such as fault injection.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerRetry = (options?: RetryOptions): Layer.Layer<ObjectStore, never, ObjectStore> =>
+  Layer.effect(ObjectStore, Effect.map(ObjectStore, finish(options ?? {})))
+
+/**
+ * An in-memory store with exact conditional semantics and ETags. Each build is a new, empty
+ * store.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerMemory = (options?: { readonly retry?: RetryOptions | false }): Layer.Layer<ObjectStore> =>
+  Layer.effect(ObjectStore, Effect.map(MemoryStore.make, finish(options?.retry)))
+
+/**
+ * Options of the directory backend.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type FileSystemOptions = FileSystemStore.Options & { readonly retry?: RetryOptions | false }
+
+/**
+ * A store in a local directory (created if missing). Keys map to files; a put is durable
+ * (fsync of the file and of its directory) before it succeeds; put-if-absent and `ifMatch` are
+ * atomic against writers in this and other processes; a crash mid-put leaves the old object or
+ * the new one.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerFileSystem = (options: FileSystemOptions): Layer.Layer<ObjectStore, ObjectStoreError> =>
+  Layer.effect(ObjectStore, Effect.map(FileSystemStore.make(options), finish(options.retry)))
+
+/**
+ * Options of the S3 backend.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type S3Options = S3Store.Options & { readonly retry?: RetryOptions | false }
+
+/**
+ * A store in an S3 bucket (or any S3-compatible server) under `prefix`, with
+ * `@aws-sdk/client-s3`. The SDK's own retries are off; interruption aborts the request.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerS3 = (options: S3Options): Layer.Layer<ObjectStore> =>
+  Layer.effect(ObjectStore, Effect.map(S3Store.make(options), finish(options.retry)))
+
+/**
+ * `layerS3` with its options read from `Config` (secrets as `Config.Redacted`).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerS3Config = (config: Config.Wrap<S3Options>): Layer.Layer<ObjectStore, Config.ConfigError> =>
+  Layer.unwrap(Effect.map(Config.unwrap(config), layerS3))

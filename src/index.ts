@@ -1,0 +1,29 @@
+/**
+ * bucketq: a durable job queue for Effect whose only infrastructure is an object store.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * A fault-injecting object store for tests: seeded latency, errors, lost responses, and a
+ * freeze switch that stops the store at operation k.
+ *
+ * @since 0.1.0
+ */
+export * as FaultInjection from "./FaultInjection.ts"
+
+/**
+ * The only module that touches storage: get, head, conditional put, delete and ordered list,
+ * on memory, a local directory or S3.
+ *
+ * @since 0.1.0
+ */
+export * as ObjectStore from "./ObjectStore.ts"
+
+/**
+ * Errors of the object store layer: `ObjectStoreError` with a `reason`, and the input errors
+ * `InvalidKey`, `InvalidMetadata`, `InvalidRange`.
+ *
+ * @since 0.1.0
+ */
+export * as ObjectStoreError from "./ObjectStoreError.ts"

@@ -1,0 +1,43 @@
+/**
+ * Key order of object stores: UTF-8 byte order, which is Unicode code point order. JavaScript's
+ * `<` compares UTF-16 code units and puts astral characters (surrogate pairs) before U+E000 to
+ * U+FFFF; remapping code units fixes that without encoding.
+ *
+ * @internal
+ */
+const weight = (unit: number): number => (unit < 0xd800 ? unit : unit >= 0xe000 ? unit - 0x800 : unit + 0x2000)
+
+/** @internal */
+export const compareKeys = (a: string, b: string): number => {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x !== y) return weight(x) - weight(y)
+  }
+  return a.length - b.length
+}
+
+/** Index of the first element of `sorted` that is greater than `key`. @internal */
+export const upperBound = (sorted: ReadonlyArray<string>, key: string): number => {
+  let lo = 0
+  let hi = sorted.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (compareKeys(sorted[mid]!, key) <= 0) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/** Index of the first element of `sorted` that is greater than or equal to `key`. @internal */
+export const lowerBound = (sorted: ReadonlyArray<string>, key: string): number => {
+  let lo = 0
+  let hi = sorted.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (compareKeys(sorted[mid]!, key) < 0) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}

@@ -1,0 +1,20 @@
+// Starts the S3-compatible test server (Ceph RADOS Gateway, ../shared/s3/start.sh) unless
+// S3_ENDPOINT already points at one (AWS, R2, MinIO: set S3_ENDPOINT, S3_BUCKET and the AWS_*
+// variables), and stops it when the run ends. Workers inherit the environment set here.
+import { execFileSync } from "node:child_process"
+import { fileURLToPath } from "node:url"
+
+const kit = fileURLToPath(new URL("../../../shared/s3/", import.meta.url))
+let started = false
+
+export function setup() {
+  if (process.env.S3_ENDPOINT) return
+  const out = execFileSync("bash", [`${kit}start.sh`], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] })
+  for (const [, name, value] of out.matchAll(/^export (\w+)=(.*)$/gm)) process.env[name!] = value!
+  process.env.S3_QUOTE_IF_MATCH ??= "false" // radosgw 16 needs unquoted If-Match (see its README)
+  started = true
+}
+
+export function teardown() {
+  if (started) execFileSync("bash", [`${kit}stop.sh`], { stdio: "inherit" })
+}
