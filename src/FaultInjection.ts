@@ -24,8 +24,9 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Layer, Stream } from "effect"
+import { Context, Duration, Effect, Layer, Option, Stream } from "effect"
 import { ObjectStore, type RetryOptions, type Service as ObjectStoreService } from "./ObjectStore.ts"
+import { listPageSize } from "./ObjectStore/Memory.ts"
 import { retrying } from "./ObjectStore/Retry.ts"
 import { validated } from "./ObjectStore/Validated.ts"
 import * as ObjectStoreError from "./ObjectStoreError.ts"
@@ -230,14 +231,16 @@ export const make = (store: ObjectStoreService, options: Options): { readonly st
     put: (key, bytes, condition, metadata) =>
       inject("put", key, store.put(key, bytes, condition, metadata), () => (counters.put.bytesWritten += bytes.length)),
     delete: (key) => inject("delete", key, store.delete(key), () => {}),
-    // One request per page of 1,000 keys, as S3 bills a listing; faults apply to the first.
+    // Read a page of 1,000 keys at a time, each page one request with its own faults, as S3
+    // pages a listing.
     list: (prefix, listOptions) =>
-      Stream.unwrap(inject("list", prefix, Effect.succeed(store.list(prefix, listOptions)), () => {})).pipe(
-        Stream.mapAccum(() => 0, (seen, entry) => {
-          if (seen > 0 && seen % 1000 === 0) counters.list.requests++
-          return [seen + 1, [entry]] as const
-        })
-      )
+      Stream.paginate(listOptions?.startAfter, (after: string | undefined) =>
+        inject(
+          "list",
+          prefix,
+          Stream.runCollect(Stream.take(store.list(prefix, after === undefined ? {} : { startAfter: after }), listPageSize)),
+          () => {}
+        ).pipe(Effect.map((page) => [page, page.length === listPageSize ? Option.some(page[page.length - 1]!.key) : Option.none()] as const)))
   }
 
   const control: Service = {

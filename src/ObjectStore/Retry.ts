@@ -9,6 +9,7 @@ import { Duration, Effect, Result, Schedule, Stream } from "effect"
 import type { Metadata, PutCondition, Service } from "../ObjectStore.ts"
 import { isRetryable, ObjectStoreError } from "../ObjectStoreError.ts"
 import { randomToken } from "../internal/token.ts"
+import { checkUnreserved } from "./validate.ts"
 
 /**
  * Options of the retry policy.
@@ -57,6 +58,7 @@ export const retrying = (store: Service, options: RetryOptions): Service => {
 
   const put: Service["put"] = (key, bytes, condition, metadata) =>
     Effect.gen(function*() {
+      yield* checkUnreserved(metadata)
       const token = yield* randomToken
       const tagged = { ...metadata, [writeTokenName]: token }
       // Set once an attempt failed in a way that may have applied it (timeout, 5xx, 409).

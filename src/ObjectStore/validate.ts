@@ -71,13 +71,15 @@ export const checkStartAfter = (startAfter: string): Effect.Effect<void, Invalid
 const metadataName = /^[a-z0-9][a-z0-9-]{0,127}$/
 const printableAscii = /^[\x20-\x7e]*$/
 
-/** Fails with `InvalidMetadata` unless every entry of `metadata` may be stored on every backend. */
+/**
+ * Fails with `InvalidMetadata` unless every entry of `metadata` may be stored on every backend.
+ * Reserved names are refused by the retry policy, which adds its own (`bucketq-token`).
+ */
 export const checkMetadata = (metadata: Metadata | undefined): Effect.Effect<void, InvalidMetadata> => {
   if (metadata === undefined) return Effect.void
   let total = 0
   for (const [name, value] of Object.entries(metadata)) {
     if (!metadataName.test(name)) return Effect.fail(new InvalidMetadata({ name, reason: "InvalidName" }))
-    if (name.startsWith(reservedMetadataPrefix)) return Effect.fail(new InvalidMetadata({ name, reason: "Reserved" }))
     if (typeof value !== "string" || !printableAscii.test(value)) {
       return Effect.fail(new InvalidMetadata({ name, reason: "InvalidValue" }))
     }
@@ -103,4 +105,12 @@ export const sliceRange = (bytes: Uint8Array, options: GetOptions | undefined): 
   const range = options?.range
   if (range === undefined) return bytes
   return bytes.subarray(Math.min(range.start, bytes.length), Math.min(range.end ?? bytes.length, bytes.length))
+}
+
+/** Fails with `InvalidMetadata` if a name of `metadata` is reserved for bucketq. */
+export const checkUnreserved = (metadata: Metadata | undefined): Effect.Effect<void, InvalidMetadata> => {
+  for (const name of Object.keys(metadata ?? {})) {
+    if (name.startsWith(reservedMetadataPrefix)) return Effect.fail(new InvalidMetadata({ name, reason: "Reserved" }))
+  }
+  return Effect.void
 }
