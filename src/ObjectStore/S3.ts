@@ -57,7 +57,8 @@ interface SdkError {
 const unquote = (etag: string | undefined): string => (etag ?? "").replace(/^W\//, "").replace(/^"(.*)"$/, "$1")
 
 /** Maps an SDK failure to a store error by HTTP status and error name. */
-const storeError = (operation: ObjectStoreError.Operation, key: string, cause: unknown) => {
+/** @internal */
+export const storeError = (operation: ObjectStoreError.Operation, key: string, cause: unknown) => {
   const error = (typeof cause === "object" && cause !== null ? cause : {}) as SdkError
   const status = error.$metadata?.httpStatusCode
   const name = error.name ?? ""

@@ -1,7 +1,8 @@
 // The ObjectStore contract, written once and run against every backend (memory, directory, S3).
 import { createHash } from "node:crypto"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Stream } from "effect"
+import * as FaultInjection from "../../src/FaultInjection.ts"
 import { ObjectStore } from "../../src/ObjectStore.ts"
 import type { Backend } from "../utils/stores.ts"
 
@@ -287,5 +288,24 @@ export const objectStoreConformance = (backend: Backend) =>
         yield* store.put(key, bytes("long"))
         assert.strictEqual(text((yield* store.get(key)).bytes), "long")
         assert.deepStrictEqual(yield* keysOf("0"), [key])
+      }))
+
+    // The write token must survive the backend's metadata handling for this to work.
+    it.live("every put response lost: conditional puts still succeed once, foreign objects still fail", () =>
+      Effect.gen(function*() {
+        const context = yield* Layer.build(
+          FaultInjection.layer({ seed: 1, faults: { put: { lostResponseRate: 1 } }, retry: { base: "1 millis" } }).pipe(
+            Layer.provide(backend.layer({ retry: false }))
+          )
+        )
+        const store = Context.get(context, ObjectStore)
+        const etag = yield* store.put("lost/a", bytes("one"), { ifNoneMatch: "*" })
+        assert.strictEqual((yield* store.head("lost/a")).etag, etag)
+        const next = yield* store.put("lost/a", bytes("two"), { ifMatch: etag })
+        const got = yield* store.get("lost/a")
+        assert.deepStrictEqual([text(got.bytes), got.etag], ["two", next])
+        assert.strictEqual(reasonOf(yield* Effect.exit(store.put("lost/a", bytes("three"), { ifNoneMatch: "*" }))), "PreconditionFailed")
+        assert.strictEqual(reasonOf(yield* Effect.exit(store.put("lost/a", bytes("four"), { ifMatch: etag }))), "PreconditionFailed")
+        assert.strictEqual(text((yield* store.get("lost/a")).bytes), "two")
       }))
   })
