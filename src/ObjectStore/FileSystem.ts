@@ -19,7 +19,7 @@
  */
 import { createHash } from "node:crypto"
 import * as path from "node:path"
-import { Duration, Effect, Option, Semaphore, Stream } from "effect"
+import { Duration, Effect, Option, type Scope, Semaphore, Stream } from "effect"
 import * as FileObject from "../../schema/FileObject.ts"
 import type { ListEntry, Metadata, ObjectInfo, PutCondition, Service, StoredObject } from "../ObjectStore.ts"
 import * as ObjectStoreError from "../ObjectStoreError.ts"
@@ -65,7 +65,7 @@ const storeError = (operation: Op, key: string, error: Fs.FsError): ObjectStoreE
 }
 
 /** @internal */
-export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.ObjectStoreError> =>
+export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.ObjectStoreError, Scope.Scope> =>
   Effect.gen(function*() {
     const root = path.resolve(options.directory)
     const tmpDir = path.join(root, tmpDirName)
@@ -77,6 +77,13 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
     const knownDirectories = new Set<string>()
 
     const setup = (error: Fs.FsError) => storeError("put", options.directory, error)
+    const syncDirectory = yield* Fs.makeDirectorySync
+    /** `mkdir`, made durable by an fsync of the parent when it created the directory. */
+    const mkdirDurable = (dir: string): Effect.Effect<void, Fs.FsError> =>
+      Fs.mkdir(dir).pipe(
+        Effect.andThen(syncDirectory(path.dirname(dir))),
+        Effect.catchIf((error) => Fs.codeOf(error) === "EEXIST", () => Effect.void)
+      )
     yield* Effect.mapError(mkdirDurable(root), setup)
     knownDirectories.add(root)
     for (const dir of [tmpDir, lockDir]) yield* Effect.mapError(ensureDirectory(dir), setup)
@@ -187,7 +194,7 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
           (error) => Fs.codeOf(error) === "EEXIST",
           () => Effect.fail(ObjectStoreError.make("put", key, "PreconditionFailed"))
         ),
-        Effect.andThen(Fs.fsyncDirectory(dir))
+        Effect.andThen(syncDirectory(dir))
       )
 
     const replace = (key: string, dir: string, file: string, condition: PutCondition | undefined, tmp: string) =>
@@ -203,7 +210,7 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
           }
         }
         yield* Fs.rename(tmp, file)
-        yield* Fs.fsyncDirectory(dir)
+        yield* syncDirectory(dir)
       }).pipe(Effect.onError(() => Effect.ignore(Fs.unlink(tmp))))
 
     const put: Service["put"] = (key, bytes, condition, metadata) =>
@@ -228,7 +235,7 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
         yield* keyLocks.withLock(
           key,
           Fs.unlink(file).pipe(
-            Effect.andThen(Fs.fsyncDirectory(dir)),
+            Effect.andThen(syncDirectory(dir)),
             Effect.catchIf((error) => Fs.codeOf(error) === "ENOENT", () => Effect.void)
           )
         )
@@ -302,13 +309,6 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
 
 const isFsError = (error: unknown): error is Fs.FsError => error instanceof Error && Fs.codeOf(error) !== undefined
 
-/** `mkdir`, made durable by an fsync of the parent when it created the directory. */
-const mkdirDurable = (dir: string): Effect.Effect<void, Fs.FsError> =>
-  Fs.mkdir(dir).pipe(
-    Effect.andThen(Fs.fsyncDirectory(path.dirname(dir))),
-    Effect.catchIf((error) => Fs.codeOf(error) === "EEXIST", () => Effect.void)
-  )
-
 /** Deletes temp files left by processes that no longer run (a crash mid-put). */
 const removeStaleTemps = (tmpDir: string): Effect.Effect<void> =>
   Effect.gen(function*() {
@@ -340,7 +340,7 @@ const makeKeyLocks = (lockDir: string, processToken: string, newDraft: () => str
   }
 
   const readContent = (file: string) =>
-    Effect.map(Fs.readFile(file), (b) => b.toString("utf8")).pipe(
+    Effect.map(Fs.readFile(file), (b) => Buffer.from(b).toString("utf8")).pipe(
       Effect.catchIf((error) => Fs.codeOf(error) === "ENOENT", () => Effect.succeed(undefined))
     )
 

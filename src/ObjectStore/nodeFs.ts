@@ -3,10 +3,16 @@
  * `effect/FileSystem`: it needs `link(2)` failing with `EEXIST`, `fsync` of directories and
  * vectored writes on the hot path, and the raw `errno` to classify failures.
  *
+ * Reads (open for reading, fstat, reads up to `syncIoLimit` bytes, close) run synchronously: they
+ * take microseconds, less than a round trip through libuv's thread pool. Everything that changes
+ * the file system runs on the thread pool, off the event loop: not only `fsync`, but also creates,
+ * links, renames and unlinks, which on ext4 can wait for a journal commit that a concurrent fsync
+ * holds.
+ *
  * @internal
  */
 import * as fs from "node:fs"
-import { Effect } from "effect"
+import { Deferred, Effect } from "effect"
 
 /** A failed file system call: the Node error, with its `code` (`ENOENT`, `EEXIST`, ...). */
 export type FsError = NodeJS.ErrnoException
@@ -19,31 +25,43 @@ const call = <A>(run: (done: (error: NodeJS.ErrnoException | null, value: A) => 
 const callVoid = (run: (done: (error: NodeJS.ErrnoException | null) => void) => void): Effect.Effect<void, FsError> =>
   call<void>((done) => run((error) => done(error, undefined)))
 
+const now = <A>(run: () => A): Effect.Effect<A, FsError> =>
+  Effect.try({ try: run, catch: (error) => error as FsError })
+
+/** Reads up to this size are done synchronously. */
+export const syncIoLimit = 256 * 1024
+
 /** The errno code of a failure, if it has one. */
 export const codeOf = (error: unknown): string | undefined =>
   typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
     ? error.code
     : undefined
 
-export const open = (path: string, flags: string | number, mode = 0o644) =>
-  call<number>((done) => fs.open(path, flags, mode, done))
-export const close = (fd: number) => callVoid((done) => fs.close(fd, done))
+/** Opens for reading (synchronously) or for writing (on the thread pool). */
+export const open = (path: string, flags: "r" | "w" | "wx", mode = 0o644) =>
+  flags === "r" ? now(() => fs.openSync(path, flags)) : call<number>((done) => fs.open(path, flags, mode, done))
+export const close = (fd: number) => now(() => fs.closeSync(fd))
 export const fsync = (fd: number) => callVoid((done) => fs.fsync(fd, done))
-export const fstat = (fd: number) => call<fs.Stats>((done) => fs.fstat(fd, done))
+export const fstat = (fd: number) => now(() => fs.fstatSync(fd))
 export const link = (from: string, to: string) => callVoid((done) => fs.link(from, to, done))
 export const rename = (from: string, to: string) => callVoid((done) => fs.rename(from, to, done))
 export const unlink = (path: string) => callVoid((done) => fs.unlink(path, done))
 export const mkdir = (path: string) => callVoid((done) => fs.mkdir(path, done))
-export const readFile = (path: string) => call<Buffer>((done) => fs.readFile(path, done))
 export const readdir = (path: string) =>
   call<Array<fs.Dirent>>((done) => fs.readdir(path, { withFileTypes: true }, done))
 
 /** Reads up to `length` bytes at `position`; fewer at the end of the file. */
-export const readAt = (fd: number, length: number, position: number) =>
-  call<Uint8Array>((done) => {
-    const buffer = Buffer.allocUnsafe(length)
+export const readAt = (fd: number, length: number, position: number): Effect.Effect<Uint8Array, FsError> => {
+  const buffer = Buffer.allocUnsafe(length)
+  if (length <= syncIoLimit) return now(() => buffer.subarray(0, fs.readSync(fd, buffer, 0, length, position)))
+  return call<Uint8Array>((done) =>
     fs.read(fd, buffer, 0, length, position, (error, bytesRead) => done(error, buffer.subarray(0, bytesRead)))
-  })
+  )
+}
+
+/** The whole content of a file. */
+export const readFile = (path: string): Effect.Effect<Uint8Array, FsError> =>
+  withFd(path, "r", (fd) => Effect.flatMap(fstat(fd), (stat) => readAt(fd, stat.size, 0)))
 
 /** Writes every byte of `chunks` at the file's position, in order. */
 export const writeAll = (fd: number, chunks: ReadonlyArray<Uint8Array>): Effect.Effect<void, FsError> =>
@@ -73,13 +91,58 @@ const dropBytes = (chunks: ReadonlyArray<Uint8Array>, count: number): Array<Uint
 /** Opens `path`, runs `use` with the descriptor, and closes it whatever happens. */
 export const withFd = <A, E, R>(
   path: string,
-  flags: string | number,
+  flags: "r" | "w" | "wx",
   use: (fd: number) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E | FsError, R> =>
   Effect.acquireUseRelease(open(path, flags), use, (fd) => Effect.ignore(close(fd)))
 
-/** `fsync(2)` of a directory, which makes the creation, rename or removal of its entries durable. */
-export const fsyncDirectory = (path: string) => withFd(path, "r", fsync)
+/**
+ * `fsync(2)` of directories, made durable the creation, rename or removal of their entries,
+ * through descriptors kept open, and coalesced: a caller waits for an fsync that started after
+ * it asked, so while one is in flight every new caller shares the next one.
+ */
+export const makeDirectorySync = Effect.gen(function*() {
+  const fds = new Map<string, number>()
+  const rounds = new Map<string, { running: Deferred.Deferred<void, FsError>; next: Deferred.Deferred<void, FsError> | undefined }>()
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      for (const fd of fds.values()) fs.closeSync(fd)
+      fds.clear()
+    })
+  )
+  const fdOf = (dir: string) =>
+    Effect.suspend(() => {
+      const cached = fds.get(dir)
+      if (cached !== undefined) return Effect.succeed(cached)
+      return Effect.tap(open(dir, "r"), (fd) => Effect.sync(() => fds.set(dir, fd)))
+    })
+  const run = (dir: string, done: Deferred.Deferred<void, FsError>): Effect.Effect<void> =>
+    Effect.flatMap(fdOf(dir), fsync).pipe(
+      Effect.exit,
+      Effect.flatMap((exit) => {
+        Deferred.doneUnsafe(done, exit)
+        const round = rounds.get(dir)!
+        if (round.next === undefined) {
+          rounds.delete(dir)
+          return Effect.void
+        }
+        round.running = round.next
+        round.next = undefined
+        return run(dir, round.running)
+      })
+    )
+  return (dir: string): Effect.Effect<void, FsError> =>
+    Effect.suspend(() => {
+      const round = rounds.get(dir)
+      if (round === undefined) {
+        const done = Deferred.makeUnsafe<void, FsError>()
+        rounds.set(dir, { running: done, next: undefined })
+        return Effect.andThen(Effect.forkDetach(run(dir, done)), Deferred.await(done))
+      }
+      round.next ??= Deferred.makeUnsafe<void, FsError>()
+      return Deferred.await(round.next)
+    })
+})
 
 /** Whether a process with this id exists (signal 0 checks without signalling). */
 export const processAlive = (pid: number): boolean => {
