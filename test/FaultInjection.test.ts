@@ -82,6 +82,17 @@ describe("retry policy", () => {
       assert.strictEqual(text((yield* raw.get("wal/7")).bytes), "theirs")
     }))
 
+  it.effect("when the settling HEAD cannot be done, the outcome stays Unavailable, not PreconditionFailed", () =>
+    Effect.gen(function*() {
+      const { control, raw, store } = yield* setup({ seed: 17, faults: { put: { errorRate: 1 } } })
+      const fiber = yield* Effect.forkChild(Effect.exit(store.put("wal/8", bytes("mine"), { ifNoneMatch: "*" })))
+      yield* TestClock.adjust(1)
+      yield* raw.put("wal/8", bytes("maybe mine"), { ifNoneMatch: "*" })
+      yield* control.setFaults({ head: { errorRate: 1 } })
+      yield* TestClock.adjust(60_000)
+      assert.strictEqual(reasonOf(yield* Fiber.join(fiber)), "Unavailable")
+    }))
+
   it.effect("a precondition failure on the first attempt is final, with no HEAD", () =>
     Effect.gen(function*() {
       const { control, raw, store } = yield* setup({ seed: 5 })

@@ -78,11 +78,14 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
 
     const setup = (error: Fs.FsError) => storeError("put", options.directory, error)
     const syncDirectory = yield* Fs.makeDirectorySync
-    /** `mkdir`, made durable by an fsync of the parent when it created the directory. */
+    /**
+     * `mkdir`, made durable by an fsync of the parent, also when the directory existed: another
+     * fiber or process may have created it a moment ago and not yet made that durable.
+     */
     const mkdirDurable = (dir: string): Effect.Effect<void, Fs.FsError> =>
       Fs.mkdir(dir).pipe(
-        Effect.andThen(syncDirectory(path.dirname(dir))),
-        Effect.catchIf((error) => Fs.codeOf(error) === "EEXIST", () => Effect.void)
+        Effect.catchIf((error) => Fs.codeOf(error) === "EEXIST", () => Effect.void),
+        Effect.andThen(syncDirectory(path.dirname(dir)))
       )
     yield* Effect.mapError(mkdirDurable(root), setup)
     knownDirectories.add(root)

@@ -63,12 +63,14 @@ export const retrying = (store: Service, options: RetryOptions): Service => {
       const tagged = { ...metadata, [writeTokenName]: token }
       // Set once an attempt failed in a way that may have applied it (timeout, 5xx, 409).
       let uncertain = false
-      // A precondition failure after an uncertain attempt may be our own earlier write.
+      // A precondition failure after an uncertain attempt may be our own earlier write: the
+      // object's token says. Gone since: not ours to claim. Unreadable: the outcome stays unknown.
       const settle = (error: ObjectStoreError) =>
         store.head(key).pipe(
           retry,
           Effect.matchEffect({
-            onFailure: () => Effect.fail(error),
+            onFailure: (headError) =>
+              Effect.fail(headError instanceof ObjectStoreError && headError.reason._tag !== "NotFound" ? headError : error),
             onSuccess: (info) => info.metadata[writeTokenName] === token ? Effect.succeed(info.etag) : Effect.fail(error)
           })
         )
