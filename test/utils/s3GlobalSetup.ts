@@ -2,6 +2,7 @@
 // S3_ENDPOINT already points at one (AWS, R2, MinIO: set S3_ENDPOINT, S3_BUCKET and the AWS_*
 // variables), and stops it when the run ends. Workers inherit the environment set here.
 import { execFileSync } from "node:child_process"
+import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
 const kit = fileURLToPath(new URL("../../../shared/s3/", import.meta.url))
@@ -9,6 +10,9 @@ let started = false
 
 export function setup() {
   if (process.env.S3_ENDPOINT) return
+  if (!existsSync(`${kit}start.sh`)) {
+    throw new Error(`no S3 test server kit at ${kit}start.sh: set S3_ENDPOINT (and S3_BUCKET, AWS_*) to use another server`)
+  }
   const out = execFileSync("bash", [`${kit}start.sh`], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] })
   for (const [, name, value] of out.matchAll(/^export (\w+)=(.*)$/gm)) process.env[name!] = value!
   process.env.S3_QUOTE_IF_MATCH ??= "false" // radosgw 16 needs unquoted If-Match (see its README)
