@@ -13,13 +13,20 @@
  *
  * @since 0.1.0
  */
-import { Config, Context, Effect, Layer, type Stream } from "effect"
+import { Config, Context, Effect, Layer, Option, Result, type Stream } from "effect"
 import * as FileSystemStore from "./ObjectStore/FileSystem.ts"
 import * as MemoryStore from "./ObjectStore/Memory.ts"
 import * as Retry from "./ObjectStore/Retry.ts"
 import * as S3Store from "./ObjectStore/S3.ts"
+import { parseStoreUrl } from "./ObjectStore/url.ts"
 import { validated } from "./ObjectStore/Validated.ts"
-import type { InvalidKey, InvalidMetadata, InvalidRange, ObjectStoreError } from "./ObjectStoreError.ts"
+import type {
+  InvalidKey,
+  InvalidMetadata,
+  InvalidRange,
+  InvalidStoreUrl,
+  ObjectStoreError
+} from "./ObjectStoreError.ts"
 
 /**
  * User metadata of an object: lowercase names (`[a-z0-9][a-z0-9-]*`), printable ASCII values.
@@ -229,3 +236,65 @@ export const layerS3 = (options: S3Options): Layer.Layer<ObjectStore> =>
  */
 export const layerS3Config = (config: Config.Wrap<S3Options>): Layer.Layer<ObjectStore, Config.ConfigError> =>
   Layer.unwrap(Effect.map(Config.unwrap(config), layerS3))
+
+/**
+ * A store from a URL: `file:<directory>` (relative to the working directory unless absolute),
+ * `memory:`, or `s3://<bucket>/<prefix>` with the other S3 options from `s3`.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerUrl = (
+  url: string,
+  s3?: Omit<S3Options, "bucket" | "prefix">
+): Layer.Layer<ObjectStore, InvalidStoreUrl | ObjectStoreError> => {
+  const location = parseStoreUrl(url)
+  if (Result.isFailure(location)) return Layer.effect(ObjectStore, Effect.fail(location.failure))
+  switch (location.success._tag) {
+    case "Memory":
+      return layerMemory()
+    case "FileSystem":
+      return layerFileSystem({ directory: location.success.directory })
+    case "S3":
+      return layerS3({ ...s3, bucket: location.success.bucket, prefix: location.success.prefix })
+  }
+}
+
+/**
+ * The store named by the environment (or any `ConfigProvider`):
+ *
+ * - `BUCKETQ_URL`: `file:./.bucketq` (the default), `memory:` or `s3://<bucket>/<prefix>`;
+ * - for S3: `BUCKETQ_S3_ENDPOINT` (S3-compatible servers), `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+ *   `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (read as redacted; without them the SDK's
+ *   default credential chain is used), `BUCKETQ_S3_FORCE_PATH_STYLE` (default: true when an
+ *   endpoint is set), `BUCKETQ_S3_QUOTE_IF_MATCH` (default true).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerConfig: Layer.Layer<ObjectStore, Config.ConfigError | InvalidStoreUrl | ObjectStoreError> = Layer.unwrap(
+  Effect.gen(function*() {
+    const url = yield* Config.withDefault(Config.String("BUCKETQ_URL"), "file:./.bucketq")
+    const endpoint = yield* Config.option(Config.String("BUCKETQ_S3_ENDPOINT"))
+    const region = yield* Config.option(Config.String("AWS_REGION"))
+    const accessKeyId = yield* Config.option(Config.String("AWS_ACCESS_KEY_ID"))
+    const secretAccessKey = yield* Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY"))
+    const sessionToken = yield* Config.option(Config.Redacted("AWS_SESSION_TOKEN"))
+    const forcePathStyle = yield* Config.withDefault(Config.Boolean("BUCKETQ_S3_FORCE_PATH_STYLE"), Option.isSome(endpoint))
+    const quoteIfMatch = yield* Config.withDefault(Config.Boolean("BUCKETQ_S3_QUOTE_IF_MATCH"), true)
+    const credentials = Option.isSome(accessKeyId) && Option.isSome(secretAccessKey)
+      ? {
+        accessKeyId: accessKeyId.value,
+        secretAccessKey: secretAccessKey.value,
+        ...(Option.isSome(sessionToken) ? { sessionToken: sessionToken.value } : {})
+      }
+      : undefined
+    return layerUrl(url, {
+      endpoint: Option.getOrUndefined(endpoint),
+      region: Option.getOrUndefined(region),
+      credentials,
+      forcePathStyle,
+      quoteIfMatch
+    })
+  })
+)

@@ -237,3 +237,19 @@ export class InvalidRange extends Schema.TaggedError<InvalidRange>()("InvalidRan
  * @since 0.1.0
  */
 export type StoreError = ObjectStoreError | InvalidKey | InvalidMetadata | InvalidRange
+
+/**
+ * A store URL that names no backend: bucketq understands `file:<directory>`, `memory:` and
+ * `s3://<bucket>/<prefix>`.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class InvalidStoreUrl extends Schema.TaggedError<InvalidStoreUrl>()("InvalidStoreUrl", {
+  url: Schema.String,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `invalid store URL ${JSON.stringify(this.url)}: ${this.detail}`
+  }
+}
