@@ -5,9 +5,8 @@ import { TestClock } from "effect/testing"
 import * as FaultInjection from "../src/FaultInjection.ts"
 import { ObjectStore } from "../src/ObjectStore.ts"
 import * as ObjectStoreModule from "../src/ObjectStore.ts"
+import { bytes, reasonOf, text } from "./utils/exits.ts"
 
-const bytes = (text: string) => new TextEncoder().encode(text)
-const text = (data: Uint8Array) => new TextDecoder().decode(data)
 
 /** A raw memory store, and over it the faulty store with the retry policy and its control. */
 const setup = (options: FaultInjection.Options) =>
@@ -17,12 +16,6 @@ const setup = (options: FaultInjection.Options) =>
     return { raw, store: Context.get(context, ObjectStore), control: Context.get(context, FaultInjection.FaultInjection) }
   })
 
-const reasonOf = <A>(exit: Exit.Exit<A, unknown>): string => {
-  if (Exit.isSuccess(exit)) return "Success"
-  const failure = exit.cause.reasons.find((r) => r._tag === "Fail") as { error: { _tag: string; reason?: { _tag: string } } } | undefined
-  if (failure === undefined) return "NoFailure"
-  return failure.error.reason?._tag ?? failure.error._tag
-}
 
 /**
  * Runs `effect` in a fiber while virtual time moves on, 100 ms at a time, until it is done (or

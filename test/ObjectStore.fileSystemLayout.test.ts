@@ -5,12 +5,12 @@ import { createHash } from "node:crypto"
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, type Scope, Stream } from "effect"
+import { Effect, Fiber, type Scope, Stream } from "effect"
 import * as FileObject from "../schema/FileObject.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
 import { tempDirectory } from "./utils/stores.ts"
+import { bytes, reasonOf } from "./utils/exits.ts"
 
-const bytes = (text: string) => new TextEncoder().encode(text)
 
 /** A temp directory and a store on it. */
 const withStore = <A, E>(body: (dir: string, store: ObjectStore.Service) => Effect.Effect<A, E, Scope.Scope>) =>
@@ -22,11 +22,6 @@ const withStore = <A, E>(body: (dir: string, store: ObjectStore.Service) => Effe
 
 const lockFile = (dir: string, key: string) => path.join(dir, "%lock", createHash("sha1").update(key).digest("hex"))
 
-const reasonOf = (exit: Exit.Exit<unknown, unknown>) => {
-  if (Exit.isSuccess(exit)) return "Success"
-  const failure = exit.cause.reasons.find((r) => r._tag === "Fail") as { error: { _tag: string; reason?: { _tag: string } } } | undefined
-  return failure?.error.reason?._tag ?? failure?.error._tag ?? "NoFailure"
-}
 
 describe("directory backend: layout", () => {
   it.live("keys map to nested directories; % is escaped; the file is header then body", () =>

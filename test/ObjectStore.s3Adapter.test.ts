@@ -2,19 +2,15 @@
 // and config (against the real test server where it matters).
 import { createServer, type Server, type Socket } from "node:net"
 import { assert, describe, it } from "@effect/vitest"
-import { Config, ConfigProvider, Effect, Exit, Fiber, Layer, Redacted } from "effect"
+import { Config, ConfigProvider, Effect, Fiber, Layer, Redacted } from "effect"
 import * as ObjectStore from "../src/ObjectStore.ts"
 import { storeError } from "../src/ObjectStore/S3.ts"
 import { s3Options } from "./utils/stores.ts"
+import { reasonOf } from "./utils/exits.ts"
 
 const sdkError = (name: string, status?: number) =>
   Object.assign(new Error(name), { name, ...(status === undefined ? {} : { $metadata: { httpStatusCode: status } }) })
 
-const reasonOf = (exit: Exit.Exit<unknown, unknown>) => {
-  if (Exit.isSuccess(exit)) return "Success"
-  const failure = exit.cause.reasons.find((r) => r._tag === "Fail") as { error: { _tag: string; reason?: { _tag: string } } } | undefined
-  return failure?.error.reason?._tag ?? failure?.error._tag ?? "NoFailure"
-}
 
 /** A TCP server on 127.0.0.1 that accepts connections, reads requests and never answers. */
 const silentServer = Effect.acquireRelease(

@@ -5,18 +5,10 @@ import { Context, Effect, Exit, Layer, Stream } from "effect"
 import * as FaultInjection from "../../src/FaultInjection.ts"
 import { ObjectStore } from "../../src/ObjectStore.ts"
 import type { Backend } from "../utils/stores.ts"
+import { bytes, reasonOf, text } from "../utils/exits.ts"
 
-const bytes = (text: string) => new TextEncoder().encode(text)
-const text = (data: Uint8Array) => new TextDecoder().decode(data)
 const sha = (data: Uint8Array) => createHash("sha256").update(data).digest("hex")
 
-const reasonOf = <A>(exit: Exit.Exit<A, unknown>): string => {
-  if (Exit.isSuccess(exit)) return "Success"
-  const error = exit.cause.reasons.find((r) => r._tag === "Fail")
-  if (error === undefined) return "NoFailure"
-  const e = (error as { error: unknown }).error as { _tag: string; reason?: { _tag: string } | string }
-  return e._tag === "ObjectStoreError" ? (e.reason as { _tag: string })._tag : e._tag
-}
 
 const keysOf = (prefix: string, options?: { startAfter?: string }) =>
   Effect.flatMap(ObjectStore, (store) => Stream.runCollect(store.list(prefix, options))).pipe(
