@@ -40,13 +40,21 @@ export const codeOf = (error: unknown): string | undefined =>
 /** Opens for reading (synchronously) or for writing (on the thread pool). */
 export const open = (path: string, flags: "r" | "w" | "wx", mode = 0o644) =>
   flags === "r" ? now(() => fs.openSync(path, flags)) : call<number>((done) => fs.open(path, flags, mode, done))
+/** `close(2)`. */
 export const close = (fd: number) => now(() => fs.closeSync(fd))
+/** `fsync(2)`: the file's data and metadata reach the disk. */
 export const fsync = (fd: number) => callVoid((done) => fs.fsync(fd, done))
+/** `fstat(2)`. */
 export const fstat = (fd: number) => now(() => fs.fstatSync(fd))
+/** `link(2)`: fails with `EEXIST` if `to` exists, atomically. */
 export const link = (from: string, to: string) => callVoid((done) => fs.link(from, to, done))
+/** `rename(2)`: atomically replaces `to`. */
 export const rename = (from: string, to: string) => callVoid((done) => fs.rename(from, to, done))
+/** `unlink(2)`. */
 export const unlink = (path: string) => callVoid((done) => fs.unlink(path, done))
+/** `mkdir(2)` of one directory. */
 export const mkdir = (path: string) => callVoid((done) => fs.mkdir(path, done))
+/** The entries of a directory, with their types. */
 export const readdir = (path: string) =>
   call<Array<fs.Dirent>>((done) => fs.readdir(path, { withFileTypes: true }, done))
 
