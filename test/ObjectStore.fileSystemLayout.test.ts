@@ -40,6 +40,15 @@ describe("directory backend: layout", () => {
         assert.deepStrictEqual(readdirSync(path.join(dir, "%tmp")), [])
       })))
 
+  it.live("the directory is created with its missing parents", () =>
+    Effect.gen(function*() {
+      const base = yield* tempDirectory
+      const directory = path.join(base, "a", "b", "c")
+      const store = yield* Effect.provide(Effect.map(ObjectStore.ObjectStore, (s) => s), ObjectStore.layerFileSystem({ directory }))
+      yield* store.put("k", bytes("x"))
+      assert.isTrue(existsSync(path.join(directory, "k")))
+    }))
+
   it.live("files it could not have written are not listed", () =>
     withStore((dir, store) =>
       Effect.gen(function*() {

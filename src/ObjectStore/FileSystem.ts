@@ -80,10 +80,15 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
     const syncDirectory = yield* Fs.makeDirectorySync
     /**
      * `mkdir`, made durable by an fsync of the parent, also when the directory existed: another
-     * fiber or process may have created it a moment ago and not yet made that durable.
+     * fiber or process may have created it a moment ago and not yet made that durable. Missing
+     * parents are created first.
      */
     const mkdirDurable = (dir: string): Effect.Effect<void, Fs.FsError> =>
       Fs.mkdir(dir).pipe(
+        Effect.catchIf(
+          (error) => Fs.codeOf(error) === "ENOENT" && path.dirname(dir) !== dir,
+          () => Effect.andThen(mkdirDurable(path.dirname(dir)), Fs.mkdir(dir))
+        ),
         Effect.catchIf((error) => Fs.codeOf(error) === "EEXIST", () => Effect.void),
         Effect.andThen(syncDirectory(path.dirname(dir)))
       )
