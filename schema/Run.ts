@@ -1,0 +1,187 @@
+/**
+ * A sorted run, `runs/<ulid>`: immutable, its entries in key order, laid out so that a reader can
+ * find any key with ranged reads alone (footer, then index, then one block):
+ *
+ * ```
+ * "BQKV" | kind 3 | version 1                                    header, 6 bytes
+ * block*: entries (tag 0 put / 1 delete | key | value) | CRC32   ~4 KiB each
+ * index: block count | per block: first key | last key | offset | length | entries
+ * footer, 24 bytes: index offset (u64 BE) | index length (u32) | entry count (u32)
+ *                   | CRC32 of index and the 16 footer bytes before it | "BQRF"
+ * ```
+ *
+ * Keys are latin1 strings (one char per byte). A delete is a tombstone; a full run (compaction
+ * output) has none.
+ *
+ * @since 0.1.0
+ */
+import { crc32 } from "node:zlib"
+import { DecodeError, Reader, Writer } from "../src/internal/binary.ts"
+
+/** @since 0.1.0 */
+export const kind = 3
+/** @since 0.1.0 */
+export const version = 1
+/** Target size of a block before its CRC. @since 0.1.0 */
+export const blockBytes = 4096
+/** @since 0.1.0 */
+export const footerBytes = 24
+
+const header = [0x42, 0x51, 0x4b, 0x56, kind, version] as const
+const footerMagic = [0x42, 0x51, 0x52, 0x46] as const // "BQRF"
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export type Entry = readonly [key: string, value: Uint8Array | null]
+
+/**
+ * Where a block is and what it holds.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface BlockRef {
+  readonly firstKey: string
+  readonly lastKey: string
+  readonly offset: number
+  /** Bytes of entries, not counting the CRC32 after them. */
+  readonly length: number
+  readonly entries: number
+}
+
+/**
+ * Encodes entries that are already in key order.
+ *
+ * @category encoding
+ * @since 0.1.0
+ */
+export const encode = (entries: Iterable<Entry>): Uint8Array => {
+  const out = new Writer(64 * 1024)
+  out.bytes(new Uint8Array(header))
+  const blocks: Array<BlockRef> = []
+  let block = new Writer(blockBytes + 512)
+  let first: string | undefined
+  let last = ""
+  let count = 0
+  let total = 0
+  const closeBlock = () => {
+    if (first === undefined) return
+    const bytes = block.finish()
+    blocks.push({ firstKey: first, lastKey: last, offset: out.length, length: bytes.length, entries: count })
+    out.bytes(bytes).u32(crc32(bytes))
+    block = new Writer(blockBytes + 512)
+    first = undefined
+    count = 0
+  }
+  for (const [key, value] of entries) {
+    if (value === null) block.u8(1).latin1(key)
+    else block.u8(0).latin1(key).sized(value)
+    first ??= key
+    last = key
+    count++
+    total++
+    if (block.length >= blockBytes) closeBlock()
+  }
+  closeBlock()
+  const indexOffset = out.length
+  const index = new Writer(blocks.length * 32 + 8).varint(blocks.length)
+  for (const b of blocks) index.latin1(b.firstKey).latin1(b.lastKey).varint(b.offset).varint(b.length).varint(b.entries)
+  const indexBytes = index.finish()
+  out.bytes(indexBytes)
+  const footer = new Writer(footerBytes)
+    .u32(Math.floor(indexOffset / 0x1_0000_0000)).u32(indexOffset >>> 0).u32(indexBytes.length).u32(total)
+  const fixed = footer.finish()
+  const check = new Uint8Array(indexBytes.length + fixed.length)
+  check.set(indexBytes, 0)
+  check.set(fixed, indexBytes.length)
+  out.bytes(fixed).u32(crc32(check)).bytes(new Uint8Array(footerMagic))
+  return out.finish()
+}
+
+/**
+ * The footer's fields, from the last `footerBytes` of the object.
+ *
+ * @category decoding
+ * @since 0.1.0
+ */
+export const readFooter = (footer: Uint8Array): { indexOffset: number; indexLength: number; entries: number; crc: number } => {
+  if (footer.length !== footerBytes) throw new DecodeError(`footer of ${footer.length} bytes`)
+  if (footerMagic.some((b, i) => footer[20 + i] !== b)) throw new DecodeError("bad footer magic")
+  const r = new Reader(footer)
+  const hi = r.u32()
+  const lo = r.u32()
+  return { indexOffset: hi * 0x1_0000_0000 + lo, indexLength: r.u32(), entries: r.u32(), crc: r.u32() }
+}
+
+/**
+ * The block index, checked against the footer's CRC32.
+ *
+ * @category decoding
+ * @since 0.1.0
+ */
+export const readIndex = (indexBytes: Uint8Array, footer: Uint8Array): Array<BlockRef> => {
+  const { crc } = readFooter(footer)
+  const check = new Uint8Array(indexBytes.length + 16)
+  check.set(indexBytes, 0)
+  check.set(footer.subarray(0, 16), indexBytes.length)
+  if (crc32(check) !== crc) throw new DecodeError("index CRC32 mismatch")
+  const r = new Reader(indexBytes)
+  const count = r.varint()
+  const blocks: Array<BlockRef> = []
+  for (let i = 0; i < count; i++) {
+    blocks.push({ firstKey: r.latin1(), lastKey: r.latin1(), offset: r.varint(), length: r.varint(), entries: r.varint() })
+  }
+  if (!r.done) throw new DecodeError("trailing bytes after the index")
+  return blocks
+}
+
+/**
+ * The entries of one block (its bytes followed by their CRC32), checked.
+ *
+ * @category decoding
+ * @since 0.1.0
+ */
+export const readBlock = (withCrc: Uint8Array, expected: number): Array<Entry> => {
+  if (withCrc.length < 4) throw new DecodeError("block shorter than its CRC")
+  const bytes = withCrc.subarray(0, withCrc.length - 4)
+  const crc = new DataView(withCrc.buffer, withCrc.byteOffset, withCrc.byteLength).getUint32(bytes.length)
+  if (crc32(bytes) !== crc) throw new DecodeError("block CRC32 mismatch")
+  const r = new Reader(bytes)
+  const entries: Array<Entry> = []
+  while (!r.done) {
+    const tag = r.u8()
+    const key = r.latin1()
+    if (tag === 0) entries.push([key, r.sized().slice()])
+    else if (tag === 1) entries.push([key, null])
+    else throw new DecodeError(`entry tag ${tag}`)
+  }
+  if (entries.length !== expected) throw new DecodeError(`block has ${entries.length} entries, index says ${expected}`)
+  return entries
+}
+
+/**
+ * Every entry of a whole run object, in key order, with every check.
+ *
+ * @category decoding
+ * @since 0.1.0
+ */
+export const decode = (bytes: Uint8Array): Array<Entry> => {
+  if (bytes.length < header.length + footerBytes) throw new DecodeError(`${bytes.length} bytes, too short for a run`)
+  if (header.some((b, i) => bytes[i] !== b)) throw new DecodeError("bad run header")
+  const footer = bytes.subarray(bytes.length - footerBytes)
+  const { entries, indexLength, indexOffset } = readFooter(footer)
+  if (indexOffset + indexLength !== bytes.length - footerBytes) throw new DecodeError("index does not end at the footer")
+  const blocks = readIndex(bytes.subarray(indexOffset, indexOffset + indexLength), footer)
+  const out: Array<Entry> = []
+  let expectedOffset = header.length
+  for (const block of blocks) {
+    if (block.offset !== expectedOffset) throw new DecodeError("blocks are not contiguous")
+    out.push(...readBlock(bytes.subarray(block.offset, block.offset + block.length + 4), block.entries))
+    expectedOffset = block.offset + block.length + 4
+  }
+  if (expectedOffset !== indexOffset) throw new DecodeError("blocks do not end at the index")
+  if (out.length !== entries) throw new DecodeError(`run has ${out.length} entries, footer says ${entries}`)
+  return out
+}

@@ -1,0 +1,88 @@
+/**
+ * A WAL segment: one group-commit batch, written by one put-if-absent at `wal/<id>`. An empty
+ * object is a fence (it holds a WAL id against an older writer) and carries no commits.
+ *
+ * ```
+ * frame(kind 1, version 1,
+ *   epoch | walId | firstSeq | lastSeq | commit count          (varints)
+ *   per commit: seq | op count, per op: tag (0 put, 1 delete) | key | value (puts))
+ * ```
+ *
+ * Keys are latin1 strings (one char per byte, so they sort like the bytes).
+ *
+ * @since 0.1.0
+ */
+import { frame, Reader, unframe, Writer } from "../src/internal/binary.ts"
+
+/** @since 0.1.0 */
+export const kind = 1
+/** @since 0.1.0 */
+export const version = 1
+
+/**
+ * One committed batch: its sequence number and its writes (`null` deletes).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Commit {
+  readonly seq: number
+  readonly ops: ReadonlyArray<readonly [key: string, value: Uint8Array | null]>
+}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface Segment {
+  readonly epoch: number
+  readonly walId: number
+  readonly commits: ReadonlyArray<Commit>
+}
+
+/**
+ * @category encoding
+ * @since 0.1.0
+ */
+export const encode = (segment: Segment): Uint8Array => {
+  const w = new Writer(1024)
+  const first = segment.commits[0]?.seq ?? 0
+  const last = segment.commits[segment.commits.length - 1]?.seq ?? 0
+  w.varint(segment.epoch).varint(segment.walId).varint(first).varint(last).varint(segment.commits.length)
+  for (const commit of segment.commits) {
+    w.varint(commit.seq).varint(commit.ops.length)
+    for (const [key, value] of commit.ops) {
+      if (value === null) w.u8(1).latin1(key)
+      else w.u8(0).latin1(key).sized(value)
+    }
+  }
+  return frame(kind, version, w.finish())
+}
+
+/**
+ * Decodes a segment; throws `DecodeError` on anything malformed.
+ *
+ * @category encoding
+ * @since 0.1.0
+ */
+export const decode = (bytes: Uint8Array): Segment => {
+  const r = new Reader(unframe(bytes, kind, version))
+  const epoch = r.varint()
+  const walId = r.varint()
+  r.varint() // first seq
+  r.varint() // last seq
+  const count = r.varint()
+  const commits: Array<Commit> = []
+  for (let i = 0; i < count; i++) {
+    const seq = r.varint()
+    const opCount = r.varint()
+    const ops: Array<readonly [string, Uint8Array | null]> = []
+    for (let j = 0; j < opCount; j++) {
+      const tag = r.u8()
+      const key = r.latin1()
+      ops.push([key, tag === 0 ? r.sized().slice() : null])
+    }
+    commits.push({ seq, ops })
+  }
+  return { epoch, walId, commits }
+}

@@ -1,0 +1,434 @@
+/**
+ * A transactional, ordered key-value store on an `ObjectStore`, with one writer at a time.
+ *
+ * **Details**
+ *
+ * Keys and values are bytes; keys sort in byte order. A commit is synchronous in memory
+ * (conflict check, sequence number, apply) and, by default, completes only once the WAL object
+ * holding it is in the store: commits are group-committed, one WAL put in flight at a time, and
+ * everything committed meanwhile goes in the next object. Reads see committed state (which can be
+ * ahead of durable state); since WAL objects become durable in order, a durable commit implies
+ * that everything it read is durable.
+ *
+ * Opening (building the layer) raises the writer epoch with a new manifest and fences the WAL, so
+ * a previous writer of the same store fails with `Fenced` from its next write on and acknowledges
+ * nothing more. Recovery yields exactly a prefix of the commit history that contains every
+ * acknowledged commit. The whole live state is kept in memory; the on-storage runs already carry a
+ * block index and footer for bounded-memory reads later.
+ *
+ * @since 0.1.0
+ */
+import { Context, Duration, Effect, Layer, Option, type Scope } from "effect"
+import { fromLatin1, toLatin1 } from "./internal/binary.ts"
+import type { BTree } from "./internal/btree.ts"
+import { recover } from "./kv/recovery.ts"
+import {
+  beginRead,
+  commit as commitOps,
+  endRead,
+  inRange,
+  type Op,
+  opBytes,
+  type ReadSet
+} from "./kv/state.ts"
+import { startWriter, type Writer } from "./kv/writer.ts"
+import { type Closed, type Corrupt, type Fenced, TransactionConflict, ValueTooLarge } from "./KvError.ts"
+import { ObjectStore } from "./ObjectStore.ts"
+import type { InvalidKey, InvalidMetadata, InvalidRange, ObjectStoreError } from "./ObjectStoreError.ts"
+
+/**
+ * Options of `layer`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options {
+  /** Longest key (default 4 KiB). */
+  readonly maxKeyBytes?: number | undefined
+  /** Longest value (default 256 KiB). */
+  readonly maxValueBytes?: number | undefined
+  /** Most bytes in one commit (default 16 MiB). */
+  readonly maxCommitBytes?: number | undefined
+  /** Commits wait while more than this many committed bytes are not durable (default 64 MiB). */
+  readonly maxUnflushedBytes?: number | undefined
+  /** Least time between two WAL puts, for stores priced per request (default 0: no timer). */
+  readonly minFlushInterval?: Duration.Input | undefined
+  /** Write the changes as a sorted run after this many WAL objects (default 512)... */
+  readonly runFlushSegments?: number | undefined
+  /** ...or once they reach this many bytes (default 8 MiB). */
+  readonly runFlushBytes?: number | undefined
+  /** With this many runs, the next one is a full image that replaces them (default 8). */
+  readonly maxRuns?: number | undefined
+  /** Objects no manifest needs are deleted once this old (default 10 minutes). */
+  readonly gcMinAge?: Duration.Input | undefined
+  /** Manifests always kept (default 10). */
+  readonly keepManifests?: number | undefined
+  /** Tries to win the race to open against other openers (default 10). */
+  readonly openAttempts?: number | undefined
+}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface Entry {
+  readonly key: Uint8Array
+  readonly value: Uint8Array
+}
+
+/**
+ * A key range: every key with `prefix`, or the keys in `[start, end)` (either bound may be left
+ * out).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Range =
+  | { readonly prefix: Uint8Array }
+  | { readonly start?: Uint8Array | undefined; readonly end?: Uint8Array | undefined }
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface ScanOptions {
+  /** Most entries returned (default: all). */
+  readonly limit?: number | undefined
+  /** Highest key first. */
+  readonly reverse?: boolean | undefined
+}
+
+/**
+ * One write of a batch.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type WriteOp =
+  | { readonly _tag: "Put"; readonly key: Uint8Array; readonly value: Uint8Array }
+  | { readonly _tag: "Delete"; readonly key: Uint8Array }
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface WriteOptions {
+  /** Complete only once durable (default true); `false` returns after the in-memory commit. */
+  readonly durable?: boolean | undefined
+}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface TransactionOptions extends WriteOptions {
+  /**
+   * `snapshot` (default): a conflict is another commit of a key this one writes.
+   * `serializable`: also of a key this one read or a range it scanned (no write skew).
+   */
+  readonly isolation?: "snapshot" | "serializable" | undefined
+  /** Re-runs of the function on conflict before failing `TransactionConflict` (default 10). */
+  readonly maxRetries?: number | undefined
+}
+
+/**
+ * What a transaction function reads and writes through. Reads see the state when the attempt
+ * began plus the attempt's own writes (read-your-writes, repeatable reads).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Transaction {
+  readonly get: (key: Uint8Array) => Effect.Effect<Option.Option<Uint8Array>>
+  readonly scan: (range: Range, options?: ScanOptions) => Effect.Effect<ReadonlyArray<Entry>>
+  readonly put: (key: Uint8Array, value: Uint8Array) => Effect.Effect<void, ValueTooLarge>
+  readonly delete: (key: Uint8Array) => Effect.Effect<void, ValueTooLarge>
+}
+
+/**
+ * Figures of the open writer.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Stats {
+  readonly epoch: number
+  readonly lastSeq: number
+  readonly durableSeq: number
+  readonly nextWalId: number
+  readonly keys: number
+  readonly unflushedBytes: number
+}
+
+/**
+ * Any error of a commit.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export type CommitError = Fenced | Closed | ValueTooLarge
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface Service {
+  /** The value of `key` in the committed state. Values are shared: do not mutate them. */
+  readonly get: (key: Uint8Array) => Effect.Effect<Option.Option<Uint8Array>>
+  /** The entries of `range` in key order (or reversed), committed state. */
+  readonly scan: (range: Range, options?: ScanOptions) => Effect.Effect<ReadonlyArray<Entry>>
+  /**
+   * Runs `f` as an optimistic transaction and commits its writes atomically, re-running it on
+   * conflict up to `maxRetries` times. `f` may run several times: keep side effects out of it.
+   */
+  readonly transaction: <A, E, R>(
+    f: (tx: Transaction) => Effect.Effect<A, E, R>,
+    options?: TransactionOptions
+  ) => Effect.Effect<A, E | CommitError | TransactionConflict, R>
+  /** Commits a batch of writes atomically. */
+  readonly write: (batch: ReadonlyArray<WriteOp>, options?: WriteOptions) => Effect.Effect<void, CommitError>
+  /** Waits until everything committed so far is durable. */
+  readonly flush: Effect.Effect<void, Fenced | Closed>
+  readonly stats: Effect.Effect<Stats>
+}
+
+/**
+ * The KV service.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export class Kv extends Context.Service<Kv, Service>()("bucketq/Kv") {}
+
+/**
+ * Errors of opening the store.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export type OpenError = Fenced | Corrupt | ObjectStoreError | InvalidKey | InvalidMetadata | InvalidRange
+
+const increment = (prefix: string): string | undefined => {
+  // the smallest latin1 string greater than every string with this prefix
+  let i = prefix.length - 1
+  while (i >= 0 && prefix.charCodeAt(i) === 0xff) i--
+  return i < 0 ? undefined : prefix.slice(0, i) + String.fromCharCode(prefix.charCodeAt(i) + 1)
+}
+
+/** A range as latin1 bounds `[start, end)`. */
+const bounds = (range: Range): readonly [string, string | undefined] => {
+  if ("prefix" in range) {
+    const prefix = toLatin1(range.prefix)
+    return [prefix, increment(prefix)]
+  }
+  return [range.start === undefined ? "" : toLatin1(range.start), range.end === undefined ? undefined : toLatin1(range.end)]
+}
+
+/** Scans `tree` within bounds, with `overlay` (a transaction's writes) on top. */
+const scanTree = (
+  tree: BTree<string, Uint8Array>,
+  [start, end]: readonly [string, string | undefined],
+  options: ScanOptions | undefined,
+  overlay?: ReadonlyMap<string, Uint8Array | null>
+): Array<Entry> => {
+  const limit = options?.limit ?? Number.POSITIVE_INFINITY
+  const reverse = options?.reverse ?? false
+  if (limit <= 0 || (end !== undefined && end <= start)) return []
+  const pending = overlay === undefined ? [] : [...overlay.entries()].filter(([k]) => inRange(k, start, end))
+  const shadowed = new Set(pending.map(([k]) => k))
+  // enough from the tree that the overlay's deletes cannot leave the result short
+  const want = limit + shadowed.size
+  const fromTree: Array<readonly [string, Uint8Array | null]> = []
+  if (!reverse) {
+    for (const [k, v] of tree.entries(start)) {
+      if (end !== undefined && k >= end) break
+      if (!shadowed.has(k)) fromTree.push([k, v])
+      if (fromTree.length >= want) break
+    }
+  } else {
+    const high = end === undefined ? tree.maxKey() : end
+    if (high !== undefined) {
+      for (const [k, v] of tree.entriesReversed(high, undefined, end !== undefined)) {
+        if (k < start) break
+        if (!shadowed.has(k)) fromTree.push([k, v])
+        if (fromTree.length >= want) break
+      }
+    }
+  }
+  const merged = pending.length === 0 ? fromTree : [...fromTree, ...pending].sort(([a], [b]) =>
+    reverse ? (a < b ? 1 : a > b ? -1 : 0) : (a < b ? -1 : a > b ? 1 : 0)
+  )
+  const out: Array<Entry> = []
+  for (const [k, v] of merged) {
+    if (v === null) continue
+    out.push({ key: fromLatin1(k), value: v })
+    if (out.length >= limit) break
+  }
+  return out
+}
+
+interface Limits {
+  readonly maxKeyBytes: number
+  readonly maxValueBytes: number
+  readonly maxCommitBytes: number
+}
+
+const checkKey = (limits: Limits, key: Uint8Array): Effect.Effect<void, ValueTooLarge> =>
+  key.length > limits.maxKeyBytes
+    ? Effect.fail(new ValueTooLarge({ what: "key", size: key.length, limit: limits.maxKeyBytes }))
+    : Effect.void
+
+const checkValue = (limits: Limits, value: Uint8Array): Effect.Effect<void, ValueTooLarge> =>
+  value.length > limits.maxValueBytes
+    ? Effect.fail(new ValueTooLarge({ what: "value", size: value.length, limit: limits.maxValueBytes }))
+    : Effect.void
+
+/** Builds the service over an open writer. */
+const makeService = (writer: Writer, limits: Limits): Service => {
+  const state = writer.state
+
+  /** Commits in memory, then waits for durability unless asked not to. */
+  const commitAndWait = (
+    ops: ReadonlyArray<Op>,
+    durable: boolean,
+    check?: { readonly readSeq: number; readonly reads?: ReadSet | undefined }
+  ): Effect.Effect<"conflict" | "committed", CommitError> =>
+    Effect.gen(function*() {
+      if (state.failure !== undefined) return yield* Effect.fail(state.failure)
+      if (ops.length === 0) return "committed" as const
+      const bytes = ops.reduce((sum, op) => sum + opBytes(op), 0)
+      if (bytes > limits.maxCommitBytes) {
+        return yield* Effect.fail(new ValueTooLarge({ what: "commit", size: bytes, limit: limits.maxCommitBytes }))
+      }
+      yield* writer.backpressure
+      if (state.failure !== undefined) return yield* Effect.fail(state.failure)
+      const batch = commitOps(state, ops, check)
+      if (batch === "conflict") return "conflict" as const
+      if (durable) yield* writer.durable(batch)
+      return "committed" as const
+    })
+
+  const write: Service["write"] = (batch, options) =>
+    Effect.gen(function*() {
+      const ops: Array<Op> = []
+      for (const op of batch) {
+        yield* checkKey(limits, op.key)
+        if (op._tag === "Put") {
+          yield* checkValue(limits, op.value)
+          ops.push([toLatin1(op.key), op.value.slice()])
+        } else {
+          ops.push([toLatin1(op.key), null])
+        }
+      }
+      yield* commitAndWait(ops, options?.durable ?? true)
+    })
+
+  const transaction: Service["transaction"] = (f, options) => {
+    const serializable = options?.isolation === "serializable"
+    const maxRetries = options?.maxRetries ?? 10
+    const durable = options?.durable ?? true
+    const attempt = () =>
+      Effect.suspend(() => {
+        if (state.failure !== undefined) return Effect.fail(state.failure)
+        const readSeq = state.lastSeq
+        const snapshot = state.live.clone()
+        const writes = new Map<string, Uint8Array | null>()
+        const readKeys = new Set<string>()
+        const ranges: Array<readonly [string, string | undefined]> = []
+        beginRead(state, readSeq)
+        const tx: Transaction = {
+          get: (key) =>
+            Effect.sync(() => {
+              const k = toLatin1(key)
+              if (writes.has(k)) return Option.fromNullishOr(writes.get(k))
+              if (serializable) readKeys.add(k)
+              return Option.fromNullishOr(snapshot.get(k))
+            }),
+          scan: (range, scanOptions) =>
+            Effect.sync(() => {
+              const b = bounds(range)
+              if (serializable) ranges.push(b)
+              return scanTree(snapshot, b, scanOptions, writes)
+            }),
+          put: (key, value) =>
+            Effect.andThen(
+              Effect.andThen(checkKey(limits, key), checkValue(limits, value)),
+              Effect.sync(() => void writes.set(toLatin1(key), value.slice()))
+            ),
+          delete: (key) => Effect.andThen(checkKey(limits, key), Effect.sync(() => void writes.set(toLatin1(key), null)))
+        }
+        return f(tx).pipe(
+          Effect.flatMap((a) =>
+            Effect.map(
+              commitAndWait([...writes.entries()], durable, {
+                readSeq,
+                reads: serializable ? { keys: readKeys, ranges } : undefined
+              }),
+              (outcome) => ({ outcome, value: a })
+            )
+          ),
+          Effect.ensuring(Effect.sync(() => endRead(state, readSeq)))
+        )
+      })
+    return Effect.gen(function*() {
+      for (let tries = 1;; tries++) {
+        const result = yield* attempt()
+        if (result.outcome === "committed") return result.value
+        if (tries > maxRetries) return yield* new TransactionConflict({ attempts: tries })
+      }
+    })
+  }
+
+  return {
+    get: (key) => Effect.sync(() => Option.fromNullishOr(state.live.get(toLatin1(key)))),
+    scan: (range, options) => Effect.sync(() => scanTree(state.live, bounds(range), options)),
+    transaction,
+    write,
+    flush: writer.flush,
+    stats: Effect.sync(() => ({
+      epoch: state.epoch,
+      lastSeq: state.lastSeq,
+      durableSeq: state.durableSeq,
+      nextWalId: state.nextWalId,
+      keys: state.live.size,
+      unflushedBytes: state.unflushedBytes
+    }))
+  }
+}
+
+/**
+ * Opens the store as its writer and serves it.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = (options?: Options): Effect.Effect<Service, OpenError, ObjectStore | Scope.Scope> =>
+  Effect.gen(function*() {
+    const store = yield* ObjectStore
+    const recovered = yield* recover(store, { openAttempts: options?.openAttempts ?? 10 })
+    const writer = yield* startWriter(store, recovered, {
+      minFlushInterval: Duration.fromInputUnsafe(options?.minFlushInterval ?? 0),
+      maxUnflushedBytes: options?.maxUnflushedBytes ?? 64 * 1024 * 1024,
+      runFlushSegments: options?.runFlushSegments ?? 512,
+      runFlushBytes: options?.runFlushBytes ?? 8 * 1024 * 1024,
+      maxRuns: options?.maxRuns ?? 8,
+      gcMinAge: Duration.fromInputUnsafe(options?.gcMinAge ?? "10 minutes"),
+      keepManifests: options?.keepManifests ?? 10
+    })
+    return makeService(writer, {
+      maxKeyBytes: options?.maxKeyBytes ?? 4096,
+      maxValueBytes: options?.maxValueBytes ?? 256 * 1024,
+      maxCommitBytes: options?.maxCommitBytes ?? 16 * 1024 * 1024
+    })
+  })
+
+/**
+ * The KV over the `ObjectStore` in context: opened when the layer is built, flushed and closed
+ * when its scope closes.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = (options?: Options): Layer.Layer<Kv, OpenError, ObjectStore> => Layer.effect(Kv, make(options))
+
+

@@ -1,0 +1,182 @@
+/**
+ * Little binary codecs for the persisted formats: a growable writer and a bounds-checked reader
+ * with LEB128 varints, and the frame every Kv object has (magic, kind, version, body, CRC32).
+ *
+ * @internal
+ */
+import { crc32 } from "node:zlib"
+
+/** Raised by `Reader` on truncated or malformed input; callers turn it into `Corrupt`. */
+export class DecodeError extends Error {}
+
+/** @internal */
+export class Writer {
+  private buffer: Uint8Array
+  private view: DataView
+  length = 0
+
+  constructor(initial = 256) {
+    this.buffer = new Uint8Array(initial)
+    this.view = new DataView(this.buffer.buffer)
+  }
+
+  private reserve(n: number): void {
+    if (this.length + n <= this.buffer.length) return
+    let size = this.buffer.length * 2
+    while (size < this.length + n) size *= 2
+    const next = new Uint8Array(size)
+    next.set(this.buffer.subarray(0, this.length))
+    this.buffer = next
+    this.view = new DataView(next.buffer)
+  }
+
+  u8(n: number): this {
+    this.reserve(1)
+    this.buffer[this.length++] = n
+    return this
+  }
+
+  u32(n: number): this {
+    this.reserve(4)
+    this.view.setUint32(this.length, n)
+    this.length += 4
+    return this
+  }
+
+  /** A non-negative safe integer as an unsigned LEB128 varint. */
+  varint(n: number): this {
+    this.reserve(8)
+    while (n >= 0x80) {
+      this.buffer[this.length++] = (n % 0x80) | 0x80
+      n = Math.floor(n / 0x80)
+    }
+    this.buffer[this.length++] = n
+    return this
+  }
+
+  bytes(b: Uint8Array): this {
+    this.reserve(b.length)
+    this.buffer.set(b, this.length)
+    this.length += b.length
+    return this
+  }
+
+  /** A varint length, then the bytes. */
+  sized(b: Uint8Array): this {
+    return this.varint(b.length).bytes(b)
+  }
+
+  /** A latin1 string (one byte per char code) with its length. */
+  latin1(s: string): this {
+    this.varint(s.length)
+    this.reserve(s.length)
+    for (let i = 0; i < s.length; i++) this.buffer[this.length++] = s.charCodeAt(i)
+    return this
+  }
+
+  finish(): Uint8Array {
+    return this.buffer.slice(0, this.length)
+  }
+}
+
+/** @internal */
+export class Reader {
+  offset = 0
+  private readonly view: DataView
+
+  constructor(readonly bytes: Uint8Array, start = 0, readonly end = bytes.length) {
+    this.offset = start
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  }
+
+  get done(): boolean {
+    return this.offset >= this.end
+  }
+
+  private need(n: number): void {
+    if (this.offset + n > this.end) throw new DecodeError(`truncated: need ${n} bytes at ${this.offset}`)
+  }
+
+  u8(): number {
+    this.need(1)
+    return this.bytes[this.offset++]!
+  }
+
+  u32(): number {
+    this.need(4)
+    const n = this.view.getUint32(this.offset)
+    this.offset += 4
+    return n
+  }
+
+  varint(): number {
+    let result = 0
+    let scale = 1
+    for (let i = 0; i < 8; i++) {
+      const byte = this.u8()
+      result += (byte & 0x7f) * scale
+      if (byte < 0x80) return result
+      scale *= 0x80
+    }
+    throw new DecodeError("varint too long")
+  }
+
+  bytesOf(n: number): Uint8Array {
+    this.need(n)
+    const out = this.bytes.subarray(this.offset, this.offset + n)
+    this.offset += n
+    return out
+  }
+
+  sized(): Uint8Array {
+    return this.bytesOf(this.varint())
+  }
+
+  latin1(): string {
+    const b = this.sized()
+    let s = ""
+    for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192))
+    return s
+  }
+}
+
+const frameMagic = [0x42, 0x51, 0x4b, 0x56] as const // "BQKV"
+
+/**
+ * Frames a body: `"BQKV" | kind (u8) | version (u8) | body | CRC32 of all before (u32 BE)`.
+ */
+export const frame = (kind: number, version: number, body: Uint8Array): Uint8Array => {
+  const out = new Uint8Array(6 + body.length + 4)
+  out.set(frameMagic, 0)
+  out[4] = kind
+  out[5] = version
+  out.set(body, 6)
+  new DataView(out.buffer).setUint32(6 + body.length, crc32(out.subarray(0, 6 + body.length)))
+  return out
+}
+
+/** The body of a framed object after checking magic, kind, version and CRC32. */
+export const unframe = (bytes: Uint8Array, kind: number, version: number): Uint8Array => {
+  if (bytes.length < 10) throw new DecodeError(`${bytes.length} bytes, shorter than a frame`)
+  if (frameMagic.some((b, i) => bytes[i] !== b)) throw new DecodeError("bad magic")
+  if (bytes[4] !== kind) throw new DecodeError(`kind ${bytes[4]}, expected ${kind}`)
+  if (bytes[5] !== version) throw new DecodeError(`format version ${bytes[5]}, this build reads ${version}`)
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const stored = view.getUint32(bytes.length - 4)
+  if (crc32(bytes.subarray(0, bytes.length - 4)) !== stored) throw new DecodeError("CRC32 mismatch")
+  return bytes.subarray(6, bytes.length - 4)
+}
+
+/** Bytes to a latin1 string (one char per byte), which sorts like the bytes. */
+export const toLatin1 = (bytes: Uint8Array): string => {
+  let s = ""
+  for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode(...bytes.subarray(i, i + 8192))
+  return s
+}
+
+/** A latin1 string back to bytes. */
+export const fromLatin1 = (s: string): Uint8Array => {
+  const out = new Uint8Array(s.length)
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i)
+  return out
+}

@@ -1,0 +1,338 @@
+/**
+ * The background side of an open KV writer:
+ *
+ * - the flusher writes WAL batches one at a time (group commit: everything committed while a put
+ *   is in flight goes in the next object), each with put-if-absent at the next id; a foreign
+ *   object there means another writer fenced us;
+ * - at batch boundaries the changes since the last run are frozen; the maintainer writes them as
+ *   a sorted run (or, when there are `maxRuns` runs, a full image of the state taken at the same
+ *   boundary with an O(1) clone, which replaces them all), then the next manifest, then collects
+ *   garbage.
+ *
+ * @internal
+ */
+import { Clock, Deferred, Duration, Effect, Option, Random, Schedule, type Scope, Stream } from "effect"
+import { decodeTime, monotonicFactory } from "ulid"
+import * as Manifest from "../../schema/Manifest.ts"
+import * as Run from "../../schema/Run.ts"
+import * as WalSegment from "../../schema/WalSegment.ts"
+import type { BTree } from "../internal/btree.ts"
+import { Closed, Fenced } from "../KvError.ts"
+import type { Service as Store } from "../ObjectStore.ts"
+import { isRetryable, ObjectStoreError } from "../ObjectStoreError.ts"
+import { idOf, manifestKey, manifestPrefix, runKey, runPrefix, walKey, walPrefix } from "./paths.ts"
+import { decodeOrCorrupt } from "./recovery.ts"
+import type { Recovered } from "./recovery.ts"
+import { type Batch, type Failure, makeState, newBatch, type State } from "./state.ts"
+
+/** Tuning of the writer (all resolved). */
+export interface WriterOptions {
+  readonly minFlushInterval: Duration.Duration
+  readonly maxUnflushedBytes: number
+  readonly runFlushSegments: number
+  readonly runFlushBytes: number
+  readonly maxRuns: number
+  readonly gcMinAge: Duration.Duration
+  readonly keepManifests: number
+}
+
+/** A wake-up that is never lost: `notify` before `wait` makes the next `wait` return at once. */
+const makeSignal = () => {
+  let pending = false
+  let waiter: Deferred.Deferred<void> | undefined
+  return {
+    notify: () => {
+      if (waiter !== undefined) {
+        const w = waiter
+        waiter = undefined
+        Deferred.doneUnsafe(w, Effect.void)
+      } else {
+        pending = true
+      }
+    },
+    wait: Effect.suspend(() => {
+      if (pending) {
+        pending = false
+        return Effect.void
+      }
+      waiter ??= Deferred.makeUnsafe<void>()
+      return Deferred.await(waiter)
+    })
+  }
+}
+
+/** Changes frozen at a WAL batch boundary, waiting to become a run. */
+interface Frozen {
+  readonly walId: number
+  readonly lastSeq: number
+  readonly delta: Map<string, Uint8Array | null>
+  /** For a compaction: the whole state at `lastSeq`. */
+  readonly snapshot: BTree<string, Uint8Array> | undefined
+}
+
+const retryForever = Schedule.exponential("100 millis").pipe(
+  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(10))))
+)
+
+const isPreconditionFailed = (error: unknown) =>
+  error instanceof ObjectStoreError && error.reason._tag === "PreconditionFailed"
+
+/** The running writer: its state and what the public API needs of it. */
+export interface Writer {
+  readonly state: State
+  /** Waits while more than `maxUnflushedBytes` are not durable yet. */
+  readonly backpressure: Effect.Effect<void, Failure>
+  /** Waits until everything committed so far is durable. */
+  readonly flush: Effect.Effect<void, Failure>
+  /** Waits until `batch` is durable. */
+  readonly durable: (batch: Batch) => Effect.Effect<void, Failure>
+}
+
+/** Starts the flusher and the maintainer in the current scope; closing it flushes what is committed. */
+export const startWriter = (
+  store: Store,
+  recovered: Recovered,
+  options: WriterOptions
+): Effect.Effect<Writer, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const committed = makeSignal()
+    const flushed = makeSignal()
+    const frozenReady = makeSignal()
+    const state = makeState({
+      live: recovered.live,
+      lastSeq: recovered.lastSeq,
+      epoch: recovered.epoch,
+      nextWalId: recovered.fenceId + 1,
+      delta: recovered.delta,
+      deltaBytes: recovered.deltaBytes,
+      segmentsSinceDelta: recovered.replayedSegments,
+      onCommit: committed.notify
+    })
+    let inFlight: Batch | undefined
+    const frozen: Array<Frozen> = []
+    let plannedRuns = recovered.manifest.runs.length
+    let current = { id: recovered.manifestId, manifest: recovered.manifest }
+    const knownManifests = new Map<number, Manifest.Manifest>([[current.id, current.manifest]])
+    const random = yield* Random.Random
+    const newRunId = monotonicFactory(() => random.nextDoubleUnsafe())
+
+    /** Stops the writer: every batch not yet durable fails with `failure`. */
+    const stop = (failure: Failure) => {
+      if (state.failure !== undefined) return
+      state.failure = failure
+      if (inFlight !== undefined) Deferred.doneUnsafe(inFlight.done, Effect.fail(failure))
+      Deferred.doneUnsafe(state.batch.done, Effect.fail(failure))
+      committed.notify()
+      flushed.notify()
+      frozenReady.notify()
+    }
+    const fenced = (detail: string) => stop(new Fenced({ epoch: state.epoch, detail }))
+
+    /**
+     * Puts one object until it lands: transient failures (past the store's own retries) are
+     * retried with backoff and logged, since a WAL id can be neither skipped nor reordered;
+     * `PreconditionFailed` goes to `onTaken`; anything else stops the writer.
+     */
+    const putUntilDone = (key: string, bytes: Uint8Array, conditional: boolean, onTaken: () => void) =>
+      store.put(key, bytes, conditional ? { ifNoneMatch: "*" } : {}).pipe(
+        Effect.tapError((error) =>
+          Effect.logWarning(`put ${key} failed; retrying`, error).pipe(Effect.when(Effect.succeed(retryable(error))))
+        ),
+        Effect.retry({ while: retryable, schedule: retryForever }),
+        Effect.as(true),
+        Effect.catch((error) => {
+          if (conditional && isPreconditionFailed(error)) onTaken()
+          else stop(new Closed({ detail: `put ${key} failed: ${String(error)}` }))
+          return Effect.succeed(false)
+        })
+      )
+    const retryable = (error: unknown) => error instanceof ObjectStoreError && isRetryable(error)
+
+    // ---- flusher ---------------------------------------------------------------------------
+
+    const freezeDelta = (walId: number, lastSeq: number) => {
+      const compact = plannedRuns + 1 > options.maxRuns
+      frozen.push({ walId, lastSeq, delta: state.delta, snapshot: compact ? state.live.clone() : undefined })
+      plannedRuns = compact ? 1 : plannedRuns + 1
+      state.delta = new Map()
+      state.deltaBytes = 0
+      state.segmentsSinceDelta = 0
+      frozenReady.notify()
+    }
+
+    const flushBatch = Effect.gen(function*() {
+      const batch = state.batch
+      state.batch = newBatch()
+      inFlight = batch
+      const walId = state.nextWalId++
+      const lastSeq = batch.commits[batch.commits.length - 1]!.seq
+      state.segmentsSinceDelta++
+      if (state.segmentsSinceDelta >= options.runFlushSegments || state.deltaBytes >= options.runFlushBytes) {
+        freezeDelta(walId, lastSeq)
+      }
+      const bytes = WalSegment.encode({ epoch: state.epoch, walId, commits: batch.commits })
+      const landed = yield* putUntilDone(walKey(walId), bytes, true, () => fenced(`WAL id ${walId} is taken`))
+      inFlight = undefined
+      if (!landed) return
+      state.durableSeq = lastSeq
+      state.durableWalId = walId
+      state.unflushedBytes -= batch.bytes
+      Deferred.doneUnsafe(batch.done, Effect.void)
+      flushed.notify()
+    })
+
+    let lastFlushStart = Number.NEGATIVE_INFINITY
+    const flusherStep = Effect.gen(function*() {
+      if (state.failure !== undefined) return yield* Effect.never
+      if (state.batch.commits.length === 0) return yield* committed.wait
+      const interval = Duration.toMillis(options.minFlushInterval)
+      if (interval > 0) {
+        const wait = lastFlushStart + interval - (yield* Clock.currentTimeMillis)
+        if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
+        lastFlushStart = yield* Clock.currentTimeMillis
+      }
+      yield* flushBatch
+    })
+
+    // ---- maintainer: runs, manifests, GC ---------------------------------------------------------
+
+    const runEntries = (f: Frozen): Array<Run.Entry> =>
+      f.snapshot !== undefined
+        ? [...f.snapshot.entries()]
+        : [...f.delta.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+
+    const readManifest = (id: number) =>
+      Effect.suspend(() => {
+        const known = knownManifests.get(id)
+        if (known !== undefined) return Effect.succeed(Option.some(known))
+        return store.get(manifestKey(id)).pipe(
+          Effect.flatMap((o) => decodeOrCorrupt(o.key, o.bytes, Manifest.decode)),
+          Effect.tap((m) => Effect.sync(() => knownManifests.set(id, m))),
+          Effect.map(Option.some),
+          Effect.catchReason("ObjectStoreError", "NotFound", () => Effect.succeed(Option.none()))
+        )
+      })
+
+    /**
+     * Deletes what no kept manifest needs: manifests beyond the newest `keepManifests` once older
+     * than `gcMinAge`; WAL objects at or below the oldest kept manifest's replay point, except
+     * fences (empty) and the newest; runs no kept manifest names, older than `gcMinAge`. It
+     * re-reads the manifest list first: a newer manifest than ours means we are fenced.
+     */
+    const collectGarbage = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const minAge = Duration.toMillis(options.gcMinAge)
+      const manifestIds = yield* collectIds(store, manifestPrefix)
+      const newest = manifestIds[manifestIds.length - 1]
+      if (newest !== undefined && newest > current.id) {
+        return fenced(`manifest ${newest} is newer than this writer's ${current.id}`)
+      }
+      const older = manifestIds.filter((id) => id <= current.id - options.keepManifests)
+      const kept = manifestIds.filter((id) => id > current.id - options.keepManifests)
+      for (const id of older) {
+        const manifest = yield* readManifest(id)
+        if (Option.isSome(manifest) && now - manifest.value.createdAt < minAge) kept.push(id)
+        else {
+          yield* store.delete(manifestKey(id))
+          knownManifests.delete(id)
+        }
+      }
+      const keptManifests: Array<Manifest.Manifest> = []
+      for (const id of kept) {
+        const m = yield* readManifest(id)
+        if (Option.isSome(m)) keptManifests.push(m.value)
+      }
+      const horizon = Math.min(...keptManifests.map((m) => m.replayAfterWalId))
+      const referenced = new Set(keptManifests.flatMap((m) => m.runs.map((r) => r.id)))
+      const walEntries = yield* collectEntries(store, walPrefix)
+      for (const entry of walEntries) {
+        const id = idOf(entry.key, walPrefix)
+        if (id === undefined || id > horizon || entry.size === 0 || id >= state.durableWalId) continue
+        yield* store.delete(entry.key)
+      }
+      const runEntries = yield* collectEntries(store, runPrefix)
+      for (const entry of runEntries) {
+        const id = entry.key.slice(runPrefix.length)
+        if (referenced.has(id)) continue
+        const born = safeDecodeTime(id)
+        if (born !== undefined && now - born < minAge) continue
+        yield* store.delete(entry.key)
+      }
+    }).pipe(Effect.catch((error) => Effect.logWarning("garbage collection failed; it runs again after the next manifest", error)))
+
+    const writeRunAndManifest = (f: Frozen) =>
+      Effect.gen(function*() {
+        const entries = runEntries(f)
+        const bytes = Run.encode(entries)
+        const runId = newRunId(yield* Clock.currentTimeMillis)
+        const ref: Manifest.RunRef = { id: runId, entries: entries.length, bytes: bytes.length, maxSeq: f.lastSeq, full: f.snapshot !== undefined }
+        if (!(yield* putUntilDone(runKey(runId), bytes, false, () => {}))) return
+        const manifest: Manifest.Manifest = {
+          writerEpoch: state.epoch,
+          replayAfterWalId: f.walId,
+          lastSeq: f.lastSeq,
+          runs: f.snapshot !== undefined ? [ref] : [ref, ...current.manifest.runs],
+          createdAt: yield* Clock.currentTimeMillis
+        }
+        const id = current.id + 1
+        const landed = yield* putUntilDone(manifestKey(id), Manifest.encode(manifest), true, () =>
+          fenced(`manifest ${id} is taken`))
+        if (!landed) return
+        current = { id, manifest }
+        knownManifests.set(id, manifest)
+        yield* collectGarbage
+      })
+
+    const maintainerStep = Effect.gen(function*() {
+      if (state.failure !== undefined) return yield* Effect.never
+      const next = frozen[0]
+      if (next === undefined) return yield* frozenReady.wait
+      // a run may only be referenced once the WAL it replaces is durable
+      if (state.durableWalId < next.walId) return yield* flushed.wait
+      yield* writeRunAndManifest(next)
+      frozen.shift()
+    })
+
+    yield* Effect.forkScoped(Effect.forever(flusherStep))
+    yield* Effect.forkScoped(Effect.forever(maintainerStep))
+
+    const flush: Effect.Effect<void, Failure> = Effect.suspend(() => {
+      if (state.failure !== undefined && state.durableSeq < state.lastSeq) return Effect.fail(state.failure)
+      if (state.batch.commits.length > 0) return Deferred.await(state.batch.done)
+      if (inFlight !== undefined) return Deferred.await(inFlight.done)
+      return Effect.void
+    })
+
+    // Closing: flush what is committed (the flusher still runs: finalizers run before the
+    // scope interrupts the fibers forked above), then refuse everything.
+    yield* Effect.addFinalizer(() =>
+      flush.pipe(Effect.ignore, Effect.andThen(Effect.sync(() => stop(new Closed({ detail: "the KV layer was closed" })))))
+    )
+
+    const backpressure: Effect.Effect<void, Failure> = Effect.gen(function*() {
+      while (state.unflushedBytes > options.maxUnflushedBytes) {
+        if (state.failure !== undefined) return yield* Effect.fail(state.failure)
+        yield* flushed.wait
+      }
+    })
+
+    return { state, backpressure, flush, durable: (batch) => Deferred.await(batch.done) } satisfies Writer
+  })
+
+const safeDecodeTime = (id: string): number | undefined => {
+  try {
+    return decodeTime(id)
+  } catch {
+    return undefined
+  }
+}
+
+/** Every entry under `prefix`, in key order. */
+const collectEntries = (store: Store, prefix: string) => Stream.runCollect(store.list(prefix))
+
+/** The ids under `manifest/` or `wal/`, ascending. */
+const collectIds = (store: Store, prefix: string) =>
+  Effect.map(collectEntries(store, prefix), (entries) => entries.flatMap((e) => {
+    const id = idOf(e.key, prefix)
+    return id === undefined ? [] : [id]
+  }))
