@@ -121,6 +121,15 @@ export interface WriteOptions {
  * @category models
  * @since 0.1.0
  */
+export interface WriteResult {
+  /** The commit's sequence number: commits are applied, and recovered, in this order. */
+  readonly seq: number
+}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
 export interface TransactionOptions extends WriteOptions {
   /**
    * `snapshot` (default): a conflict is another commit of a key this one writes.
@@ -185,8 +194,8 @@ export interface Service {
     f: (tx: Transaction) => Effect.Effect<A, E, R>,
     options?: TransactionOptions
   ) => Effect.Effect<A, E | CommitError | TransactionConflict, R>
-  /** Commits a batch of writes atomically. */
-  readonly write: (batch: ReadonlyArray<WriteOp>, options?: WriteOptions) => Effect.Effect<void, CommitError>
+  /** Commits a batch of writes atomically; succeeds with its sequence number. */
+  readonly write: (batch: ReadonlyArray<WriteOp>, options?: WriteOptions) => Effect.Effect<WriteResult, CommitError>
   /** Waits until everything committed so far is durable. */
   readonly flush: Effect.Effect<void, Fenced | Closed>
   readonly stats: Effect.Effect<Stats>
@@ -292,10 +301,10 @@ const makeService = (writer: Writer, limits: Limits): Service => {
     ops: ReadonlyArray<Op>,
     durable: boolean,
     check?: { readonly readSeq: number; readonly reads?: ReadSet | undefined }
-  ): Effect.Effect<"conflict" | "committed", CommitError> =>
+  ): Effect.Effect<"conflict" | number, CommitError> =>
     Effect.gen(function*() {
       if (state.failure !== undefined) return yield* Effect.fail(state.failure)
-      if (ops.length === 0) return "committed" as const
+      if (ops.length === 0) return state.lastSeq
       const bytes = ops.reduce((sum, op) => sum + opBytes(op), 0)
       if (bytes > limits.maxCommitBytes) {
         return yield* Effect.fail(new ValueTooLarge({ what: "commit", size: bytes, limit: limits.maxCommitBytes }))
@@ -304,8 +313,9 @@ const makeService = (writer: Writer, limits: Limits): Service => {
       if (state.failure !== undefined) return yield* Effect.fail(state.failure)
       const batch = commitOps(state, ops, check)
       if (batch === "conflict") return "conflict" as const
+      const seq = state.lastSeq
       if (durable) yield* writer.durable(batch)
-      return "committed" as const
+      return seq
     })
 
   const write: Service["write"] = (batch, options) =>
@@ -320,7 +330,8 @@ const makeService = (writer: Writer, limits: Limits): Service => {
           ops.push([toLatin1(op.key), null])
         }
       }
-      yield* commitAndWait(ops, options?.durable ?? true)
+      const seq = yield* commitAndWait(ops, options?.durable ?? true)
+      return { seq: seq === "conflict" ? state.lastSeq : seq }
     })
 
   const transaction: Service["transaction"] = (f, options) => {
@@ -373,7 +384,7 @@ const makeService = (writer: Writer, limits: Limits): Service => {
     return Effect.gen(function*() {
       for (let tries = 1;; tries++) {
         const result = yield* attempt()
-        if (result.outcome === "committed") return result.value
+        if (result.outcome !== "conflict") return result.value
         if (tries > maxRetries) return yield* new TransactionConflict({ attempts: tries })
       }
     })

@@ -264,7 +264,7 @@ export const startWriter = (
       Effect.gen(function*() {
         const entries = runEntries(f)
         const bytes = Run.encode(entries)
-        const runId = newRunId(yield* Clock.currentTimeMillis)
+        const runId = newRunId(Math.floor(yield* Clock.currentTimeMillis))
         const ref: Manifest.RunRef = { id: runId, entries: entries.length, bytes: bytes.length, maxSeq: f.lastSeq, full: f.snapshot !== undefined }
         if (!(yield* putUntilDone(runKey(runId), bytes, false, () => {}))) return
         const manifest: Manifest.Manifest = {
@@ -293,8 +293,20 @@ export const startWriter = (
       frozen.shift()
     })
 
-    yield* Effect.forkScoped(Effect.forever(flusherStep))
-    yield* Effect.forkScoped(Effect.forever(maintainerStep))
+    // A defect in either loop is a bug: it stops the writer (nothing more is acknowledged) and is
+    // logged, rather than leaving commits waiting on a dead fiber.
+    const supervised = (name: string, step: Effect.Effect<void>) =>
+      Effect.forever(step).pipe(
+        Effect.catchCause((cause) =>
+          Effect.andThen(
+            Effect.logError(`kv ${name} failed; the writer stops`, cause),
+            Effect.sync(() => stop(new Closed({ detail: `the ${name} failed: ${String(cause)}` })))
+          )
+        ),
+        Effect.forkScoped
+      )
+    yield* supervised("flusher", flusherStep)
+    yield* supervised("maintainer", maintainerStep)
 
     const flush: Effect.Effect<void, Failure> = Effect.suspend(() => {
       if (state.failure !== undefined && state.durableSeq < state.lastSeq) return Effect.fail(state.failure)

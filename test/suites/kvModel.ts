@@ -1,0 +1,137 @@
+// Model-based randomized schedules of the KV against a plain sorted map, on a fault-injecting
+// store with a crash at a random operation k. Invariants (slatedb.md §8.1): no acknowledged write
+// lost, recovery is exactly a prefix of the commit history, reads see own writes, and the store
+// works on after recovery. One schedule per seed; the same seed always replays the same schedule.
+import { Effect } from "effect"
+import type * as FaultInjection from "../../src/FaultInjection.ts"
+import type * as Kv from "../../src/Kv.ts"
+import { makePrng } from "../../src/internal/prng.ts"
+import { bytes, text } from "../utils/exits.ts"
+import { drive, driveOrDie, faultyMemory, openKv } from "../utils/kv.ts"
+
+type ModelOp = readonly [key: string, value: string | null]
+
+/** The state after applying the commits of `history` with seq ≤ `upTo`, as sorted "k=v" lines. */
+const modelAt = (history: ReadonlyMap<number, ReadonlyArray<ModelOp>>, upTo: number): Array<string> => {
+  const state = new Map<string, string>()
+  for (let seq = 1; seq <= upTo; seq++) {
+    for (const [k, v] of history.get(seq) ?? []) {
+      if (v === null) state.delete(k)
+      else state.set(k, v)
+    }
+  }
+  return [...state.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`)
+}
+
+const dump = (kv: Kv.Service) =>
+  Effect.map(kv.scan({ prefix: new Uint8Array(0) }), (entries) => entries.map((e) => `${text(e.key)}=${text(e.value)}`))
+
+export interface ScheduleReport {
+  readonly seed: number
+  readonly issued: number
+  readonly acked: number
+  readonly recoveredAt: number
+  readonly crashed: boolean
+}
+
+/** One randomized schedule; fails (as a defect) with a description when an invariant breaks. */
+export const runSchedule = (seed: number) =>
+  Effect.gen(function*() {
+    const prng = makePrng(`kv-model-${seed}`)
+    const faults: FaultInjection.Faults = {
+      put: { latency: { _tag: "Uniform", min: 0, max: 3 }, lostResponseRate: 0.05, errorRate: 0.03 },
+      get: { latency: { _tag: "Uniform", min: 0, max: 1 }, errorRate: 0.02 },
+      list: { errorRate: 0.02 },
+      head: { errorRate: 0.02 }
+    }
+    const { control, reliable, store } = yield* faultyMemory({ seed, faults, retry: { base: "1 millis", maxAttempts: 8 } })
+    const options: Kv.Options = {
+      runFlushSegments: 1 + prng.int(0, 4),
+      maxRuns: 1 + prng.int(0, 3),
+      gcMinAge: 0,
+      keepManifests: 1 + prng.int(0, 2),
+      maxUnflushedBytes: prng.next() < 0.3 ? 200 : 64 * 1024 * 1024
+    }
+    const opened = yield* driveOrDie(openKv(store, options), `seed ${seed}: open`)
+    const kv = opened.kv
+    const history = new Map<number, ReadonlyArray<ModelOp>>()
+    let issued = 0
+    let acked = 0
+    const keys = Array.from({ length: 8 }, (_, i) => `k${i}`)
+    const workers = 1 + prng.int(0, 3)
+    const steps = 4 + prng.int(0, 12)
+    // crash at a store operation somewhere in the workload or in the background work after it
+    const crashAt = (yield* control.operations) + prng.int(0, 3 * workers * steps + 10)
+    yield* control.freezeAt(crashAt, { applyFirst: prng.next() < 0.5 })
+
+    const step = (worker: number, i: number) =>
+      Effect.gen(function*() {
+        const roll = prng.next()
+        if (roll < 0.25) {
+          const target = issued
+          yield* kv.flush
+          acked = Math.max(acked, target)
+          return
+        }
+        if (roll < 0.35 && workers === 1) {
+          // read-your-writes: with one worker the live state is the whole history
+          const seen = yield* dump(kv)
+          const expected = modelAt(history, issued)
+          if (seen.join() !== expected.join()) {
+            return yield* Effect.die(new Error(`seed ${seed}: read ${seen} but the model has ${expected}`))
+          }
+          return
+        }
+        const ops: Array<ModelOp> = Array.from({ length: 1 + prng.int(0, 3) }, (_, j) => {
+          const key = keys[prng.int(0, keys.length)]!
+          return [key, prng.next() < 0.25 ? null : `w${worker}.${i}.${j}`] as const
+        })
+        const { seq } = yield* kv.write(
+          ops.map(([k, v]) => (v === null ? { _tag: "Delete", key: bytes(k) } : { _tag: "Put", key: bytes(k), value: bytes(v) })),
+          { durable: false }
+        )
+        history.set(seq, ops)
+        issued = Math.max(issued, seq)
+      })
+    const workload = Effect.forEach(
+      Array.from({ length: workers }, (_, w) => w),
+      (w) => Effect.forEach(Array.from({ length: steps }, (_, i) => i), (i) => step(w, i), { discard: true }),
+      { concurrency: "unbounded", discard: true }
+    )
+    const done = yield* drive(workload, 3_000)
+    if (done !== undefined && done._tag === "Failure") {
+      return yield* Effect.die(new Error(`seed ${seed}: the workload failed: ${String(done.cause)}`))
+    }
+    // background work (runs, manifests, GC) goes on until the crash point
+    yield* drive(Effect.sleep("200 millis"), 300)
+    const crashed = yield* control.frozen
+    // the crash: the store stops and the old writer is abandoned with its scope never closed
+    yield* control.freeze
+
+    const reopened = yield* driveOrDie(openKv(reliable, options), `seed ${seed}: reopen`)
+    const recovered = yield* dump(reopened.kv)
+    let recoveredAt = -1
+    for (let s = acked; s <= issued; s++) {
+      if (modelAt(history, s).join() === recovered.join()) {
+        recoveredAt = s
+        break
+      }
+    }
+    if (recoveredAt < 0) {
+      return yield* Effect.die(
+        new Error(`seed ${seed}: recovered ${recovered} is no prefix of the history in [${acked}, ${issued}]`)
+      )
+    }
+    // it works on: more writes, a clean close, and a third open that sees them all
+    const more = Array.from({ length: 3 }, (_, i) => ({ _tag: "Put" as const, key: bytes(`after${i}`), value: bytes(`${seed}`) }))
+    yield* driveOrDie(reopened.kv.write(more), `seed ${seed}: write after reopen`)
+    yield* driveOrDie(reopened.close, `seed ${seed}: close`)
+    const third = yield* driveOrDie(openKv(reliable, options), `seed ${seed}: third open`)
+    const final = yield* dump(third.kv)
+    const expected = [...recovered, ...more.map((m) => `${text(m.key)}=${seed}`)].sort()
+    if (final.join() !== expected.join()) {
+      return yield* Effect.die(new Error(`seed ${seed}: after reopen ${final}, expected ${expected}`))
+    }
+    yield* driveOrDie(third.close, `seed ${seed}: close third`)
+    return { seed, issued, acked, recoveredAt, crashed } satisfies ScheduleReport
+  })
