@@ -10,8 +10,8 @@
  *                   | CRC32 of index and the 16 footer bytes before it | "BQRF"
  * ```
  *
- * Keys are latin1 strings (one char per byte). A delete is a tombstone; a full run (compaction
- * output) has none.
+ * Keys and values are latin1 strings (one char per byte). A delete is a tombstone; a full run
+ * (compaction output) has none.
  *
  * @since 0.1.0
  */
@@ -34,7 +34,7 @@ const footerMagic = [0x42, 0x51, 0x52, 0x46] as const // "BQRF"
  * @category models
  * @since 0.1.0
  */
-export type Entry = readonly [key: string, value: Uint8Array | null]
+export type Entry = readonly [key: string, value: string | null]
 
 /**
  * Where a block is and what it holds.
@@ -77,7 +77,7 @@ export const encode = (entries: Iterable<Entry>): Uint8Array => {
   }
   for (const [key, value] of entries) {
     if (value === null) block.u8(1).latin1(key)
-    else block.u8(0).latin1(key).sized(value)
+    else block.u8(0).latin1(key).latin1(value)
     first ??= key
     last = key
     count++
@@ -153,7 +153,7 @@ export const readBlock = (withCrc: Uint8Array, expected: number): Array<Entry> =
   while (!r.done) {
     const tag = r.u8()
     const key = r.latin1()
-    if (tag === 0) entries.push([key, r.sized().slice()])
+    if (tag === 0) entries.push([key, r.latin1()])
     else if (tag === 1) entries.push([key, null])
     else throw new DecodeError(`entry tag ${tag}`)
   }

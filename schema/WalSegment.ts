@@ -8,11 +8,12 @@
  *   per commit: seq | op count, per op: tag (0 put, 1 delete) | key | value (puts))
  * ```
  *
- * Keys are latin1 strings (one char per byte, so they sort like the bytes).
+ * Keys and values are latin1 strings (one char per byte: keys sort like the bytes), as the KV
+ * holds them in memory.
  *
  * @since 0.1.0
  */
-import { frame, Reader, unframe, Writer } from "../src/internal/binary.ts"
+import { DecodeError, frame, Reader, unframe, Writer } from "../src/internal/binary.ts"
 
 /** @since 0.1.0 */
 export const kind = 1
@@ -27,7 +28,7 @@ export const version = 1
  */
 export interface Commit {
   readonly seq: number
-  readonly ops: ReadonlyArray<readonly [key: string, value: Uint8Array | null]>
+  readonly ops: ReadonlyArray<readonly [key: string, value: string | null]>
 }
 
 /**
@@ -53,7 +54,7 @@ export const encode = (segment: Segment): Uint8Array => {
     w.varint(commit.seq).varint(commit.ops.length)
     for (const [key, value] of commit.ops) {
       if (value === null) w.u8(1).latin1(key)
-      else w.u8(0).latin1(key).sized(value)
+      else w.u8(0).latin1(key).latin1(value)
     }
   }
   return frame(kind, version, w.finish())
@@ -76,11 +77,12 @@ export const decode = (bytes: Uint8Array): Segment => {
   for (let i = 0; i < count; i++) {
     const seq = r.varint()
     const opCount = r.varint()
-    const ops: Array<readonly [string, Uint8Array | null]> = []
+    const ops: Array<readonly [string, string | null]> = []
     for (let j = 0; j < opCount; j++) {
       const tag = r.u8()
       const key = r.latin1()
-      ops.push([key, tag === 0 ? r.sized().slice() : null])
+      if (tag > 1) throw new DecodeError(`op tag ${tag}`)
+      ops.push([key, tag === 0 ? r.latin1() : null])
     }
     commits.push({ seq, ops })
   }

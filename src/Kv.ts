@@ -182,7 +182,7 @@ export type CommitError = Fenced | Closed | ValueTooLarge
  * @since 0.1.0
  */
 export interface Service {
-  /** The value of `key` in the committed state. Values are shared: do not mutate them. */
+  /** The value of `key` in the committed state (a new copy). */
   readonly get: (key: Uint8Array) => Effect.Effect<Option.Option<Uint8Array>>
   /** The entries of `range` in key order (or reversed), committed state. */
   readonly scan: (range: Range, options?: ScanOptions) => Effect.Effect<ReadonlyArray<Entry>>
@@ -235,10 +235,10 @@ const bounds = (range: Range): readonly [string, string | undefined] => {
 
 /** Scans `tree` within bounds, with `overlay` (a transaction's writes) on top. */
 const scanTree = (
-  tree: BTree<string, Uint8Array>,
+  tree: BTree<string, string>,
   [start, end]: readonly [string, string | undefined],
   options: ScanOptions | undefined,
-  overlay?: ReadonlyMap<string, Uint8Array | null>
+  overlay?: ReadonlyMap<string, string | null>
 ): Array<Entry> => {
   const limit = options?.limit ?? Number.POSITIVE_INFINITY
   const reverse = options?.reverse ?? false
@@ -247,7 +247,7 @@ const scanTree = (
   const shadowed = new Set(pending.map(([k]) => k))
   // enough from the tree that the overlay's deletes cannot leave the result short
   const want = limit + shadowed.size
-  const fromTree: Array<readonly [string, Uint8Array | null]> = []
+  const fromTree: Array<readonly [string, string | null]> = []
   if (!reverse) {
     for (const [k, v] of tree.entries(start)) {
       if (end !== undefined && k >= end) break
@@ -270,7 +270,7 @@ const scanTree = (
   const out: Array<Entry> = []
   for (const [k, v] of merged) {
     if (v === null) continue
-    out.push({ key: fromLatin1(k), value: v })
+    out.push({ key: fromLatin1(k), value: fromLatin1(v) })
     if (out.length >= limit) break
   }
   return out
@@ -282,56 +282,56 @@ interface Limits {
   readonly maxCommitBytes: number
 }
 
-const checkKey = (limits: Limits, key: Uint8Array): Effect.Effect<void, ValueTooLarge> =>
+/** Why a key or value is refused, or undefined. */
+const tooLarge = (limits: Limits, key: Uint8Array, value: Uint8Array | undefined): ValueTooLarge | undefined =>
   key.length > limits.maxKeyBytes
-    ? Effect.fail(new ValueTooLarge({ what: "key", size: key.length, limit: limits.maxKeyBytes }))
-    : Effect.void
-
-const checkValue = (limits: Limits, value: Uint8Array): Effect.Effect<void, ValueTooLarge> =>
-  value.length > limits.maxValueBytes
-    ? Effect.fail(new ValueTooLarge({ what: "value", size: value.length, limit: limits.maxValueBytes }))
-    : Effect.void
+    ? new ValueTooLarge({ what: "key", size: key.length, limit: limits.maxKeyBytes })
+    : value !== undefined && value.length > limits.maxValueBytes
+    ? new ValueTooLarge({ what: "value", size: value.length, limit: limits.maxValueBytes })
+    : undefined
 
 /** Builds the service over an open writer. */
 const makeService = (writer: Writer, limits: Limits): Service => {
   const state = writer.state
 
-  /** Commits in memory, then waits for durability unless asked not to. */
+  /**
+   * Commits in memory (after backpressure, if any), then waits for durability unless asked not
+   * to. The common path allocates no generator: a commit is a few synchronous steps and one wait.
+   */
   const commitAndWait = (
     ops: ReadonlyArray<Op>,
     durable: boolean,
     check?: { readonly readSeq: number; readonly reads?: ReadSet | undefined }
   ): Effect.Effect<"conflict" | number, CommitError> =>
-    Effect.gen(function*() {
-      if (state.failure !== undefined) return yield* Effect.fail(state.failure)
-      if (ops.length === 0) return state.lastSeq
-      const bytes = ops.reduce((sum, op) => sum + opBytes(op), 0)
+    Effect.suspend(() => {
+      if (state.failure !== undefined) return Effect.fail(state.failure)
+      if (ops.length === 0) return Effect.succeed(state.lastSeq)
+      let bytes = 0
+      for (const op of ops) bytes += opBytes(op)
       if (bytes > limits.maxCommitBytes) {
-        return yield* Effect.fail(new ValueTooLarge({ what: "commit", size: bytes, limit: limits.maxCommitBytes }))
+        return Effect.fail(new ValueTooLarge({ what: "commit", size: bytes, limit: limits.maxCommitBytes }))
       }
-      yield* writer.backpressure
-      if (state.failure !== undefined) return yield* Effect.fail(state.failure)
-      const batch = commitOps(state, ops, check)
-      if (batch === "conflict") return "conflict" as const
-      const seq = state.lastSeq
-      if (durable) yield* writer.durable(batch)
-      return seq
+      const now = (): Effect.Effect<"conflict" | number, CommitError> => {
+        if (state.failure !== undefined) return Effect.fail(state.failure)
+        const batch = commitOps(state, ops, check)
+        if (batch === "conflict") return Effect.succeed("conflict")
+        const seq = state.lastSeq
+        return durable ? Effect.as(writer.durable(batch), seq) : Effect.succeed(seq)
+      }
+      return state.unflushedBytes > writer.maxUnflushedBytes ? Effect.flatMap(writer.backpressure, now) : now()
     })
 
   const write: Service["write"] = (batch, options) =>
-    Effect.gen(function*() {
+    Effect.suspend(() => {
       const ops: Array<Op> = []
       for (const op of batch) {
-        yield* checkKey(limits, op.key)
-        if (op._tag === "Put") {
-          yield* checkValue(limits, op.value)
-          ops.push([toLatin1(op.key), op.value.slice()])
-        } else {
-          ops.push([toLatin1(op.key), null])
-        }
+        const refused = tooLarge(limits, op.key, op._tag === "Put" ? op.value : undefined)
+        if (refused !== undefined) return Effect.fail(refused)
+        ops.push([toLatin1(op.key), op._tag === "Put" ? toLatin1(op.value) : null])
       }
-      const seq = yield* commitAndWait(ops, options?.durable ?? true)
-      return { seq: seq === "conflict" ? state.lastSeq : seq }
+      return Effect.map(commitAndWait(ops, options?.durable ?? true), (seq) => ({
+        seq: seq === "conflict" ? state.lastSeq : seq
+      }))
     })
 
   const transaction: Service["transaction"] = (f, options) => {
@@ -343,7 +343,7 @@ const makeService = (writer: Writer, limits: Limits): Service => {
         if (state.failure !== undefined) return Effect.fail(state.failure)
         const readSeq = state.lastSeq
         const snapshot = state.live.clone()
-        const writes = new Map<string, Uint8Array | null>()
+        const writes = new Map<string, string | null>()
         const readKeys = new Set<string>()
         const ranges: Array<readonly [string, string | undefined]> = []
         beginRead(state, readSeq)
@@ -351,9 +351,9 @@ const makeService = (writer: Writer, limits: Limits): Service => {
           get: (key) =>
             Effect.sync(() => {
               const k = toLatin1(key)
-              if (writes.has(k)) return Option.fromNullishOr(writes.get(k))
-              if (serializable) readKeys.add(k)
-              return Option.fromNullishOr(snapshot.get(k))
+              const value = writes.has(k) ? writes.get(k) : snapshot.get(k)
+              if (serializable && !writes.has(k)) readKeys.add(k)
+              return value === undefined || value === null ? Option.none() : Option.some(fromLatin1(value))
             }),
           scan: (range, scanOptions) =>
             Effect.sync(() => {
@@ -362,11 +362,19 @@ const makeService = (writer: Writer, limits: Limits): Service => {
               return scanTree(snapshot, b, scanOptions, writes)
             }),
           put: (key, value) =>
-            Effect.andThen(
-              Effect.andThen(checkKey(limits, key), checkValue(limits, value)),
-              Effect.sync(() => void writes.set(toLatin1(key), value.slice()))
-            ),
-          delete: (key) => Effect.andThen(checkKey(limits, key), Effect.sync(() => void writes.set(toLatin1(key), null)))
+            Effect.suspend(() => {
+              const refused = tooLarge(limits, key, value)
+              if (refused !== undefined) return Effect.fail(refused)
+              writes.set(toLatin1(key), toLatin1(value))
+              return Effect.void
+            }),
+          delete: (key) =>
+            Effect.suspend(() => {
+              const refused = tooLarge(limits, key, undefined)
+              if (refused !== undefined) return Effect.fail(refused)
+              writes.set(toLatin1(key), null)
+              return Effect.void
+            })
         }
         return f(tx).pipe(
           Effect.flatMap((a) =>
@@ -391,7 +399,11 @@ const makeService = (writer: Writer, limits: Limits): Service => {
   }
 
   return {
-    get: (key) => Effect.sync(() => Option.fromNullishOr(state.live.get(toLatin1(key)))),
+    get: (key) =>
+      Effect.sync(() => {
+        const value = state.live.get(toLatin1(key))
+        return value === undefined ? Option.none() : Option.some(fromLatin1(value))
+      }),
     scan: (range, options) => Effect.sync(() => scanTree(state.live, bounds(range), options)),
     transaction,
     write,

@@ -72,8 +72,8 @@ describe("Kv corruption", () => {
     }))
 
   it("the decoders refuse every single-byte change of their formats", () => {
-    const segment = WalSegment.encode({ epoch: 3, walId: 9, commits: [{ seq: 1, ops: [["a", new Uint8Array([1, 2])], ["b", null]] }] })
-    const run = Run.encode([["a", new Uint8Array([1])], ["b", null], ["c", new Uint8Array(5000)], ["d", new Uint8Array([4])]])
+    const segment = WalSegment.encode({ epoch: 3, walId: 9, commits: [{ seq: 1, ops: [["a", "\x01\x02"], ["b", null]] }] })
+    const run = Run.encode([["a", "\x01"], ["b", null], ["c", "\x00".repeat(5000)], ["d", "\x04"]])
     const manifest = Manifest.encode({ writerEpoch: 2, replayAfterWalId: 5, lastSeq: 7, runs: [], createdAt: 0 })
     for (const [name, encoded, decode] of [["wal", segment, WalSegment.decode], ["run", run, Run.decode], ["manifest", manifest, Manifest.decode]] as const) {
       assert.doesNotThrow(() => decode(encoded), name)

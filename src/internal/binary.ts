@@ -70,7 +70,8 @@ export class Writer {
   latin1(s: string): this {
     this.varint(s.length)
     this.reserve(s.length)
-    for (let i = 0; i < s.length; i++) this.buffer[this.length++] = s.charCodeAt(i)
+    Buffer.from(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength).write(s, this.length, s.length, "latin1")
+    this.length += s.length
     return this
   }
 
@@ -134,9 +135,7 @@ export class Reader {
 
   latin1(): string {
     const b = this.sized()
-    let s = ""
-    for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192))
-    return s
+    return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("latin1")
   }
 }
 
@@ -168,15 +167,11 @@ export const unframe = (bytes: Uint8Array, kind: number, version: number): Uint8
 }
 
 /** Bytes to a latin1 string (one char per byte), which sorts like the bytes. */
-export const toLatin1 = (bytes: Uint8Array): string => {
-  let s = ""
-  for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode(...bytes.subarray(i, i + 8192))
-  return s
-}
+export const toLatin1 = (bytes: Uint8Array): string =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1")
 
-/** A latin1 string back to bytes. */
+/** A latin1 string back to new bytes. */
 export const fromLatin1 = (s: string): Uint8Array => {
-  const out = new Uint8Array(s.length)
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i)
-  return out
+  const buffer = Buffer.from(s, "latin1")
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
 }

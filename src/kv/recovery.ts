@@ -56,12 +56,12 @@ export interface Recovered {
   readonly manifestId: number
   readonly manifest: Manifest.Manifest
   readonly epoch: number
-  readonly live: BTree<string, Uint8Array>
+  readonly live: BTree<string, string>
   readonly lastSeq: number
   /** The WAL id of the fence this writer wrote; its own batches start after it. */
   readonly fenceId: number
   /** What the replayed WAL changed, not yet in any run. */
-  readonly delta: Map<string, Uint8Array | null>
+  readonly delta: Map<string, string | null>
   readonly deltaBytes: number
   readonly replayedSegments: number
 }
@@ -116,7 +116,7 @@ const writeFence = (store: Store, manifest: Manifest.Manifest) =>
   })
 
 /** Applies the runs of a manifest, oldest first. */
-const loadRuns = (store: Store, manifest: Manifest.Manifest, live: BTree<string, Uint8Array>) =>
+const loadRuns = (store: Store, manifest: Manifest.Manifest, live: BTree<string, string>) =>
   Effect.forEach([...manifest.runs].reverse(), (ref) =>
     Effect.gen(function*() {
       const key = runKey(ref.id)
@@ -138,7 +138,7 @@ export const recover = (store: Store, options: { readonly openAttempts: number }
     const fenceId = yield* writeFence(store, manifest)
     const live = newTree()
     yield* loadRuns(store, manifest, live)
-    const delta = new Map<string, Uint8Array | null>()
+    const delta = new Map<string, string | null>()
     let deltaBytes = 0
     let lastSeq = manifest.lastSeq
     let replayedSegments = 0

@@ -12,7 +12,7 @@ import { BTree } from "../internal/btree.ts"
 import type { Closed, Fenced } from "../KvError.ts"
 
 /** A write: a value, or `null` for a delete. */
-export type Op = readonly [key: string, value: Uint8Array | null]
+export type Op = readonly [key: string, value: string | null]
 
 /** What stops the writer for good. */
 export type Failure = Fenced | Closed
@@ -38,7 +38,7 @@ export interface ConflictCheck {
 
 /** The state of one open writer. */
 export interface State {
-  live: BTree<string, Uint8Array>
+  live: BTree<string, string>
   lastSeq: number
   durableSeq: number
   readonly epoch: number
@@ -51,7 +51,7 @@ export interface State {
   /** Bytes committed and not yet durable (the filling batch and the one in flight). */
   unflushedBytes: number
   /** Changes since the last frozen delta (for the next run). */
-  delta: Map<string, Uint8Array | null>
+  delta: Map<string, string | null>
   deltaBytes: number
   segmentsSinceDelta: number
   /** Read sequence numbers of open transactions, with counts. */
@@ -67,11 +67,11 @@ export const newBatch = (): Batch => ({ commits: [], bytes: 0, done: Deferred.ma
 
 /** @internal */
 export const makeState = (options: {
-  readonly live: BTree<string, Uint8Array>
+  readonly live: BTree<string, string>
   readonly lastSeq: number
   readonly epoch: number
   readonly nextWalId: number
-  readonly delta: Map<string, Uint8Array | null>
+  readonly delta: Map<string, string | null>
   readonly deltaBytes: number
   readonly segmentsSinceDelta: number
   readonly onCommit: () => void
@@ -97,7 +97,7 @@ export const makeState = (options: {
 export const opBytes = (op: Op): number => op[0].length + (op[1]?.length ?? 0) + 8
 
 /** A new tree ordered by latin1 keys, which is byte order. */
-export const newTree = (): BTree<string, Uint8Array> => new BTree<string, Uint8Array>()
+export const newTree = (): BTree<string, string> => new BTree<string, string>()
 
 /** Whether a key is in `[start, end)` (`end` undefined: no upper bound). */
 export const inRange = (key: string, start: string, end: string | undefined): boolean =>

@@ -65,9 +65,9 @@ const makeSignal = () => {
 interface Frozen {
   readonly walId: number
   readonly lastSeq: number
-  readonly delta: Map<string, Uint8Array | null>
+  readonly delta: Map<string, string | null>
   /** For a compaction: the whole state at `lastSeq`. */
-  readonly snapshot: BTree<string, Uint8Array> | undefined
+  readonly snapshot: BTree<string, string> | undefined
 }
 
 const retryForever = Schedule.exponential("100 millis").pipe(
@@ -80,6 +80,7 @@ const isPreconditionFailed = (error: unknown) =>
 /** The running writer: its state and what the public API needs of it. */
 export interface Writer {
   readonly state: State
+  readonly maxUnflushedBytes: number
   /** Waits while more than `maxUnflushedBytes` are not durable yet. */
   readonly backpressure: Effect.Effect<void, Failure>
   /** Waits until everything committed so far is durable. */
@@ -328,7 +329,13 @@ export const startWriter = (
       }
     })
 
-    return { state, backpressure, flush, durable: (batch) => Deferred.await(batch.done) } satisfies Writer
+    return {
+      state,
+      maxUnflushedBytes: options.maxUnflushedBytes,
+      backpressure,
+      flush,
+      durable: (batch) => Deferred.await(batch.done)
+    } satisfies Writer
   })
 
 const safeDecodeTime = (id: string): number | undefined => {
