@@ -80,7 +80,7 @@ const materialised = (count: number) =>
       delete: () => Effect.void,
       list: () => Stream.empty
     })
-    const kvContext = yield* Layer.build(Kv.layer({ runFlushSegments: 1_000_000, runFlushBytes: 1e12 }).pipe(Layer.provide(discard)))
+    const kvContext = yield* Layer.build(Kv.layer().pipe(Layer.provide(discard)))
     const kv = Context.get(kvContext, Kv.Kv)
     gc?.()
     const before = process.memoryUsage()

@@ -52,52 +52,75 @@ export interface BlockRef {
 }
 
 /**
+ * Encodes a run entry by entry (keys in order), so that a big run can be built in slices
+ * between which the caller yields.
+ *
+ * @category encoding
+ * @since 0.1.0
+ */
+export class Encoder {
+  private readonly out = new Writer(64 * 1024)
+  private readonly blocks: Array<BlockRef> = []
+  private block = new Writer(blockBytes + 512)
+  private first: string | undefined
+  private last = ""
+  private count = 0
+  /** Entries added so far. */
+  entries = 0
+
+  constructor() {
+    this.out.bytes(new Uint8Array(header))
+  }
+
+  add(key: string, value: string | null): void {
+    if (value === null) this.block.u8(1).latin1(key)
+    else this.block.u8(0).latin1(key).latin1(value)
+    this.first ??= key
+    this.last = key
+    this.count++
+    this.entries++
+    if (this.block.length >= blockBytes) this.closeBlock()
+  }
+
+  private closeBlock(): void {
+    if (this.first === undefined) return
+    const bytes = this.block.finish()
+    this.blocks.push({ firstKey: this.first, lastKey: this.last, offset: this.out.length, length: bytes.length, entries: this.count })
+    this.out.bytes(bytes).u32(crc32(bytes))
+    this.block = new Writer(blockBytes + 512)
+    this.first = undefined
+    this.count = 0
+  }
+
+  finish(): Uint8Array {
+    this.closeBlock()
+    const out = this.out
+    const indexOffset = out.length
+    const index = new Writer(this.blocks.length * 32 + 8).varint(this.blocks.length)
+    for (const b of this.blocks) index.latin1(b.firstKey).latin1(b.lastKey).varint(b.offset).varint(b.length).varint(b.entries)
+    const indexBytes = index.finish()
+    out.bytes(indexBytes)
+    const fixed = new Writer(footerBytes)
+      .u32(Math.floor(indexOffset / 0x1_0000_0000)).u32(indexOffset >>> 0).u32(indexBytes.length).u32(this.entries)
+      .finish()
+    const check = new Uint8Array(indexBytes.length + fixed.length)
+    check.set(indexBytes, 0)
+    check.set(fixed, indexBytes.length)
+    out.bytes(fixed).u32(crc32(check)).bytes(new Uint8Array(footerMagic))
+    return out.finish()
+  }
+}
+
+/**
  * Encodes entries that are already in key order.
  *
  * @category encoding
  * @since 0.1.0
  */
 export const encode = (entries: Iterable<Entry>): Uint8Array => {
-  const out = new Writer(64 * 1024)
-  out.bytes(new Uint8Array(header))
-  const blocks: Array<BlockRef> = []
-  let block = new Writer(blockBytes + 512)
-  let first: string | undefined
-  let last = ""
-  let count = 0
-  let total = 0
-  const closeBlock = () => {
-    if (first === undefined) return
-    const bytes = block.finish()
-    blocks.push({ firstKey: first, lastKey: last, offset: out.length, length: bytes.length, entries: count })
-    out.bytes(bytes).u32(crc32(bytes))
-    block = new Writer(blockBytes + 512)
-    first = undefined
-    count = 0
-  }
-  for (const [key, value] of entries) {
-    if (value === null) block.u8(1).latin1(key)
-    else block.u8(0).latin1(key).latin1(value)
-    first ??= key
-    last = key
-    count++
-    total++
-    if (block.length >= blockBytes) closeBlock()
-  }
-  closeBlock()
-  const indexOffset = out.length
-  const index = new Writer(blocks.length * 32 + 8).varint(blocks.length)
-  for (const b of blocks) index.latin1(b.firstKey).latin1(b.lastKey).varint(b.offset).varint(b.length).varint(b.entries)
-  const indexBytes = index.finish()
-  out.bytes(indexBytes)
-  const footer = new Writer(footerBytes)
-    .u32(Math.floor(indexOffset / 0x1_0000_0000)).u32(indexOffset >>> 0).u32(indexBytes.length).u32(total)
-  const fixed = footer.finish()
-  const check = new Uint8Array(indexBytes.length + fixed.length)
-  check.set(indexBytes, 0)
-  check.set(fixed, indexBytes.length)
-  out.bytes(fixed).u32(crc32(check)).bytes(new Uint8Array(footerMagic))
-  return out.finish()
+  const encoder = new Encoder()
+  for (const [key, value] of entries) encoder.add(key, value)
+  return encoder.finish()
 }
 
 /**

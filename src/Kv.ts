@@ -57,7 +57,10 @@ export interface Options {
   readonly runFlushSegments?: number | undefined
   /** ...or once they reach this many bytes (default 8 MiB). */
   readonly runFlushBytes?: number | undefined
-  /** With this many runs, the next one is a full image that replaces them (default 8). */
+  /**
+   * With this many runs, the next one is a full image that replaces them (default 64); an image
+   * is also written once the deltas since the last one weigh half as much as it.
+   */
   readonly maxRuns?: number | undefined
   /** Objects no manifest needs are deleted once this old (default 10 minutes). */
   readonly gcMinAge?: Duration.Input | undefined
@@ -434,7 +437,7 @@ export const make = (options?: Options): Effect.Effect<Service, OpenError, Objec
       maxUnflushedBytes: options?.maxUnflushedBytes ?? 64 * 1024 * 1024,
       runFlushSegments: options?.runFlushSegments ?? 512,
       runFlushBytes: options?.runFlushBytes ?? 8 * 1024 * 1024,
-      maxRuns: options?.maxRuns ?? 8,
+      maxRuns: Math.max(1, options?.maxRuns ?? 64),
       gcMinAge: Duration.fromInputUnsafe(options?.gcMinAge ?? "10 minutes"),
       keepManifests: options?.keepManifests ?? 10
     })

@@ -30,12 +30,17 @@ describe("Kv corruption", () => {
   it.effect("every byte position class of every needed object: Corrupt; of unneeded ones: the right state", () =>
     Effect.gen(function*() {
       const { raw, reliable } = yield* faultyMemory({ seed: 1 })
-      const options = { runFlushSegments: 2, maxRuns: 3, gcMinAge: "1 hour" as const }
+      const options = { runFlushSegments: 2, maxRuns: 5, gcMinAge: "1 hour" as const }
       const a = yield* driveOrDie(openKv(reliable, options), "open")
-      for (let i = 0; i < 30; i++) {
+      // write until the latest manifest names several runs (an image and deltas)
+      const latestRuns = Effect.gen(function*() {
+        const manifests = (yield* Stream.runCollect(raw.list("manifest/"))).map((e) => e.key)
+        return Manifest.decode((yield* raw.get(manifests.at(-1)!)).bytes).runs.length
+      })
+      for (let i = 0; i < 30 || (yield* latestRuns) < 3; i++) {
         yield* driveOrDie(a.kv.write([{ _tag: "Put", key: bytes(`k${i % 7}`), value: bytes(`v${i}`) }, { _tag: "Delete", key: bytes(`k${(i + 3) % 7}`) }]), "write")
+        yield* driveOrDie(Effect.sleep("5 millis"), "runs")
       }
-      yield* driveOrDie(Effect.sleep("50 millis"), "runs")
       yield* driveOrDie(a.kv.write([{ _tag: "Put", key: bytes("tail"), value: bytes("in the WAL only") }]), "tail")
       const expected = dump(yield* a.kv.scan({ prefix: new Uint8Array(0) }))
       // the crash: a is abandoned; what is stored is what a reopen needs

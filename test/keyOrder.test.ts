@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { compareKeys, lowerBound, upperBound } from "../src/internal/keyOrder.ts"
+import { compareKeys } from "../src/internal/keyOrder.ts"
 import { makePrng } from "../src/internal/prng.ts"
 
 const alphabet = ["a", "b", "/", "%", "é", "\u00ff", "\u0800", "\ud7ff", "\ue000", "\uffff", "😀", "𝄞", "0"]
@@ -12,10 +12,5 @@ describe("key order", () => {
       const [a, b] = [randomKey(), randomKey()]
       assert.strictEqual(Math.sign(compareKeys(a, b)), Math.sign(Buffer.compare(Buffer.from(a), Buffer.from(b))), `${a} ${b}`)
     }
-  })
-
-  it("lowerBound and upperBound find the first key ≥ and > a key", () => {
-    const keys = ["a", "b", "b", "c"]
-    assert.deepStrictEqual([lowerBound(keys, "b"), upperBound(keys, "b"), lowerBound(keys, "0"), upperBound(keys, "z")], [1, 3, 0, 4])
   })
 })

@@ -7,7 +7,8 @@
 import { Effect, Option, Stream } from "effect"
 import type { ListEntry, Metadata, Service } from "../ObjectStore.ts"
 import * as ObjectStoreError from "../ObjectStoreError.ts"
-import { compareKeys, lowerBound, upperBound } from "../internal/keyOrder.ts"
+import { BTree } from "../internal/btree.ts"
+import { compareKeys } from "../internal/keyOrder.ts"
 import { sliceRange } from "./validate.ts"
 
 interface Entry {
@@ -20,45 +21,56 @@ interface Entry {
 export const listPageSize = 1000
 
 /**
- * Pages of `[key, value]` from a sorted key array: keys starting with `prefix`, after
- * `startAfter`. Each page searches again, so writes between pages are seen as S3 would.
+ * Pages of entries of the keys starting with `prefix` after `startAfter`, in key order, from a
+ * function that lists up to `limit` keys after a given one. Each page searches again, so writes
+ * between pages are seen as S3 would.
  *
  * @internal
  */
-export const listSorted = <A>(
-  sortedKeys: () => ReadonlyArray<string>,
+export const listPaged = <A>(
+  keysAfter: (after: string | undefined, prefix: string, limit: number) => ReadonlyArray<string>,
   entry: (key: string) => A | undefined,
   prefix: string,
   startAfter: string | undefined
 ): Stream.Stream<A> =>
   Stream.paginate(startAfter, (after) =>
     Effect.sync(() => {
-      const keys = sortedKeys()
-      let i = after === undefined || compareKeys(after, prefix) < 0 ? lowerBound(keys, prefix) : upperBound(keys, after)
+      const keys = keysAfter(after, prefix, listPageSize + 1)
+      const pageKeys = keys.slice(0, listPageSize)
       const page: Array<A> = []
-      let last: string | undefined
-      while (i < keys.length && page.length < listPageSize) {
-        const key = keys[i++]!
-        if (!key.startsWith(prefix)) break
+      for (const key of pageKeys) {
         const value = entry(key)
         if (value !== undefined) page.push(value)
-        last = key
       }
-      const more = page.length === listPageSize && i < keys.length && keys[i]!.startsWith(prefix)
-      return [page, more ? Option.some(last) : Option.none()] as const
+      const more = keys.length > listPageSize
+      return [page, more ? Option.some(pageKeys[pageKeys.length - 1]) : Option.none()] as const
     }))
 
 /** @internal */
 export const make: Effect.Effect<Service> = Effect.sync(() => {
   const objects = new Map<string, Entry>()
-  const keys: Array<string> = []
+  // the key index, in code point order (UTF-8 byte order)
+  const keys = new BTree<string, undefined>(undefined, compareKeys)
   let version = 0
 
   const write = (key: string, bytes: Uint8Array, metadata: Metadata | undefined): string => {
     const etag = `m${(++version).toString(16).padStart(12, "0")}`
-    if (!objects.has(key)) keys.splice(lowerBound(keys, key), 0, key)
+    keys.set(key, undefined)
     objects.set(key, { bytes: bytes.slice(), etag, metadata: { ...metadata } })
     return etag
+  }
+
+  /** Up to `limit` keys with `prefix`, strictly after `after`. */
+  const keysAfter = (after: string | undefined, prefix: string, limit: number): Array<string> => {
+    const out: Array<string> = []
+    const from = after === undefined || compareKeys(after, prefix) < 0 ? prefix : after
+    for (const key of keys.keys(from)) {
+      if (after !== undefined && key === after) continue
+      if (!key.startsWith(prefix)) break // past the keys with the prefix
+      out.push(key)
+      if (out.length >= limit) break
+    }
+    return out
   }
 
   const missing = (operation: "get" | "head", key: string) => ObjectStoreError.make(operation, key, "NotFound")
@@ -93,11 +105,11 @@ export const make: Effect.Effect<Service> = Effect.sync(() => {
       }),
     delete: (key) =>
       Effect.sync(() => {
-        if (objects.delete(key)) keys.splice(lowerBound(keys, key), 1)
+        if (objects.delete(key)) keys.delete(key)
       }),
     list: (prefix, options) =>
-      listSorted<ListEntry>(
-        () => keys,
+      listPaged<ListEntry>(
+        keysAfter,
         (key) => {
           const entry = objects.get(key)
           return entry && { key, size: entry.bytes.length, etag: entry.etag }

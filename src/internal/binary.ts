@@ -11,23 +11,23 @@ export class DecodeError extends Error {}
 
 /** @internal */
 export class Writer {
-  private buffer: Uint8Array
+  private buffer: Buffer
   private view: DataView
   length = 0
 
   constructor(initial = 256) {
-    this.buffer = new Uint8Array(initial)
-    this.view = new DataView(this.buffer.buffer)
+    this.buffer = Buffer.allocUnsafe(initial)
+    this.view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength)
   }
 
   private reserve(n: number): void {
     if (this.length + n <= this.buffer.length) return
     let size = this.buffer.length * 2
     while (size < this.length + n) size *= 2
-    const next = new Uint8Array(size)
-    next.set(this.buffer.subarray(0, this.length))
+    const next = Buffer.allocUnsafe(size)
+    this.buffer.copy(next, 0, 0, this.length)
     this.buffer = next
-    this.view = new DataView(next.buffer)
+    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength)
   }
 
   u8(n: number): this {
@@ -70,13 +70,16 @@ export class Writer {
   latin1(s: string): this {
     this.varint(s.length)
     this.reserve(s.length)
-    Buffer.from(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength).write(s, this.length, s.length, "latin1")
+    this.buffer.write(s, this.length, s.length, "latin1")
     this.length += s.length
     return this
   }
 
+  /** The bytes written, as a new array of their own. */
   finish(): Uint8Array {
-    return this.buffer.slice(0, this.length)
+    const out = new Uint8Array(this.length)
+    out.set(this.buffer.subarray(0, this.length))
+    return out
   }
 }
 

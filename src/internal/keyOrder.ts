@@ -17,27 +17,3 @@ export const compareKeys = (a: string, b: string): number => {
   }
   return a.length - b.length
 }
-
-/** Index of the first element of `sorted` that is greater than `key`. @internal */
-export const upperBound = (sorted: ReadonlyArray<string>, key: string): number => {
-  let lo = 0
-  let hi = sorted.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if (compareKeys(sorted[mid]!, key) <= 0) lo = mid + 1
-    else hi = mid
-  }
-  return lo
-}
-
-/** Index of the first element of `sorted` that is greater than or equal to `key`. @internal */
-export const lowerBound = (sorted: ReadonlyArray<string>, key: string): number => {
-  let lo = 0
-  let hi = sorted.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if (compareKeys(sorted[mid]!, key) < 0) lo = mid + 1
-    else hi = mid
-  }
-  return lo
-}

@@ -115,18 +115,22 @@ const writeFence = (store: Store, manifest: Manifest.Manifest) =>
     }
   })
 
-/** Applies the runs of a manifest, oldest first. */
+/** Applies the runs of a manifest, oldest first (fetched 8 at a time). */
 const loadRuns = (store: Store, manifest: Manifest.Manifest, live: BTree<string, string>) =>
-  Effect.forEach([...manifest.runs].reverse(), (ref) =>
-    Effect.gen(function*() {
+  Stream.fromIterable([...manifest.runs].reverse()).pipe(
+    Stream.mapEffect((ref) => {
       const key = runKey(ref.id)
-      const object = yield* store.get(key)
-      const entries = yield* decodeOrCorrupt(key, object.bytes, Run.decode)
-      for (const [k, v] of entries) {
-        if (v === null) live.delete(k)
-        else live.set(k, v)
-      }
-    }), { discard: true })
+      return Effect.flatMap(store.get(key), (object) => decodeOrCorrupt(key, object.bytes, Run.decode))
+    }, { concurrency: 8 }),
+    Stream.runForEach((entries) =>
+      Effect.sync(() => {
+        for (const [k, v] of entries) {
+          if (v === null) live.delete(k)
+          else live.set(k, v)
+        }
+      })
+    )
+  )
 
 /**
  * Opens the store as its writer. Fails with `Fenced` if another writer keeps winning the race to

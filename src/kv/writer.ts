@@ -70,6 +70,9 @@ interface Frozen {
   readonly snapshot: BTree<string, string> | undefined
 }
 
+/** Deltas smaller than this never trigger a compaction by weight. */
+const minCompactionBytes = 1024 * 1024
+
 const retryForever = Schedule.exponential("100 millis").pipe(
   Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(10))))
 )
@@ -111,9 +114,14 @@ export const startWriter = (
     })
     let inFlight: Batch | undefined
     const frozen: Array<Frozen> = []
-    let plannedRuns = recovered.manifest.runs.length
+    // What the runs will be once every frozen delta is written: for the compaction decision.
+    let plannedDeltaRuns = recovered.manifest.runs.filter((r) => !r.full).length
+    let plannedDeltaBytes = recovered.manifest.runs.filter((r) => !r.full).reduce((sum, r) => sum + r.bytes, 0)
+    let fullBytes = recovered.manifest.runs.find((r) => r.full)?.bytes ?? 0
     let current = { id: recovered.manifestId, manifest: recovered.manifest }
     const knownManifests = new Map<number, Manifest.Manifest>([[current.id, current.manifest]])
+    // WAL ids up to this one have been looked at by GC (those a previous writer left are looked at once)
+    let walCollectedUpTo = 0
     const random = yield* Random.Random
     const newRunId = monotonicFactory(() => random.nextDoubleUnsafe())
 
@@ -151,10 +159,18 @@ export const startWriter = (
 
     // ---- flusher ---------------------------------------------------------------------------
 
+    /**
+     * Freezes the changes since the last delta at a batch boundary. The run written from them is a
+     * full image (a compaction: an O(1) clone of the state at this very boundary) once there would
+     * be `maxRuns` runs, or once the deltas since the last image weigh half of it (at least 1 MiB):
+     * so the cost of images stays proportional to what was written, and replay reads few runs.
+     */
     const freezeDelta = (walId: number, lastSeq: number) => {
-      const compact = plannedRuns + 1 > options.maxRuns
+      const compact = plannedDeltaRuns + 2 > options.maxRuns ||
+        plannedDeltaBytes + state.deltaBytes >= Math.max(fullBytes / 2, minCompactionBytes)
       frozen.push({ walId, lastSeq, delta: state.delta, snapshot: compact ? state.live.clone() : undefined })
-      plannedRuns = compact ? 1 : plannedRuns + 1
+      plannedDeltaRuns = compact ? 0 : plannedDeltaRuns + 1
+      plannedDeltaBytes = compact ? 0 : plannedDeltaBytes + state.deltaBytes
       state.delta = new Map()
       state.deltaBytes = 0
       state.segmentsSinceDelta = 0
@@ -197,10 +213,19 @@ export const startWriter = (
 
     // ---- maintainer: runs, manifests, GC ---------------------------------------------------------
 
-    const runEntries = (f: Frozen): Array<Run.Entry> =>
-      f.snapshot !== undefined
-        ? [...f.snapshot.entries()]
-        : [...f.delta.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    /** Encodes a frozen delta or image, yielding between slices so commits are not held up. */
+    const encodeRun = (f: Frozen) =>
+      Effect.gen(function*() {
+        const encoder = new Run.Encoder()
+        const entries: Iterable<Run.Entry> = f.snapshot !== undefined
+          ? f.snapshot.entries()
+          : [...f.delta.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        for (const [key, value] of entries) {
+          encoder.add(key, value)
+          if (encoder.entries % 4096 === 0) yield* Effect.yieldNow
+        }
+        return { bytes: encoder.finish(), entries: encoder.entries }
+      })
 
     const readManifest = (id: number) =>
       Effect.suspend(() => {
@@ -245,11 +270,18 @@ export const startWriter = (
       }
       const horizon = Math.min(...keptManifests.map((m) => m.replayAfterWalId))
       const referenced = new Set(keptManifests.flatMap((m) => m.runs.map((r) => r.id)))
-      const walEntries = yield* collectEntries(store, walPrefix)
-      for (const entry of walEntries) {
-        const id = idOf(entry.key, walPrefix)
-        if (id === undefined || id > horizon || entry.size === 0 || id >= state.durableWalId) continue
-        yield* store.delete(entry.key)
+      // only the WAL ids not looked at before, up to the horizon
+      const upTo = Math.min(horizon, state.durableWalId - 1)
+      if (upTo > walCollectedUpTo) {
+        const walEntries = yield* Stream.runCollect(
+          store.list(walPrefix, { startAfter: walKey(walCollectedUpTo) }).pipe(
+            Stream.takeWhile((entry) => (idOf(entry.key, walPrefix) ?? 0) <= upTo)
+          )
+        )
+        for (const entry of walEntries) {
+          if (entry.size > 0) yield* store.delete(entry.key) // fences stay
+        }
+        walCollectedUpTo = upTo
       }
       const runEntries = yield* collectEntries(store, runPrefix)
       for (const entry of runEntries) {
@@ -263,10 +295,10 @@ export const startWriter = (
 
     const writeRunAndManifest = (f: Frozen) =>
       Effect.gen(function*() {
-        const entries = runEntries(f)
-        const bytes = Run.encode(entries)
+        const { bytes, entries } = yield* encodeRun(f)
         const runId = newRunId(Math.floor(yield* Clock.currentTimeMillis))
-        const ref: Manifest.RunRef = { id: runId, entries: entries.length, bytes: bytes.length, maxSeq: f.lastSeq, full: f.snapshot !== undefined }
+        const ref: Manifest.RunRef = { id: runId, entries, bytes: bytes.length, maxSeq: f.lastSeq, full: f.snapshot !== undefined }
+        if (ref.full) fullBytes = bytes.length
         if (!(yield* putUntilDone(runKey(runId), bytes, false, () => {}))) return
         const manifest: Manifest.Manifest = {
           writerEpoch: state.epoch,
