@@ -2,7 +2,8 @@
 // store with a crash at a random operation k. Invariants (slatedb.md §8.1): no acknowledged write
 // lost, recovery is exactly a prefix of the commit history, reads see own writes, and the store
 // works on after recovery. One schedule per seed; the same seed always replays the same schedule.
-import { Effect } from "effect"
+import { Effect, Stream } from "effect"
+import * as Manifest from "../../schema/Manifest.ts"
 import type * as FaultInjection from "../../src/FaultInjection.ts"
 import type * as Kv from "../../src/Kv.ts"
 import { makePrng } from "../../src/internal/prng.ts"
@@ -133,5 +134,13 @@ export const runSchedule = (seed: number) =>
       return yield* Effect.die(new Error(`seed ${seed}: after reopen ${final}, expected ${expected}`))
     }
     yield* driveOrDie(third.close, `seed ${seed}: close third`)
+    // epochs never decrease with the manifest id
+    const manifests = yield* Stream.runCollect(reliable.list("manifest/"))
+    let epoch = 0
+    for (const entry of manifests) {
+      const m = Manifest.decode((yield* reliable.get(entry.key)).bytes)
+      if (m.writerEpoch < epoch) return yield* Effect.die(new Error(`seed ${seed}: ${entry.key} has epoch ${m.writerEpoch} < ${epoch}`))
+      epoch = m.writerEpoch
+    }
     return { seed, issued, acked, recoveredAt, crashed } satisfies ScheduleReport
   })
