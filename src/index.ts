@@ -13,6 +13,21 @@
 export * as FaultInjection from "./FaultInjection.ts"
 
 /**
+ * A transactional, ordered key-value store on an object store, with one writer at a time:
+ * group-committed WAL, numbered manifests with writer fencing, sorted runs, recovery, GC.
+ *
+ * @since 0.1.0
+ */
+export * as Kv from "./Kv.ts"
+
+/**
+ * Errors of the KV engine: `TransactionConflict`, `Fenced`, `Closed`, `Corrupt`, `ValueTooLarge`.
+ *
+ * @since 0.1.0
+ */
+export * as KvError from "./KvError.ts"
+
+/**
  * The only module that touches storage: get, head, conditional put, delete and ordered list,
  * on memory, a local directory or S3.
  *
