@@ -1,4 +1,7 @@
+// Every suite written once, run on this backend.
+import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
 import { fileSystem } from "./utils/stores.ts"
 
 objectStoreConformance(fileSystem)
+kvOnBackend(fileSystem)
