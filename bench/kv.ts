@@ -1,9 +1,10 @@
 // npm run bench:kv [-- --quick] [-- --only directory,s3sim,memory]
 //
 // Small durable commits (one key, a 100-byte value) on the directory backend at concurrency 1, 16
-// and 256, and on the memory store with S3-like injected latency (PUT log-normal, p50 30 ms, p99
-// 120 ms) at concurrency 1,000: commits/s, p50/p99 latency, requests and bytes per commit. Then the
-// memory the materialised state takes per million keys, against the raw key + value bytes.
+// and 256, on the memory store with S3-like injected latency (PUT log-normal, p50 30 ms, p99
+// 120 ms) at concurrency 1 and 1,000, and on the S3 test server (loopback) at 1 and 256:
+// commits/s, p50/p99 latency, requests and bytes per commit. Then the memory the materialised
+// state takes per million keys, against the raw key + value bytes.
 import * as fs from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
@@ -12,11 +13,12 @@ import * as FaultInjection from "../src/FaultInjection.ts"
 import * as Kv from "../src/Kv.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
 import * as ObjectStoreError from "../src/ObjectStoreError.ts"
+import { s3Options, startS3 } from "./s3Server.ts"
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
 const onlyIndex = args.indexOf("--only")
-const only = onlyIndex >= 0 ? args[onlyIndex + 1]!.split(",") : ["directory", "s3sim", "memory"]
+const only = onlyIndex >= 0 ? args[onlyIndex + 1]!.split(",") : ["directory", "s3sim", "s3", "memory"]
 
 interface Row {
   readonly scenario: string
@@ -126,6 +128,16 @@ const main = Effect.gen(function*() {
       }).pipe(Layer.provide(ObjectStore.layerMemory({ retry: false })))
       for (const [c, n] of [[1, quick ? 50 : 200], [1000, quick ? 30000 : 100000]] as const) {
         rows.push(yield* commits("memory + S3-like latency", s3like, c, n))
+      }
+    }
+    if (only.includes("s3")) {
+      const stop = startS3()
+      try {
+        for (const [c, n] of [[1, quick ? 50 : 300], [256, quick ? 5000 : 20000]] as const) {
+          rows.push(yield* commits("S3 (Ceph RGW, loopback)", ObjectStore.layerS3(s3Options(`bench-kv-${process.pid}-${c}`)), c, n))
+        }
+      } finally {
+        stop()
       }
     }
   } finally {

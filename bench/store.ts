@@ -3,13 +3,13 @@
 // put / get / put-if-absent latency (p50, p99) and throughput for each backend at concurrency 1
 // and 16, with the machine's fsync baseline (the same durable create done with bare node:fs).
 // Starts the S3 test server (../shared/s3) unless S3_ENDPOINT is set, and stops it afterwards.
-import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, type Layer } from "effect"
 import * as ObjectStore from "../src/ObjectStore.ts"
+import { s3Options, startS3 } from "./s3Server.ts"
 
 const args = process.argv.slice(2)
 const option = (name: string, fallback: string) => {
@@ -118,16 +118,6 @@ const fsyncBaseline = (dir: string, count: number): Array<Row> => {
   return rows
 }
 
-const s3Kit = fileURLToPath(new URL("../../shared/s3/", import.meta.url))
-
-const startS3 = (): boolean => {
-  if (process.env.S3_ENDPOINT) return false
-  const out = execFileSync("bash", [`${s3Kit}start.sh`], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] })
-  for (const [, name, value] of out.matchAll(/^export (\w+)=(.*)$/gm)) process.env[name!] = value!
-  process.env.S3_QUOTE_IF_MATCH ??= "false"
-  return true
-}
-
 const main = Effect.gen(function*() {
   const rows: Array<Row> = []
   const dir = fs.mkdtempSync(path.join(tmpdir(), "bucketq-bench-"))
@@ -138,20 +128,11 @@ const main = Effect.gen(function*() {
       rows.push(...yield* benchStore("directory", n, ObjectStore.layerFileSystem({ directory: path.join(dir, "store") })))
     }
     if (backends.includes("s3")) {
-      const started = startS3()
+      const stop = startS3()
       try {
-        const env = process.env
-        rows.push(...yield* benchStore("s3 (Ceph RGW, loopback)", s3N, ObjectStore.layerS3({
-          bucket: env.S3_BUCKET!,
-          prefix: `bench-${process.pid}`,
-          endpoint: env.S3_ENDPOINT!,
-          region: env.AWS_REGION ?? "us-east-1",
-          forcePathStyle: true,
-          quoteIfMatch: env.S3_QUOTE_IF_MATCH !== "false",
-          credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID!, secretAccessKey: Redacted.make(env.AWS_SECRET_ACCESS_KEY!) }
-        })))
+        rows.push(...yield* benchStore("s3 (Ceph RGW, loopback)", s3N, ObjectStore.layerS3(s3Options(`bench-${process.pid}`))))
       } finally {
-        if (started) execFileSync("bash", [`${s3Kit}stop.sh`], { stdio: "inherit" })
+        stop()
       }
     }
   } finally {

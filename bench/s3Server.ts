@@ -1,0 +1,31 @@
+// The S3-compatible server of ../shared/s3 for benchmarks: started unless S3_ENDPOINT is set,
+// stopped by the returned function; and the store options it answers to.
+import { execFileSync } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { Redacted } from "effect"
+import type * as ObjectStore from "../src/ObjectStore.ts"
+
+const kit = fileURLToPath(new URL("../../shared/s3/", import.meta.url))
+
+/** Starts the server if needed; the result stops it again (a no-op if it was already running). */
+export const startS3 = (): (() => void) => {
+  if (process.env.S3_ENDPOINT) return () => {}
+  const out = execFileSync("bash", [`${kit}start.sh`], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] })
+  for (const [, name, value] of out.matchAll(/^export (\w+)=(.*)$/gm)) process.env[name!] = value!
+  process.env.S3_QUOTE_IF_MATCH ??= "false" // radosgw 16 compares If-Match unquoted
+  return () => execFileSync("bash", [`${kit}stop.sh`], { stdio: "inherit" })
+}
+
+/** Options of a store under `prefix` on the server in the environment. */
+export const s3Options = (prefix: string): ObjectStore.S3Options => {
+  const env = process.env
+  return {
+    bucket: env.S3_BUCKET!,
+    prefix,
+    endpoint: env.S3_ENDPOINT!,
+    region: env.AWS_REGION ?? "us-east-1",
+    forcePathStyle: true,
+    quoteIfMatch: env.S3_QUOTE_IF_MATCH !== "false",
+    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID!, secretAccessKey: Redacted.make(env.AWS_SECRET_ACCESS_KEY!) }
+  }
+}
