@@ -197,6 +197,14 @@ export interface Service {
     f: (tx: Transaction) => Effect.Effect<A, E, R>,
     options?: TransactionOptions
   ) => Effect.Effect<A, E | CommitError | TransactionConflict, R>
+  /**
+   * `transaction`, also telling the commit's sequence number (`undefined` when the transaction
+   * wrote nothing).
+   */
+  readonly transactionWithSeq: <A, E, R>(
+    f: (tx: Transaction) => Effect.Effect<A, E, R>,
+    options?: TransactionOptions
+  ) => Effect.Effect<{ readonly value: A; readonly seq: number | undefined }, E | CommitError | TransactionConflict, R>
   /** Commits a batch of writes atomically; succeeds with its sequence number. */
   readonly write: (batch: ReadonlyArray<WriteOp>, options?: WriteOptions) => Effect.Effect<WriteResult, CommitError>
   /** Waits until everything committed so far is durable. */
@@ -337,7 +345,7 @@ const makeService = (writer: Writer, limits: Limits): Service => {
       }))
     })
 
-  const transaction: Service["transaction"] = (f, options) => {
+  const transactionWithSeq: Service["transactionWithSeq"] = (f, options) => {
     const serializable = options?.isolation === "serializable"
     const maxRetries = options?.maxRetries ?? 10
     const durable = options?.durable ?? true
@@ -386,7 +394,7 @@ const makeService = (writer: Writer, limits: Limits): Service => {
                 readSeq,
                 reads: serializable ? { keys: readKeys, ranges } : undefined
               }),
-              (outcome) => ({ outcome, value: a })
+              (outcome) => ({ outcome, value: a, wrote: writes.size > 0 })
             )
           ),
           Effect.ensuring(Effect.sync(() => endRead(state, readSeq)))
@@ -395,7 +403,9 @@ const makeService = (writer: Writer, limits: Limits): Service => {
     return Effect.gen(function*() {
       for (let tries = 1;; tries++) {
         const result = yield* attempt()
-        if (result.outcome !== "conflict") return result.value
+        if (result.outcome !== "conflict") {
+          return { value: result.value, seq: result.wrote ? result.outcome : undefined }
+        }
         if (tries > maxRetries) return yield* new TransactionConflict({ attempts: tries })
       }
     })
@@ -408,7 +418,8 @@ const makeService = (writer: Writer, limits: Limits): Service => {
         return value === undefined ? Option.none() : Option.some(fromLatin1(value))
       }),
     scan: (range, options) => Effect.sync(() => scanTree(state.live, bounds(range), options)),
-    transaction,
+    transaction: (f, options) => Effect.map(transactionWithSeq(f, options), (result) => result.value),
+    transactionWithSeq,
     write,
     flush: writer.flush,
     stats: Effect.sync(() => ({

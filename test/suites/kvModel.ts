@@ -1,5 +1,5 @@
-// Model-based randomized schedules of the KV against a plain sorted map, on a fault-injecting
-// store with a crash at a random operation k. Invariants (slatedb.md §8.1): no acknowledged write
+// Model-based randomized schedules of the KV (puts, deletes, scans, transactions) against a plain
+// sorted map, on a fault-injecting store with a crash at a random operation k. Invariants (slatedb.md §8.1): no acknowledged write
 // lost, recovery is exactly a prefix of the commit history, reads see own writes, and the store
 // works on after recovery. One schedule per seed; the same seed always replays the same schedule.
 import { Effect, Stream } from "effect"
@@ -80,6 +80,31 @@ export const runSchedule = (seed: number) =>
           const expected = modelAt(history, issued)
           if (seen.join() !== expected.join()) {
             return yield* Effect.die(new Error(`seed ${seed}: read ${seen} but the model has ${expected}`))
+          }
+          return
+        }
+        if (roll < 0.55) {
+          // a transaction: read a key and a range in its snapshot, write from what it read
+          const from = keys[prng.int(0, keys.length)]!
+          const to = keys[prng.int(0, keys.length)]!
+          const isolation = prng.next() < 0.5 ? "serializable" as const : "snapshot" as const
+          const result = yield* kv.transactionWithSeq((tx) =>
+            Effect.gen(function*() {
+              const read = yield* tx.get(bytes(from))
+              const scanned = yield* tx.scan({ start: bytes("k0"), end: bytes("k4") }, { limit: 3 })
+              yield* Effect.yieldNow // let other workers commit in between
+              const ops: Array<ModelOp> = read._tag === "Some"
+                ? [[to, `${text(read.value)}+${scanned.length}`]]
+                : [[to, null], [from, `t${worker}.${i}`]]
+              for (const [k, v] of ops) {
+                if (v === null) yield* tx.delete(bytes(k))
+                else yield* tx.put(bytes(k), bytes(v))
+              }
+              return ops
+            }), { durable: false, isolation, maxRetries: 50 })
+          if (result.seq !== undefined) {
+            history.set(result.seq, result.value)
+            issued = Math.max(issued, result.seq)
           }
           return
         }
