@@ -77,6 +77,8 @@ const retryForever = Schedule.exponential("100 millis").pipe(
   Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(10))))
 )
 
+const retryable = (error: unknown) => error instanceof ObjectStoreError && isRetryable(error)
+
 const isPreconditionFailed = (error: unknown) =>
   error instanceof ObjectStoreError && error.reason._tag === "PreconditionFailed"
 
@@ -144,9 +146,7 @@ export const startWriter = (
      */
     const putUntilDone = (key: string, bytes: Uint8Array, conditional: boolean, onTaken: () => void) =>
       store.put(key, bytes, conditional ? { ifNoneMatch: "*" } : {}).pipe(
-        Effect.tapError((error) =>
-          Effect.logWarning(`put ${key} failed; retrying`, error).pipe(Effect.when(Effect.succeed(retryable(error))))
-        ),
+        Effect.tapError((error) => retryable(error) ? Effect.logWarning(`put ${key} failed; retrying`, error) : Effect.void),
         Effect.retry({ while: retryable, schedule: retryForever }),
         Effect.as(true),
         Effect.catch((error) => {
@@ -155,7 +155,6 @@ export const startWriter = (
           return Effect.succeed(false)
         })
       )
-    const retryable = (error: unknown) => error instanceof ObjectStoreError && isRetryable(error)
 
     // ---- flusher ---------------------------------------------------------------------------
 
