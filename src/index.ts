@@ -13,6 +13,30 @@
 export * as FaultInjection from "./FaultInjection.ts"
 
 /**
+ * Typed job definitions: queue name, payload schema, per-queue defaults; backoff policies;
+ * `PermanentFailure`.
+ *
+ * @since 0.1.0
+ */
+export * as Job from "./Job.ts"
+
+/**
+ * The job queue: enqueue, claim with leases, ack, nack with backoff, dead-lettering, cancellation
+ * and completion, with a lease reaper and a scheduler.
+ *
+ * @since 0.1.0
+ */
+export * as JobQueue from "./JobQueue.ts"
+
+/**
+ * Errors of the job queue: `InvalidQueueName`, `InvalidJobId`, `DuplicateJobId`,
+ * `PayloadTooLarge`, `InvalidPayload`, `ClaimLost`.
+ *
+ * @since 0.1.0
+ */
+export * as JobQueueError from "./JobQueueError.ts"
+
+/**
  * A transactional, ordered key-value store on an object store, with one writer at a time:
  * group-committed WAL, numbered manifests with writer fencing, sorted runs, recovery, GC.
  *
@@ -42,3 +66,17 @@ export * as ObjectStore from "./ObjectStore.ts"
  * @since 0.1.0
  */
 export * as ObjectStoreError from "./ObjectStoreError.ts"
+
+/**
+ * The job queue on the store named by `BUCKETQ_URL`.
+ *
+ * @since 0.1.0
+ */
+export { QueueLive } from "../layers/QueueLive.ts"
+
+/**
+ * The job queue in memory, driven by the `Clock` (so by `TestClock` in tests).
+ *
+ * @since 0.1.0
+ */
+export { QueueTest } from "../layers/QueueTest.ts"

@@ -1,0 +1,680 @@
+/**
+ * The job queue on the KV: enqueue, claim with leases, ack, nack with backoff, dead-lettering,
+ * cancellation and completion, with a lease reaper and a scheduler forked in the layer's scope.
+ *
+ * **Details**
+ *
+ * Delivery is at-least-once. Enqueue, ack, nack, dead-letter and cancel complete only once
+ * durable; claims are not (a claim lost in a crash leaves the job pending). A claim holds a lease
+ * and a token: settling a claim whose lease expired and whose job was requeued or claimed again
+ * fails with `ClaimLost` and changes nothing. Jobs left claimed by a previous process are requeued
+ * (their attempt counted) or dead-lettered when the layer opens.
+ *
+ * @since 0.1.0
+ */
+import { encode as msgpackEncode } from "@msgpack/msgpack"
+import { decode as msgpackDecode } from "@msgpack/msgpack"
+import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Random, Schedule, Schema, type Scope, Semaphore } from "effect"
+import { monotonicFactory } from "ulid"
+import * as JobRecordSchema from "../schema/JobRecord.ts"
+import type { JobRecord, JobStatus } from "../schema/JobRecord.ts"
+import * as Job from "./Job.ts"
+import {
+  ClaimLost,
+  DuplicateJobId,
+  InvalidJobId,
+  InvalidPayload,
+  InvalidQueueName,
+  PayloadTooLarge
+} from "./JobQueueError.ts"
+import { Kv, type Transaction } from "./Kv.ts"
+import type { Closed, Fenced, TransactionConflict, ValueTooLarge } from "./KvError.ts"
+import * as Keys from "./queue/keys.ts"
+
+export type { JobRecord, JobStatus }
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface EnqueueOptions {
+  readonly priority?: Job.PriorityInput | undefined
+  /** Run no earlier than this long from now. */
+  readonly delay?: Duration.Input | undefined
+  /** Run no earlier than this instant (epoch milliseconds or a Date). */
+  readonly runAt?: number | Date | undefined
+  /** While a job with this key is pending or scheduled in the queue, enqueue returns its id. */
+  readonly dedupKey?: string | undefined
+  readonly maxAttempts?: number | undefined
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  /** An id of your own: 1 to 128 characters of `[A-Za-z0-9_-]`. */
+  readonly id?: string | undefined
+}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface EnqueueResult {
+  readonly id: string
+  /** `false` when a job with the same dedup key was there already (its id is returned). */
+  readonly created: boolean
+}
+
+/**
+ * A claimed job: the record with its payload decoded, and the token that settles it.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Claim<A> {
+  readonly job: Omit<JobRecord, "payload"> & { readonly payload: A }
+  readonly record: JobRecord
+  readonly token: string
+  readonly definition: Job.Definition<A, any>
+}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface ClaimOptions {
+  /** Most jobs (default 1). */
+  readonly max?: number | undefined
+  /** Lease of the claims (default: the definition's `leaseDuration`). */
+  readonly lease?: Duration.Input | undefined
+  /** When none is pending, wait this long for one to arrive (woken by enqueues in this process). */
+  readonly wait?: Duration.Input | undefined
+}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export type NackOutcome = "Retried" | "DeadLettered"
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export type CancelOutcome = "Removed" | "Requested" | "NotFound"
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export type CompletionOutcome =
+  | { readonly _tag: "Completed"; readonly job: Option.Option<JobRecord> }
+  | { readonly _tag: "TimedOut" }
+  | { readonly _tag: "NotFound" }
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface QueueStats {
+  readonly queue: string
+  readonly pending: number
+  readonly scheduled: number
+  readonly claimed: number
+  /** Done jobs kept (`keepDone`); with the default of deleting on ack, 0. */
+  readonly done: number
+  readonly dead: number
+}
+
+/**
+ * Errors of writing operations.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export type QueueError = Fenced | Closed | TransactionConflict | ValueTooLarge
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options {
+  /** How often expired leases are looked for (default 5 seconds). */
+  readonly reaperInterval?: Duration.Input | undefined
+  /** How often due scheduled jobs are made pending (default 1 second). */
+  readonly schedulerInterval?: Duration.Input | undefined
+}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface Service {
+  readonly enqueue: <A, I>(
+    definition: Job.Definition<A, I>,
+    payload: A,
+    options?: EnqueueOptions
+  ) => Effect.Effect<EnqueueResult, QueueError | InvalidQueueName | InvalidJobId | DuplicateJobId | PayloadTooLarge | InvalidPayload>
+  /** Enqueues every payload in one atomic commit, with the definition's defaults. */
+  readonly enqueueBatch: <A, I>(
+    definition: Job.Definition<A, I>,
+    payloads: ReadonlyArray<A>
+  ) => Effect.Effect<ReadonlyArray<string>, QueueError | InvalidQueueName | PayloadTooLarge | InvalidPayload>
+  /** Claims up to `max` jobs, priority first (lower number), then in enqueue order. */
+  readonly claim: <A, I>(
+    definition: Job.Definition<A, I>,
+    options?: ClaimOptions
+  ) => Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName>
+  readonly ack: (claim: Claim<any>) => Effect.Effect<void, QueueError | ClaimLost>
+  /** Retries with the definition's backoff, or dead-letters when the attempts are used up. */
+  readonly nack: (claim: Claim<any>, error: string) => Effect.Effect<NackOutcome, QueueError | ClaimLost>
+  /** Dead-letters at once; the attempts are not consumed. */
+  readonly deadLetter: (claim: Claim<any>, reason: string) => Effect.Effect<void, QueueError | ClaimLost>
+  /** The lease now ends `duration` from now. */
+  readonly extendLease: (claim: Claim<any>, duration: Duration.Input) => Effect.Effect<void, ClaimLost>
+  readonly get: (id: string) => Effect.Effect<Option.Option<JobRecord>>
+  readonly stats: (queue: string) => Effect.Effect<QueueStats>
+  readonly cancel: (id: string) => Effect.Effect<CancelOutcome, QueueError>
+  readonly awaitCompletion: (id: string, options?: { readonly timeout?: Duration.Input | undefined }) => Effect.Effect<CompletionOutcome>
+}
+
+/**
+ * The job queue service.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export class JobQueue extends Context.Service<JobQueue, Service>()("bucketq/JobQueue") {}
+
+/** Encoded payloads up to this size are stored inline. */
+const maxInlinePayload = 256 * 1024
+const maxQueueName = 255
+const encoder = new TextEncoder()
+// eslint-disable-next-line no-control-regex
+const controlCharacter = /[\u0000-\u001f\u007f]/
+const idPattern = /^[A-Za-z0-9_-]{1,128}$/
+
+const checkQueue = (queue: string): Effect.Effect<void, InvalidQueueName> => {
+  const size = encoder.encode(queue).length
+  if (size === 0) return Effect.fail(new InvalidQueueName({ queue, reason: "empty" }))
+  if (size > maxQueueName) return Effect.fail(new InvalidQueueName({ queue, reason: `over ${maxQueueName} bytes` }))
+  if (controlCharacter.test(queue)) return Effect.fail(new InvalidQueueName({ queue, reason: "control character" }))
+  return Effect.void
+}
+
+const bytes = (key: string) => Keys.toBytes(key)
+const encodeRecord = (record: JobRecord) => JobRecordSchema.encode(record)
+
+/** A record read inside a transaction (undefined when missing). */
+const read = (tx: Pick<Transaction, "get">, key: string) =>
+  Effect.map(tx.get(bytes(key)), (o) => (Option.isSome(o) ? JobRecordSchema.decode(o.value) : undefined))
+
+const primaryKey = (record: JobRecord): string => {
+  switch (record.status) {
+    case "Pending":
+      return Keys.pending(record.queue, record.priority, record.id)
+    case "Scheduled":
+      return Keys.scheduled(record.runAt ?? 0, record.queue, record.id)
+    case "Claimed":
+      return Keys.claimed(record.queue, record.id)
+    case "Done":
+      return Keys.done(record.completedAt ?? 0, record.queue, record.id)
+    case "Dead":
+      return Keys.dead(record.queue, record.id)
+  }
+}
+
+/** Stages `record` at its primary key, with the index pointing to it. */
+const stage = (tx: Transaction, record: JobRecord) => {
+  const key = primaryKey(record)
+  return Effect.andThen(tx.put(bytes(key), encodeRecord(record)), tx.put(bytes(Keys.index(record.id)), bytes(key)))
+}
+
+const without = <R extends object, K extends keyof R>(record: R, ...keys: ReadonlyArray<K>): Omit<R, K> => {
+  const out = { ...record }
+  for (const key of keys) delete out[key]
+  return out
+}
+
+interface Lease {
+  readonly token: string
+  expiresAt: number
+  readonly queue: string
+  /** Taken by the reaper: no more renewals. */
+  reaping: boolean
+}
+
+const retries = { maxRetries: 1000 } as const
+
+/** Builds the queue over the KV in context; forks the reaper and the scheduler in the scope. */
+export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv | Scope.Scope> =>
+  Effect.gen(function*() {
+    const kv = yield* Kv
+    const random = yield* Random.Random
+    const newUlid = monotonicFactory(() => random.nextDoubleUnsafe())
+    const nextId = Effect.map(Clock.currentTimeMillis, (now) => newUlid(Math.floor(now)))
+    const newToken = Effect.map(Clock.currentTimeMillis, (now) => newUlid(Math.floor(now)))
+    const leases = new Map<string, Lease>()
+    const claimLocks = new Map<string, Semaphore.Semaphore>()
+    const arrivals = new Map<string, Deferred.Deferred<void>>()
+    const completions = new Map<string, Array<Deferred.Deferred<Option.Option<JobRecord>>>>()
+
+    const lockOf = (queue: string) => {
+      let lock = claimLocks.get(queue)
+      if (lock === undefined) {
+        lock = Semaphore.makeUnsafe(1)
+        claimLocks.set(queue, lock)
+      }
+      return lock
+    }
+
+    /** Wakes every claim waiting on `queue`. */
+    const announce = (queue: string) => {
+      const waiting = arrivals.get(queue)
+      if (waiting === undefined) return
+      arrivals.delete(queue)
+      Deferred.doneUnsafe(waiting, Effect.void)
+    }
+    const arrival = (queue: string) => {
+      let waiting = arrivals.get(queue)
+      if (waiting === undefined) {
+        waiting = Deferred.makeUnsafe<void>()
+        arrivals.set(queue, waiting)
+      }
+      return waiting
+    }
+
+    /** Wakes everyone awaiting the completion of `id`. */
+    const complete = (id: string, record: Option.Option<JobRecord>) => {
+      const waiting = completions.get(id)
+      if (waiting === undefined) return
+      completions.delete(id)
+      for (const d of waiting) Deferred.doneUnsafe(d, Effect.succeed(record))
+    }
+
+    const encodePayload = <A, I>(definition: Job.Definition<A, I>, payload: A) =>
+      Schema.encodeEffect(definition.payload)(payload).pipe(
+        Effect.mapError((error) => new InvalidPayload({ detail: error.message })),
+        Effect.map((encoded) => msgpackEncode(encoded, { ignoreUndefined: true })),
+        Effect.filterOrFail(
+          (b) => b.length <= maxInlinePayload,
+          (b) => new PayloadTooLarge({ size: b.length, limit: maxInlinePayload })
+        )
+      )
+
+    const newRecord = (
+      definition: Job.Definition<any, any>,
+      id: string,
+      payload: Uint8Array,
+      now: number,
+      options: EnqueueOptions | undefined
+    ): JobRecord => {
+      const runAt = options?.runAt !== undefined
+        ? (typeof options.runAt === "number" ? options.runAt : options.runAt.getTime())
+        : options?.delay !== undefined
+        ? now + Duration.toMillis(Duration.fromInputUnsafe(options.delay))
+        : undefined
+      const scheduledLater = runAt !== undefined && runAt > now
+      return {
+        id,
+        queue: definition.queue,
+        payload,
+        headers: { ...options?.headers },
+        status: scheduledLater ? "Scheduled" : "Pending",
+        attempts: 0,
+        maxAttempts: options?.maxAttempts ?? definition.maxAttempts,
+        priority: options?.priority === undefined ? definition.priority : Job.priorityValue(options.priority),
+        enqueuedAt: now,
+        ...(scheduledLater ? { runAt } : {}),
+        ...(options?.dedupKey === undefined ? {} : { dedupKey: options.dedupKey })
+      }
+    }
+
+    const enqueue: Service["enqueue"] = (definition, payload, options) =>
+      Effect.gen(function*() {
+        yield* checkQueue(definition.queue)
+        if (options?.id !== undefined && !idPattern.test(options.id)) {
+          return yield* new InvalidJobId({ id: options.id, reason: "1 to 128 characters of [A-Za-z0-9_-]" })
+        }
+        const encoded = yield* encodePayload(definition, payload)
+        const id = options?.id ?? (yield* nextId)
+        const now = yield* Clock.currentTimeMillis
+        const record = newRecord(definition, id, encoded, now, options)
+        const result = yield* kv.transaction((tx) =>
+          Effect.gen(function*() {
+            if (record.dedupKey !== undefined) {
+              const existing = yield* tx.get(bytes(Keys.dedup(record.queue, record.dedupKey)))
+              if (Option.isSome(existing)) return { id: Keys.fromBytes(existing.value), created: false }
+            }
+            if (options?.id !== undefined && Option.isSome(yield* tx.get(bytes(Keys.index(id))))) {
+              return yield* new DuplicateJobId({ id })
+            }
+            yield* stage(tx, record)
+            if (record.dedupKey !== undefined) yield* tx.put(bytes(Keys.dedup(record.queue, record.dedupKey)), bytes(id))
+            return { id, created: true }
+          }), retries)
+        if (result.created && record.status === "Pending") announce(record.queue)
+        return result
+      })
+
+    const enqueueBatch: Service["enqueueBatch"] = (definition, payloads) =>
+      Effect.gen(function*() {
+        yield* checkQueue(definition.queue)
+        if (payloads.length === 0) return []
+        const encoded = yield* Effect.forEach(payloads, (p) => encodePayload(definition, p))
+        const now = yield* Clock.currentTimeMillis
+        const records: Array<JobRecord> = []
+        for (const payload of encoded) records.push(newRecord(definition, yield* nextId, payload, now, undefined))
+        yield* kv.transaction((tx) => Effect.forEach(records, (r) => stage(tx, r), { discard: true }), retries)
+        announce(definition.queue)
+        return records.map((r) => r.id)
+      })
+
+    /** Moves a claimed job back to pending (or to dead) after its lease or its process ended. */
+    const requeueOrBury = (tx: Transaction, record: JobRecord, now: number, reason: string) =>
+      Effect.gen(function*() {
+        yield* tx.delete(bytes(Keys.claimed(record.queue, record.id)))
+        const next: JobRecord = record.attempts >= record.maxAttempts
+          ? { ...without(record, "claimedAt"), status: "Dead", failedAt: now, lastError: reason }
+          : { ...without(record, "claimedAt"), status: "Pending" }
+        yield* stage(tx, next)
+        return next
+      })
+
+    const claimOnce = <A, I>(definition: Job.Definition<A, I>, max: number, lease: Duration.Duration) =>
+      lockOf(definition.queue).withPermits(1)(Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const prefix = Keys.pendingPrefix(definition.queue)
+        const claimed = yield* kv.transaction((tx) =>
+          Effect.gen(function*() {
+            const entries = yield* tx.scan({ prefix: bytes(prefix) }, { limit: max })
+            const out: Array<JobRecord> = []
+            for (const entry of entries) {
+              const record = JobRecordSchema.decode(entry.value)
+              const next: JobRecord = {
+                ...without(record, "dedupKey"),
+                status: "Claimed",
+                attempts: record.attempts + 1,
+                claimedAt: now
+              }
+              yield* tx.delete(entry.key)
+              yield* stage(tx, next)
+              if (record.dedupKey !== undefined) yield* tx.delete(bytes(Keys.dedup(record.queue, record.dedupKey)))
+              out.push(next)
+            }
+            return out
+          }), { durable: false, ...retries })
+        const expiresAt = now + Duration.toMillis(lease)
+        const claims: Array<Claim<A>> = []
+        for (const record of claimed) {
+          const token = yield* newToken
+          leases.set(record.id, { token, expiresAt, queue: record.queue, reaping: false })
+          const decoded = yield* Effect.exit(
+            Effect.flatMap(Effect.try(() => msgpackDecode(record.payload)), Schema.decodeUnknownEffect(definition.payload))
+          )
+          if (decoded._tag === "Success") {
+            claims.push({ job: { ...record, payload: decoded.value }, record, token, definition })
+          } else {
+            // A payload that no longer decodes goes to the dead-letter queue, never to the caller.
+            const claim: Claim<A> = { job: { ...record, payload: undefined as A }, record, token, definition }
+            yield* Effect.ignore(deadLetter(claim, `payload does not decode: ${String(decoded.cause)}`))
+          }
+        }
+        return claims
+      }))
+
+    const claim: Service["claim"] = (definition, claimOptions) =>
+      Effect.gen(function*() {
+        yield* checkQueue(definition.queue)
+        const max = Math.max(0, Math.floor(claimOptions?.max ?? 1))
+        if (max === 0) return []
+        const lease = claimOptions?.lease === undefined ? definition.leaseDuration : Duration.fromInputUnsafe(claimOptions.lease)
+        const wait = claimOptions?.wait === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(claimOptions.wait))
+        const deadline = (yield* Clock.currentTimeMillis) + wait
+        while (true) {
+          const arrived = arrival(definition.queue) // before the scan, so no enqueue is missed
+          const claims = yield* claimOnce(definition, max, lease)
+          if (claims.length > 0) return claims
+          const left = deadline - (yield* Clock.currentTimeMillis)
+          if (left <= 0) return claims
+          const woken = yield* Deferred.await(arrived).pipe(Effect.timeoutOption(Duration.millis(left)))
+          if (Option.isNone(woken)) return claims
+        }
+      })
+
+    /** Checks that `claim` still holds its lease: the token matches. */
+    const holds = (claim: Claim<any>) =>
+      Effect.suspend(() => {
+        const lease = leases.get(claim.record.id)
+        return lease !== undefined && lease.token === claim.token
+          ? Effect.void
+          : Effect.fail(new ClaimLost({ id: claim.record.id }))
+      })
+
+    /** Runs a settlement of `claim`: the claimed record must still be there, or `ClaimLost`. */
+    const settle = <A>(
+      claim: Claim<any>,
+      f: (tx: Transaction, record: JobRecord, now: number) => Effect.Effect<A, ClaimLost | ValueTooLarge>
+    ) =>
+      Effect.gen(function*() {
+        yield* holds(claim)
+        const now = yield* Clock.currentTimeMillis
+        const result = yield* kv.transaction((tx) =>
+          Effect.gen(function*() {
+            const record = yield* read(tx, Keys.claimed(claim.record.queue, claim.record.id))
+            if (record === undefined) return yield* new ClaimLost({ id: claim.record.id })
+            yield* tx.delete(bytes(Keys.claimed(record.queue, record.id)))
+            return yield* f(tx, record, now)
+          }), retries)
+        const lease = leases.get(claim.record.id)
+        if (lease !== undefined && lease.token === claim.token) leases.delete(claim.record.id)
+        return result
+      })
+
+    const ack: Service["ack"] = (claim) =>
+      Effect.gen(function*() {
+        const keepDone = claim.definition.keepDone
+        const done = yield* settle(claim, (tx, record, now) =>
+          Effect.gen(function*() {
+            if (keepDone === undefined) {
+              yield* tx.delete(bytes(Keys.index(record.id)))
+              return Option.none<JobRecord>()
+            }
+            const next: JobRecord = { ...without(record, "claimedAt"), status: "Done", completedAt: now }
+            yield* stage(tx, next)
+            return Option.some(next)
+          }))
+        complete(claim.record.id, done)
+      })
+
+    const bury = (tx: Transaction, record: JobRecord, now: number, reason: string) =>
+      Effect.as(stage(tx, { ...without(record, "claimedAt"), status: "Dead", failedAt: now, lastError: reason }), undefined)
+
+    const nack: Service["nack"] = (claim, error) =>
+      Effect.gen(function*() {
+        const jitter = random.nextDoubleUnsafe()
+        const outcome = yield* settle(claim, (tx, record, now) =>
+          Effect.gen(function*() {
+            if (record.attempts >= record.maxAttempts) {
+              yield* bury(tx, record, now, error)
+              return { outcome: "DeadLettered" as const, record }
+            }
+            const delay = Duration.toMillis(Job.delayOf(claim.definition.backoff, record.attempts, jitter))
+            const next: JobRecord = delay <= 0
+              ? { ...without(record, "claimedAt", "runAt"), status: "Pending", lastError: error }
+              : { ...without(record, "claimedAt"), status: "Scheduled", runAt: now + delay, lastError: error }
+            yield* stage(tx, next)
+            return { outcome: "Retried" as const, record: next }
+          }))
+        if (outcome.outcome === "DeadLettered") {
+          complete(claim.record.id, Option.some({ ...outcome.record, status: "Dead" }))
+        } else if (outcome.record.status === "Pending") announce(claim.record.queue)
+        return outcome.outcome
+      })
+
+    const deadLetter: Service["deadLetter"] = (claim, reason) =>
+      Effect.gen(function*() {
+        const now = yield* settle(claim, (tx, record, at) => Effect.as(bury(tx, record, at, reason), at))
+        complete(claim.record.id, Option.some({ ...claim.record, status: "Dead", failedAt: now, lastError: reason }))
+      })
+
+    const extendLease: Service["extendLease"] = (claim, duration) =>
+      Effect.gen(function*() {
+        const lease = leases.get(claim.record.id)
+        if (lease === undefined || lease.token !== claim.token || lease.reaping) {
+          return yield* new ClaimLost({ id: claim.record.id })
+        }
+        lease.expiresAt = (yield* Clock.currentTimeMillis) + Duration.toMillis(Duration.fromInputUnsafe(duration))
+      })
+
+    const get: Service["get"] = (id) =>
+      Effect.gen(function*() {
+        const index = yield* kv.get(bytes(Keys.index(id)))
+        if (Option.isNone(index)) return Option.none()
+        const value = yield* kv.get(index.value)
+        return Option.map(value, JobRecordSchema.decode)
+      })
+
+    const countPrefix = (prefix: string) => Effect.map(kv.scan({ prefix: bytes(prefix) }), (entries) => entries.length)
+    const countTimed = (prefix: string, queue: string) =>
+      Effect.map(kv.scan({ prefix: bytes(prefix) }), (entries) =>
+        entries.filter((e) => JobRecordSchema.decode(e.value).queue === queue).length)
+
+    const stats: Service["stats"] = (queue) =>
+      Effect.gen(function*() {
+        return {
+          queue,
+          pending: yield* countPrefix(Keys.pendingPrefix(queue)),
+          scheduled: yield* countTimed(Keys.scheduledPrefix, queue),
+          claimed: yield* countPrefix(Keys.claimedPrefix(queue)),
+          done: yield* countTimed(Keys.donePrefix, queue),
+          dead: yield* countPrefix(Keys.deadPrefix(queue))
+        }
+      })
+
+    const cancel: Service["cancel"] = (id) =>
+      Effect.gen(function*() {
+        const outcome = yield* kv.transaction((tx) =>
+          Effect.gen(function*() {
+            const index = yield* tx.get(bytes(Keys.index(id)))
+            if (Option.isNone(index)) return "NotFound" as const
+            const key = Keys.fromBytes(index.value)
+            const record = yield* read(tx, key)
+            if (record === undefined) return "NotFound" as const
+            if (record.status === "Pending" || record.status === "Scheduled") {
+              yield* tx.delete(bytes(key))
+              yield* tx.delete(bytes(Keys.index(id)))
+              if (record.dedupKey !== undefined) yield* tx.delete(bytes(Keys.dedup(record.queue, record.dedupKey)))
+              return "Removed" as const
+            }
+            if (record.status === "Claimed") {
+              yield* tx.put(bytes(key), encodeRecord({ ...record, cancelRequested: true }))
+              return "Requested" as const
+            }
+            return "NotFound" as const
+          }), retries)
+        if (outcome === "Removed") complete(id, Option.none())
+        return outcome
+      })
+
+    const awaitCompletion: Service["awaitCompletion"] = (id, waitOptions) =>
+      Effect.gen(function*() {
+        const waiter = Deferred.makeUnsafe<Option.Option<JobRecord>>()
+        const list = completions.get(id) ?? []
+        list.push(waiter)
+        completions.set(id, list)
+        const current = yield* get(id)
+        const forget = Effect.sync(() => {
+          const rest = (completions.get(id) ?? []).filter((d) => d !== waiter)
+          if (rest.length === 0) completions.delete(id)
+          else completions.set(id, rest)
+        })
+        if (Option.isNone(current)) return yield* Effect.as(forget, { _tag: "NotFound" as const })
+        if (current.value.status === "Done" || current.value.status === "Dead") {
+          return yield* Effect.as(forget, { _tag: "Completed" as const, job: current })
+        }
+        const timeout = waitOptions?.timeout === undefined ? undefined : Duration.fromInputUnsafe(waitOptions.timeout)
+        const result = timeout === undefined
+          ? Option.some(yield* Deferred.await(waiter))
+          : yield* Effect.timeoutOption(Deferred.await(waiter), timeout)
+        yield* forget
+        return Option.isNone(result) ? { _tag: "TimedOut" as const } : { _tag: "Completed" as const, job: result.value }
+      })
+
+    // ---- background: reaper, scheduler, and the requeue at open --------------------------------
+
+    const reapExpired = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      for (const [id, lease] of [...leases.entries()]) {
+        if (lease.expiresAt > now || lease.reaping) continue
+        lease.reaping = true
+        const next = yield* kv.transaction((tx) =>
+          Effect.gen(function*() {
+            const record = yield* read(tx, Keys.claimed(lease.queue, id))
+            if (record === undefined) return undefined
+            return yield* requeueOrBury(tx, record, now, "lease expired")
+          }), { durable: false, ...retries })
+        if (leases.get(id) === lease) leases.delete(id)
+        if (next?.status === "Pending") announce(next.queue)
+        if (next?.status === "Dead") complete(id, Option.some(next))
+      }
+    })
+
+    const promoteDue = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const due = yield* kv.scan({ start: bytes(Keys.scheduledPrefix), end: bytes(Keys.timeBound(Keys.scheduledPrefix, now)) })
+      if (due.length === 0) return
+      const promoted = yield* kv.transaction((tx) =>
+        Effect.gen(function*() {
+          const queues = new Set<string>()
+          for (const entry of due) {
+            const record = yield* read(tx, Keys.fromBytes(entry.key))
+            if (record === undefined) continue
+            yield* tx.delete(entry.key)
+            yield* stage(tx, { ...without(record, "runAt"), status: "Pending" })
+            queues.add(record.queue)
+          }
+          return queues
+        }), { durable: false, ...retries })
+      for (const queue of promoted) announce(queue)
+    })
+
+    // Jobs left claimed by a previous process: requeued (the attempt counts) or dead-lettered.
+    const claimedAtOpen = yield* kv.scan({ prefix: bytes("\x02\x01") })
+    if (claimedAtOpen.length > 0) {
+      const now = yield* Clock.currentTimeMillis
+      yield* kv.transaction((tx) =>
+        Effect.forEach(claimedAtOpen, (entry) =>
+          requeueOrBury(tx, JobRecordSchema.decode(entry.value), now, "claim interrupted by process exit"), { discard: true }), {
+        durable: false,
+        ...retries
+      })
+    }
+
+    const every = (interval: Duration.Input | undefined, fallback: Duration.Input, step: Effect.Effect<void, unknown>) =>
+      step.pipe(
+        Effect.catchCause((cause) => Effect.logWarning("job queue background step failed", cause)),
+        Effect.repeat(Schedule.spaced(Duration.fromInputUnsafe(interval ?? fallback))),
+        Effect.forkScoped
+      )
+    yield* every(options?.reaperInterval, "5 seconds", reapExpired)
+    yield* every(options?.schedulerInterval, "1 second", promoteDue)
+
+    return {
+      enqueue,
+      enqueueBatch,
+      claim,
+      ack,
+      nack,
+      deadLetter,
+      extendLease,
+      get,
+      stats,
+      cancel,
+      awaitCompletion
+    } satisfies Service
+  })
+
+/**
+ * The job queue over the `Kv` in context.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = (options?: Options): Layer.Layer<JobQueue, QueueError, Kv> => Layer.effect(JobQueue, make(options))

@@ -1,0 +1,66 @@
+/**
+ * The job queue's key space in the KV (taquba's layout, reference §2.1): every key is
+ * `[tag, version 1, fields…]`, built here as latin1 strings (one char per byte) and handed to
+ * the KV as bytes. Queue names are length-prefixed UTF-8; numbers are big-endian so that byte
+ * order is numeric order.
+ *
+ * @internal
+ */
+import { fromLatin1, toLatin1 } from "../internal/binary.ts"
+
+const tag = {
+  pending: "\x01\x01",
+  claimed: "\x02\x01",
+  scheduled: "\x03\x01",
+  done: "\x04\x01",
+  dead: "\x05\x01",
+  index: "\x06\x01",
+  dedup: "\x07\x01"
+} as const
+
+const utf8 = new TextEncoder()
+
+/** The UTF-8 bytes of a string, as latin1. */
+const bytesOf = (s: string): string => toLatin1(utf8.encode(s))
+
+const u32 = (n: number): string =>
+  String.fromCharCode((n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff)
+
+const u64 = (n: number): string => u32(Math.floor(n / 0x1_0000_0000)) + u32(n >>> 0)
+
+const readU64 = (s: string, at: number): number => {
+  let hi = 0
+  let lo = 0
+  for (let i = 0; i < 4; i++) hi = hi * 256 + s.charCodeAt(at + i)
+  for (let i = 4; i < 8; i++) lo = lo * 256 + s.charCodeAt(at + i)
+  return hi * 0x1_0000_0000 + lo
+}
+
+/** `len u8 | queue` */
+const queuePart = (queue: string): string => {
+  const b = bytesOf(queue)
+  return String.fromCharCode(b.length) + b
+}
+
+export const pendingPrefix = (queue: string) => tag.pending + queuePart(queue)
+export const pending = (queue: string, priority: number, id: string) => pendingPrefix(queue) + u32(priority) + id
+export const claimedPrefix = (queue: string) => tag.claimed + queuePart(queue)
+export const claimed = (queue: string, id: string) => claimedPrefix(queue) + id
+export const scheduledPrefix = tag.scheduled
+export const scheduled = (runAt: number, queue: string, id: string) => tag.scheduled + u64(Math.max(0, Math.floor(runAt))) + queuePart(queue) + id
+export const donePrefix = tag.done
+export const done = (completedAt: number, queue: string, id: string) => tag.done + u64(Math.max(0, Math.floor(completedAt))) + queuePart(queue) + id
+export const deadPrefix = (queue: string) => tag.dead + queuePart(queue)
+export const dead = (queue: string, id: string) => deadPrefix(queue) + id
+export const index = (id: string) => tag.index + id
+export const dedup = (queue: string, key: string) => tag.dedup + queuePart(queue) + bytesOf(key)
+
+/** The time of a scheduled or done key. */
+export const timeOf = (key: string): number => readU64(key, 2)
+
+/** Keys as the KV takes them. */
+export const toBytes = (key: string): Uint8Array => fromLatin1(key)
+export const fromBytes = (key: Uint8Array): string => toLatin1(key)
+
+/** The smallest key after every key of `[tag, version]` + time `≤ time`: a scan bound. */
+export const timeBound = (prefix: string, time: number) => prefix + u64(Math.max(0, Math.floor(time)) + 1)

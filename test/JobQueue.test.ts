@@ -1,0 +1,284 @@
+// The job queue's semantics (taquba 0.11, reference §1.8) under TestClock, on the memory store.
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Effect, Fiber, Layer, Option, Schema, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import * as Job from "../src/Job.ts"
+import * as JobQueue from "../src/JobQueue.ts"
+import * as Kv from "../src/Kv.ts"
+import * as ObjectStore from "../src/ObjectStore.ts"
+import { reasonOf } from "./utils/exits.ts"
+
+const Email = Job.define("emails", {
+  payload: Schema.Struct({ to: Schema.String }),
+  backoff: Job.Backoff.exponential({ base: "1 second", max: "5 minutes" })
+})
+const NoBackoff = Job.define("fast", { payload: Schema.Struct({ n: Schema.Number }), backoff: Job.Backoff.none() })
+
+/** A queue over `store` in a scope of its own (never closed: a crash when abandoned). */
+const openQueue = (store: ObjectStore.Service) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(
+      JobQueue.layer({ reaperInterval: "1 second", schedulerInterval: "100 millis" }).pipe(
+        Layer.provide(Kv.layer()),
+        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+      ),
+      scope
+    )
+    return Context.get(context, JobQueue.JobQueue)
+  })
+
+const memoryStore = Effect.provide(Effect.map(ObjectStore.ObjectStore, (s) => s), ObjectStore.layerMemory())
+const fresh = Effect.flatMap(memoryStore, openQueue)
+
+describe("JobQueue", () => {
+  it.effect("enqueue, claim, ack: the job is gone and its completion is seen", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const { created, id } = yield* q.enqueue(Email, { to: "a@b.c" }, { headers: { trace: "t1" } })
+      assert.isTrue(created)
+      assert.deepStrictEqual((yield* q.stats("emails")).pending, 1)
+      const [claim] = yield* q.claim(Email)
+      assert.deepStrictEqual([claim!.job.id, claim!.job.payload, claim!.job.attempts, claim!.job.headers], [id, { to: "a@b.c" }, 1, { trace: "t1" }])
+      assert.deepStrictEqual((yield* q.stats("emails")).claimed, 1)
+      const waiting = yield* Effect.forkChild(q.awaitCompletion(id), { startImmediately: true })
+      yield* q.ack(claim!)
+      assert.deepStrictEqual(yield* Fiber.join(waiting), { _tag: "Completed", job: Option.none() })
+      assert.isTrue(Option.isNone(yield* q.get(id)))
+      assert.deepStrictEqual(yield* q.stats("emails"), { queue: "emails", pending: 0, scheduled: 0, claimed: 0, done: 0, dead: 0 })
+      assert.deepStrictEqual(yield* q.claim(Email), [])
+    }))
+
+  it.effect("claims go by priority (lower first), then in enqueue order", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const low = yield* q.enqueue(Email, { to: "low" }, { priority: "low" })
+      const n1 = yield* q.enqueue(Email, { to: "n1" })
+      const high = yield* q.enqueue(Email, { to: "high" }, { priority: "high" })
+      const n2 = yield* q.enqueue(Email, { to: "n2" })
+      const custom = yield* q.enqueue(Email, { to: "50" }, { priority: 50 })
+      const claims = yield* q.claim(Email, { max: 10 })
+      assert.deepStrictEqual(claims.map((c) => c.job.id), [custom.id, high.id, n1.id, n2.id, low.id])
+    }))
+
+  it.effect("a delayed job is scheduled, and claimable once the scheduler promotes it", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const { id } = yield* q.enqueue(Email, { to: "later" }, { delay: "10 seconds" })
+      assert.strictEqual(Option.getOrThrow(yield* q.get(id)).status, "Scheduled")
+      assert.deepStrictEqual(yield* q.claim(Email), [])
+      yield* TestClock.adjust("9 seconds")
+      assert.deepStrictEqual(yield* q.claim(Email), [])
+      yield* TestClock.adjust("1200 millis")
+      const [claim] = yield* q.claim(Email)
+      assert.strictEqual(claim?.job.id, id)
+    }))
+
+  it.effect("nack retries with exponential backoff, then dead-letters when attempts are used up", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const { id } = yield* q.enqueue(Email, { to: "x" })
+      const first = (yield* q.claim(Email))[0]!
+      assert.strictEqual(yield* q.nack(first, "boom 1"), "Retried")
+      const after1 = Option.getOrThrow(yield* q.get(id))
+      assert.deepStrictEqual([after1.status, after1.lastError, after1.runAt], ["Scheduled", "boom 1", 1000])
+      yield* TestClock.adjust("1100 millis")
+      const second = (yield* q.claim(Email))[0]!
+      assert.strictEqual(second.job.attempts, 2)
+      assert.strictEqual(yield* q.nack(second, "boom 2"), "Retried")
+      assert.strictEqual(Option.getOrThrow(yield* q.get(id)).runAt, 1100 + 2000)
+      yield* TestClock.adjust("2100 millis")
+      const third = (yield* q.claim(Email))[0]!
+      const done = yield* Effect.forkChild(q.awaitCompletion(id), { startImmediately: true })
+      assert.strictEqual(yield* q.nack(third, "boom 3"), "DeadLettered")
+      const completion = yield* Fiber.join(done)
+      assert.strictEqual(completion._tag === "Completed" && Option.getOrThrow(completion.job).status, "Dead")
+      const dead = Option.getOrThrow(yield* q.get(id))
+      assert.deepStrictEqual([dead.status, dead.attempts, dead.lastError], ["Dead", 3, "boom 3"])
+      assert.strictEqual((yield* q.stats("emails")).dead, 1)
+    }))
+
+  it.effect("with no backoff a nacked job goes back to its place in line", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const a = yield* q.enqueue(NoBackoff, { n: 1 })
+      yield* q.enqueue(NoBackoff, { n: 2 })
+      const [claimA] = yield* q.claim(NoBackoff)
+      assert.strictEqual(yield* q.nack(claimA!, "again"), "Retried")
+      const [next] = yield* q.claim(NoBackoff)
+      assert.deepStrictEqual([next!.job.id, next!.job.attempts], [a.id, 2])
+    }))
+
+  it.effect("deadLetter does not consume attempts", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const { id } = yield* q.enqueue(Email, { to: "x" }, { maxAttempts: 5 })
+      yield* q.deadLetter((yield* q.claim(Email))[0]!, "permanent")
+      const dead = Option.getOrThrow(yield* q.get(id))
+      assert.deepStrictEqual([dead.status, dead.attempts, dead.lastError], ["Dead", 1, "permanent"])
+    }))
+
+  it.effect("an expired lease is requeued by the reaper; the old claim's settlement is ClaimLost", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const { id } = yield* q.enqueue(Email, { to: "x" })
+      const stale = (yield* q.claim(Email, { lease: "10 seconds" }))[0]!
+      yield* TestClock.adjust("9 seconds")
+      assert.deepStrictEqual(yield* q.claim(Email), [])
+      yield* TestClock.adjust("2 seconds")
+      const again = (yield* q.claim(Email))[0]!
+      assert.deepStrictEqual([again.job.id, again.job.attempts], [id, 2])
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.ack(stale))), "ClaimLost")
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.extendLease(stale, "1 minute"))), "ClaimLost")
+      yield* q.ack(again)
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.ack(again))), "ClaimLost")
+    }))
+
+  it.effect("extendLease keeps a claim alive past its first lease", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      yield* q.enqueue(Email, { to: "x" })
+      const held = (yield* q.claim(Email, { lease: "10 seconds" }))[0]!
+      for (let i = 0; i < 6; i++) {
+        yield* TestClock.adjust("8 seconds")
+        yield* q.extendLease(held, "10 seconds")
+      }
+      assert.deepStrictEqual(yield* q.claim(Email), [])
+      yield* q.ack(held)
+    }))
+
+  it.effect("the lease of the last attempt expiring dead-letters the job", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const { id } = yield* q.enqueue(Email, { to: "x" }, { maxAttempts: 1 })
+      yield* q.claim(Email, { lease: "5 seconds" })
+      yield* TestClock.adjust("7 seconds")
+      const dead = Option.getOrThrow(yield* q.get(id))
+      assert.deepStrictEqual([dead.status, dead.lastError], ["Dead", "lease expired"])
+    }))
+
+  it.effect("dedup: a live key returns the existing id; the claim releases it", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const first = yield* q.enqueue(Email, { to: "a" }, { dedupKey: "welcome-a" })
+      const again = yield* q.enqueue(Email, { to: "a" }, { dedupKey: "welcome-a" })
+      assert.deepStrictEqual(again, { id: first.id, created: false })
+      assert.strictEqual((yield* q.stats("emails")).pending, 1)
+      yield* q.claim(Email)
+      const third = yield* q.enqueue(Email, { to: "a" }, { dedupKey: "welcome-a" })
+      assert.isTrue(third.created)
+      assert.notStrictEqual(third.id, first.id)
+    }))
+
+  it.effect("cancel: pending and scheduled jobs are removed (dedup key released), a claimed one is flagged", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const pending = yield* q.enqueue(Email, { to: "p" }, { dedupKey: "k" })
+      const scheduled = yield* q.enqueue(Email, { to: "s" }, { delay: "1 hour" })
+      const waiting = yield* Effect.forkChild(q.awaitCompletion(pending.id), { startImmediately: true })
+      assert.strictEqual(yield* q.cancel(pending.id), "Removed")
+      assert.deepStrictEqual(yield* Fiber.join(waiting), { _tag: "Completed", job: Option.none() })
+      assert.strictEqual(yield* q.cancel(scheduled.id), "Removed")
+      assert.isTrue((yield* q.enqueue(Email, { to: "p" }, { dedupKey: "k" })).created)
+      const [claim] = yield* q.claim(Email)
+      assert.strictEqual(yield* q.cancel(claim!.job.id), "Requested")
+      assert.isTrue(Option.getOrThrow(yield* q.get(claim!.job.id)).cancelRequested)
+      assert.strictEqual(yield* q.cancel("01ARZ3NDEKTSV4RRFFQ69G5FAV"), "NotFound")
+      yield* q.ack(claim!)
+      assert.strictEqual(yield* q.cancel(claim!.job.id), "NotFound")
+    }))
+
+  it.effect("awaitCompletion: NotFound, TimedOut, and Completed for a done job kept", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      assert.deepStrictEqual(yield* q.awaitCompletion("nope"), { _tag: "NotFound" })
+      const Kept = Job.define("kept", { payload: Schema.String, keepDone: "1 hour" })
+      const { id } = yield* q.enqueue(Kept, "x")
+      const timing = yield* Effect.forkChild(q.awaitCompletion(id, { timeout: "5 seconds" }))
+      yield* TestClock.adjust("5 seconds")
+      assert.deepStrictEqual(yield* Fiber.join(timing), { _tag: "TimedOut" })
+      yield* q.ack((yield* q.claim(Kept))[0]!)
+      const done = yield* q.awaitCompletion(id, { timeout: 0 })
+      assert.strictEqual(done._tag === "Completed" && Option.getOrThrow(done.job).status, "Done")
+      assert.strictEqual((yield* q.stats("kept")).done, 1)
+    }))
+
+  it.effect("claim with wait is woken by an enqueue, and gives up after the wait", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const waiting = yield* Effect.forkChild(q.claim(Email, { wait: "30 seconds" }))
+      yield* TestClock.adjust("1 second")
+      assert.isUndefined(waiting.pollUnsafe())
+      const { id } = yield* q.enqueue(Email, { to: "now" })
+      const claims = yield* Fiber.join(waiting)
+      assert.deepStrictEqual(claims.map((c) => c.job.id), [id])
+      const empty = yield* Effect.forkChild(q.claim(Email, { wait: "30 seconds" }))
+      yield* TestClock.adjust("30 seconds")
+      assert.deepStrictEqual(yield* Fiber.join(empty), [])
+    }))
+
+  it.effect("enqueueBatch: one commit, ids in order, all claimable", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const ids = yield* q.enqueueBatch(Email, [{ to: "x" }, { to: "y" }, { to: "z" }])
+      assert.strictEqual(ids.length, 3)
+      assert.deepStrictEqual([...ids].sort(), ids)
+      const claims = yield* q.claim(Email, { max: 10 })
+      assert.deepStrictEqual(claims.map((c) => c.job.payload.to), ["x", "y", "z"])
+      assert.deepStrictEqual(yield* q.enqueueBatch(Email, []), [])
+    }))
+
+  it.effect("bad input is refused with typed errors and nothing written", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const BadQueue = Job.define("", { payload: Schema.String })
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(BadQueue, "x"))), "InvalidQueueName")
+      const LongQueue = Job.define("q".repeat(256), { payload: Schema.String })
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(LongQueue, "x"))), "InvalidQueueName")
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(Email, { to: "x" }, { id: "bad id!" }))), "InvalidJobId")
+      yield* q.enqueue(Email, { to: "x" }, { id: "my-job_1" })
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(Email, { to: "x" }, { id: "my-job_1" }))), "DuplicateJobId")
+      const Big = Job.define("big", { payload: Schema.String })
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(Big, "x".repeat(300 * 1024)))), "PayloadTooLarge")
+      const Positive = Job.define("pos", { payload: Schema.Number.check(Schema.isGreaterThan(0)) })
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(Positive, -1))), "InvalidPayload")
+      assert.deepStrictEqual([(yield* q.stats("big")).pending, (yield* q.stats("pos")).pending, (yield* q.stats("emails")).pending], [0, 0, 1])
+    }))
+
+  it.effect("a stored payload that no longer decodes is dead-lettered with the decode error, not thrown", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const V1 = Job.define("versioned", { payload: Schema.Struct({ name: Schema.String }) })
+      const V2 = Job.define("versioned", { payload: Schema.Struct({ name: Schema.String, age: Schema.Number }) })
+      const { id } = yield* q.enqueue(V1, { name: "old" })
+      const good = yield* q.enqueue(V2, { name: "new", age: 3 })
+      const claims = yield* q.claim(V2, { max: 10 })
+      assert.deepStrictEqual(claims.map((c) => c.job.id), [good.id])
+      const dead = Option.getOrThrow(yield* q.get(id))
+      assert.strictEqual(dead.status, "Dead")
+      assert.include(dead.lastError, "payload does not decode")
+    }))
+
+  it.effect("jobs claimed by a process that died are requeued at the next open, the attempt counted", () =>
+    Effect.gen(function*() {
+      const store = yield* memoryStore
+      const first = yield* openQueue(store)
+      const a = yield* first.enqueue(Email, { to: "a" })
+      const b = yield* first.enqueue(Email, { to: "b" }, { maxAttempts: 1 })
+      yield* first.claim(Email, { max: 2 })
+      const kv = yield* first.stats("emails")
+      assert.strictEqual(kv.claimed, 2)
+      // the first process is abandoned (crash); its claims were not durable, but later durable
+      // commits carried them: enqueue something durable to flush
+      yield* first.enqueue(Email, { to: "flush" }, { priority: "low" })
+      const second = yield* openQueue(store)
+      const requeued = Option.getOrThrow(yield* second.get(a.id))
+      assert.deepStrictEqual([requeued.status, requeued.attempts], ["Pending", 1])
+      const dead = Option.getOrThrow(yield* second.get(b.id))
+      assert.deepStrictEqual([dead.status, dead.lastError], ["Dead", "claim interrupted by process exit"])
+      const [claim] = yield* second.claim(Email)
+      assert.deepStrictEqual([claim!.job.id, claim!.job.attempts], [a.id, 2])
+      // the first process is fenced
+      assert.strictEqual(reasonOf(yield* Effect.exit(first.enqueue(Email, { to: "zombie" }))), "Fenced")
+    }))
+})

@@ -1,0 +1,35 @@
+// The ready-made layers: QueueTest under TestClock, QueueLive from the environment.
+import { assert, describe, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Layer, Option, Schema } from "effect"
+import { TestClock } from "effect/testing"
+import { Job, JobQueue, QueueLive, QueueTest } from "../src/index.ts"
+import { tempDirectory } from "./utils/stores.ts"
+
+const Ping = Job.define("ping", { payload: Schema.Struct({ n: Schema.Number }) })
+
+const roundTrip = Effect.gen(function*() {
+  const queue = yield* JobQueue.JobQueue
+  const { id } = yield* queue.enqueue(Ping, { n: 1 }, { delay: "2 seconds" })
+  return { queue, id }
+})
+
+describe("layers", () => {
+  it.effect("QueueTest: a delayed job becomes claimable as TestClock moves", () =>
+    Effect.gen(function*() {
+      const { id, queue } = yield* roundTrip
+      assert.deepStrictEqual(yield* queue.claim(Ping), [])
+      yield* TestClock.adjust("2200 millis")
+      const [claim] = yield* queue.claim(Ping)
+      assert.strictEqual(claim?.job.id, id)
+      yield* queue.ack(claim!)
+    }).pipe(Effect.provide(QueueTest)))
+
+  it.live("QueueLive: BUCKETQ_URL=file:<dir> keeps jobs across a restart", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDirectory
+      const live = QueueLive.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ BUCKETQ_URL: `file:${dir}` }))))
+      const { id } = yield* Effect.provide(roundTrip, live)
+      const record = yield* Effect.provide(Effect.flatMap(JobQueue.JobQueue, (q) => q.get(id)), live)
+      assert.strictEqual(Option.getOrThrow(record).status, "Scheduled")
+    }))
+})
