@@ -72,6 +72,8 @@ export interface Claim<A> {
   readonly record: JobRecord
   readonly token: string
   readonly definition: Job.Definition<A, any>
+  /** Completes once `cancel` was asked for this job (at once if it was before the claim). */
+  readonly cancelled: Effect.Effect<void>
 }
 
 /**
@@ -238,6 +240,8 @@ interface Lease {
   readonly queue: string
   /** Taken by the reaper: no more renewals. */
   reaping: boolean
+  /** Fired by `cancel`. */
+  readonly cancel: Deferred.Deferred<void>
 }
 
 const retries = { maxRetries: 1000 } as const
@@ -404,15 +408,18 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
         const claims: Array<Claim<A>> = []
         for (const record of claimed) {
           const token = yield* newToken
-          leases.set(record.id, { token, expiresAt, queue: record.queue, reaping: false })
+          const cancel = Deferred.makeUnsafe<void>()
+          if (record.cancelRequested === true) Deferred.doneUnsafe(cancel, Effect.void)
+          leases.set(record.id, { token, expiresAt, queue: record.queue, reaping: false, cancel })
+          const cancelled = Deferred.await(cancel)
           const decoded = yield* Effect.exit(
             Effect.flatMap(Effect.try(() => msgpackDecode(record.payload)), Schema.decodeUnknownEffect(definition.payload))
           )
           if (decoded._tag === "Success") {
-            claims.push({ job: { ...record, payload: decoded.value }, record, token, definition })
+            claims.push({ job: { ...record, payload: decoded.value }, record, token, definition, cancelled })
           } else {
             // A payload that no longer decodes goes to the dead-letter queue, never to the caller.
-            const claim: Claim<A> = { job: { ...record, payload: undefined as A }, record, token, definition }
+            const claim: Claim<A> = { job: { ...record, payload: undefined as A }, record, token, definition, cancelled }
             yield* Effect.ignore(deadLetter(claim, `payload does not decode: ${String(decoded.cause)}`))
           }
         }
@@ -570,6 +577,10 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
             return "NotFound" as const
           }), retries)
         if (outcome === "Removed") complete(id, Option.none())
+        if (outcome === "Requested") {
+          const lease = leases.get(id)
+          if (lease !== undefined) Deferred.doneUnsafe(lease.cancel, Effect.void)
+        }
         return outcome
       })
 

@@ -1,7 +1,9 @@
 // Every suite written once, run on this backend.
+import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
 import { fileSystem } from "./utils/stores.ts"
 
 objectStoreConformance(fileSystem)
 kvOnBackend(fileSystem)
+jobQueueSuite(fileSystem)

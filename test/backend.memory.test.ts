@@ -1,7 +1,9 @@
 // Every suite written once, run on this backend.
+import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
 import { memory } from "./utils/stores.ts"
 
 objectStoreConformance(memory)
 kvOnBackend(memory)
+jobQueueSuite(memory)

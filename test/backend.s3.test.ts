@@ -1,7 +1,9 @@
 // Every suite written once, run on this backend.
+import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
 import { s3 } from "./utils/stores.ts"
 
 objectStoreConformance(s3)
 kvOnBackend(s3)
+jobQueueSuite(s3)

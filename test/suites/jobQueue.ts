@@ -1,12 +1,14 @@
-// The job queue's semantics (taquba 0.11, reference §1.8) under TestClock, on the memory store.
+// The job queue's semantics (taquba 0.11, reference §1.8) under TestClock, written once and run
+// on every backend.
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Option, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import * as Job from "../src/Job.ts"
-import * as JobQueue from "../src/JobQueue.ts"
-import * as Kv from "../src/Kv.ts"
-import * as ObjectStore from "../src/ObjectStore.ts"
-import { reasonOf } from "./utils/exits.ts"
+import * as Job from "../../src/Job.ts"
+import * as JobQueue from "../../src/JobQueue.ts"
+import * as Kv from "../../src/Kv.ts"
+import * as ObjectStore from "../../src/ObjectStore.ts"
+import { reasonOf } from "../utils/exits.ts"
+import type { Backend } from "../utils/stores.ts"
 
 const Email = Job.define("emails", {
   payload: Schema.Struct({ to: Schema.String }),
@@ -28,10 +30,11 @@ const openQueue = (store: ObjectStore.Service) =>
     return Context.get(context, JobQueue.JobQueue)
   })
 
-const memoryStore = Effect.provide(Effect.map(ObjectStore.ObjectStore, (s) => s), ObjectStore.layerMemory())
-const fresh = Effect.flatMap(memoryStore, openQueue)
+export const jobQueueSuite = (backend: Backend) =>
+  describe(`JobQueue on ${backend.name}`, () => {
+  const storeOf = Effect.map(Layer.build(backend.layer()), (context) => Context.get(context, ObjectStore.ObjectStore))
+  const fresh = Effect.flatMap(storeOf, openQueue)
 
-describe("JobQueue", () => {
   it.effect("enqueue, claim, ack: the job is gone and its completion is seen", () =>
     Effect.gen(function*() {
       const q = yield* fresh
@@ -181,7 +184,11 @@ describe("JobQueue", () => {
       assert.strictEqual(yield* q.cancel(scheduled.id), "Removed")
       assert.isTrue((yield* q.enqueue(Email, { to: "p" }, { dedupKey: "k" })).created)
       const [claim] = yield* q.claim(Email)
+      const noticed = yield* Effect.forkChild(claim!.cancelled)
+      yield* Effect.yieldNow
+      assert.isUndefined(noticed.pollUnsafe())
       assert.strictEqual(yield* q.cancel(claim!.job.id), "Requested")
+      yield* Fiber.join(noticed) // the claim holder sees the request
       assert.isTrue(Option.getOrThrow(yield* q.get(claim!.job.id)).cancelRequested)
       assert.strictEqual(yield* q.cancel("01ARZ3NDEKTSV4RRFFQ69G5FAV"), "NotFound")
       yield* q.ack(claim!)
@@ -261,7 +268,7 @@ describe("JobQueue", () => {
 
   it.effect("jobs claimed by a process that died are requeued at the next open, the attempt counted", () =>
     Effect.gen(function*() {
-      const store = yield* memoryStore
+      const store = yield* storeOf
       const first = yield* openQueue(store)
       const a = yield* first.enqueue(Email, { to: "a" })
       const b = yield* first.enqueue(Email, { to: "b" }, { maxAttempts: 1 })
