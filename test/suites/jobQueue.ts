@@ -288,4 +288,132 @@ export const jobQueueSuite = (backend: Backend) =>
       // the first process is fenced
       assert.strictEqual(reasonOf(yield* Effect.exit(first.enqueue(Email, { to: "zombie" }))), "Fenced")
     }))
+
+  // ---- ports of taquba's queue tests (reference §3) ------------------------------------------
+
+  it.effect("a claim finds a job enqueued after empty polls, and a batch after the queue drained", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      assert.deepStrictEqual(yield* q.claim(Email), [])
+      assert.deepStrictEqual(yield* q.claim(Email), [])
+      const { id } = yield* q.enqueue(Email, { to: "x" })
+      const [claim] = yield* q.claim(Email)
+      assert.strictEqual(claim?.job.id, id)
+      yield* q.ack(claim!)
+      assert.deepStrictEqual(yield* q.claim(Email), [])
+      const [batchId] = yield* q.enqueueBatch(Email, [{ to: "y" }])
+      assert.strictEqual((yield* q.claim(Email))[0]?.job.id, batchId)
+    }))
+
+  it.effect("one enqueue wakes one waiting claim with a job; a batch of two, two", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const waiters = yield* Effect.forEach([1, 2, 3], () => Effect.forkChild(q.claim(Email, { wait: "10 seconds" })))
+      yield* TestClock.adjust("1 second")
+      yield* q.enqueue(Email, { to: "one" })
+      yield* TestClock.adjust("10 seconds")
+      const got = (yield* Fiber.joinAll(waiters)).map((claims) => claims.length)
+      assert.deepStrictEqual([...got].sort(), [0, 0, 1])
+      const more = yield* Effect.forEach([1, 2, 3], () => Effect.forkChild(q.claim(Email, { wait: "10 seconds" })))
+      yield* TestClock.adjust("1 second")
+      yield* q.enqueueBatch(Email, [{ to: "a" }, { to: "b" }])
+      yield* TestClock.adjust("10 seconds")
+      assert.deepStrictEqual((yield* Fiber.joinAll(more)).map((c) => c.length).sort(), [0, 1, 1])
+    }))
+
+  it.effect("claim batches take jobs in order up to max; max 0 claims nothing", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const ids = yield* Effect.forEach(["a", "b", "c", "d", "e"], (to) => Effect.map(q.enqueue(Email, { to }), (r) => r.id))
+      assert.deepStrictEqual(yield* q.claim(Email, { max: 0 }), [])
+      const first = yield* q.claim(Email, { max: 3 })
+      assert.deepStrictEqual(first.map((c) => [c.job.id, c.job.status, c.job.attempts]), ids.slice(0, 3).map((id) => [id, "Claimed", 1]))
+      assert.deepStrictEqual((yield* q.claim(Email, { max: 3 })).map((c) => c.job.id), ids.slice(3))
+    }))
+
+  it.effect("FIFO holds across a claim batch of 20, and ids increase within one millisecond", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const ids: Array<string> = []
+      for (let i = 0; i < 20; i++) ids.push((yield* q.enqueue(NoBackoff, { n: i })).id) // TestClock stands still
+      assert.isTrue(ids.every((id, i) => i === 0 || id > ids[i - 1]!))
+      assert.isTrue(ids.every((id) => /^[0-9A-HJKMNP-TV-Z]{26}$/.test(id)))
+      assert.deepStrictEqual((yield* q.claim(NoBackoff, { max: 20 })).map((c) => c.job.id), ids)
+    }))
+
+  it.effect("invalid id overrides are refused and nothing is enqueued", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      for (const id of ["", "has:colon", "has space", "has/slash", "a".repeat(129)]) {
+        assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(Email, { to: "x" }, { id }))), "InvalidJobId", id)
+      }
+      assert.deepStrictEqual(yield* q.claim(Email), [])
+      const { id } = yield* q.enqueue(Email, { to: "x" }, { id: "user-42-welcome" })
+      assert.strictEqual((yield* q.claim(Email))[0]?.job.id, id)
+    }))
+
+  it.effect("queues are isolated from each other", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const Resize = Job.define("resize", { payload: Schema.Struct({ to: Schema.String }) })
+      const e = yield* q.enqueue(Email, { to: "mail" })
+      const r = yield* q.enqueue(Resize, { to: "image" })
+      assert.deepStrictEqual((yield* q.claim(Resize, { max: 5 })).map((c) => c.job.id), [r.id])
+      assert.deepStrictEqual((yield* q.claim(Email, { max: 5 })).map((c) => c.job.id), [e.id])
+      assert.deepStrictEqual([yield* q.claim(Email), yield* q.claim(Resize)], [[], []])
+    }))
+
+  it.effect("the reaper leaves live leases alone and ignores settled claims", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      yield* q.enqueue(Email, { to: "live" })
+      const live = (yield* q.claim(Email, { lease: "300 seconds" }))[0]!
+      yield* q.enqueue(Email, { to: "acked" })
+      const acked = (yield* q.claim(Email, { lease: "1 second" }))[0]!
+      yield* q.ack(acked)
+      yield* TestClock.adjust("5 seconds")
+      assert.deepStrictEqual(yield* q.claim(Email), [])
+      yield* q.ack(live)
+    }))
+
+  it.effect("a nacked job keeps its priority and is claimed before normal ones", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      yield* q.enqueue(NoBackoff, { n: 1 })
+      const high = yield* q.enqueue(NoBackoff, { n: 2 }, { priority: "high" })
+      const first = (yield* q.claim(NoBackoff))[0]!
+      assert.deepStrictEqual([first.job.id, first.job.priority], [high.id, Job.Priority.high])
+      yield* q.nack(first, "again")
+      const again = (yield* q.claim(NoBackoff))[0]!
+      assert.deepStrictEqual([again.job.id, again.job.attempts], [high.id, 2])
+    }))
+
+  it.effect("runAt in the past is pending at once; in the future, scheduled", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      yield* TestClock.adjust("1 minute")
+      const past = yield* q.enqueue(Email, { to: "past" }, { runAt: 1_000 })
+      const future = yield* q.enqueue(Email, { to: "future" }, { runAt: new Date(3_600_000) })
+      assert.deepStrictEqual([(yield* q.stats("emails")).pending, (yield* q.stats("emails")).scheduled], [1, 1])
+      assert.strictEqual((yield* q.claim(Email))[0]?.job.id, past.id)
+      assert.strictEqual(Option.getOrThrow(yield* q.get(future.id)).runAt, 3_600_000)
+    }))
+
+  it.effect("stats follow a job's life: pending, claimed, scheduled, dead", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const counts = Effect.map(q.stats("emails"), (s) => [s.pending, s.scheduled, s.claimed, s.dead])
+      yield* q.enqueue(Email, { to: "a" }, { maxAttempts: 2 })
+      yield* q.enqueue(Email, { to: "b" })
+      assert.deepStrictEqual(yield* counts, [2, 0, 0, 0])
+      const a = (yield* q.claim(Email))[0]!
+      assert.deepStrictEqual(yield* counts, [1, 0, 1, 0])
+      yield* q.nack(a, "x")
+      assert.deepStrictEqual(yield* counts, [1, 1, 0, 0])
+      yield* TestClock.adjust("1500 millis")
+      const b = (yield* q.claim(Email, { max: 2 }))
+      assert.deepStrictEqual(yield* counts, [0, 0, 2, 0])
+      for (const c of b) yield* (c.job.payload.to === "a" ? q.nack(c, "y") : q.ack(c))
+      assert.deepStrictEqual(yield* counts, [0, 0, 0, 1])
+    }))
 })
