@@ -41,7 +41,11 @@ export const JobRecord = Schema.Struct({
   dedupKey: Schema.optionalKey(Schema.String),
   completedAt: Schema.optionalKey(Schema.Number),
   failedAt: Schema.optionalKey(Schema.Number),
-  cancelRequested: Schema.optionalKey(Schema.Boolean)
+  cancelRequested: Schema.optionalKey(Schema.Boolean),
+  /** How long the job is kept once dead, from its definition at enqueue (ms). */
+  deadRetentionMs: Schema.optionalKey(Schema.Number),
+  /** Done or dead jobs are deleted by the retention sweep after this instant (ms). */
+  expiresAt: Schema.optionalKey(Schema.Number)
 })
 
 /**

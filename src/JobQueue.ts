@@ -20,6 +20,7 @@ import * as JobRecordSchema from "../schema/JobRecord.ts"
 import type { JobRecord, JobStatus } from "../schema/JobRecord.ts"
 import * as Job from "./Job.ts"
 import {
+  CancelRequested,
   ClaimLost,
   DuplicateJobId,
   InvalidJobId,
@@ -168,8 +169,8 @@ export interface Service {
   readonly nack: (claim: Claim<any>, error: string) => Effect.Effect<NackOutcome, QueueError | ClaimLost>
   /** Dead-letters at once; the attempts are not consumed. */
   readonly deadLetter: (claim: Claim<any>, reason: string) => Effect.Effect<void, QueueError | ClaimLost>
-  /** The lease now ends `duration` from now. */
-  readonly extendLease: (claim: Claim<any>, duration: Duration.Input) => Effect.Effect<void, ClaimLost>
+  /** The lease now ends `duration` from now; refused once the job was asked to cancel. */
+  readonly extendLease: (claim: Claim<any>, duration: Duration.Input) => Effect.Effect<void, ClaimLost | CancelRequested>
   readonly get: (id: string) => Effect.Effect<Option.Option<JobRecord>>
   readonly stats: (queue: string) => Effect.Effect<QueueStats>
   readonly cancel: (id: string) => Effect.Effect<CancelOutcome, QueueError>
@@ -245,6 +246,26 @@ interface Lease {
 }
 
 const retries = { maxRetries: 1000 } as const
+const defaultDeadRetention = 7 * 24 * 3600 * 1000
+
+/** The record of a job that died now, kept for its dead retention. */
+const deadRecord = (record: JobRecord, now: number, reason: string): JobRecord => ({
+  ...without(record, "claimedAt"),
+  status: "Dead",
+  failedAt: now,
+  lastError: reason,
+  expiresAt: now + (record.deadRetentionMs ?? defaultDeadRetention)
+})
+
+/** Decodes a record, or undefined (logged) when it does not decode. */
+const decodeOrSkip = (key: Uint8Array, value: Uint8Array) =>
+  Effect.suspend(() => {
+    try {
+      return Effect.succeed(JobRecordSchema.decode(value))
+    } catch (error) {
+      return Effect.as(Effect.logWarning(`job record ${Keys.fromBytes(key).slice(2)} does not decode; skipped`, error), undefined)
+    }
+  })
 
 /** Builds the queue over the KV in context; forks the reaper and the scheduler in the scope. */
 export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv | Scope.Scope> =>
@@ -325,6 +346,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
         maxAttempts: options?.maxAttempts ?? definition.maxAttempts,
         priority: options?.priority === undefined ? definition.priority : Job.priorityValue(options.priority),
         enqueuedAt: now,
+        deadRetentionMs: Duration.toMillis(definition.deadRetention),
         ...(scheduledLater ? { runAt } : {}),
         ...(options?.dedupKey === undefined ? {} : { dedupKey: options.dedupKey })
       }
@@ -375,7 +397,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
       Effect.gen(function*() {
         yield* tx.delete(bytes(Keys.claimed(record.queue, record.id)))
         const next: JobRecord = record.attempts >= record.maxAttempts
-          ? { ...without(record, "claimedAt"), status: "Dead", failedAt: now, lastError: reason }
+          ? deadRecord(record, now, reason)
           : { ...without(record, "claimedAt"), status: "Pending" }
         yield* stage(tx, next)
         return next
@@ -483,7 +505,12 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
               yield* tx.delete(bytes(Keys.index(record.id)))
               return Option.none<JobRecord>()
             }
-            const next: JobRecord = { ...without(record, "claimedAt"), status: "Done", completedAt: now }
+            const next: JobRecord = {
+              ...without(record, "claimedAt"),
+              status: "Done",
+              completedAt: now,
+              expiresAt: now + Duration.toMillis(keepDone)
+            }
             yield* stage(tx, next)
             return Option.some(next)
           }))
@@ -491,7 +518,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
       })
 
     const bury = (tx: Transaction, record: JobRecord, now: number, reason: string) =>
-      Effect.as(stage(tx, { ...without(record, "claimedAt"), status: "Dead", failedAt: now, lastError: reason }), undefined)
+      Effect.as(stage(tx, deadRecord(record, now, reason)), undefined)
 
     const nack: Service["nack"] = (claim, error) =>
       Effect.gen(function*() {
@@ -527,6 +554,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
         if (lease === undefined || lease.token !== claim.token || lease.reaping) {
           return yield* new ClaimLost({ id: claim.record.id })
         }
+        if (Deferred.isDoneUnsafe(lease.cancel)) return yield* new CancelRequested({ id: claim.record.id })
         lease.expiresAt = (yield* Clock.currentTimeMillis) + Duration.toMillis(Duration.fromInputUnsafe(duration))
       })
 
@@ -615,12 +643,19 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
       for (const [id, lease] of [...leases.entries()]) {
         if (lease.expiresAt > now || lease.reaping) continue
         lease.reaping = true
-        const next = yield* kv.transaction((tx) =>
+        const exit = yield* Effect.exit(kv.transaction((tx) =>
           Effect.gen(function*() {
             const record = yield* read(tx, Keys.claimed(lease.queue, id))
             if (record === undefined) return undefined
             return yield* requeueOrBury(tx, record, now, "lease expired")
-          }), { durable: false, ...retries })
+          }), { durable: false, ...retries }))
+        if (exit._tag === "Failure") {
+          // e.g. a record that does not decode: tried again next tick, without holding up the others
+          lease.reaping = false
+          yield* Effect.logWarning(`lease of ${id} could not be reaped`, exit.cause)
+          continue
+        }
+        const next = exit.value
         if (leases.get(id) === lease) leases.delete(id)
         if (next?.status === "Pending") announce(next.queue)
         if (next?.status === "Dead") complete(id, Option.some(next))
@@ -635,7 +670,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
         Effect.gen(function*() {
           const queues = new Set<string>()
           for (const entry of due) {
-            const record = yield* read(tx, Keys.fromBytes(entry.key))
+            const record = yield* decodeOrSkip(entry.key, entry.value)
             if (record === undefined) continue
             yield* tx.delete(entry.key)
             yield* stage(tx, { ...without(record, "runAt"), status: "Pending" })
@@ -646,16 +681,35 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
       for (const queue of promoted) announce(queue)
     })
 
+    /** Deletes done and dead jobs past their retention. */
+    const sweepRetention = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const candidates = [
+        ...(yield* kv.scan({ prefix: bytes(Keys.donePrefix) })),
+        ...(yield* kv.scan({ prefix: bytes("\x05\x01") }))
+      ]
+      const expired: Array<{ readonly key: Uint8Array; readonly id: string }> = []
+      for (const entry of candidates) {
+        const record = yield* decodeOrSkip(entry.key, entry.value)
+        if (record?.expiresAt !== undefined && record.expiresAt <= now) expired.push({ key: entry.key, id: record.id })
+      }
+      if (expired.length === 0) return
+      yield* kv.write(
+        expired.flatMap(({ id, key }) => [{ _tag: "Delete" as const, key }, { _tag: "Delete" as const, key: bytes(Keys.index(id)) }]),
+        { durable: false }
+      )
+    })
+
     // Jobs left claimed by a previous process: requeued (the attempt counts) or dead-lettered.
     const claimedAtOpen = yield* kv.scan({ prefix: bytes("\x02\x01") })
     if (claimedAtOpen.length > 0) {
       const now = yield* Clock.currentTimeMillis
       yield* kv.transaction((tx) =>
         Effect.forEach(claimedAtOpen, (entry) =>
-          requeueOrBury(tx, JobRecordSchema.decode(entry.value), now, "claim interrupted by process exit"), { discard: true }), {
-        durable: false,
-        ...retries
-      })
+          Effect.flatMap(decodeOrSkip(entry.key, entry.value), (record) =>
+            record === undefined ? Effect.void : Effect.asVoid(requeueOrBury(tx, record, now, "claim interrupted by process exit"))), {
+          discard: true
+        }), { durable: false, ...retries })
     }
 
     const every = (interval: Duration.Input | undefined, fallback: Duration.Input, step: Effect.Effect<void, unknown>) =>
@@ -664,7 +718,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
         Effect.repeat(Schedule.spaced(Duration.fromInputUnsafe(interval ?? fallback))),
         Effect.forkScoped
       )
-    yield* every(options?.reaperInterval, "5 seconds", reapExpired)
+    yield* every(options?.reaperInterval, "5 seconds", Effect.andThen(reapExpired, sweepRetention))
     yield* every(options?.schedulerInterval, "1 second", promoteDue)
 
     return {

@@ -68,3 +68,13 @@ export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("Invali
 export class ClaimLost extends Schema.TaggedError<ClaimLost>()("ClaimLost", {
   id: Schema.String
 }) {}
+
+/**
+ * The lease of a claim whose job was asked to cancel is not extended: the holder should stop.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class CancelRequested extends Schema.TaggedError<CancelRequested>()("CancelRequested", {
+  id: Schema.String
+}) {}

@@ -7,6 +7,7 @@ import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
 import * as Kv from "../../src/Kv.ts"
 import * as ObjectStore from "../../src/ObjectStore.ts"
+import * as Keys from "../../src/queue/keys.ts"
 import { reasonOf } from "../utils/exits.ts"
 import type { Backend } from "../utils/stores.ts"
 
@@ -415,5 +416,99 @@ export const jobQueueSuite = (backend: Backend) =>
       assert.deepStrictEqual(yield* counts, [0, 0, 2, 0])
       for (const c of b) yield* (c.job.payload.to === "a" ? q.nack(c, "y") : q.ack(c))
       assert.deepStrictEqual(yield* counts, [0, 0, 0, 1])
+    }))
+
+  it.effect("retention: done jobs kept for keepDone, dead ones for deadRetention, per definition", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const Kept = Job.define("kept", { payload: Schema.String, keepDone: "1 minute", deadRetention: "10 minutes" })
+      const Ephemeral = Job.define("ephemeral", { payload: Schema.String, deadRetention: "1 minute", maxAttempts: 1 })
+      const done = yield* q.enqueue(Kept, "done")
+      yield* q.ack((yield* q.claim(Kept))[0]!)
+      const deadKept = yield* q.enqueue(Kept, "dead")
+      yield* q.deadLetter((yield* q.claim(Kept))[0]!, "no")
+      const deadShort = yield* q.enqueue(Ephemeral, "dead")
+      yield* q.nack((yield* q.claim(Ephemeral))[0]!, "no")
+      const status = (id: string) => Effect.map(q.get(id), Option.match({ onNone: () => "gone", onSome: (r) => r.status }))
+      yield* TestClock.adjust("50 seconds")
+      assert.deepStrictEqual([yield* status(done.id), yield* status(deadKept.id), yield* status(deadShort.id)], ["Done", "Dead", "Dead"])
+      yield* TestClock.adjust("20 seconds")
+      assert.deepStrictEqual([yield* status(done.id), yield* status(deadKept.id), yield* status(deadShort.id)], ["gone", "Dead", "gone"])
+      yield* TestClock.adjust("10 minutes")
+      assert.strictEqual(yield* status(deadKept.id), "gone")
+      assert.deepStrictEqual([(yield* q.stats("kept")).dead, (yield* q.stats("ephemeral")).dead], [0, 0])
+    }))
+
+  it.effect("a cancel request refuses lease renewals and survives a nack, a dead-letter and a lease requeue", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const { id } = yield* q.enqueue(NoBackoff, { n: 1 }, { maxAttempts: 5 })
+      const first = (yield* q.claim(NoBackoff, { lease: "5 seconds" }))[0]!
+      yield* q.extendLease(first, "10 seconds")
+      assert.strictEqual(yield* q.cancel(id), "Requested")
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.extendLease(first, "10 seconds"))), "CancelRequested")
+      assert.strictEqual(yield* q.nack(first, "stopping"), "Retried")
+      assert.isTrue(Option.getOrThrow(yield* q.get(id)).cancelRequested)
+      const second = (yield* q.claim(NoBackoff, { lease: "5 seconds" }))[0]!
+      yield* second.cancelled // already cancelled when claimed
+      yield* TestClock.adjust("12 seconds") // the lease expires and the reaper requeues it
+      const third = (yield* q.claim(NoBackoff))[0]!
+      assert.deepStrictEqual([third.job.id, third.job.cancelRequested], [id, true])
+      yield* q.deadLetter(third, "cancelled")
+      assert.isTrue(Option.getOrThrow(yield* q.get(id)).cancelRequested)
+    }))
+
+  it.effect("a settlement after the lease expired but before the reaper ran succeeds (fenced by token, not time)", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      yield* q.enqueue(Email, { to: "x" })
+      const claim = (yield* q.claim(Email, { lease: "100 millis" }))[0]!
+      yield* TestClock.adjust("500 millis") // the reaper runs every second
+      yield* q.ack(claim)
+      yield* TestClock.adjust("2 seconds")
+      assert.deepStrictEqual(yield* q.claim(Email), [])
+    }))
+
+  it.effect("many waiters of one job's completion all wake", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const { id } = yield* q.enqueue(Email, { to: "x" })
+      const waiters = yield* Effect.forEach([1, 2, 3, 4], () => Effect.forkChild(q.awaitCompletion(id), { startImmediately: true }))
+      yield* q.deadLetter((yield* q.claim(Email))[0]!, "gone")
+      for (const result of yield* Fiber.joinAll(waiters)) {
+        assert.strictEqual(result._tag === "Completed" && Option.getOrThrow(result.job).status, "Dead")
+      }
+    }))
+
+  it.effect("a scheduled normal job and an immediate high one: high first after promotion", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const normal = yield* q.enqueue(Email, { to: "n" }, { delay: "1 millis" })
+      yield* TestClock.adjust("200 millis")
+      const high = yield* q.enqueue(Email, { to: "h" }, { priority: "high" })
+      assert.deepStrictEqual((yield* q.claim(Email, { max: 2 })).map((c) => c.job.id), [high.id, normal.id])
+    }))
+
+  it.effect("a claimed record that no longer decodes does not hold up the reaping of the others", () =>
+    Effect.gen(function*() {
+      const store = yield* storeOf
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        JobQueue.layer({ reaperInterval: "1 second" }).pipe(
+          Layer.provideMerge(Kv.layer()),
+          Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+        ),
+        scope
+      )
+      const q = Context.get(context, JobQueue.JobQueue)
+      const kv = Context.get(context, Kv.Kv)
+      const a = yield* q.enqueue(Email, { to: "a" })
+      const b = yield* q.enqueue(Email, { to: "b" })
+      yield* q.claim(Email, { max: 2, lease: "1 second" })
+      yield* kv.write([{ _tag: "Put", key: Keys.toBytes(Keys.claimed("emails", a.id)), value: new Uint8Array([0xc1]) }])
+      yield* TestClock.adjust("3 seconds")
+      const [again] = yield* q.claim(Email)
+      assert.strictEqual(again?.job.id, b.id)
+      assert.strictEqual((yield* q.stats("emails")).claimed, 2) // a stays claimed; b is claimed again
     }))
 })
