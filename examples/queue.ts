@@ -1,6 +1,6 @@
 // The README's quick start: enqueue, claim, ack, and wait for completion.
 //   npx tsx examples/queue.ts          (BUCKETQ_URL=file:./.bucketq by default; memory: works too)
-import { Effect, Schema } from "effect"
+import { Effect, Fiber, Schema } from "effect"
 import { Job, JobQueue, QueueLive } from "../src/index.ts"
 
 const Email = Job.define("emails", {
@@ -12,11 +12,13 @@ const Email = Job.define("emails", {
 const program = Effect.gen(function*() {
   const queue = yield* JobQueue.JobQueue
   const { id } = yield* queue.enqueue(Email, { to: "a@b.c" }, { priority: "high" })
+  // wait for it from now on (once done and deleted, a later wait would find nothing: NotFound)
+  const completion = yield* Effect.forkChild(queue.awaitCompletion(id, { timeout: "1 minute" }), { startImmediately: true })
   for (const claim of yield* queue.claim(Email, { max: 10, wait: "5 seconds" })) {
     yield* Effect.log(`sending to ${claim.job.payload.to} (attempt ${claim.job.attempts})`)
     yield* queue.ack(claim)
   }
-  const done = yield* queue.awaitCompletion(id, { timeout: "1 minute" })
+  const done = yield* Fiber.join(completion)
   yield* Effect.log(`job ${id}: ${done._tag}; ${JSON.stringify(yield* queue.stats("emails"))}`)
 })
 
