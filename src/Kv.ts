@@ -110,6 +110,15 @@ export interface ScanOptions {
 export type WriteOp =
   | { readonly _tag: "Put"; readonly key: Uint8Array; readonly value: Uint8Array }
   | { readonly _tag: "Delete"; readonly key: Uint8Array }
+  | { readonly _tag: "Update"; readonly key: Uint8Array; readonly update: Updater }
+
+/**
+ * A new value from the current one, computed when the commit is applied (see `Transaction.update`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Updater = (current: Option.Option<Uint8Array>) => Uint8Array
 
 /**
  * @category models
@@ -155,6 +164,13 @@ export interface Transaction {
   readonly scan: (range: Range, options?: ScanOptions) => Effect.Effect<ReadonlyArray<Entry>>
   readonly put: (key: Uint8Array, value: Uint8Array) => Effect.Effect<void, ValueTooLarge>
   readonly delete: (key: Uint8Array) => Effect.Effect<void, ValueTooLarge>
+  /**
+   * Writes `update(current)`, with `current` the committed value at the moment the transaction
+   * commits (after this transaction's own writes of the key), like a merge operator: it never
+   * conflicts, so concurrent transactions updating one key (a counter) all commit, each update
+   * applied exactly once, in commit order.
+   */
+  readonly update: (key: Uint8Array, update: Updater) => Effect.Effect<void, ValueTooLarge>
 }
 
 /**
@@ -309,14 +325,34 @@ const makeService = (writer: Writer, limits: Limits): Service => {
    * Commits in memory (after backpressure, if any), then waits for durability unless asked not
    * to. The common path allocates no generator: a commit is a few synchronous steps and one wait.
    */
+  /** Resolves the updates against the state at this instant, into plain writes. */
+  const resolveUpdates = (ops: Array<Op>, updates: ReadonlyMap<string, ReadonlyArray<Updater>>): ValueTooLarge | undefined => {
+    for (const [key, updaters] of updates) {
+      const own = ops.findIndex(([k]) => k === key)
+      const base = own >= 0 ? ops[own]![1] : state.live.get(key)
+      let value = base === undefined || base === null ? Option.none<Uint8Array>() : Option.some(fromLatin1(base))
+      for (const f of updaters) value = Option.some(f(value))
+      const bytes = Option.getOrThrow(value)
+      if (bytes.length > limits.maxValueBytes) {
+        return new ValueTooLarge({ what: "value", size: bytes.length, limit: limits.maxValueBytes })
+      }
+      const op: Op = [key, toLatin1(bytes)]
+      if (own >= 0) ops[own] = op
+      else ops.push(op)
+    }
+    return undefined
+  }
+
   const commitAndWait = (
-    ops: ReadonlyArray<Op>,
+    writes: ReadonlyArray<Op>,
     durable: boolean,
-    check?: { readonly readSeq: number; readonly reads?: ReadSet | undefined }
+    check?: { readonly readSeq: number; readonly reads?: ReadSet | undefined },
+    updates?: ReadonlyMap<string, ReadonlyArray<Updater>>
   ): Effect.Effect<"conflict" | number, CommitError> =>
     Effect.suspend(() => {
       if (state.failure !== undefined) return Effect.fail(state.failure)
-      if (ops.length === 0) return Effect.succeed(state.lastSeq)
+      const ops: Array<Op> = updates === undefined || updates.size === 0 ? writes as Array<Op> : [...writes]
+      if (ops.length === 0 && (updates === undefined || updates.size === 0)) return Effect.succeed(state.lastSeq)
       let bytes = 0
       for (const op of ops) bytes += opBytes(op)
       if (bytes > limits.maxCommitBytes) {
@@ -324,7 +360,12 @@ const makeService = (writer: Writer, limits: Limits): Service => {
       }
       const now = (): Effect.Effect<"conflict" | number, CommitError> => {
         if (state.failure !== undefined) return Effect.fail(state.failure)
-        const batch = commitOps(state, ops, check)
+        // from here to the commit nothing yields: updates see exactly the state they commit onto
+        if (updates !== undefined && updates.size > 0) {
+          const refused = resolveUpdates(ops, updates)
+          if (refused !== undefined) return Effect.fail(refused)
+        }
+        const batch = commitOps(state, ops, check, updates === undefined ? undefined : new Set(updates.keys()))
         if (batch === "conflict") return Effect.succeed("conflict")
         const seq = state.lastSeq
         return durable ? Effect.as(writer.durable(batch), seq) : Effect.succeed(seq)
@@ -335,12 +376,21 @@ const makeService = (writer: Writer, limits: Limits): Service => {
   const write: Service["write"] = (batch, options) =>
     Effect.suspend(() => {
       const ops: Array<Op> = []
+      const updates = new Map<string, Array<Updater>>()
       for (const op of batch) {
         const refused = tooLarge(limits, op.key, op._tag === "Put" ? op.value : undefined)
         if (refused !== undefined) return Effect.fail(refused)
-        ops.push([toLatin1(op.key), op._tag === "Put" ? toLatin1(op.value) : null])
+        const key = toLatin1(op.key)
+        if (op._tag === "Update") {
+          updates.set(key, [...(updates.get(key) ?? []), op.update])
+          continue
+        }
+        if (updates.has(key)) {
+          return Effect.die(new Error("a batch cannot put or delete a key after updating it"))
+        }
+        ops.push([key, op._tag === "Put" ? toLatin1(op.value) : null])
       }
-      return Effect.map(commitAndWait(ops, options?.durable ?? true), (seq) => ({
+      return Effect.map(commitAndWait(ops, options?.durable ?? true, undefined, updates), (seq) => ({
         seq: seq === "conflict" ? state.lastSeq : seq
       }))
     })
@@ -355,6 +405,7 @@ const makeService = (writer: Writer, limits: Limits): Service => {
         const readSeq = state.lastSeq
         const snapshot = state.live.clone()
         const writes = new Map<string, string | null>()
+        const updates = new Map<string, Array<Updater>>()
         const readKeys = new Set<string>()
         const ranges: Array<readonly [string, string | undefined]> = []
         beginRead(state, readSeq)
@@ -364,7 +415,9 @@ const makeService = (writer: Writer, limits: Limits): Service => {
               const k = toLatin1(key)
               const value = writes.has(k) ? writes.get(k) : snapshot.get(k)
               if (serializable && !writes.has(k)) readKeys.add(k)
-              return value === undefined || value === null ? Option.none() : Option.some(fromLatin1(value))
+              let result = value === undefined || value === null ? Option.none<Uint8Array>() : Option.some(fromLatin1(value))
+              for (const f of updates.get(k) ?? []) result = Option.some(f(result))
+              return result
             }),
           scan: (range, scanOptions) =>
             Effect.sync(() => {
@@ -376,14 +429,26 @@ const makeService = (writer: Writer, limits: Limits): Service => {
             Effect.suspend(() => {
               const refused = tooLarge(limits, key, value)
               if (refused !== undefined) return Effect.fail(refused)
-              writes.set(toLatin1(key), toLatin1(value))
+              const k = toLatin1(key)
+              writes.set(k, toLatin1(value))
+              updates.delete(k)
               return Effect.void
             }),
           delete: (key) =>
             Effect.suspend(() => {
               const refused = tooLarge(limits, key, undefined)
               if (refused !== undefined) return Effect.fail(refused)
-              writes.set(toLatin1(key), null)
+              const k = toLatin1(key)
+              writes.set(k, null)
+              updates.delete(k)
+              return Effect.void
+            }),
+          update: (key, update) =>
+            Effect.suspend(() => {
+              const refused = tooLarge(limits, key, undefined)
+              if (refused !== undefined) return Effect.fail(refused)
+              const k = toLatin1(key)
+              updates.set(k, [...(updates.get(k) ?? []), update])
               return Effect.void
             })
         }
@@ -393,8 +458,8 @@ const makeService = (writer: Writer, limits: Limits): Service => {
               commitAndWait([...writes.entries()], durable, {
                 readSeq,
                 reads: serializable ? { keys: readKeys, ranges } : undefined
-              }),
-              (outcome) => ({ outcome, value: a, wrote: writes.size > 0 })
+              }, updates),
+              (outcome) => ({ outcome, value: a, wrote: writes.size + updates.size > 0 })
             )
           ),
           Effect.ensuring(Effect.sync(() => endRead(state, readSeq)))

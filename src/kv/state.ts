@@ -104,10 +104,15 @@ export const inRange = (key: string, start: string, end: string | undefined): bo
   key >= start && (end === undefined || key < end)
 
 /** Whether a commit after `check.readSeq` wrote a key this one writes or (serializable) read. */
-const conflicts = (state: State, writes: ReadonlyArray<Op>, check: ConflictCheck): boolean => {
+const conflicts = (
+  state: State,
+  writes: ReadonlyArray<Op>,
+  check: ConflictCheck,
+  unchecked: ReadonlySet<string> | undefined
+): boolean => {
   for (const entry of state.log) {
     if (entry.seq <= check.readSeq) continue
-    for (const [key] of writes) if (entry.keys.has(key)) return true
+    for (const [key] of writes) if (entry.keys.has(key) && unchecked?.has(key) !== true) return true
     const reads = check.reads
     if (reads === undefined) continue
     for (const key of entry.keys) {
@@ -120,11 +125,17 @@ const conflicts = (state: State, writes: ReadonlyArray<Op>, check: ConflictCheck
 
 /**
  * Commits `ops` in memory: conflict check, next sequence number, apply, append to the WAL batch,
- * log the write set while transactions are open. Returns the batch whose flush makes it durable,
- * or "conflict".
+ * log the write set while transactions are open. Writes of `unchecked` keys (updates computed at
+ * commit) take no part in the conflict check. Returns the batch whose flush makes it durable, or
+ * "conflict".
  */
-export const commit = (state: State, ops: ReadonlyArray<Op>, check?: ConflictCheck): Batch | "conflict" => {
-  if (check !== undefined && conflicts(state, ops, check)) return "conflict"
+export const commit = (
+  state: State,
+  ops: ReadonlyArray<Op>,
+  check?: ConflictCheck,
+  unchecked?: ReadonlySet<string>
+): Batch | "conflict" => {
+  if (check !== undefined && conflicts(state, ops, check, unchecked)) return "conflict"
   const seq = ++state.lastSeq
   let bytes = 0
   for (const op of ops) {
