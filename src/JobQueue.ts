@@ -120,7 +120,7 @@ export interface QueueStats {
   readonly pending: number
   readonly scheduled: number
   readonly claimed: number
-  /** Done jobs kept (`keepDone`); with the default of deleting on ack, 0. */
+  /** Jobs acknowledged so far (cumulative; not lowered when done jobs are deleted). */
   readonly done: number
   readonly dead: number
 }
@@ -228,6 +228,21 @@ const stage = (tx: Transaction, record: JobRecord) => {
   const key = primaryKey(record)
   return Effect.andThen(tx.put(bytes(key), encodeRecord(record)), tx.put(bytes(Keys.index(record.id)), bytes(key)))
 }
+
+const counterOf = (value: Option.Option<Uint8Array>) =>
+  Option.match(value, { onNone: () => 0, onSome: (b) => Number(new TextDecoder().decode(b)) })
+
+const addTo = (delta: number) => (current: Option.Option<Uint8Array>) => encoder.encode(String(counterOf(current) + delta))
+
+/**
+ * Counts a job leaving status `from` and entering `to` (either may be none): the queue's
+ * counters, updated at commit so that they never conflict. `Done` only ever grows.
+ */
+const move = (tx: Transaction, queue: string, from: JobStatus | undefined, to: JobStatus | undefined) =>
+  Effect.andThen(
+    from === undefined || from === "Done" ? Effect.void : tx.update(bytes(Keys.stat(queue, from)), addTo(-1)),
+    to === undefined ? Effect.void : tx.update(bytes(Keys.stat(queue, to)), addTo(1))
+  )
 
 const without = <R extends object, K extends keyof R>(record: R, ...keys: ReadonlyArray<K>): Omit<R, K> => {
   const out = { ...record }
@@ -372,6 +387,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
               return yield* new DuplicateJobId({ id })
             }
             yield* stage(tx, record)
+            yield* move(tx, record.queue, undefined, record.status)
             if (record.dedupKey !== undefined) yield* tx.put(bytes(Keys.dedup(record.queue, record.dedupKey)), bytes(id))
             return { id, created: true }
           }), retries)
@@ -387,7 +403,11 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
         const now = yield* Clock.currentTimeMillis
         const records: Array<JobRecord> = []
         for (const payload of encoded) records.push(newRecord(definition, yield* nextId, payload, now, undefined))
-        yield* kv.transaction((tx) => Effect.forEach(records, (r) => stage(tx, r), { discard: true }), retries)
+        yield* kv.transaction((tx) =>
+          Effect.andThen(
+            Effect.forEach(records, (r) => stage(tx, r), { discard: true }),
+            tx.update(bytes(Keys.stat(definition.queue, "Pending")), addTo(records.length))
+          ), retries)
         announce(definition.queue)
         return records.map((r) => r.id)
       })
@@ -400,6 +420,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
           ? deadRecord(record, now, reason)
           : { ...without(record, "claimedAt"), status: "Pending" }
         yield* stage(tx, next)
+        yield* move(tx, record.queue, "Claimed", next.status)
         return next
       })
 
@@ -421,6 +442,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
               }
               yield* tx.delete(entry.key)
               yield* stage(tx, next)
+              yield* move(tx, record.queue, "Pending", "Claimed")
               if (record.dedupKey !== undefined) yield* tx.delete(bytes(Keys.dedup(record.queue, record.dedupKey)))
               out.push(next)
             }
@@ -501,6 +523,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
         const keepDone = claim.definition.keepDone
         const done = yield* settle(claim, (tx, record, now) =>
           Effect.gen(function*() {
+            yield* move(tx, record.queue, "Claimed", "Done")
             if (keepDone === undefined) {
               yield* tx.delete(bytes(Keys.index(record.id)))
               return Option.none<JobRecord>()
@@ -518,7 +541,10 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
       })
 
     const bury = (tx: Transaction, record: JobRecord, now: number, reason: string) =>
-      Effect.as(stage(tx, deadRecord(record, now, reason)), undefined)
+      stage(tx, deadRecord(record, now, reason)).pipe(
+        Effect.andThen(move(tx, record.queue, "Claimed", "Dead")),
+        Effect.as(undefined)
+      )
 
     const nack: Service["nack"] = (claim, error) =>
       Effect.gen(function*() {
@@ -534,6 +560,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
               ? { ...without(record, "claimedAt", "runAt"), status: "Pending", lastError: error }
               : { ...without(record, "claimedAt"), status: "Scheduled", runAt: now + delay, lastError: error }
             yield* stage(tx, next)
+            yield* move(tx, record.queue, "Claimed", next.status)
             return { outcome: "Retried" as const, record: next }
           }))
         if (outcome.outcome === "DeadLettered") {
@@ -566,20 +593,17 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
         return Option.map(value, JobRecordSchema.decode)
       })
 
-    const countPrefix = (prefix: string) => Effect.map(kv.scan({ prefix: bytes(prefix) }), (entries) => entries.length)
-    const countTimed = (prefix: string, queue: string) =>
-      Effect.map(kv.scan({ prefix: bytes(prefix) }), (entries) =>
-        entries.filter((e) => JobRecordSchema.decode(e.value).queue === queue).length)
+    const counter = (queue: string, status: JobStatus) => Effect.map(kv.get(bytes(Keys.stat(queue, status))), counterOf)
 
     const stats: Service["stats"] = (queue) =>
       Effect.gen(function*() {
         return {
           queue,
-          pending: yield* countPrefix(Keys.pendingPrefix(queue)),
-          scheduled: yield* countTimed(Keys.scheduledPrefix, queue),
-          claimed: yield* countPrefix(Keys.claimedPrefix(queue)),
-          done: yield* countTimed(Keys.donePrefix, queue),
-          dead: yield* countPrefix(Keys.deadPrefix(queue))
+          pending: yield* counter(queue, "Pending"),
+          scheduled: yield* counter(queue, "Scheduled"),
+          claimed: yield* counter(queue, "Claimed"),
+          done: yield* counter(queue, "Done"),
+          dead: yield* counter(queue, "Dead")
         }
       })
 
@@ -595,6 +619,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
             if (record.status === "Pending" || record.status === "Scheduled") {
               yield* tx.delete(bytes(key))
               yield* tx.delete(bytes(Keys.index(id)))
+              yield* move(tx, record.queue, record.status, undefined)
               if (record.dedupKey !== undefined) yield* tx.delete(bytes(Keys.dedup(record.queue, record.dedupKey)))
               return "Removed" as const
             }
@@ -674,6 +699,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
             if (record === undefined) continue
             yield* tx.delete(entry.key)
             yield* stage(tx, { ...without(record, "runAt"), status: "Pending" })
+            yield* move(tx, record.queue, "Scheduled", "Pending")
             queues.add(record.queue)
           }
           return queues
@@ -688,14 +714,20 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
         ...(yield* kv.scan({ prefix: bytes(Keys.donePrefix) })),
         ...(yield* kv.scan({ prefix: bytes("\x05\x01") }))
       ]
-      const expired: Array<{ readonly key: Uint8Array; readonly id: string }> = []
+      const expired: Array<{ readonly key: Uint8Array; readonly record: JobRecord }> = []
       for (const entry of candidates) {
         const record = yield* decodeOrSkip(entry.key, entry.value)
-        if (record?.expiresAt !== undefined && record.expiresAt <= now) expired.push({ key: entry.key, id: record.id })
+        if (record?.expiresAt !== undefined && record.expiresAt <= now) expired.push({ key: entry.key, record })
       }
       if (expired.length === 0) return
       yield* kv.write(
-        expired.flatMap(({ id, key }) => [{ _tag: "Delete" as const, key }, { _tag: "Delete" as const, key: bytes(Keys.index(id)) }]),
+        expired.flatMap(({ key, record }) => [
+          { _tag: "Delete" as const, key },
+          { _tag: "Delete" as const, key: bytes(Keys.index(record.id)) },
+          ...(record.status === "Dead"
+            ? [{ _tag: "Update" as const, key: bytes(Keys.stat(record.queue, "Dead")), update: addTo(-1) }]
+            : [])
+        ]),
         { durable: false }
       )
     })

@@ -15,7 +15,8 @@ const tag = {
   done: "\x04\x01",
   dead: "\x05\x01",
   index: "\x06\x01",
-  dedup: "\x07\x01"
+  dedup: "\x07\x01",
+  stats: "\x09\x01"
 } as const
 
 const utf8 = new TextEncoder()
@@ -54,6 +55,9 @@ export const deadPrefix = (queue: string) => tag.dead + queuePart(queue)
 export const dead = (queue: string, id: string) => deadPrefix(queue) + id
 export const index = (id: string) => tag.index + id
 export const dedup = (queue: string, key: string) => tag.dedup + queuePart(queue) + bytesOf(key)
+
+/** The counter of jobs of one status in a queue (`done` counts every ack, kept or not). */
+export const stat = (queue: string, status: string) => tag.stats + queuePart(queue) + status
 
 /** The time of a scheduled or done key. */
 export const timeOf = (key: string): number => readU64(key, 2)

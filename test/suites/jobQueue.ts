@@ -49,7 +49,7 @@ export const jobQueueSuite = (backend: Backend) =>
       yield* q.ack(claim!)
       assert.deepStrictEqual(yield* Fiber.join(waiting), { _tag: "Completed", job: Option.none() })
       assert.isTrue(Option.isNone(yield* q.get(id)))
-      assert.deepStrictEqual(yield* q.stats("emails"), { queue: "emails", pending: 0, scheduled: 0, claimed: 0, done: 0, dead: 0 })
+      assert.deepStrictEqual(yield* q.stats("emails"), { queue: "emails", pending: 0, scheduled: 0, claimed: 0, done: 1, dead: 0 })
       assert.deepStrictEqual(yield* q.claim(Email), [])
     }))
 
