@@ -12,12 +12,16 @@ import { drive, driveOrDie, faultyMemory, openKv } from "../utils/kv.ts"
 
 type ModelOp = readonly [key: string, value: string | null]
 
+/** A value in a model op that means "add one to the counter" (an update, resolved at commit). */
+const increment = "\u0000+1"
+
 /** The state after applying the commits of `history` with seq ≤ `upTo`, as sorted "k=v" lines. */
 const modelAt = (history: ReadonlyMap<number, ReadonlyArray<ModelOp>>, upTo: number): Array<string> => {
   const state = new Map<string, string>()
   for (let seq = 1; seq <= upTo; seq++) {
     for (const [k, v] of history.get(seq) ?? []) {
       if (v === null) state.delete(k)
+      else if (v === increment) state.set(k, String(Number(state.get(k) ?? "0") + 1))
       else state.set(k, v)
     }
   }
@@ -99,6 +103,12 @@ export const runSchedule = (seed: number) =>
               for (const [k, v] of ops) {
                 if (v === null) yield* tx.delete(bytes(k))
                 else yield* tx.put(bytes(k), bytes(v))
+              }
+              if (prng.next() < 0.5) {
+                // a counter updated at commit: never a conflict, each increment applied once
+                yield* tx.update(bytes("counter"), (current) =>
+                  bytes(String(Number(current._tag === "Some" ? text(current.value) : "0") + 1)))
+                ops.push(["counter", increment])
               }
               return ops
             }), { durable: false, isolation, maxRetries: 50 })
