@@ -511,4 +511,50 @@ export const jobQueueSuite = (backend: Backend) =>
       assert.strictEqual(again?.job.id, b.id)
       assert.strictEqual((yield* q.stats("emails")).claimed, 2) // a stays claimed; b is claimed again
     }))
+
+  it.effect("a nacked job does not corrupt the dedup index of a newer job with its key", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const id1 = (yield* q.enqueue(NoBackoff, { n: 1 }, { dedupKey: "k" })).id
+      const first = (yield* q.claim(NoBackoff))[0]!
+      assert.isUndefined(first.job.dedupKey)
+      yield* q.nack(first, "again")
+      const id2 = (yield* q.enqueue(NoBackoff, { n: 2 }, { dedupKey: "k" })).id
+      assert.notStrictEqual(id2, id1)
+      const again = (yield* q.claim(NoBackoff))[0]!
+      assert.strictEqual(again.job.id, id1)
+      assert.deepStrictEqual(yield* q.enqueue(NoBackoff, { n: 3 }, { dedupKey: "k" }), { id: id2, created: false })
+      yield* q.ack(again)
+      yield* q.ack((yield* q.claim(NoBackoff))[0]!)
+      assert.strictEqual((yield* q.stats("fast")).pending, 0)
+    }))
+
+  it.effect("get follows a kept job: Pending, Claimed, Done", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const Kept = Job.define("kept2", { payload: Schema.String, keepDone: "1 minute" })
+      const { id } = yield* q.enqueue(Kept, "x")
+      const status = Effect.map(q.get(id), (r) => Option.getOrThrow(r).status)
+      assert.strictEqual(yield* status, "Pending")
+      const claim = (yield* q.claim(Kept))[0]!
+      assert.strictEqual(yield* status, "Claimed")
+      yield* q.ack(claim)
+      const done = Option.getOrThrow(yield* q.get(id))
+      assert.deepStrictEqual([done.status, done.completedAt, done.claimedAt], ["Done", 0, undefined])
+    }))
+
+  it.effect("settlements of a claim whose lease expired into the dead-letter queue are all ClaimLost", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const { id } = yield* q.enqueue(Email, { to: "x" }, { maxAttempts: 1 })
+      const stale = (yield* q.claim(Email, { lease: "1 second" }))[0]!
+      yield* TestClock.adjust("2500 millis")
+      assert.strictEqual(Option.getOrThrow(yield* q.get(id)).status, "Dead")
+      const settlements: Array<Effect.Effect<unknown, unknown>> = [q.ack(stale), q.nack(stale, "x"), q.deadLetter(stale, "y"), q.extendLease(stale, "1 minute")]
+      for (const settle of settlements) {
+        assert.strictEqual(reasonOf(yield* Effect.exit(settle)), "ClaimLost")
+      }
+      assert.deepStrictEqual([(yield* q.stats("emails")).dead, (yield* q.stats("emails")).claimed], [1, 0])
+      assert.deepStrictEqual(yield* q.claim(Email), [])
+    }))
 })
