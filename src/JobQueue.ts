@@ -12,8 +12,7 @@
  *
  * @since 0.1.0
  */
-import { encode as msgpackEncode } from "@msgpack/msgpack"
-import { decode as msgpackDecode } from "@msgpack/msgpack"
+import { decode as msgpackDecode, encode as msgpackEncode } from "@msgpack/msgpack"
 import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Random, Schedule, Schema, type Scope, Semaphore } from "effect"
 import { monotonicFactory } from "ulid"
 import * as JobRecordSchema from "../schema/JobRecord.ts"
@@ -32,6 +31,12 @@ import { Kv, type Transaction } from "./Kv.ts"
 import type { Closed, Fenced, TransactionConflict, ValueTooLarge } from "./KvError.ts"
 import * as Keys from "./queue/keys.ts"
 
+/**
+ * The stored job record and its statuses (see `schema/JobRecord.ts`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
 export type { JobRecord, JobStatus }
 
 /**
@@ -289,7 +294,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
     const random = yield* Random.Random
     const newUlid = monotonicFactory(() => random.nextDoubleUnsafe())
     const nextId = Effect.map(Clock.currentTimeMillis, (now) => newUlid(Math.floor(now)))
-    const newToken = Effect.map(Clock.currentTimeMillis, (now) => newUlid(Math.floor(now)))
+    const newToken = nextId // claim tokens come from the same monotonic generator: never reused
     const leases = new Map<string, Lease>()
     const claimLocks = new Map<string, Semaphore.Semaphore>()
     const arrivals = new Map<string, Deferred.Deferred<void>>()
