@@ -57,14 +57,16 @@ export type JobRecord = typeof JobRecord.Type
 /** @since 0.1.0 */
 export const version = 1
 
-const encodeRecord = Schema.encodeSync(JobRecord)
 const decodeRecord = Schema.decodeUnknownSync(JobRecord)
 
 /**
+ * Encodes a record. Every field's encoded form is its value (strings, numbers, booleans, bytes, a
+ * string map), so the record is written as it is, without a schema pass; reading checks it.
+ *
  * @category encoding
  * @since 0.1.0
  */
-export const encode = (record: JobRecord): Uint8Array => msgpackEncode({ v: version, ...encodeRecord(record) })
+export const encode = (record: JobRecord): Uint8Array => msgpackEncode({ v: version, ...record }, { ignoreUndefined: true })
 
 /**
  * Decodes a stored record; throws on an unknown version or shape.

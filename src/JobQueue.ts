@@ -198,11 +198,15 @@ const encoder = new TextEncoder()
 const controlCharacter = /[\u0000-\u001f\u007f]/
 const idPattern = /^[A-Za-z0-9_-]{1,128}$/
 
+const validQueues = new Set<string>()
+
 const checkQueue = (queue: string): Effect.Effect<void, InvalidQueueName> => {
+  if (validQueues.has(queue)) return Effect.void
   const size = encoder.encode(queue).length
   if (size === 0) return Effect.fail(new InvalidQueueName({ queue, reason: "empty" }))
   if (size > maxQueueName) return Effect.fail(new InvalidQueueName({ queue, reason: `over ${maxQueueName} bytes` }))
   if (controlCharacter.test(queue)) return Effect.fail(new InvalidQueueName({ queue, reason: "control character" }))
+  if (validQueues.size < 10_000) validQueues.add(queue)
   return Effect.void
 }
 

@@ -37,10 +37,17 @@ const readU64 = (s: string, at: number): number => {
   return hi * 0x1_0000_0000 + lo
 }
 
-/** `len u8 | queue` */
+const queueParts = new Map<string, string>()
+
+/** `len u8 | queue` (cached: a process has few queues). */
 const queuePart = (queue: string): string => {
-  const b = bytesOf(queue)
-  return String.fromCharCode(b.length) + b
+  let part = queueParts.get(queue)
+  if (part === undefined) {
+    const b = bytesOf(queue)
+    part = String.fromCharCode(b.length) + b
+    if (queueParts.size < 10_000) queueParts.set(queue, part)
+  }
+  return part
 }
 
 export const pendingPrefix = (queue: string) => tag.pending + queuePart(queue)
