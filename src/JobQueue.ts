@@ -386,6 +386,17 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
         const id = options?.id ?? (yield* nextId)
         const now = yield* Clock.currentTimeMillis
         const record = newRecord(definition, id, encoded, now, options)
+        if (record.dedupKey === undefined && options?.id === undefined) {
+          // nothing to read first (a fresh ULID cannot exist yet): one plain commit
+          const key = primaryKey(record)
+          yield* kv.write([
+            { _tag: "Put", key: bytes(key), value: encodeRecord(record) },
+            { _tag: "Put", key: bytes(Keys.index(id)), value: bytes(key) },
+            { _tag: "Update", key: bytes(Keys.stat(record.queue, record.status)), update: addTo(1) }
+          ])
+          if (record.status === "Pending") announce(record.queue)
+          return { id, created: true }
+        }
         const result = yield* kv.transaction((tx) =>
           Effect.gen(function*() {
             if (record.dedupKey !== undefined) {
@@ -412,11 +423,17 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
         const now = yield* Clock.currentTimeMillis
         const records: Array<JobRecord> = []
         for (const payload of encoded) records.push(newRecord(definition, yield* nextId, payload, now, undefined))
-        yield* kv.transaction((tx) =>
-          Effect.andThen(
-            Effect.forEach(records, (r) => stage(tx, r), { discard: true }),
-            tx.update(bytes(Keys.stat(definition.queue, "Pending")), addTo(records.length))
-          ), retries)
+        // fresh ids: nothing to read, so one plain commit
+        yield* kv.write([
+          ...records.flatMap((record) => {
+            const key = primaryKey(record)
+            return [
+              { _tag: "Put" as const, key: bytes(key), value: encodeRecord(record) },
+              { _tag: "Put" as const, key: bytes(Keys.index(record.id)), value: bytes(key) }
+            ]
+          }),
+          { _tag: "Update", key: bytes(Keys.stat(definition.queue, "Pending")), update: addTo(records.length) }
+        ])
         announce(definition.queue)
         return records.map((r) => r.id)
       })
