@@ -27,7 +27,8 @@ import {
   InvalidQueueName,
   PayloadTooLarge
 } from "./JobQueueError.ts"
-import { Kv, type Transaction } from "./Kv.ts"
+import * as Kv from "./Kv.ts"
+import type { Transaction } from "./Kv.ts"
 import type { Closed, Fenced, TransactionConflict, ValueTooLarge } from "./KvError.ts"
 import * as Keys from "./queue/keys.ts"
 
@@ -292,9 +293,9 @@ const decodeOrSkip = (key: Uint8Array, value: Uint8Array) =>
   })
 
 /** Builds the queue over the KV in context; forks the reaper and the scheduler in the scope. */
-export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv | Scope.Scope> =>
+export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.Kv | Scope.Scope> =>
   Effect.gen(function*() {
-    const kv = yield* Kv
+    const kv = yield* Kv.Kv
     const random = yield* Random.Random
     const newUlid = monotonicFactory(() => random.nextDoubleUnsafe())
     const nextId = Effect.map(Clock.currentTimeMillis, (now) => newUlid(Math.floor(now)))
@@ -454,26 +455,36 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
       lockOf(definition.queue).withPermits(1)(Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const prefix = Keys.pendingPrefix(definition.queue)
-        const claimed = yield* kv.transaction((tx) =>
-          Effect.gen(function*() {
-            const entries = yield* tx.scan({ prefix: bytes(prefix) }, { limit: max })
-            const out: Array<JobRecord> = []
-            for (const entry of entries) {
-              const record = JobRecordSchema.decode(entry.value)
-              const next: JobRecord = {
-                ...without(record, "dedupKey"),
-                status: "Claimed",
-                attempts: record.attempts + 1,
-                claimedAt: now
-              }
-              yield* tx.delete(entry.key)
-              yield* stage(tx, next)
-              yield* move(tx, record.queue, "Pending", "Claimed")
-              if (record.dedupKey !== undefined) yield* tx.delete(bytes(Keys.dedup(record.queue, record.dedupKey)))
-              out.push(next)
-            }
-            return out
-          }), { durable: false, ...retries })
+        // Claims of one queue are serialized by its lock, so the only writers that can race this
+        // one are cancels of the same pending jobs: the commit checks that each is still there.
+        const claimBatch = Effect.gen(function*() {
+          const entries = yield* kv.scan({ prefix: bytes(prefix) }, { limit: max })
+          const records = entries.map((entry) => JobRecordSchema.decode(entry.value))
+          const ops: Array<Kv.WriteOp> = []
+          const out: Array<JobRecord> = []
+          for (const [i, record] of records.entries()) {
+            const next: JobRecord = { ...without(record, "dedupKey"), status: "Claimed", attempts: record.attempts + 1, claimedAt: now }
+            const key = primaryKey(next)
+            ops.push(
+              { _tag: "Delete", key: entries[i]!.key },
+              { _tag: "Put", key: bytes(key), value: encodeRecord(next) },
+              { _tag: "Put", key: bytes(Keys.index(next.id)), value: bytes(key) }
+            )
+            if (record.dedupKey !== undefined) ops.push({ _tag: "Delete", key: bytes(Keys.dedup(record.queue, record.dedupKey)) })
+            out.push(next)
+          }
+          if (out.length === 0) return out
+          ops.push(
+            { _tag: "Update", key: bytes(Keys.stat(definition.queue, "Pending")), update: addTo(-out.length) },
+            { _tag: "Update", key: bytes(Keys.stat(definition.queue, "Claimed")), update: addTo(out.length) }
+          )
+          yield* kv.writeIf(ops, entries.map((entry) => ({ key: entry.key, present: true })), { durable: false })
+          return out
+        })
+        const claimed = yield* claimBatch.pipe(
+          Effect.retry({ while: (error) => error._tag === "WriteConditionFailed", times: 1000 }),
+          Effect.catchTag("WriteConditionFailed", () => Effect.succeed([] as Array<JobRecord>))
+        )
         const expiresAt = now + Duration.toMillis(lease)
         const claims: Array<Claim<A>> = []
         for (const record of claimed) {
@@ -544,9 +555,36 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
         return result
       })
 
+    /** Whether `claim` still holds its lease (synchronous, for commit-time guards). */
+    const holdsNow = (claim: Claim<any>) => leases.get(claim.record.id)?.token === claim.token
+
+    /**
+     * The ack of a job not kept: a plain write guarded at commit by the claimed record and the
+     * lease token, no transaction needed. A reaper or a cancel racing it conflicts with it, or it
+     * finds the record gone.
+     */
+    const ackAndForget = (claim: Claim<any>) =>
+      Effect.gen(function*() {
+        const { id, queue } = claim.record
+        const claimedKey = bytes(Keys.claimed(queue, id))
+        yield* kv.writeIf(
+          [
+            { _tag: "Delete", key: claimedKey },
+            { _tag: "Delete", key: bytes(Keys.index(id)) },
+            { _tag: "Update", key: bytes(Keys.stat(queue, "Claimed")), update: addTo(-1) },
+            { _tag: "Update", key: bytes(Keys.stat(queue, "Done")), update: addTo(1) }
+          ],
+          [{ key: claimedKey, present: true }],
+          { guard: () => holdsNow(claim) }
+        ).pipe(Effect.catchTag("WriteConditionFailed", () => Effect.fail(new ClaimLost({ id }))))
+        if (holdsNow(claim)) leases.delete(id)
+        complete(id, Option.none())
+      })
+
     const ack: Service["ack"] = (claim) =>
       Effect.gen(function*() {
         const keepDone = claim.definition.keepDone
+        if (keepDone === undefined) return yield* ackAndForget(claim)
         const done = yield* settle(claim, (tx, record, now) =>
           Effect.gen(function*() {
             yield* move(tx, record.queue, "Claimed", "Done")
@@ -800,4 +838,4 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv |
  * @category layers
  * @since 0.1.0
  */
-export const layer = (options?: Options): Layer.Layer<JobQueue, QueueError, Kv> => Layer.effect(JobQueue, make(options))
+export const layer = (options?: Options): Layer.Layer<JobQueue, QueueError, Kv.Kv> => Layer.effect(JobQueue, make(options))

@@ -32,7 +32,14 @@ import {
   type ReadSet
 } from "./kv/state.ts"
 import { startWriter, type Writer } from "./kv/writer.ts"
-import { type Closed, type Corrupt, type Fenced, TransactionConflict, ValueTooLarge } from "./KvError.ts"
+import {
+  type Closed,
+  type Corrupt,
+  type Fenced,
+  TransactionConflict,
+  ValueTooLarge,
+  WriteConditionFailed
+} from "./KvError.ts"
 import { ObjectStore } from "./ObjectStore.ts"
 import type { InvalidKey, InvalidMetadata, InvalidRange, ObjectStoreError } from "./ObjectStoreError.ts"
 
@@ -223,6 +230,19 @@ export interface Service {
   ) => Effect.Effect<{ readonly value: A; readonly seq: number | undefined }, E | CommitError | TransactionConflict, R>
   /** Commits a batch of writes atomically; succeeds with its sequence number. */
   readonly write: (batch: ReadonlyArray<WriteOp>, options?: WriteOptions) => Effect.Effect<WriteResult, CommitError>
+  /**
+   * `write`, only if each key of `expect` is present (or absent) at the moment of the commit,
+   * checked and committed as one step: a cheap compare-and-write where a transaction would only
+   * read to check existence.
+   */
+  readonly writeIf: (
+    batch: ReadonlyArray<WriteOp>,
+    expect: ReadonlyArray<{ readonly key: Uint8Array; readonly present: boolean }>,
+    options?: WriteOptions & {
+      /** Also checked at the moment of the commit; `false` fails it like an expectation. */
+      readonly guard?: (() => boolean) | undefined
+    }
+  ) => Effect.Effect<WriteResult, CommitError | WriteConditionFailed>
   /** Waits until everything committed so far is durable. */
   readonly flush: Effect.Effect<void, Fenced | Closed>
   readonly stats: Effect.Effect<Stats>
@@ -347,8 +367,10 @@ const makeService = (writer: Writer, limits: Limits): Service => {
     writes: ReadonlyArray<Op>,
     durable: boolean,
     check?: { readonly readSeq: number; readonly reads?: ReadSet | undefined },
-    updates?: ReadonlyMap<string, ReadonlyArray<Updater>>
-  ): Effect.Effect<"conflict" | number, CommitError> =>
+    updates?: ReadonlyMap<string, ReadonlyArray<Updater>>,
+    expect?: ReadonlyArray<readonly [key: string, present: boolean]>,
+    guard?: () => boolean
+  ): Effect.Effect<"conflict" | number, CommitError | WriteConditionFailed> =>
     Effect.suspend(() => {
       if (state.failure !== undefined) return Effect.fail(state.failure)
       const ops: Array<Op> = updates === undefined || updates.size === 0 ? writes as Array<Op> : [...writes]
@@ -358,8 +380,12 @@ const makeService = (writer: Writer, limits: Limits): Service => {
       if (bytes > limits.maxCommitBytes) {
         return Effect.fail(new ValueTooLarge({ what: "commit", size: bytes, limit: limits.maxCommitBytes }))
       }
-      const now = (): Effect.Effect<"conflict" | number, CommitError> => {
+      const now = (): Effect.Effect<"conflict" | number, CommitError | WriteConditionFailed> => {
         if (state.failure !== undefined) return Effect.fail(state.failure)
+        for (const [key, present] of expect ?? []) {
+          if (state.live.has(key) !== present) return Effect.fail(new WriteConditionFailed({ key, expectedPresent: present }))
+        }
+        if (guard !== undefined && !guard()) return Effect.fail(new WriteConditionFailed({ key: "", expectedPresent: true }))
         // from here to the commit nothing yields: updates see exactly the state they commit onto
         if (updates !== undefined && updates.size > 0) {
           const refused = resolveUpdates(ops, updates)
@@ -374,6 +400,9 @@ const makeService = (writer: Writer, limits: Limits): Service => {
     })
 
   const write: Service["write"] = (batch, options) =>
+    Effect.catchTag(writeIf(batch, [], options), "WriteConditionFailed", (e) => Effect.die(e))
+
+  const writeIf: Service["writeIf"] = (batch, expect, options) =>
     Effect.suspend(() => {
       const ops: Array<Op> = []
       const updates = new Map<string, Array<Updater>>()
@@ -390,7 +419,8 @@ const makeService = (writer: Writer, limits: Limits): Service => {
         }
         ops.push([key, op._tag === "Put" ? toLatin1(op.value) : null])
       }
-      return Effect.map(commitAndWait(ops, options?.durable ?? true, undefined, updates), (seq) => ({
+      const expected = expect.map(({ key, present }) => [toLatin1(key), present] as const)
+      return Effect.map(commitAndWait(ops, options?.durable ?? true, undefined, updates, expected, options?.guard), (seq) => ({
         seq: seq === "conflict" ? state.lastSeq : seq
       }))
     })
@@ -458,7 +488,7 @@ const makeService = (writer: Writer, limits: Limits): Service => {
               commitAndWait([...writes.entries()], durable, {
                 readSeq,
                 reads: serializable ? { keys: readKeys, ranges } : undefined
-              }, updates),
+              }, updates).pipe(Effect.catchTag("WriteConditionFailed", (e) => Effect.die(e))), // no conditions here
               (outcome) => ({ outcome, value: a, wrote: writes.size + updates.size > 0 })
             )
           ),
@@ -486,6 +516,7 @@ const makeService = (writer: Writer, limits: Limits): Service => {
     transaction: (f, options) => Effect.map(transactionWithSeq(f, options), (result) => result.value),
     transactionWithSeq,
     write,
+    writeIf,
     flush: writer.flush,
     stats: Effect.sync(() => ({
       epoch: state.epoch,

@@ -85,3 +85,16 @@ export class ValueTooLarge extends Schema.TaggedError<ValueTooLarge>()("ValueToo
     return `${this.what} of ${this.size} bytes is over the limit of ${this.limit} bytes`
   }
 }
+
+/**
+ * A conditional write (`Kv.writeIf`) found a key present that had to be absent, or absent that had
+ * to be present. Nothing was written.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class WriteConditionFailed extends Schema.TaggedError<WriteConditionFailed>()("WriteConditionFailed", {
+  /** The key, as latin1 (one char per byte). */
+  key: Schema.String,
+  expectedPresent: Schema.Boolean
+}) {}

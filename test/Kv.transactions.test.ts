@@ -228,4 +228,17 @@ describe("Kv transactions", () => {
       assert.deepStrictEqual(seen, Option.some("53"))
       assert.deepStrictEqual([yield* getText(kv, "counter"), yield* getText(kv, "other"), yield* getText(kv, "third")], [Option.some("100"), Option.some("1"), Option.some("8")])
     }))
+
+  it.effect("writeIf commits only when its keys are present or absent as expected and its guard holds", () =>
+    Effect.gen(function*() {
+      const kv = yield* fresh
+      yield* kv.write([put("claimed/1", "x")])
+      const remove = [{ _tag: "Delete" as const, key: bytes("claimed/1") }, put("done/1", "y")]
+      assert.strictEqual(reasonOf(yield* Effect.exit(kv.writeIf(remove, [{ key: bytes("claimed/1"), present: false }]))), "WriteConditionFailed")
+      assert.strictEqual(reasonOf(yield* Effect.exit(kv.writeIf(remove, [{ key: bytes("claimed/1"), present: true }], { guard: () => false }))), "WriteConditionFailed")
+      assert.deepStrictEqual(yield* getText(kv, "done/1"), Option.none())
+      yield* kv.writeIf(remove, [{ key: bytes("claimed/1"), present: true }], { guard: () => true })
+      assert.deepStrictEqual([yield* getText(kv, "claimed/1"), yield* getText(kv, "done/1")], [Option.none(), Option.some("y")])
+      assert.strictEqual(reasonOf(yield* Effect.exit(kv.writeIf(remove, [{ key: bytes("claimed/1"), present: true }]))), "WriteConditionFailed")
+    }))
 })
