@@ -50,17 +50,29 @@ const queuePart = (queue: string): string => {
   return part
 }
 
+/** Pending jobs of a queue: `[1,1] | queue | priority u32 | id`, so claims go by priority, then id. */
 export const pendingPrefix = (queue: string) => tag.pending + queuePart(queue)
+/** A pending job's key. */
 export const pending = (queue: string, priority: number, id: string) => pendingPrefix(queue) + u32(priority) + id
+/** Claimed jobs of a queue: `[2,1] | queue | id`. */
 export const claimedPrefix = (queue: string) => tag.claimed + queuePart(queue)
+/** A claimed job's key. */
 export const claimed = (queue: string, id: string) => claimedPrefix(queue) + id
+/** Scheduled jobs of every queue, by time: `[3,1] | runAt u64 | queue | id`. */
 export const scheduledPrefix = tag.scheduled
+/** A scheduled job's key. */
 export const scheduled = (runAt: number, queue: string, id: string) => tag.scheduled + u64(Math.max(0, Math.floor(runAt))) + queuePart(queue) + id
+/** Done jobs kept, by completion time: `[4,1] | completedAt u64 | queue | id`. */
 export const donePrefix = tag.done
+/** A done job's key. */
 export const done = (completedAt: number, queue: string, id: string) => tag.done + u64(Math.max(0, Math.floor(completedAt))) + queuePart(queue) + id
+/** Dead jobs of a queue: `[5,1] | queue | id`. */
 export const deadPrefix = (queue: string) => tag.dead + queuePart(queue)
+/** A dead job's key. */
 export const dead = (queue: string, id: string) => deadPrefix(queue) + id
+/** Job id to the key of its record: `[6,1] | id`. */
 export const index = (id: string) => tag.index + id
+/** Dedup key of a queue to the id of its live job: `[7,1] | queue | key`. */
 export const dedup = (queue: string, key: string) => tag.dedup + queuePart(queue) + bytesOf(key)
 
 /** The counter of jobs of one status in a queue (`done` counts every ack, kept or not). */
@@ -71,6 +83,7 @@ export const timeOf = (key: string): number => readU64(key, 2)
 
 /** Keys as the KV takes them. */
 export const toBytes = (key: string): Uint8Array => fromLatin1(key)
+/** Bytes from the KV back to a key. */
 export const fromBytes = (key: Uint8Array): string => toLatin1(key)
 
 /** The smallest key after every key of `[tag, version]` + time `≤ time`: a scan bound. */
