@@ -122,10 +122,21 @@ export const runSchedule = (seed: number) =>
           const key = keys[prng.int(0, keys.length)]!
           return [key, prng.next() < 0.25 ? null : `w${worker}.${i}.${j}`] as const
         })
-        const { seq } = yield* kv.write(
-          ops.map(([k, v]) => (v === null ? { _tag: "Delete", key: bytes(k) } : { _tag: "Put", key: bytes(k), value: bytes(v) })),
-          { durable: false }
+        const batch: Array<Kv.WriteOp> = ops.map(([k, v]) =>
+          v === null ? { _tag: "Delete", key: bytes(k) } : { _tag: "Put", key: bytes(k), value: bytes(v) }
         )
+        if (prng.next() < 0.3) {
+          // a conditional write: committed only while the first key is (or is not) there
+          const present = prng.next() < 0.5
+          const result = yield* kv.writeIf(batch, [{ key: bytes(ops[0]![0]), present }], { durable: false }).pipe(
+            Effect.catchTag("WriteConditionFailed", () => Effect.succeed(undefined))
+          )
+          if (result === undefined) return
+          history.set(result.seq, ops)
+          issued = Math.max(issued, result.seq)
+          return
+        }
+        const { seq } = yield* kv.write(batch, { durable: false })
         history.set(seq, ops)
         issued = Math.max(issued, seq)
       })
