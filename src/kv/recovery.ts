@@ -16,8 +16,6 @@ import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import { idOf, manifestKey, manifestPrefix, runKey, walKey, walPrefix } from "./paths.ts"
 import { newTree, opBytes } from "./state.ts"
 
-type StoreFailure = ObjectStoreError | { readonly _tag: "InvalidKey" | "InvalidMetadata" | "InvalidRange" }
-
 /** Decodes with `decode`, turning a `DecodeError` into `Corrupt` for `key`. */
 export const decodeOrCorrupt = <A>(key: string, bytes: Uint8Array, decode: (bytes: Uint8Array) => A) =>
   Effect.try({
@@ -184,6 +182,3 @@ export const recover = (store: Store, options: { readonly openAttempts: number }
       replayedSegments
     } satisfies Recovered
   })
-
-/** @internal */
-export type RecoverError = Effect.Error<ReturnType<typeof recover>> | StoreFailure

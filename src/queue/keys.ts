@@ -29,14 +29,6 @@ const u32 = (n: number): string =>
 
 const u64 = (n: number): string => u32(Math.floor(n / 0x1_0000_0000)) + u32(n >>> 0)
 
-const readU64 = (s: string, at: number): number => {
-  let hi = 0
-  let lo = 0
-  for (let i = 0; i < 4; i++) hi = hi * 256 + s.charCodeAt(at + i)
-  for (let i = 4; i < 8; i++) lo = lo * 256 + s.charCodeAt(at + i)
-  return hi * 0x1_0000_0000 + lo
-}
-
 const queueParts = new Map<string, string>()
 
 /** `len u8 | queue` (cached: a process has few queues). */
@@ -78,8 +70,6 @@ export const dedup = (queue: string, key: string) => tag.dedup + queuePart(queue
 /** The counter of jobs of one status in a queue (`done` counts every ack, kept or not). */
 export const stat = (queue: string, status: string) => tag.stats + queuePart(queue) + status
 
-/** The time of a scheduled or done key. */
-export const timeOf = (key: string): number => readU64(key, 2)
 
 /** Keys as the KV takes them. */
 export const toBytes = (key: string): Uint8Array => fromLatin1(key)
