@@ -244,15 +244,31 @@ const counterOf = (value: Option.Option<Uint8Array>) =>
 
 const addTo = (delta: number) => (current: Option.Option<Uint8Array>) => encoder.encode(String(counterOf(current) + delta))
 
+/** The counter updates of `n` jobs leaving status `from` and entering `to`, as batch operations. */
+const moveOps = (queue: string, from: JobStatus | undefined, to: JobStatus | undefined, n = 1): Array<Kv.WriteOp> => [
+  ...(from === undefined || from === "Done"
+    ? []
+    : [{ _tag: "Update" as const, key: bytes(Keys.stat(queue, from)), update: addTo(-n) }]),
+  ...(to === undefined ? [] : [{ _tag: "Update" as const, key: bytes(Keys.stat(queue, to)), update: addTo(n) }])
+]
+
 /**
- * Counts a job leaving status `from` and entering `to` (either may be none): the queue's
- * counters, updated at commit so that they never conflict. `Done` only ever grows.
+ * Counts a job leaving status `from` and entering `to` (either may be none), inside a transaction:
+ * the queue's counters, updated at commit so that they never conflict. `Done` only ever grows.
  */
 const move = (tx: Transaction, queue: string, from: JobStatus | undefined, to: JobStatus | undefined) =>
-  Effect.andThen(
-    from === undefined || from === "Done" ? Effect.void : tx.update(bytes(Keys.stat(queue, from)), addTo(-1)),
-    to === undefined ? Effect.void : tx.update(bytes(Keys.stat(queue, to)), addTo(1))
-  )
+  Effect.forEach(moveOps(queue, from, to), (op) => (op._tag === "Update" ? tx.update(op.key, op.update) : Effect.void), {
+    discard: true
+  })
+
+/** `stage` as batch operations: the record at its primary key, and the index pointing to it. */
+const stageOps = (record: JobRecord): Array<Kv.WriteOp> => {
+  const key = primaryKey(record)
+  return [
+    { _tag: "Put", key: bytes(key), value: encodeRecord(record) },
+    { _tag: "Put", key: bytes(Keys.index(record.id)), value: bytes(key) }
+  ]
+}
 
 const without = <R extends object, K extends keyof R>(record: R, ...keys: ReadonlyArray<K>): Omit<R, K> => {
   const out = { ...record }
@@ -389,12 +405,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
         const record = newRecord(definition, id, encoded, now, options)
         if (record.dedupKey === undefined && options?.id === undefined) {
           // nothing to read first (a fresh ULID cannot exist yet): one plain commit
-          const key = primaryKey(record)
-          yield* kv.write([
-            { _tag: "Put", key: bytes(key), value: encodeRecord(record) },
-            { _tag: "Put", key: bytes(Keys.index(id)), value: bytes(key) },
-            { _tag: "Update", key: bytes(Keys.stat(record.queue, record.status)), update: addTo(1) }
-          ])
+          yield* kv.write([...stageOps(record), ...moveOps(record.queue, undefined, record.status)])
           if (record.status === "Pending") announce(record.queue)
           return { id, created: true }
         }
@@ -425,16 +436,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
         const records: Array<JobRecord> = []
         for (const payload of encoded) records.push(newRecord(definition, yield* nextId, payload, now, undefined))
         // fresh ids: nothing to read, so one plain commit
-        yield* kv.write([
-          ...records.flatMap((record) => {
-            const key = primaryKey(record)
-            return [
-              { _tag: "Put" as const, key: bytes(key), value: encodeRecord(record) },
-              { _tag: "Put" as const, key: bytes(Keys.index(record.id)), value: bytes(key) }
-            ]
-          }),
-          { _tag: "Update", key: bytes(Keys.stat(definition.queue, "Pending")), update: addTo(records.length) }
-        ])
+        yield* kv.write([...records.flatMap(stageOps), ...moveOps(definition.queue, undefined, "Pending", records.length)])
         announce(definition.queue)
         return records.map((r) => r.id)
       })
@@ -464,20 +466,12 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
           const out: Array<JobRecord> = []
           for (const [i, record] of records.entries()) {
             const next: JobRecord = { ...without(record, "dedupKey"), status: "Claimed", attempts: record.attempts + 1, claimedAt: now }
-            const key = primaryKey(next)
-            ops.push(
-              { _tag: "Delete", key: entries[i]!.key },
-              { _tag: "Put", key: bytes(key), value: encodeRecord(next) },
-              { _tag: "Put", key: bytes(Keys.index(next.id)), value: bytes(key) }
-            )
+            ops.push({ _tag: "Delete", key: entries[i]!.key }, ...stageOps(next))
             if (record.dedupKey !== undefined) ops.push({ _tag: "Delete", key: bytes(Keys.dedup(record.queue, record.dedupKey)) })
             out.push(next)
           }
           if (out.length === 0) return out
-          ops.push(
-            { _tag: "Update", key: bytes(Keys.stat(definition.queue, "Pending")), update: addTo(-out.length) },
-            { _tag: "Update", key: bytes(Keys.stat(definition.queue, "Claimed")), update: addTo(out.length) }
-          )
+          ops.push(...moveOps(definition.queue, "Pending", "Claimed", out.length))
           yield* kv.writeIf(ops, entries.map((entry) => ({ key: entry.key, present: true })), { durable: false })
           return out
         })
@@ -571,8 +565,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
           [
             { _tag: "Delete", key: claimedKey },
             { _tag: "Delete", key: bytes(Keys.index(id)) },
-            { _tag: "Update", key: bytes(Keys.stat(queue, "Claimed")), update: addTo(-1) },
-            { _tag: "Update", key: bytes(Keys.stat(queue, "Done")), update: addTo(1) }
+            ...moveOps(queue, "Claimed", "Done")
           ],
           [{ key: claimedKey, present: true }],
           { guard: () => holdsNow(claim) }
@@ -788,9 +781,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
         expired.flatMap(({ key, record }) => [
           { _tag: "Delete" as const, key },
           { _tag: "Delete" as const, key: bytes(Keys.index(record.id)) },
-          ...(record.status === "Dead"
-            ? [{ _tag: "Update" as const, key: bytes(Keys.stat(record.queue, "Dead")), update: addTo(-1) }]
-            : [])
+          ...moveOps(record.queue, record.status, undefined)
         ]),
         { durable: false }
       )
