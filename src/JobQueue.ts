@@ -597,11 +597,11 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
         complete(claim.record.id, done)
       })
 
-    const bury = (tx: Transaction, record: JobRecord, now: number, reason: string) =>
-      stage(tx, deadRecord(record, now, reason)).pipe(
-        Effect.andThen(move(tx, record.queue, "Claimed", "Dead")),
-        Effect.as(undefined)
-      )
+    /** Stages the dead record of a claimed job and returns it (what completion waiters get). */
+    const bury = (tx: Transaction, record: JobRecord, now: number, reason: string) => {
+      const dead = deadRecord(record, now, reason)
+      return stage(tx, dead).pipe(Effect.andThen(move(tx, record.queue, "Claimed", "Dead")), Effect.as(dead))
+    }
 
     const nack: Service["nack"] = (claim, error) =>
       Effect.gen(function*() {
@@ -609,8 +609,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
         const outcome = yield* settle(claim, (tx, record, now) =>
           Effect.gen(function*() {
             if (record.attempts >= record.maxAttempts) {
-              yield* bury(tx, record, now, error)
-              return { outcome: "DeadLettered" as const, record }
+              return { outcome: "DeadLettered" as const, record: yield* bury(tx, record, now, error) }
             }
             const delay = Duration.toMillis(Job.delayOf(claim.definition.backoff, record.attempts, jitter))
             const next: JobRecord = delay <= 0
@@ -621,15 +620,17 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
             return { outcome: "Retried" as const, record: next }
           }))
         if (outcome.outcome === "DeadLettered") {
-          complete(claim.record.id, Option.some({ ...outcome.record, status: "Dead" }))
+          // the stored dead record (this attempt's error, failedAt, no claimedAt), not the claimed one
+          complete(claim.record.id, Option.some(outcome.record))
         } else if (outcome.record.status === "Pending") announce(claim.record.queue)
         return outcome.outcome
       })
 
     const deadLetter: Service["deadLetter"] = (claim, reason) =>
       Effect.gen(function*() {
-        const now = yield* settle(claim, (tx, record, at) => Effect.as(bury(tx, record, at, reason), at))
-        complete(claim.record.id, Option.some({ ...claim.record, status: "Dead", failedAt: now, lastError: reason }))
+        // waiters get the stored dead record (no claimedAt, its expiry, a cancel flag set meanwhile)
+        const dead = yield* settle(claim, (tx, record, at) => bury(tx, record, at, reason))
+        complete(claim.record.id, Option.some(dead))
       })
 
     const extendLease: Service["extendLease"] = (claim, duration) =>

@@ -1,7 +1,7 @@
 // The job queue's semantics (taquba 0.11, reference §1.8) under TestClock, written once and run
 // on every backend.
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Fiber, Layer, Option, Schema, Scope } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Option, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
@@ -29,6 +29,20 @@ const openQueue = (store: ObjectStore.Service) =>
       scope
     )
     return Context.get(context, JobQueue.JobQueue)
+  })
+
+/** A queue and its KV over `store`, with the scope that closes them (a clean shutdown). */
+const openQueueAndKv = (store: ObjectStore.Service) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(
+      JobQueue.layer({ reaperInterval: "1 second", schedulerInterval: "100 millis" }).pipe(
+        Layer.provideMerge(Kv.layer()),
+        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+      ),
+      scope
+    )
+    return { q: Context.get(context, JobQueue.JobQueue), kv: Context.get(context, Kv.Kv), scope }
   })
 
 export const jobQueueSuite = (backend: Backend) =>
@@ -556,5 +570,317 @@ export const jobQueueSuite = (backend: Backend) =>
       }
       assert.deepStrictEqual([(yield* q.stats("emails")).dead, (yield* q.stats("emails")).claimed], [1, 0])
       assert.deepStrictEqual(yield* q.claim(Email), [])
+    }))
+
+  it.effect("claim with wait: a pending job is taken at once; a waiter woken for a job another took waits on to its deadline", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const ready = yield* q.enqueue(Email, { to: "ready" })
+      assert.deepStrictEqual((yield* q.claim(Email, { wait: "10 seconds" })).map((c) => c.job.id), [ready.id]) // no clock moved
+      const w1 = yield* Effect.forkChild(q.claim(Email, { wait: "10 seconds" }))
+      const w2 = yield* Effect.forkChild(q.claim(Email, { wait: "10 seconds" }))
+      yield* TestClock.adjust("1 second")
+      const j1 = yield* q.enqueue(Email, { to: "j1" })
+      const won = yield* Effect.race(Fiber.join(w1), Fiber.join(w2))
+      assert.deepStrictEqual(won.map((c) => c.job.id), [j1.id])
+      const loser = w1.pollUnsafe() === undefined ? w1 : w2
+      yield* TestClock.adjust("8 seconds") // 9 s into its 10 s wait, woken once for nothing
+      assert.isUndefined(loser.pollUnsafe())
+      const j2 = yield* q.enqueue(Email, { to: "j2" })
+      assert.deepStrictEqual((yield* Fiber.join(loser)).map((c) => c.job.id), [j2.id])
+      // after waits that succeeded, a wait on the empty queue lasts its whole deadline
+      const empty = yield* Effect.forkChild(q.claim(Email, { wait: "5 seconds" }))
+      yield* TestClock.adjust("4900 millis")
+      assert.isUndefined(empty.pollUnsafe())
+      yield* TestClock.adjust("200 millis")
+      assert.deepStrictEqual(yield* Fiber.join(empty), [])
+    }))
+
+  it.effect("after a partial claim batch and empty polls, an enqueue or a nack makes the job claimable again", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const a = yield* q.enqueue(NoBackoff, { n: 1 })
+      const [first, ...none] = yield* q.claim(NoBackoff, { max: 8 })
+      assert.deepStrictEqual([first?.job.id, none.length], [a.id, 0])
+      assert.deepStrictEqual(yield* q.claim(NoBackoff), [])
+      const b = yield* q.enqueue(NoBackoff, { n: 2 })
+      const second = (yield* q.claim(NoBackoff))[0]!
+      assert.strictEqual(second.job.id, b.id)
+      assert.deepStrictEqual(yield* q.claim(NoBackoff), [])
+      assert.strictEqual(yield* q.nack(first!, "transient error"), "Retried")
+      const again = (yield* q.claim(NoBackoff))[0]!
+      assert.deepStrictEqual(
+        [again.job.id, again.job.attempts, again.job.status, again.job.lastError, again.job.payload],
+        [a.id, 2, "Claimed", "transient error", { n: 1 }]
+      )
+    }))
+
+  it.effect("an id override is refused while its job exists (pending, claimed, dead), and free once an ack deleted it", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      yield* q.enqueue(Email, { to: "first" }, { id: "order-1" })
+      const duplicate = yield* Effect.flip(q.enqueue(Email, { to: "second" }, { id: "order-1" }))
+      assert.deepStrictEqual([duplicate._tag, duplicate._tag === "DuplicateJobId" && duplicate.id], ["DuplicateJobId", "order-1"])
+      assert.strictEqual((yield* q.stats("emails")).pending, 1)
+      const claim = (yield* q.claim(Email, { max: 5 }))
+      assert.deepStrictEqual(claim.map((c) => [c.job.id, c.job.payload.to]), [["order-1", "first"]])
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(Email, { to: "third" }, { id: "order-1" }))), "DuplicateJobId")
+      yield* q.ack(claim[0]!)
+      assert.deepStrictEqual(yield* q.enqueue(Email, { to: "fourth" }, { id: "order-1" }), { id: "order-1", created: true })
+      yield* q.deadLetter((yield* q.claim(Email))[0]!, "no")
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(Email, { to: "fifth" }, { id: "order-1" }))), "DuplicateJobId")
+      const dead = Option.getOrThrow(yield* q.get("order-1"))
+      assert.deepStrictEqual([dead.status, dead.attempts], ["Dead", 1])
+      assert.deepStrictEqual(yield* q.claim(Email), [])
+    }))
+
+  it.effect("a claim without options takes the definition's lease and maxAttempts", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const Fast = Job.define("short-lease", { payload: Schema.String, maxAttempts: 1, leaseDuration: "5 seconds" })
+      yield* TestClock.adjust("2 seconds")
+      const { id } = yield* q.enqueue(Fast, "x")
+      const [claim] = yield* q.claim(Fast)
+      assert.deepStrictEqual([claim!.job.maxAttempts, claim!.job.claimedAt, claim!.job.queue], [1, 2000, "short-lease"])
+      yield* TestClock.adjust("4 seconds")
+      assert.strictEqual(Option.getOrThrow(yield* q.get(id)).status, "Claimed")
+      yield* TestClock.adjust("2 seconds")
+      const dead = Option.getOrThrow(yield* q.get(id))
+      assert.deepStrictEqual([dead.status, dead.lastError, dead.attempts], ["Dead", "lease expired", 1])
+    }))
+
+  it.effect("zero leases: every attempt's expiry is reaped, the last one dead-letters, and no claim is left behind", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const counts = Effect.map(q.stats("emails"), (s) => [s.pending, s.claimed, s.dead])
+      const a = yield* q.enqueue(Email, { to: "a" }, { maxAttempts: 2 })
+      const b = yield* q.enqueue(Email, { to: "b" }, { maxAttempts: 1 })
+      const firsts = yield* q.claim(Email, { max: 2, lease: 0 })
+      assert.deepStrictEqual(yield* q.claim(Email), []) // claimed, not yet reaped
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(yield* counts, [1, 0, 1])
+      assert.deepStrictEqual(Option.map(yield* q.get(b.id), (r) => [r.status, r.lastError]), Option.some(["Dead", "lease expired"]))
+      for (const stale of firsts) assert.strictEqual(reasonOf(yield* Effect.exit(q.extendLease(stale, "1 minute"))), "ClaimLost")
+      const second = (yield* q.claim(Email, { lease: 0 }))[0]!
+      assert.deepStrictEqual([second.job.id, second.job.attempts], [a.id, 2])
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(yield* counts, [0, 0, 2])
+      const dead = Option.getOrThrow(yield* q.get(a.id))
+      assert.deepStrictEqual([dead.status, dead.attempts, dead.lastError], ["Dead", 2, "lease expired"])
+      assert.deepStrictEqual(yield* q.claim(Email), [])
+    }))
+
+  it.effect("stale settlements after a reaper requeue and after a re-claim are ClaimLost and change nothing", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const counts = Effect.map(q.stats("emails"), (s) => [s.pending, s.scheduled, s.claimed, s.done, s.dead])
+      const { id } = yield* q.enqueue(Email, { to: "x" })
+      const stale = (yield* q.claim(Email, { lease: "1 second" }))[0]!
+      const settleStale = Effect.gen(function*() {
+        const settlements: Array<Effect.Effect<unknown, unknown>> = [
+          q.ack(stale), q.nack(stale, "late"), q.deadLetter(stale, "late"), q.extendLease(stale, "1 minute")
+        ]
+        for (const settle of settlements) assert.strictEqual(reasonOf(yield* Effect.exit(settle)), "ClaimLost")
+      })
+      yield* TestClock.adjust("2 seconds")
+      assert.deepStrictEqual(yield* counts, [1, 0, 0, 0, 0])
+      yield* settleStale
+      assert.deepStrictEqual(yield* counts, [1, 0, 0, 0, 0])
+      assert.deepStrictEqual(Option.map(yield* q.get(id), (r) => [r.status, r.attempts]), Option.some(["Pending", 1]))
+      const fresh2 = (yield* q.claim(Email))[0]!
+      assert.deepStrictEqual([fresh2.job.id, fresh2.job.attempts], [id, 2])
+      yield* settleStale
+      assert.deepStrictEqual(yield* counts, [0, 0, 1, 0, 0])
+      yield* q.ack(fresh2)
+      assert.deepStrictEqual(yield* counts, [0, 0, 0, 1, 0])
+    }))
+
+  it.effect("a renewed claim acks cleanly and the reaper finds nothing later; a renewal can also shorten a lease", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const counts = Effect.map(q.stats("emails"), (s) => [s.pending, s.scheduled, s.claimed, s.done, s.dead])
+      yield* q.enqueue(Email, { to: "renewed" })
+      const renewed = (yield* q.claim(Email))[0]!
+      yield* TestClock.adjust("10 seconds")
+      yield* q.extendLease(renewed, "60 seconds")
+      yield* q.ack(renewed)
+      assert.deepStrictEqual(yield* counts, [0, 0, 0, 1, 0])
+      yield* TestClock.adjust("61 seconds")
+      assert.deepStrictEqual(yield* counts, [0, 0, 0, 1, 0])
+      assert.deepStrictEqual(yield* q.claim(Email), [])
+      const { id } = yield* q.enqueue(Email, { to: "shortened" })
+      const shortened = (yield* q.claim(Email, { lease: "1 minute" }))[0]!
+      yield* q.extendLease(shortened, "1 second")
+      yield* TestClock.adjust("2 seconds")
+      const again = (yield* q.claim(Email))[0]!
+      assert.deepStrictEqual([again.job.id, again.job.attempts], [id, 2])
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.ack(shortened))), "ClaimLost")
+    }))
+
+  it.effect("a settlement whose claimed record is gone is ClaimLost even while its lease is held, and writes nothing", () =>
+    Effect.gen(function*() {
+      const { kv, q } = yield* openQueueAndKv(yield* storeOf)
+      const Kept = Job.define("kept-fence", { payload: Schema.String, keepDone: "1 hour" })
+      yield* q.enqueue(Email, { to: "a" })
+      yield* q.enqueue(Kept, "b")
+      const [forgotten] = yield* q.claim(Email)
+      const [kept] = yield* q.claim(Kept)
+      yield* kv.write([
+        { _tag: "Delete", key: Keys.toBytes(Keys.claimed("emails", forgotten!.job.id)) },
+        { _tag: "Delete", key: Keys.toBytes(Keys.claimed("kept-fence", kept!.job.id)) }
+      ])
+      for (const claim of [forgotten!, kept!]) {
+        const settlements: Array<Effect.Effect<unknown, unknown>> = [q.ack(claim), q.nack(claim, "x"), q.deadLetter(claim, "y")]
+        for (const settle of settlements) assert.strictEqual(reasonOf(yield* Effect.exit(settle)), "ClaimLost")
+        const stats = yield* q.stats(claim.job.queue)
+        assert.deepStrictEqual([stats.pending, stats.scheduled, stats.done, stats.dead], [0, 0, 0, 0])
+        assert.isTrue(Option.isNone(yield* q.get(claim.job.id)))
+      }
+    }))
+
+  it.effect("a dead-lettered job's completion is the stored record: failedAt stamped, claimedAt cleared, the last reason", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      yield* TestClock.adjust("3 seconds")
+      const byDeadLetter = yield* q.enqueue(Email, { to: "x" }, { maxAttempts: 5 })
+      const byNack = yield* q.enqueue(NoBackoff, { n: 1 }, { maxAttempts: 2 })
+      const waitDeadLetter = yield* Effect.forkChild(q.awaitCompletion(byDeadLetter.id), { startImmediately: true })
+      const waitNack = yield* Effect.forkChild(q.awaitCompletion(byNack.id), { startImmediately: true })
+      yield* q.deadLetter((yield* q.claim(Email))[0]!, "permanent")
+      yield* q.nack((yield* q.claim(NoBackoff))[0]!, "first failure")
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* q.nack((yield* q.claim(NoBackoff))[0]!, "final failure"), "DeadLettered")
+      for (const [id, waiting, reason, attempts, failedAt] of [
+        [byDeadLetter.id, waitDeadLetter, "permanent", 1, 3000],
+        [byNack.id, waitNack, "final failure", 2, 4000]
+      ] as const) {
+        const stored = Option.getOrThrow(yield* q.get(id))
+        assert.deepStrictEqual(
+          [stored.status, stored.lastError, stored.attempts, stored.failedAt, stored.claimedAt],
+          ["Dead", reason, attempts, failedAt, undefined]
+        )
+        assert.deepStrictEqual(yield* Fiber.join(waiting), { _tag: "Completed", job: Option.some(stored) })
+        assert.deepStrictEqual(yield* q.awaitCompletion(id, { timeout: 0 }), { _tag: "Completed", job: Option.some(stored) })
+      }
+      assert.deepStrictEqual([(yield* q.stats("emails")).dead, (yield* q.stats("emails")).claimed], [1, 0])
+    }))
+
+  it.effect("awaitCompletion sleeps through a cancel request, a retry and a lease requeue; wakes on the ack of a kept job and on a reaper dead-letter", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const Kept = Job.define("kept-wait", { payload: Schema.String, keepDone: "1 hour", backoff: Job.Backoff.none() })
+      const { id } = yield* q.enqueue(Kept, "x")
+      const waiting = yield* Effect.forkChild(q.awaitCompletion(id), { startImmediately: true })
+      const first = (yield* q.claim(Kept, { lease: "1 minute" }))[0]!
+      assert.strictEqual(yield* q.cancel(id), "Requested")
+      yield* TestClock.adjust("1 second")
+      assert.isUndefined(waiting.pollUnsafe())
+      assert.strictEqual(yield* q.nack(first, "retry"), "Retried")
+      yield* TestClock.adjust("1 second")
+      assert.isUndefined(waiting.pollUnsafe())
+      yield* q.claim(Kept, { lease: "1 second" })
+      yield* TestClock.adjust("3 seconds") // the lease expires and the reaper requeues the job
+      assert.strictEqual(Option.getOrThrow(yield* q.get(id)).status, "Pending")
+      assert.isUndefined(waiting.pollUnsafe())
+      const third = (yield* q.claim(Kept))[0]!
+      assert.strictEqual(third.job.attempts, 3)
+      yield* q.ack(third)
+      const done = yield* Fiber.join(waiting)
+      assert.deepStrictEqual(done, { _tag: "Completed", job: yield* q.get(id) })
+      assert.strictEqual(done._tag === "Completed" && Option.getOrThrow(done.job).status, "Done")
+      // a reaper dead-letter wakes its waiters
+      const last = yield* q.enqueue(Email, { to: "y" }, { maxAttempts: 1 })
+      const reaped = yield* Effect.forkChild(q.awaitCompletion(last.id), { startImmediately: true })
+      yield* q.claim(Email, { lease: "10 millis" })
+      yield* TestClock.adjust("1 second")
+      const completion = yield* Fiber.join(reaped)
+      const reapedJob = completion._tag === "Completed" ? Option.getOrThrow(completion.job) : undefined
+      assert.deepStrictEqual([reapedJob?.status, reapedJob?.lastError], ["Dead", "lease expired"])
+    }))
+
+  it.effect("done retention counts from the ack, not from the enqueue", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const Kept = Job.define("kept-late", { payload: Schema.String, keepDone: "1 minute" })
+      const { id } = yield* q.enqueue(Kept, "x", { delay: "5 minutes" })
+      yield* TestClock.adjust("5 minutes")
+      yield* TestClock.adjust("500 millis")
+      yield* q.ack((yield* q.claim(Kept))[0]!)
+      const done = Option.getOrThrow(yield* q.get(id))
+      assert.deepStrictEqual([done.status, done.enqueuedAt, done.completedAt], ["Done", 0, 300_500])
+      yield* TestClock.adjust("3 seconds") // reaper ticks after the ack, long after enqueue + keepDone
+      assert.strictEqual(Option.getOrThrow(yield* q.get(id)).status, "Done")
+      yield* TestClock.adjust("58 seconds")
+      assert.isTrue(Option.isNone(yield* q.get(id)))
+      assert.strictEqual((yield* q.stats("kept-late")).done, 1)
+    }))
+
+  it.effect("cancel removes pending, scheduled and backing-off jobs from get, claims and counters; they never come back", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      assert.isTrue(Option.isNone(yield* q.get("01ARZ3NDEKTSV4RRFFQ69G5FAV")))
+      const pending = yield* q.enqueue(Email, { to: "p" })
+      const scheduled = yield* q.enqueue(Email, { to: "s" }, { delay: "1 minute", dedupKey: "later" })
+      assert.deepStrictEqual(yield* q.enqueue(Email, { to: "s" }, { dedupKey: "later" }), { id: scheduled.id, created: false })
+      const retrying = yield* q.enqueue(Email, { to: "r" }, { priority: "high" })
+      yield* q.nack((yield* q.claim(Email))[0]!, "backing off") // retrying is claimed first (high)
+      const counts = Effect.map(q.stats("emails"), (s) => [s.pending, s.scheduled, s.claimed, s.done, s.dead])
+      assert.deepStrictEqual(yield* counts, [1, 2, 0, 0, 0])
+      for (const id of [pending.id, scheduled.id, retrying.id]) {
+        assert.strictEqual(yield* q.cancel(id), "Removed")
+        assert.isTrue(Option.isNone(yield* q.get(id)))
+        assert.strictEqual(yield* q.cancel(id), "NotFound")
+      }
+      assert.deepStrictEqual(yield* counts, [0, 0, 0, 0, 0])
+      assert.isTrue((yield* q.enqueue(Email, { to: "s2" }, { dedupKey: "later", delay: "10 minutes" })).created)
+      yield* TestClock.adjust("2 minutes")
+      assert.deepStrictEqual(yield* q.claim(Email, { max: 10 }), [])
+      assert.deepStrictEqual(yield* counts, [0, 1, 0, 0, 0])
+    }))
+
+  it.effect("queues whose names extend one another stay apart: claims, reaping, counters and dedup keys", () =>
+    Effect.gen(function*() {
+      const names = ["mail", "mailx", "mail:x", "mai"]
+      const defs = names.map((name) => Job.define(name, { payload: Schema.String }))
+      const q = yield* fresh
+      const ids: Array<string> = []
+      for (const def of defs) ids.push((yield* q.enqueue(def, def.queue, { dedupKey: "same" })).id)
+      for (const [i, def] of defs.entries()) {
+        assert.strictEqual((yield* q.stats(def.queue)).pending, 1)
+        const claims = yield* q.claim(def, { max: 10, lease: "1 second" })
+        assert.deepStrictEqual(claims.map((c) => [c.job.id, c.job.payload]), [[ids[i], def.queue]])
+      }
+      yield* TestClock.adjust("2 seconds") // every lease expires: each job goes back to its own queue
+      for (const [i, def] of defs.entries()) {
+        const stats = yield* q.stats(def.queue)
+        assert.deepStrictEqual([stats.pending, stats.claimed], [1, 0], def.queue)
+        const again = yield* q.claim(def, { max: 10 })
+        assert.deepStrictEqual(again.map((c) => [c.job.id, c.job.attempts]), [[ids[i], 2]])
+      }
+    }))
+
+  it.effect("after a clean close and a reopen: a held claim is requeued in its place, priorities hold, an emptied queue revives", () =>
+    Effect.gen(function*() {
+      const store = yield* storeOf
+      const first = yield* openQueueAndKv(store)
+      const [a, b, c] = yield* Effect.forEach(["a", "b", "c"], (to) => Effect.map(first.q.enqueue(Email, { to }), (r) => r.id))
+      yield* first.q.ack((yield* first.q.claim(Email))[0]!)
+      const held = (yield* first.q.claim(Email))[0]!
+      assert.strictEqual(held.job.id, b)
+      yield* Scope.close(first.scope, Exit.void)
+      const second = yield* openQueueAndKv(store)
+      assert.deepStrictEqual(Option.map(yield* second.q.get(b!), (r) => [r.status, r.attempts]), Option.some(["Pending", 1]))
+      assert.isTrue(Option.isNone(yield* second.q.get(a!)))
+      const high = yield* second.q.enqueue(Email, { to: "h" }, { priority: "high" })
+      const claims = yield* second.q.claim(Email, { max: 10 })
+      assert.deepStrictEqual(claims.map((x) => [x.job.id, x.job.attempts]), [[high.id, 1], [b, 2], [c, 1]])
+      yield* Effect.forEach(claims, second.q.ack, { discard: true })
+      assert.deepStrictEqual(yield* second.q.claim(Email), [])
+      yield* Scope.close(second.scope, Exit.void)
+      const third = yield* openQueueAndKv(store)
+      assert.deepStrictEqual(yield* third.q.claim(Email), [])
+      assert.deepStrictEqual(yield* third.q.stats("emails"), { queue: "emails", pending: 0, scheduled: 0, claimed: 0, done: 4, dead: 0 })
+      const { id } = yield* third.q.enqueue(Email, { to: "d" })
+      assert.strictEqual((yield* third.q.claim(Email))[0]?.job.id, id)
     }))
 })
