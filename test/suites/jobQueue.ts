@@ -883,4 +883,19 @@ export const jobQueueSuite = (backend: Backend) =>
       const { id } = yield* third.q.enqueue(Email, { to: "d" })
       assert.strictEqual((yield* third.q.claim(Email))[0]?.job.id, id)
     }))
+
+  it.effect("enqueueBatch counts every job pending at once; an empty batch writes nothing", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      assert.deepStrictEqual(yield* q.enqueueBatch(NoBackoff, []), [])
+      assert.deepStrictEqual(yield* q.stats("fast"), { queue: "fast", pending: 0, scheduled: 0, claimed: 0, done: 0, dead: 0 })
+      const ids = yield* q.enqueueBatch(NoBackoff, [{ n: 1 }, { n: 2 }, { n: 3 }])
+      assert.strictEqual((yield* q.stats("fast")).pending, 3)
+      const records = yield* Effect.forEach(ids, (id) => Effect.map(q.get(id), Option.getOrThrow))
+      assert.deepStrictEqual(records.map((r) => [r.status, r.attempts, r.maxAttempts, r.priority]), ids.map(() => ["Pending", 0, 3, 1000]))
+      assert.strictEqual(new Set(records.map((r) => r.enqueuedAt)).size, 1)
+      const claims = yield* q.claim(NoBackoff, { max: 2 })
+      assert.deepStrictEqual(claims.map((c) => c.job.id), ids.slice(0, 2))
+      assert.deepStrictEqual([(yield* q.stats("fast")).pending, (yield* q.stats("fast")).claimed], [1, 2])
+    }))
 })
