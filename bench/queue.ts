@@ -16,6 +16,9 @@ import * as ObjectStore from "../src/ObjectStore.ts"
 const args = process.argv.slice(2)
 const nIndex = args.indexOf("--n")
 const n = nIndex >= 0 ? Number(args[nIndex + 1]) : 20_000
+const onlyIndex = args.indexOf("--only") // e.g. --only w1,w3
+const only = onlyIndex >= 0 ? new Set(args[onlyIndex + 1]!.split(",")) : undefined
+const selected = (name: string) => only === undefined || only.has(name)
 const concurrency = 16
 const pad = "x".repeat(60)
 const Task = Job.define("bench", { payload: Schema.Struct({ i: Schema.Number, t: Schema.Number, pad: Schema.String }) })
@@ -28,7 +31,7 @@ const withQueue = <A, E>(f: (queue: JobQueue.Service) => Effect.Effect<A, E>) =>
     const directory = fs.mkdtempSync(path.join(tmpdir(), "bucketq-bench-queue-"))
     yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(directory, { recursive: true, force: true })))
     const context = yield* Layer.build(
-      JobQueue.layer().pipe(Layer.provide(Kv.layer()), Layer.provide(ObjectStore.layerFileSystem({ directory })))
+      JobQueue.layer().pipe(Layer.provide(Kv.layer({ maxWalPutsInFlight: Number(process.env.INFLIGHT ?? 4) })), Layer.provide(ObjectStore.layerFileSystem({ directory })))
     )
     return yield* f(Context.get(context, JobQueue.JobQueue))
   }).pipe(Effect.scoped)
@@ -100,14 +103,14 @@ const latency = withQueue((queue) =>
   }))
 
 const main = Effect.gen(function*() {
-  const w1 = yield* enqueueSingle
-  console.log(`W1 enqueue c=${concurrency}: ${w1.jobsPerSec} jobs/s, ack p50 ${w1.p50.toFixed(3)} ms, p99 ${w1.p99.toFixed(3)} ms`)
-  const w2 = yield* enqueueBatches
-  console.log(`W2 batch enqueue (500): ${w2.jobsPerSec} jobs/s`)
-  const w3 = yield* drain
-  console.log(`W3 drain c=${concurrency}: ${w3.jobsPerSec} jobs/s`)
-  const w4 = yield* latency
-  console.log(`W4 latency at 200 jobs/s: p50 ${w4.p50.toFixed(3)} p90 ${w4.p90.toFixed(3)} p99 ${w4.p99.toFixed(3)} max ${w4.max.toFixed(3)} ms`)
+  const w1 = selected("w1") ? yield* enqueueSingle : undefined
+  if (w1) console.log(`W1 enqueue c=${concurrency}: ${w1.jobsPerSec} jobs/s, ack p50 ${w1.p50.toFixed(3)} ms, p99 ${w1.p99.toFixed(3)} ms`)
+  const w2 = selected("w2") ? yield* enqueueBatches : undefined
+  if (w2) console.log(`W2 batch enqueue (500): ${w2.jobsPerSec} jobs/s`)
+  const w3 = selected("w3") ? yield* drain : undefined
+  if (w3) console.log(`W3 drain c=${concurrency}: ${w3.jobsPerSec} jobs/s`)
+  const w4 = selected("w4") ? yield* latency : undefined
+  if (w4) console.log(`W4 latency at 200 jobs/s: p50 ${w4.p50.toFixed(3)} p90 ${w4.p90.toFixed(3)} p99 ${w4.p99.toFixed(3)} max ${w4.max.toFixed(3)} ms`)
   fs.mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
   fs.writeFileSync(new URL(`./results/queue-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, import.meta.url), JSON.stringify({ n, w1, w2, w3, w4 }, null, 2))
 })

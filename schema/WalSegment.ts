@@ -2,9 +2,15 @@
  * A WAL segment: one group-commit batch, written by one put-if-absent at `wal/<id>`. An empty
  * object is a fence (it holds a WAL id against an older writer) and carries no commits.
  *
+ * A writer may have several segments in flight, so a crash can leave a gap in the WAL ids.
+ * `fenceId` and `landedThrough` tell a legitimate gap from a lost object: `fenceId` is the fence
+ * the writer started after; every id from there through `landedThrough` held a segment (its
+ * writer's, or an older one's it skipped over) when this segment was put. An acknowledged
+ * segment is below every later segment's `landedThrough`.
+ *
  * ```
- * frame(kind 1, version 1,
- *   epoch | walId | firstSeq | lastSeq | commit count          (varints)
+ * frame(kind 1, version 2,
+ *   epoch | walId | fenceId | landedThrough | firstSeq | lastSeq | commit count          (varints)
  *   per commit: seq | op count, per op: tag (0 put, 1 delete) | key | value (puts))
  * ```
  *
@@ -18,7 +24,7 @@ import { DecodeError, frame, Reader, unframe, Writer } from "../src/internal/bin
 /** @since 0.1.0 */
 export const kind = 1
 /** @since 0.1.0 */
-export const version = 1
+export const version = 2
 
 /**
  * One committed batch: its sequence number and its writes (`null` deletes).
@@ -38,6 +44,10 @@ export interface Commit {
 export interface Segment {
   readonly epoch: number
   readonly walId: number
+  /** The fence this segment's writer wrote when it opened; its own segments come after it. */
+  readonly fenceId: number
+  /** Every WAL id after `fenceId` up to this one held a segment when this one was put. */
+  readonly landedThrough: number
   readonly commits: ReadonlyArray<Commit>
 }
 
@@ -49,7 +59,7 @@ export const encode = (segment: Segment): Uint8Array => {
   const w = new Writer(1024)
   const first = segment.commits[0]?.seq ?? 0
   const last = segment.commits[segment.commits.length - 1]?.seq ?? 0
-  w.varint(segment.epoch).varint(segment.walId).varint(first).varint(last).varint(segment.commits.length)
+  w.varint(segment.epoch).varint(segment.walId).varint(segment.fenceId).varint(segment.landedThrough).varint(first).varint(last).varint(segment.commits.length)
   for (const commit of segment.commits) {
     w.varint(commit.seq).varint(commit.ops.length)
     for (const [key, value] of commit.ops) {
@@ -70,6 +80,8 @@ export const decode = (bytes: Uint8Array): Segment => {
   const r = new Reader(unframe(bytes, kind, version))
   const epoch = r.varint()
   const walId = r.varint()
+  const fenceId = r.varint()
+  const landedThrough = r.varint()
   r.varint() // first seq
   r.varint() // last seq
   const count = r.varint()
@@ -86,5 +98,5 @@ export const decode = (bytes: Uint8Array): Segment => {
     }
     commits.push({ seq, ops })
   }
-  return { epoch, walId, commits }
+  return { epoch, walId, fenceId, landedThrough, commits }
 }

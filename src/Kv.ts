@@ -60,6 +60,11 @@ export interface Options {
   readonly maxUnflushedBytes?: number | undefined
   /** Least time between two WAL puts, for stores priced per request (default 0: no timer). */
   readonly minFlushInterval?: Duration.Input | undefined
+  /**
+   * WAL objects put at once (default 4). More than one lets a commit start its put while earlier
+   * ones are still in flight, instead of waiting for them; commits are still acknowledged in order.
+   */
+  readonly maxWalPutsInFlight?: number | undefined
   /** Write the changes as a sorted run after this many WAL objects (default 512)... */
   readonly runFlushSegments?: number | undefined
   /** ...or once they reach this many bytes (default 8 MiB). */
@@ -541,6 +546,7 @@ export const make = (options?: Options): Effect.Effect<Service, OpenError, Objec
     const recovered = yield* recover(store, { openAttempts: options?.openAttempts ?? 10 })
     const writer = yield* startWriter(store, recovered, {
       minFlushInterval: Duration.fromInputUnsafe(options?.minFlushInterval ?? 0),
+      maxWalPutsInFlight: Math.max(1, options?.maxWalPutsInFlight ?? 4),
       maxUnflushedBytes: options?.maxUnflushedBytes ?? 64 * 1024 * 1024,
       runFlushSegments: options?.runFlushSegments ?? 512,
       runFlushBytes: options?.runFlushBytes ?? 8 * 1024 * 1024,

@@ -77,7 +77,7 @@ describe("Kv corruption", () => {
     }))
 
   it("the decoders refuse every single-byte change of their formats", () => {
-    const segment = WalSegment.encode({ epoch: 3, walId: 9, commits: [{ seq: 1, ops: [["a", "\x01\x02"], ["b", null]] }] })
+    const segment = WalSegment.encode({ epoch: 3, walId: 9, fenceId: 4, landedThrough: 7, commits: [{ seq: 1, ops: [["a", "\x01\x02"], ["b", null]] }] })
     const run = Run.encode([["a", "\x01"], ["b", null], ["c", "\x00".repeat(5000)], ["d", "\x04"]])
     const manifest = Manifest.encode({ writerEpoch: 2, replayAfterWalId: 5, lastSeq: 7, runs: [], createdAt: 0 })
     for (const [name, encoded, decode] of [["wal", segment, WalSegment.decode], ["run", run, Run.decode], ["manifest", manifest, Manifest.decode]] as const) {
@@ -91,4 +91,17 @@ describe("Kv corruption", () => {
     }
     assert.deepStrictEqual(Run.decode(run).map(([k, v]) => [k, v?.length ?? null]), [["a", 1], ["b", null], ["c", 5000], ["d", 1]])
   })
+
+  it.effect("a lost acknowledged WAL segment is Corrupt at open, not mistaken for a crash gap", () =>
+    Effect.gen(function*() {
+      const { raw, reliable } = yield* faultyMemory({ seed: 3 })
+      const a = yield* driveOrDie(openKv(reliable), "open")
+      for (const key of ["a", "b", "c"]) yield* driveOrDie(a.kv.write([{ _tag: "Put", key: bytes(key), value: bytes("v") }]), key)
+      yield* a.close
+      // wal 1 is the fence, a b c are wal 2 3 4: wal 4 says wal 3 landed before it
+      yield* raw.delete(walKey(3))
+      const exit = yield* Effect.exit(openKv(reliable))
+      assert.isTrue(Exit.isFailure(exit))
+      assert.match(String(Exit.isFailure(exit) ? exit.cause : ""), /Corrupt[\s\S]*WAL segment 3 is missing, though segment 4 says it landed/)
+    }))
 })

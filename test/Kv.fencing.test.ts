@@ -7,6 +7,7 @@ import type * as Kv from "../src/Kv.ts"
 import { bytes, reasonOf, text } from "./utils/exits.ts"
 import { drive, driveOrDie, faultyMemory, openKv } from "./utils/kv.ts"
 
+const walKey = (id: number) => `wal/${String(id).padStart(20, "0")}`
 const put = (key: string, value: string): Kv.WriteOp => ({ _tag: "Put", key: bytes(key), value: bytes(value) })
 const has = (kv: Kv.Service, key: string) => Effect.map(kv.get(bytes(key)), Option.isSome)
 /** How `effect` ended within a virtual second: `Success`, a reason or error tag, or `NotDone`. */
@@ -78,6 +79,48 @@ describe("Kv fencing", () => {
       assert.deepStrictEqual(yield* dump(c.kv), ["b0=16", "b1=17", "b2=18", "b3=19", "before=a"])
       // the fences of A's and B's opens are still there
       assert.isAtLeast(walAfter.filter((w) => w.endsWith(":0")).length, 2)
+    }))
+
+  it.effect("a zombie's WAL put that lands after the new open behind a gap is never acknowledged", () =>
+    Effect.gen(function*() {
+      const { control, reliable, store } = yield* faultyMemory({ seed: 11 })
+      const a = yield* driveOrDie(openKv(store, { maxWalPutsInFlight: 2 }), "open A") // fence at wal 1
+      // A's first batch (wal 2) stalls for an hour; its second (wal 3) lands at once
+      yield* control.setFaults({ put: { latency: { _tag: "Fixed", millis: 3_600_000 }, keyPrefix: walKey(2) } })
+      const first = yield* Effect.forkChild(Effect.exit(a.kv.write([put("x", "1")])))
+      yield* TestClock.adjust(1)
+      const second = yield* Effect.forkChild(Effect.exit(a.kv.write([put("y", "2")])))
+      yield* TestClock.adjust(1)
+      // B sees wal 3 but not wal 2: it fences the gap, so A's late put there cannot land
+      const b = yield* driveOrDie(openKv(reliable), "open B")
+      assert.deepStrictEqual(yield* dump(b.kv), [])
+      yield* TestClock.adjust(3_600_000)
+      assert.strictEqual(reasonOf(yield* Fiber.join(first)), "Fenced")
+      assert.strictEqual(reasonOf(yield* Fiber.join(second)), "Fenced")
+      yield* driveOrDie(b.kv.write([put("b", "v")]), "B writes")
+      const c = yield* driveOrDie(openKv(reliable), "open C")
+      assert.deepStrictEqual(yield* dump(c.kv), ["b=v"])
+    }))
+
+  it.effect("a zombie's segment landing past the new writer's fence is skipped by it and by every later recovery", () =>
+    Effect.gen(function*() {
+      const { control, reliable, store } = yield* faultyMemory({ seed: 12 })
+      const a = yield* driveOrDie(openKv(store, { maxWalPutsInFlight: 3 }), "open A")
+      yield* driveOrDie(a.kv.write([put("acked", "a")]), "A's first batch (wal 2)")
+      // the next two batches (wal 3 and 4) take 100 ms: B opens and fences wal 3 meanwhile
+      yield* control.setFaults({ put: { latency: { _tag: "Fixed", millis: 100 }, keyPrefix: "wal/" } })
+      const first = yield* Effect.forkChild(Effect.exit(a.kv.write([put("x", "1")])))
+      yield* TestClock.adjust(1)
+      const second = yield* Effect.forkChild(Effect.exit(a.kv.write([put("y", "2")])))
+      yield* TestClock.adjust(1)
+      const b = yield* driveOrDie(openKv(reliable), "open B")
+      yield* TestClock.adjust(200) // A's wal 3 fails against the fence, its wal 4 lands
+      assert.strictEqual(reasonOf(yield* Fiber.join(first)), "Fenced")
+      assert.strictEqual(reasonOf(yield* Fiber.join(second)), "Fenced")
+      yield* driveOrDie(b.kv.write([put("b", "v")]), "B writes past A's segment at wal 4")
+      assert.isAbove((yield* b.kv.stats).nextWalId, 5)
+      const c = yield* driveOrDie(openKv(reliable), "open C")
+      assert.deepStrictEqual(yield* dump(c.kv), ["acked=a", "b=v"])
     }))
 
   it.effect("a zombie stalled in its manifest put is fenced when it wakes, even if the slot was collected", () =>

@@ -27,10 +27,10 @@ const isPreconditionFailed = (error: unknown): boolean =>
   typeof error === "object" && error !== null && "_tag" in error && error._tag === "ObjectStoreError" &&
   (error as ObjectStoreError).reason._tag === "PreconditionFailed"
 
-/** The highest id under `prefix` (`manifest/` or `wal/`) after `afterId`, if any. */
-export const latestId = (store: Store, prefix: string, afterId = 0) =>
+/** The highest id under `prefix` (`manifest/` or `wal/`), if any. */
+export const latestId = (store: Store, prefix: string) =>
   Stream.runFold(
-    store.list(prefix, afterId > 0 ? { startAfter: prefix === walPrefix ? walKey(afterId) : manifestKey(afterId) } : {}),
+    store.list(prefix),
     () => Option.none<number>(),
     (latest, entry) => {
       const id = idOf(entry.key, prefix)
@@ -90,28 +90,96 @@ const raiseEpoch = (store: Store, attempts: number) =>
     )
   )
 
+/** The WAL ids present after `afterId`, ascending. */
+const walIdsAfter = (store: Store, afterId: number) =>
+  Effect.map(
+    Stream.runCollect(store.list(walPrefix, afterId > 0 ? { startAfter: walKey(afterId) } : {})),
+    (entries) => entries.flatMap((entry) => {
+      const id = idOf(entry.key, walPrefix)
+      return id === undefined ? [] : [id]
+    })
+  )
+
+/** Put-if-absent of an empty object at `id`: true if it was written, false if the id was taken. */
+const putFence = (store: Store, id: number) =>
+  store.put(walKey(id), new Uint8Array(0), { ifNoneMatch: "*" }).pipe(
+    Effect.as(true),
+    Effect.catchIf(isPreconditionFailed, () => Effect.succeed(false))
+  )
+
 /**
- * Writes the fence: an empty object at the first free WAL id after the replay point. A taken id
- * means an older writer got there first; unless a newer epoch exists (then we are fenced), try
- * the next one.
+ * Fences the WAL. A writer keeps several segments in flight, so a crash (or a writer that is
+ * still running) can leave gaps below the last id: each gap gets an empty object first, so that
+ * a put still in flight there fails instead of landing behind this recovery's read and being
+ * acknowledged. Then the fence proper: an empty object at the first free id after the last one.
+ * A taken id there means an older writer got there first; unless a newer epoch exists (then we
+ * are fenced), try the next one.
  */
 const writeFence = (store: Store, manifest: Manifest.Manifest) =>
   Effect.gen(function*() {
-    const frontier = yield* latestId(store, walPrefix, manifest.replayAfterWalId)
-    let id = Option.getOrElse(frontier, () => manifest.replayAfterWalId) + 1
-    while (true) {
-      const taken = yield* store.put(walKey(id), new Uint8Array(0), { ifNoneMatch: "*" }).pipe(
-        Effect.as(false),
-        Effect.catchIf(isPreconditionFailed, () => Effect.succeed(true))
-      )
-      if (!taken) return id
+    const present = yield* walIdsAfter(store, manifest.replayAfterWalId)
+    const frontier = present[present.length - 1] ?? manifest.replayAfterWalId
+    const have = new Set(present)
+    const gaps: Array<number> = []
+    for (let id = manifest.replayAfterWalId + 1; id < frontier; id++) if (!have.has(id)) gaps.push(id)
+    yield* Effect.forEach(gaps, (id) => putFence(store, id), { concurrency: 16, discard: true })
+    let id = frontier + 1
+    while (!(yield* putFence(store, id))) {
       const latest = yield* readLatestManifest(store)
       if (Option.isSome(latest) && latest.value.manifest.writerEpoch > manifest.writerEpoch) {
         return yield* new Fenced({ epoch: manifest.writerEpoch, detail: "a newer writer opened while this one was fencing" })
       }
       id++
     }
+    return id
   })
+
+/**
+ * Checks that no acknowledged segment is missing: every id between a segment's writer's fence
+ * and its `landedThrough` held a segment (of that writer, or an older one's that it skipped), so
+ * a fence there stands where a segment was lost (and the gap was fenced above).
+ */
+const checkAcknowledged = (
+  segments: ReadonlyArray<WalSegment.Segment>,
+  fences: ReadonlySet<number>,
+  replayAfter: number
+): Corrupt | undefined => {
+  let checkedThrough = replayAfter
+  for (const segment of [...segments].sort((a, b) => a.landedThrough - b.landedThrough)) {
+    for (let id = Math.max(checkedThrough, segment.fenceId) + 1; id <= segment.landedThrough; id++) {
+      if (fences.has(id)) {
+        return new Corrupt({ key: walKey(id), detail: `WAL segment ${id} is missing, though segment ${segment.walId} says it landed` })
+      }
+    }
+    checkedThrough = Math.max(checkedThrough, segment.landedThrough)
+  }
+  return undefined
+}
+
+/**
+ * The commits to replay, in order: writers (epochs) oldest first, and each writer's commits in
+ * sequence order for as long as they follow on without a hole. A hole is a segment that never
+ * landed (its writer crashed or was fenced with it in flight): nothing after it was acknowledged.
+ */
+const replayOrder = (segments: ReadonlyArray<WalSegment.Segment>, afterSeq: number): Array<WalSegment.Commit> => {
+  const byEpoch = new Map<number, Array<WalSegment.Commit>>()
+  for (const segment of segments) {
+    const commits = byEpoch.get(segment.epoch) ?? []
+    for (const commit of segment.commits) commits.push(commit)
+    byEpoch.set(segment.epoch, commits)
+  }
+  const order: Array<WalSegment.Commit> = []
+  let lastSeq = afterSeq
+  for (const epoch of [...byEpoch.keys()].sort((a, b) => a - b)) {
+    for (const commit of byEpoch.get(epoch)!.sort((a, b) => a.seq - b.seq)) {
+      if (commit.seq <= lastSeq) continue
+      if (commit.seq !== lastSeq + 1) break
+      order.push(commit)
+      lastSeq = commit.seq
+    }
+  }
+  return order
+}
 
 /** Applies the runs of a manifest, oldest first (fetched 8 at a time). */
 const loadRuns = (store: Store, manifest: Manifest.Manifest, live: BTree<string, string>) =>
@@ -140,12 +208,10 @@ export const recover = (store: Store, options: { readonly openAttempts: number }
     const fenceId = yield* writeFence(store, manifest)
     const live = newTree()
     yield* loadRuns(store, manifest, live)
-    const delta = new Map<string, string | null>()
-    let deltaBytes = 0
-    let lastSeq = manifest.lastSeq
-    let replayedSegments = 0
     const ids = Array.from({ length: fenceId - manifest.replayAfterWalId - 1 }, (_, i) => manifest.replayAfterWalId + 1 + i)
-    // fetch ahead with bounded parallelism, apply strictly in id order
+    const segments: Array<WalSegment.Segment> = []
+    const fences = new Set<number>()
+    // every id below the fence is taken now (gaps were fenced): fetch with bounded parallelism
     yield* Stream.fromIterable(ids).pipe(
       Stream.mapEffect((id) =>
         store.get(walKey(id)).pipe(
@@ -154,22 +220,26 @@ export const recover = (store: Store, options: { readonly openAttempts: number }
         ), { concurrency: 16 }),
       Stream.runForEach((object) =>
         Effect.gen(function*() {
-          if (object.bytes.length === 0) return // a fence
-          const segment = yield* decodeOrCorrupt(object.key, object.bytes, WalSegment.decode)
-          replayedSegments++
-          for (const commit of segment.commits) {
-            if (commit.seq <= lastSeq) continue
-            lastSeq = commit.seq
-            for (const op of commit.ops) {
-              const [key, value] = op
-              if (value === null) live.delete(key)
-              else live.set(key, value)
-              delta.set(key, value)
-              deltaBytes += opBytes(op)
-            }
-          }
+          if (object.bytes.length === 0) return void fences.add(idOf(object.key, walPrefix)!)
+          segments.push(yield* decodeOrCorrupt(object.key, object.bytes, WalSegment.decode))
         }))
     )
+    const lost = checkAcknowledged(segments, fences, manifest.replayAfterWalId)
+    if (lost !== undefined) return yield* lost
+    const delta = new Map<string, string | null>()
+    let deltaBytes = 0
+    let lastSeq = manifest.lastSeq
+    for (const commit of replayOrder(segments, manifest.lastSeq)) {
+      lastSeq = commit.seq
+      for (const op of commit.ops) {
+        const [key, value] = op
+        if (value === null) live.delete(key)
+        else live.set(key, value)
+        delta.set(key, value)
+        deltaBytes += opBytes(op)
+      }
+    }
+    const replayedSegments = segments.length
     return {
       manifestId,
       manifest,

@@ -1,9 +1,11 @@
 /**
  * The background side of an open KV writer:
  *
- * - the flusher writes WAL batches one at a time (group commit: everything committed while a put
- *   is in flight goes in the next object), each with put-if-absent at the next id; a foreign
- *   object there means another writer fenced us;
+ * - the flusher writes WAL batches (group commit: everything committed while the puts in flight
+ *   are under way goes in the next object), each with put-if-absent at the next id, up to
+ *   `maxWalPutsInFlight` at once; a batch is acknowledged when it and every batch before it have
+ *   landed. A fence or a newer writer's segment at our id means another writer fenced us; an
+ *   older writer's segment that landed after we opened is skipped over;
  * - at batch boundaries the changes since the last run are frozen; the maintainer writes them as
  *   a sorted run (or, when there are `maxRuns` runs, a full image of the state taken at the same
  *   boundary with an O(1) clone, which replaces them all), then the next manifest, then collects
@@ -11,7 +13,7 @@
  *
  * @internal
  */
-import { Clock, Deferred, Duration, Effect, Option, Random, Schedule, type Scope, Stream } from "effect"
+import { Clock, Deferred, Duration, Effect, Option, Random, Schedule, Scope, Stream } from "effect"
 import { decodeTime, monotonicFactory } from "ulid"
 import * as Manifest from "../../schema/Manifest.ts"
 import * as Run from "../../schema/Run.ts"
@@ -28,6 +30,7 @@ import { type Batch, type Failure, makeState, newBatch, type State } from "./sta
 /** Tuning of the writer (all resolved). */
 export interface WriterOptions {
   readonly minFlushInterval: Duration.Duration
+  readonly maxWalPutsInFlight: number
   readonly maxUnflushedBytes: number
   readonly runFlushSegments: number
   readonly runFlushBytes: number
@@ -68,6 +71,15 @@ interface Frozen {
   readonly delta: Map<string, string | null>
   /** For a compaction: the whole state at `lastSeq`. */
   readonly snapshot: BTree<string, string> | undefined
+}
+
+/** A WAL batch being put. */
+interface Flight {
+  readonly batch: Batch
+  readonly lastSeq: number
+  /** Its WAL id: moved past an id that an older writer's late segment took. */
+  walId: number
+  landed: boolean
 }
 
 /** Deltas smaller than this never trigger a compaction by weight. */
@@ -114,7 +126,10 @@ export const startWriter = (
       segmentsSinceDelta: recovered.replayedSegments,
       onCommit: committed.notify
     })
-    let inFlight: Batch | undefined
+    // the puts in flight, in commit order; acknowledged from the front as they land
+    const inFlight: Array<Flight> = []
+    // closed after the final flush (finalizers run last-in first-out), so puts can finish first
+    const putScope = yield* Scope.fork(yield* Scope.Scope)
     const frozen: Array<Frozen> = []
     // What the runs will be once every frozen delta is written: for the compaction decision.
     let plannedDeltaRuns = recovered.manifest.runs.filter((r) => !r.full).length
@@ -131,7 +146,7 @@ export const startWriter = (
     const stop = (failure: Failure) => {
       if (state.failure !== undefined) return
       state.failure = failure
-      if (inFlight !== undefined) Deferred.doneUnsafe(inFlight.done, Effect.fail(failure))
+      for (const flight of inFlight) Deferred.doneUnsafe(flight.batch.done, Effect.fail(failure))
       Deferred.doneUnsafe(state.batch.done, Effect.fail(failure))
       committed.notify()
       flushed.notify()
@@ -139,21 +154,48 @@ export const startWriter = (
     }
     const fenced = (detail: string) => stop(new Fenced({ epoch: state.epoch, detail }))
 
+    // A defect in a background fiber is a bug: it stops the writer (nothing more is acknowledged)
+    // and is logged, rather than leaving commits waiting on a dead fiber.
+    const supervised = (name: string, effect: Effect.Effect<void>) =>
+      effect.pipe(
+        Effect.catchCause((cause) =>
+          Effect.andThen(
+            Effect.logError(`kv ${name} failed; the writer stops`, cause),
+            Effect.sync(() => stop(new Closed({ detail: `the ${name} failed: ${String(cause)}` })))
+          )
+        )
+      )
+
     /**
      * Puts one object until it lands: transient failures (past the store's own retries) are
-     * retried with backoff and logged, since a WAL id can be neither skipped nor reordered;
-     * `PreconditionFailed` goes to `onTaken`; anything else stops the writer.
+     * retried with backoff and logged, since a WAL id can be neither skipped nor reordered.
+     * A conditional put can find the key `taken`; any other failure stops the writer.
      */
-    const putUntilDone = (key: string, bytes: Uint8Array, conditional: boolean, onTaken: () => void) =>
+    const putUntilDone = (key: string, bytes: Uint8Array, conditional: boolean) =>
       store.put(key, bytes, conditional ? { ifNoneMatch: "*" } : {}).pipe(
         Effect.tapError((error) => retryable(error) ? Effect.logWarning(`put ${key} failed; retrying`, error) : Effect.void),
         Effect.retry({ while: retryable, schedule: retryForever }),
-        Effect.as(true),
+        Effect.as("landed" as const),
         Effect.catch((error) => {
-          if (conditional && isPreconditionFailed(error)) onTaken()
-          else stop(new Closed({ detail: `put ${key} failed: ${String(error)}` }))
-          return Effect.succeed(false)
+          if (conditional && isPreconditionFailed(error)) return Effect.succeed("taken" as const)
+          stop(new Closed({ detail: `put ${key} failed: ${String(error)}` }))
+          return Effect.succeed("failed" as const)
         })
+      )
+
+    /** Whether the segment that took our WAL id is an older writer's, which landed late. */
+    const isOlderSegment = (walId: number) =>
+      store.get(walKey(walId)).pipe(
+        Effect.retry({ while: retryable, schedule: retryForever }),
+        Effect.map((object) => {
+          if (object.bytes.length === 0) return false // a fence: a newer writer
+          try {
+            return WalSegment.decode(object.bytes).epoch < state.epoch
+          } catch {
+            return false
+          }
+        }),
+        Effect.catch(() => Effect.succeed(false))
       )
 
     // ---- flusher ---------------------------------------------------------------------------
@@ -176,38 +218,71 @@ export const startWriter = (
       frozenReady.notify()
     }
 
-    const flushBatch = Effect.gen(function*() {
+    /** Every WAL id up to this one holds a segment: ours, or one we skipped over. */
+    const landedThrough = () => {
+      let lowest = state.nextWalId
+      for (const flight of inFlight) if (!flight.landed) lowest = Math.min(lowest, flight.walId)
+      return lowest - 1
+    }
+
+    /** Acknowledges, in commit order, the batches that landed with all before them. */
+    const acknowledgeLanded = () => {
+      while (inFlight.length > 0 && inFlight[0]!.landed) {
+        const flight = inFlight.shift()!
+        state.durableSeq = flight.lastSeq
+        state.durableWalId = Math.max(state.durableWalId, flight.walId)
+        state.unflushedBytes -= flight.batch.bytes
+        Deferred.doneUnsafe(flight.batch.done, Effect.void)
+      }
+      flushed.notify()
+    }
+
+    const putSegment = (flight: Flight) =>
+      Effect.gen(function*() {
+        while (state.failure === undefined) {
+          const bytes = WalSegment.encode({
+            epoch: state.epoch,
+            walId: flight.walId,
+            fenceId: recovered.fenceId,
+            landedThrough: landedThrough(),
+            commits: flight.batch.commits
+          })
+          const outcome = yield* putUntilDone(walKey(flight.walId), bytes, true)
+          if (outcome === "failed") return
+          if (outcome === "landed") {
+            flight.landed = true
+            return acknowledgeLanded()
+          }
+          if (!(yield* isOlderSegment(flight.walId))) return fenced(`WAL id ${flight.walId} is taken`)
+          // an older writer's put that was in flight when we opened: its id is not ours to use
+          flight.walId = state.nextWalId++
+        }
+      })
+
+    const startFlight = Effect.suspend(() => {
       const batch = state.batch
       state.batch = newBatch()
-      inFlight = batch
-      const walId = state.nextWalId++
-      const lastSeq = batch.commits[batch.commits.length - 1]!.seq
+      const flight: Flight = { batch, lastSeq: batch.commits[batch.commits.length - 1]!.seq, walId: state.nextWalId++, landed: false }
+      inFlight.push(flight)
       state.segmentsSinceDelta++
       if (state.segmentsSinceDelta >= options.runFlushSegments || state.deltaBytes >= options.runFlushBytes) {
-        freezeDelta(walId, lastSeq)
+        freezeDelta(flight.walId, flight.lastSeq)
       }
-      const bytes = WalSegment.encode({ epoch: state.epoch, walId, commits: batch.commits })
-      const landed = yield* putUntilDone(walKey(walId), bytes, true, () => fenced(`WAL id ${walId} is taken`))
-      inFlight = undefined
-      if (!landed) return
-      state.durableSeq = lastSeq
-      state.durableWalId = walId
-      state.unflushedBytes -= batch.bytes
-      Deferred.doneUnsafe(batch.done, Effect.void)
-      flushed.notify()
+      return Effect.forkIn(supervised("WAL put", putSegment(flight)), putScope)
     })
 
     let lastFlushStart = Number.NEGATIVE_INFINITY
     const flusherStep = Effect.gen(function*() {
       if (state.failure !== undefined) return yield* Effect.never
       if (state.batch.commits.length === 0) return yield* committed.wait
+      if (inFlight.length >= options.maxWalPutsInFlight) return yield* flushed.wait
       const interval = Duration.toMillis(options.minFlushInterval)
       if (interval > 0) {
         const wait = lastFlushStart + interval - (yield* Clock.currentTimeMillis)
         if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
         lastFlushStart = yield* Clock.currentTimeMillis
       }
-      yield* flushBatch
+      yield* startFlight
     })
 
     // ---- maintainer: runs, manifests, GC ---------------------------------------------------------
@@ -298,7 +373,7 @@ export const startWriter = (
         const runId = newRunId(Math.floor(yield* Clock.currentTimeMillis))
         const ref: Manifest.RunRef = { id: runId, entries, bytes: bytes.length, maxSeq: f.lastSeq, full: f.snapshot !== undefined }
         if (ref.full) fullBytes = bytes.length
-        if (!(yield* putUntilDone(runKey(runId), bytes, false, () => {}))) return
+        if ((yield* putUntilDone(runKey(runId), bytes, false)) !== "landed") return
         const manifest: Manifest.Manifest = {
           writerEpoch: state.epoch,
           replayAfterWalId: f.walId,
@@ -307,9 +382,9 @@ export const startWriter = (
           createdAt: yield* Clock.currentTimeMillis
         }
         const id = current.id + 1
-        const landed = yield* putUntilDone(manifestKey(id), Manifest.encode(manifest), true, () =>
-          fenced(`manifest ${id} is taken`))
-        if (!landed) return
+        const outcome = yield* putUntilDone(manifestKey(id), Manifest.encode(manifest), true)
+        if (outcome === "taken") fenced(`manifest ${id} is taken`)
+        if (outcome !== "landed") return
         current = { id, manifest }
         knownManifests.set(id, manifest)
         yield* collectGarbage
@@ -320,30 +395,19 @@ export const startWriter = (
       const next = frozen[0]
       if (next === undefined) return yield* frozenReady.wait
       // a run may only be referenced once the WAL it replaces is durable
-      if (state.durableWalId < next.walId) return yield* flushed.wait
+      if (state.durableSeq < next.lastSeq) return yield* flushed.wait
       yield* writeRunAndManifest(next)
       frozen.shift()
     })
 
-    // A defect in either loop is a bug: it stops the writer (nothing more is acknowledged) and is
-    // logged, rather than leaving commits waiting on a dead fiber.
-    const supervised = (name: string, step: Effect.Effect<void>) =>
-      Effect.forever(step).pipe(
-        Effect.catchCause((cause) =>
-          Effect.andThen(
-            Effect.logError(`kv ${name} failed; the writer stops`, cause),
-            Effect.sync(() => stop(new Closed({ detail: `the ${name} failed: ${String(cause)}` })))
-          )
-        ),
-        Effect.forkScoped
-      )
-    yield* supervised("flusher", flusherStep)
-    yield* supervised("maintainer", maintainerStep)
+    yield* Effect.forkScoped(supervised("flusher", Effect.forever(flusherStep)))
+    yield* Effect.forkScoped(supervised("maintainer", Effect.forever(maintainerStep)))
 
     const flush: Effect.Effect<void, Failure> = Effect.suspend(() => {
       if (state.failure !== undefined && state.durableSeq < state.lastSeq) return Effect.fail(state.failure)
       if (state.batch.commits.length > 0) return Deferred.await(state.batch.done)
-      if (inFlight !== undefined) return Deferred.await(inFlight.done)
+      const last = inFlight[inFlight.length - 1]
+      if (last !== undefined) return Deferred.await(last.batch.done)
       return Effect.void
     })
 

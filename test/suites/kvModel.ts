@@ -55,7 +55,8 @@ export const runSchedule = (seed: number) =>
       maxRuns: 1 + prng.int(0, 3),
       gcMinAge: 0,
       keepManifests: 1 + prng.int(0, 2),
-      maxUnflushedBytes: prng.next() < 0.3 ? 200 : 64 * 1024 * 1024
+      maxUnflushedBytes: prng.next() < 0.3 ? 200 : 64 * 1024 * 1024,
+      maxWalPutsInFlight: 1 + prng.int(0, 5)
     }
     const opened = yield* driveOrDie(openKv(store, options), `seed ${seed}: open`)
     const kv = opened.kv
