@@ -4,8 +4,8 @@
  *
  * @since 0.1.0
  */
-import { decode as msgpackDecode, encode as msgpackEncode } from "@msgpack/msgpack"
 import { Schema } from "effect"
+import * as Msgpack from "../src/internal/msgpack.ts"
 
 /**
  * @category schemas
@@ -66,7 +66,7 @@ const decodeRecord = Schema.decodeUnknownSync(JobRecord)
  * @category encoding
  * @since 0.1.0
  */
-export const encode = (record: JobRecord): Uint8Array => msgpackEncode({ v: version, ...record }, { ignoreUndefined: true })
+export const encode = (record: JobRecord): Uint8Array => Msgpack.encode({ v: version, ...record })
 
 /**
  * Decodes a stored record; throws on an unknown version or shape.
@@ -75,7 +75,7 @@ export const encode = (record: JobRecord): Uint8Array => msgpackEncode({ v: vers
  * @since 0.1.0
  */
 export const decode = (bytes: Uint8Array): JobRecord => {
-  const raw = msgpackDecode(bytes) as { readonly v?: unknown }
+  const raw = Msgpack.decode(bytes) as { readonly v?: unknown }
   if (raw === null || typeof raw !== "object" || raw.v !== version) throw new Error(`job record format ${String(raw?.v)}`)
   const { v: _, ...fields } = raw as Record<string, unknown>
   return decodeRecord(fields)

@@ -12,11 +12,11 @@
  *
  * @since 0.1.0
  */
-import { decode as msgpackDecode, encode as msgpackEncode } from "@msgpack/msgpack"
 import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Random, Schedule, Schema, type Scope, Semaphore } from "effect"
 import { monotonicFactory } from "ulid"
 import * as JobRecordSchema from "../schema/JobRecord.ts"
 import type { JobRecord, JobStatus } from "../schema/JobRecord.ts"
+import * as Msgpack from "./internal/msgpack.ts"
 import * as Job from "./Job.ts"
 import {
   CancelRequested,
@@ -195,6 +195,7 @@ export class JobQueue extends Context.Service<JobQueue, Service>()("bucketq/JobQ
 const maxInlinePayload = 256 * 1024
 const maxQueueName = 255
 const encoder = new TextEncoder()
+const decoder = new TextDecoder()
 // eslint-disable-next-line no-control-regex
 const controlCharacter = /[\u0000-\u001f\u007f]/
 const idPattern = /^[A-Za-z0-9_-]{1,128}$/
@@ -240,7 +241,7 @@ const stage = (tx: Transaction, record: JobRecord) => {
 }
 
 const counterOf = (value: Option.Option<Uint8Array>) =>
-  Option.match(value, { onNone: () => 0, onSome: (b) => Number(new TextDecoder().decode(b)) })
+  Option.match(value, { onNone: () => 0, onSome: (b) => Number(decoder.decode(b)) })
 
 const addTo = (delta: number) => (current: Option.Option<Uint8Array>) => encoder.encode(String(counterOf(current) + delta))
 
@@ -357,7 +358,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
     const encodePayload = <A, I>(definition: Job.Definition<A, I>, payload: A) =>
       Schema.encodeEffect(definition.payload)(payload).pipe(
         Effect.mapError((error) => new InvalidPayload({ detail: error.message })),
-        Effect.map((encoded) => msgpackEncode(encoded, { ignoreUndefined: true })),
+        Effect.map((encoded) => Msgpack.encode(encoded)),
         Effect.filterOrFail(
           (b) => b.length <= maxInlinePayload,
           (b) => new PayloadTooLarge({ size: b.length, limit: maxInlinePayload })
@@ -488,7 +489,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
           leases.set(record.id, { token, expiresAt, queue: record.queue, reaping: false, cancel })
           const cancelled = Deferred.await(cancel)
           const decoded = yield* Effect.exit(
-            Effect.flatMap(Effect.try(() => msgpackDecode(record.payload)), Schema.decodeUnknownEffect(definition.payload))
+            Effect.flatMap(Effect.try(() => Msgpack.decode(record.payload)), Schema.decodeUnknownEffect(definition.payload))
           )
           if (decoded._tag === "Success") {
             claims.push({ job: { ...record, payload: decoded.value }, record, token, definition, cancelled })
