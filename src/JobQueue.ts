@@ -202,14 +202,46 @@ const idPattern = /^[A-Za-z0-9_-]{1,128}$/
 
 const validQueues = new Set<string>()
 
-const checkQueue = (queue: string): Effect.Effect<void, InvalidQueueName> => {
-  if (validQueues.has(queue)) return Effect.void
+/** Why a queue name is refused, or undefined (valid names are cached). */
+const queueNameError = (queue: string): InvalidQueueName | undefined => {
+  if (validQueues.has(queue)) return undefined
   const size = encoder.encode(queue).length
-  if (size === 0) return Effect.fail(new InvalidQueueName({ queue, reason: "empty" }))
-  if (size > maxQueueName) return Effect.fail(new InvalidQueueName({ queue, reason: `over ${maxQueueName} bytes` }))
-  if (controlCharacter.test(queue)) return Effect.fail(new InvalidQueueName({ queue, reason: "control character" }))
+  if (size === 0) return new InvalidQueueName({ queue, reason: "empty" })
+  if (size > maxQueueName) return new InvalidQueueName({ queue, reason: `over ${maxQueueName} bytes` })
+  if (controlCharacter.test(queue)) return new InvalidQueueName({ queue, reason: "control character" })
   if (validQueues.size < 10_000) validQueues.add(queue)
-  return Effect.void
+  return undefined
+}
+
+const checkQueue = (queue: string): Effect.Effect<void, InvalidQueueName> => {
+  const invalid = queueNameError(queue)
+  return invalid === undefined ? Effect.void : Effect.fail(invalid)
+}
+
+/** Why a job id of the caller's is refused, or undefined. */
+const jobIdError = (id: string | undefined): InvalidJobId | undefined =>
+  id === undefined || idPattern.test(id) ? undefined : new InvalidJobId({ id, reason: "1 to 128 characters of [A-Za-z0-9_-]" })
+
+/** Payload codecs by schema, built once per schema rather than per job. */
+const payloadEncoders = new WeakMap<object, (payload: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()
+const payloadDecoders = new WeakMap<object, (input: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()
+
+const payloadEncoder = <A>(schema: Schema.Codec<A, any, never, never>): (payload: A) => Effect.Effect<unknown, Schema.SchemaError> => {
+  let encode = payloadEncoders.get(schema)
+  if (encode === undefined) {
+    encode = Schema.encodeEffect(schema) as (payload: unknown) => Effect.Effect<unknown, Schema.SchemaError>
+    payloadEncoders.set(schema, encode)
+  }
+  return encode
+}
+
+const payloadDecoder = <A>(schema: Schema.Codec<A, any, never, never>): (input: unknown) => Effect.Effect<A, Schema.SchemaError> => {
+  let decode = payloadDecoders.get(schema)
+  if (decode === undefined) {
+    decode = Schema.decodeUnknownEffect(schema)
+    payloadDecoders.set(schema, decode)
+  }
+  return decode as (input: unknown) => Effect.Effect<A, Schema.SchemaError>
 }
 
 const bytes = (key: string) => Keys.toBytes(key)
@@ -245,30 +277,48 @@ const counterOf = (value: Option.Option<Uint8Array>) =>
 
 const addTo = (delta: number) => (current: Option.Option<Uint8Array>) => encoder.encode(String(counterOf(current) + delta))
 
+/**
+ * Appends to `ops` the counter updates of `n` jobs leaving status `from` and entering `to`, and
+ * returns `ops`.
+ */
+const pushMoveOps = (
+  ops: Array<Kv.WriteOp>,
+  queue: string,
+  from: JobStatus | undefined,
+  to: JobStatus | undefined,
+  n = 1
+): Array<Kv.WriteOp> => {
+  if (from !== undefined && from !== "Done") ops.push({ _tag: "Update", key: bytes(Keys.stat(queue, from)), update: addTo(-n) })
+  if (to !== undefined) ops.push({ _tag: "Update", key: bytes(Keys.stat(queue, to)), update: addTo(n) })
+  return ops
+}
+
 /** The counter updates of `n` jobs leaving status `from` and entering `to`, as batch operations. */
-const moveOps = (queue: string, from: JobStatus | undefined, to: JobStatus | undefined, n = 1): Array<Kv.WriteOp> => [
-  ...(from === undefined || from === "Done"
-    ? []
-    : [{ _tag: "Update" as const, key: bytes(Keys.stat(queue, from)), update: addTo(-n) }]),
-  ...(to === undefined ? [] : [{ _tag: "Update" as const, key: bytes(Keys.stat(queue, to)), update: addTo(n) }])
-]
+const moveOps = (queue: string, from: JobStatus | undefined, to: JobStatus | undefined, n = 1): Array<Kv.WriteOp> =>
+  pushMoveOps([], queue, from, to, n)
 
 /**
  * Counts a job leaving status `from` and entering `to` (either may be none), inside a transaction:
  * the queue's counters, updated at commit so that they never conflict. `Done` only ever grows.
  */
 const move = (tx: Transaction, queue: string, from: JobStatus | undefined, to: JobStatus | undefined) =>
-  Effect.forEach(moveOps(queue, from, to), (op) => (op._tag === "Update" ? tx.update(op.key, op.update) : Effect.void), {
-    discard: true
-  })
+  moveOps(queue, from, to).reduce<Effect.Effect<void, ValueTooLarge>>(
+    (before, op) => (op._tag === "Update" ? Effect.andThen(before, tx.update(op.key, op.update)) : before),
+    Effect.void
+  )
 
 /** `stage` as batch operations: the record at its primary key, and the index pointing to it. */
-const stageOps = (record: JobRecord): Array<Kv.WriteOp> => {
+const stageOps = (record: JobRecord): Array<Kv.WriteOp> => pushStageOps([], record)
+
+/** Appends `stageOps(record)` to `ops` and returns `ops`. */
+const pushStageOps = (ops: Array<Kv.WriteOp>, record: JobRecord): Array<Kv.WriteOp> => {
   const key = primaryKey(record)
-  return [
-    { _tag: "Put", key: bytes(key), value: encodeRecord(record) },
-    { _tag: "Put", key: bytes(Keys.index(record.id)), value: bytes(key) }
-  ]
+  const keyBytes = bytes(key)
+  ops.push(
+    { _tag: "Put", key: keyBytes, value: encodeRecord(record) },
+    { _tag: "Put", key: bytes(Keys.index(record.id)), value: keyBytes }
+  )
+  return ops
 }
 
 const without = <R extends object, K extends keyof R>(record: R, ...keys: ReadonlyArray<K>): Omit<R, K> => {
@@ -315,8 +365,8 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
     const kv = yield* Kv.Kv
     const random = yield* Random.Random
     const newUlid = monotonicFactory(() => random.nextDoubleUnsafe())
-    const nextId = Effect.map(Clock.currentTimeMillis, (now) => newUlid(Math.floor(now)))
-    const newToken = nextId // claim tokens come from the same monotonic generator: never reused
+    // Job ids and claim tokens come from one monotonic generator: never reused, even within a millisecond.
+    const nextId = (now: number) => newUlid(Math.floor(now))
     const leases = new Map<string, Lease>()
     const claimLocks = new Map<string, Semaphore.Semaphore>()
     const arrivals = new Map<string, Deferred.Deferred<void>>()
@@ -356,13 +406,14 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
     }
 
     const encodePayload = <A, I>(definition: Job.Definition<A, I>, payload: A) =>
-      Schema.encodeEffect(definition.payload)(payload).pipe(
+      payloadEncoder(definition.payload)(payload).pipe(
         Effect.mapError((error) => new InvalidPayload({ detail: error.message })),
-        Effect.map((encoded) => Msgpack.encode(encoded)),
-        Effect.filterOrFail(
-          (b) => b.length <= maxInlinePayload,
-          (b) => new PayloadTooLarge({ size: b.length, limit: maxInlinePayload })
-        )
+        Effect.flatMap((encoded) => {
+          const b = Msgpack.encode(encoded)
+          return b.length <= maxInlinePayload
+            ? Effect.succeed(b)
+            : Effect.fail(new PayloadTooLarge({ size: b.length, limit: maxInlinePayload }))
+        })
       )
 
     const newRecord = (
@@ -394,22 +445,28 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
       }
     }
 
+    // The hot paths (enqueue, claim, ack) are plain functions over a few combinators rather than
+    // generators: each step through the runtime costs, and most of their work is synchronous.
     const enqueue: Service["enqueue"] = (definition, payload, options) =>
+      Effect.suspend((): ReturnType<Service["enqueue"]> => {
+        const invalid = queueNameError(definition.queue) ?? jobIdError(options?.id)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        return Effect.flatMap(encodePayload(definition, payload), (encoded) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            const record = newRecord(definition, options?.id ?? nextId(now), encoded, now, options)
+            if (record.dedupKey !== undefined || options?.id !== undefined) return enqueueChecked(record, options)
+            // nothing to read first (a fresh ULID cannot exist yet): one plain commit
+            return Effect.map(kv.write(pushMoveOps(stageOps(record), record.queue, undefined, record.status)), () => {
+              if (record.status === "Pending") announce(record.queue)
+              return { id: record.id, created: true }
+            })
+          }))
+      })
+
+    /** Enqueues `record` in a transaction: its dedup key or its caller-chosen id checked first. */
+    const enqueueChecked = (record: JobRecord, options: EnqueueOptions | undefined) =>
       Effect.gen(function*() {
-        yield* checkQueue(definition.queue)
-        if (options?.id !== undefined && !idPattern.test(options.id)) {
-          return yield* new InvalidJobId({ id: options.id, reason: "1 to 128 characters of [A-Za-z0-9_-]" })
-        }
-        const encoded = yield* encodePayload(definition, payload)
-        const id = options?.id ?? (yield* nextId)
-        const now = yield* Clock.currentTimeMillis
-        const record = newRecord(definition, id, encoded, now, options)
-        if (record.dedupKey === undefined && options?.id === undefined) {
-          // nothing to read first (a fresh ULID cannot exist yet): one plain commit
-          yield* kv.write([...stageOps(record), ...moveOps(record.queue, undefined, record.status)])
-          if (record.status === "Pending") announce(record.queue)
-          return { id, created: true }
-        }
+        const id = record.id
         const result = yield* kv.transaction((tx) =>
           Effect.gen(function*() {
             if (record.dedupKey !== undefined) {
@@ -435,7 +492,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
         const encoded = yield* Effect.forEach(payloads, (p) => encodePayload(definition, p))
         const now = yield* Clock.currentTimeMillis
         const records: Array<JobRecord> = []
-        for (const payload of encoded) records.push(newRecord(definition, yield* nextId, payload, now, undefined))
+        for (const payload of encoded) records.push(newRecord(definition, nextId(now), payload, now, undefined))
         // fresh ids: nothing to read, so one plain commit
         yield* kv.write([...records.flatMap(stageOps), ...moveOps(definition.queue, undefined, "Pending", records.length)])
         announce(definition.queue)
@@ -454,61 +511,85 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
         return next
       })
 
-    const claimOnce = <A, I>(definition: Job.Definition<A, I>, max: number, lease: Duration.Duration) =>
-      lockOf(definition.queue).withPermits(1)(Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const prefix = Keys.pendingPrefix(definition.queue)
-        // Claims of one queue are serialized by its lock, so the only writers that can race this
-        // one are cancels of the same pending jobs: the commit checks that each is still there.
-        const claimBatch = Effect.gen(function*() {
-          const entries = yield* kv.scan({ prefix: bytes(prefix) }, { limit: max })
-          const records = entries.map((entry) => JobRecordSchema.decode(entry.value))
-          const ops: Array<Kv.WriteOp> = []
-          const out: Array<JobRecord> = []
-          for (const [i, record] of records.entries()) {
-            const next: JobRecord = { ...without(record, "dedupKey"), status: "Claimed", attempts: record.attempts + 1, claimedAt: now }
-            ops.push({ _tag: "Delete", key: entries[i]!.key }, ...stageOps(next))
-            if (record.dedupKey !== undefined) ops.push({ _tag: "Delete", key: bytes(Keys.dedup(record.queue, record.dedupKey)) })
-            out.push(next)
-          }
-          if (out.length === 0) return out
-          ops.push(...moveOps(definition.queue, "Pending", "Claimed", out.length))
-          yield* kv.writeIf(ops, entries.map((entry) => ({ key: entry.key, present: true })), { durable: false })
-          return out
-        })
-        const claimed = yield* claimBatch.pipe(
-          Effect.retry({ while: (error) => error._tag === "WriteConditionFailed", times: 1000 }),
-          Effect.catchTag("WriteConditionFailed", () => Effect.succeed([] as Array<JobRecord>))
-        )
-        const expiresAt = now + Duration.toMillis(lease)
-        const claims: Array<Claim<A>> = []
-        for (const record of claimed) {
-          const token = yield* newToken
-          const cancel = Deferred.makeUnsafe<void>()
-          if (record.cancelRequested === true) Deferred.doneUnsafe(cancel, Effect.void)
-          leases.set(record.id, { token, expiresAt, queue: record.queue, reaping: false, cancel })
-          const cancelled = Deferred.await(cancel)
-          const decoded = yield* Effect.exit(
-            Effect.flatMap(Effect.try(() => Msgpack.decode(record.payload)), Schema.decodeUnknownEffect(definition.payload))
-          )
-          if (decoded._tag === "Success") {
-            claims.push({ job: { ...record, payload: decoded.value }, record, token, definition, cancelled })
-          } else {
-            // A payload that no longer decodes goes to the dead-letter queue, never to the caller.
-            const claim: Claim<A> = { job: { ...record, payload: undefined as A }, record, token, definition, cancelled }
-            yield* Effect.ignore(deadLetter(claim, `payload does not decode: ${String(decoded.cause)}`))
-          }
+    /**
+     * Moves up to `max` pending jobs of `queue` to claimed, at `now`. Claims of one queue are
+     * serialized by its lock, so the only writers that can race this one are cancels of the same
+     * pending jobs: the commit checks that each is still there, and a lost race scans again.
+     */
+    const claimRecords = (queue: string, max: number, now: number, retried = 0): Effect.Effect<Array<JobRecord>, QueueError> =>
+      Effect.flatMap(kv.scan({ prefix: bytes(Keys.pendingPrefix(queue)) }, { limit: max }), (entries) => {
+        if (entries.length === 0) return Effect.succeed([])
+        const ops: Array<Kv.WriteOp> = []
+        const out: Array<JobRecord> = []
+        for (const entry of entries) {
+          const record = JobRecordSchema.decode(entry.value)
+          const next: JobRecord = { ...without(record, "dedupKey"), status: "Claimed", attempts: record.attempts + 1, claimedAt: now }
+          ops.push({ _tag: "Delete", key: entry.key })
+          pushStageOps(ops, next)
+          if (record.dedupKey !== undefined) ops.push({ _tag: "Delete", key: bytes(Keys.dedup(record.queue, record.dedupKey)) })
+          out.push(next)
         }
-        return claims
-      }))
+        pushMoveOps(ops, queue, "Pending", "Claimed", out.length)
+        return kv.writeIf(ops, entries.map((entry) => ({ key: entry.key, present: true })), { durable: false }).pipe(
+          Effect.as(out),
+          Effect.catchTag("WriteConditionFailed", () =>
+            retried < 1000 ? claimRecords(queue, max, now, retried + 1) : Effect.succeed([]))
+        )
+      })
 
-    const claim: Service["claim"] = (definition, claimOptions) =>
-      Effect.gen(function*() {
-        yield* checkQueue(definition.queue)
+    /** Takes the lease of a claimed record and decodes its payload (undefined: dead-lettered instead). */
+    const startClaim = <A, I>(
+      definition: Job.Definition<A, I>,
+      record: JobRecord,
+      now: number,
+      expiresAt: number
+    ): Effect.Effect<Claim<A> | undefined> => {
+      const token = nextId(now)
+      const cancel = Deferred.makeUnsafe<void>()
+      if (record.cancelRequested === true) Deferred.doneUnsafe(cancel, Effect.void)
+      leases.set(record.id, { token, expiresAt, queue: record.queue, reaping: false, cancel })
+      const cancelled = Deferred.await(cancel)
+      const decode = Effect.flatMap(Effect.try(() => Msgpack.decode(record.payload)), payloadDecoder(definition.payload))
+      return Effect.flatMap(Effect.exit(decode), (decoded): Effect.Effect<Claim<A> | undefined> => {
+        if (decoded._tag === "Success") {
+          return Effect.succeed({ job: { ...record, payload: decoded.value }, record, token, definition, cancelled })
+        }
+        // A payload that no longer decodes goes to the dead-letter queue, never to the caller.
+        const claim: Claim<A> = { job: { ...record, payload: undefined as A }, record, token, definition, cancelled }
+        return Effect.as(Effect.ignore(deadLetter(claim, `payload does not decode: ${String(decoded.cause)}`)), undefined)
+      })
+    }
+
+    const claimOnce = <A, I>(definition: Job.Definition<A, I>, max: number, lease: Duration.Duration) =>
+      lockOf(definition.queue).withPermits(1)(Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.flatMap(claimRecords(definition.queue, max, now), (claimed): Effect.Effect<Array<Claim<A>>> => {
+          const expiresAt = now + Duration.toMillis(lease)
+          if (claimed.length === 1) {
+            return Effect.map(startClaim(definition, claimed[0]!, now, expiresAt), (c) => (c === undefined ? [] : [c]))
+          }
+          return Effect.map(
+            Effect.forEach(claimed, (record) => startClaim(definition, record, now, expiresAt)),
+            (claims) => claims.filter((c) => c !== undefined)
+          )
+        })))
+
+    const claim = <A, I>(
+      definition: Job.Definition<A, I>,
+      claimOptions?: ClaimOptions
+    ): Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName> =>
+      Effect.suspend((): Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName> => {
+        const invalid = queueNameError(definition.queue)
+        if (invalid !== undefined) return Effect.fail(invalid)
         const max = Math.max(0, Math.floor(claimOptions?.max ?? 1))
-        if (max === 0) return []
+        if (max === 0) return Effect.succeed([])
         const lease = claimOptions?.lease === undefined ? definition.leaseDuration : Duration.fromInputUnsafe(claimOptions.lease)
         const wait = claimOptions?.wait === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(claimOptions.wait))
+        return wait <= 0 ? claimOnce(definition, max, lease) : claimWaiting(definition, max, lease, wait)
+      })
+
+    /** `claimOnce`, then waiting up to `wait` ms for an enqueue while nothing is pending. */
+    const claimWaiting = <A, I>(definition: Job.Definition<A, I>, max: number, lease: Duration.Duration, wait: number) =>
+      Effect.gen(function*() {
         const deadline = (yield* Clock.currentTimeMillis) + wait
         while (true) {
           const arrived = arrival(definition.queue) // before the scan, so no enqueue is missed
@@ -559,26 +640,29 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
      * finds the record gone.
      */
     const ackAndForget = (claim: Claim<any>) =>
-      Effect.gen(function*() {
+      Effect.suspend(() => {
         const { id, queue } = claim.record
         const claimedKey = bytes(Keys.claimed(queue, id))
-        yield* kv.writeIf(
-          [
-            { _tag: "Delete", key: claimedKey },
-            { _tag: "Delete", key: bytes(Keys.index(id)) },
-            ...moveOps(queue, "Claimed", "Done")
-          ],
-          [{ key: claimedKey, present: true }],
-          { guard: () => holdsNow(claim) }
-        ).pipe(Effect.catchTag("WriteConditionFailed", () => Effect.fail(new ClaimLost({ id }))))
-        if (holdsNow(claim)) leases.delete(id)
-        complete(id, Option.none())
+        const ops: Array<Kv.WriteOp> = [{ _tag: "Delete", key: claimedKey }, { _tag: "Delete", key: bytes(Keys.index(id)) }]
+        return kv.writeIf(pushMoveOps(ops, queue, "Claimed", "Done"), [{ key: claimedKey, present: true }], {
+          guard: () => holdsNow(claim)
+        }).pipe(
+          Effect.catchTag("WriteConditionFailed", () => Effect.fail(new ClaimLost({ id }))),
+          Effect.map(() => {
+            if (holdsNow(claim)) leases.delete(id)
+            complete(id, Option.none())
+          })
+        )
       })
 
-    const ack: Service["ack"] = (claim) =>
+    const ack: Service["ack"] = (claim) => {
+      const keepDone = claim.definition.keepDone
+      return keepDone === undefined ? ackAndForget(claim) : ackKept(claim, keepDone)
+    }
+
+    /** The ack of a job kept as done for `keepDone`: a transaction moving its record. */
+    const ackKept = (claim: Claim<any>, keepDone: Duration.Duration) =>
       Effect.gen(function*() {
-        const keepDone = claim.definition.keepDone
-        if (keepDone === undefined) return yield* ackAndForget(claim)
         const done = yield* settle(claim, (tx, record, now) =>
           Effect.gen(function*() {
             yield* move(tx, record.queue, "Claimed", "Done")
