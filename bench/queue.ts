@@ -19,6 +19,7 @@ const n = nIndex >= 0 ? Number(args[nIndex + 1]) : 20_000
 const onlyIndex = args.indexOf("--only") // e.g. --only w1,w3
 const only = onlyIndex >= 0 ? new Set(args[onlyIndex + 1]!.split(",")) : undefined
 const selected = (name: string) => only === undefined || only.has(name)
+const memory = args.includes("--memory") // the queue's own cost: a memory store, no I/O at all
 const concurrency = 16
 const pad = "x".repeat(60)
 const Task = Job.define("bench", { payload: Schema.Struct({ i: Schema.Number, t: Schema.Number, pad: Schema.String }) })
@@ -31,7 +32,7 @@ const withQueue = <A, E>(f: (queue: JobQueue.Service) => Effect.Effect<A, E>) =>
     const directory = fs.mkdtempSync(path.join(tmpdir(), "bucketq-bench-queue-"))
     yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(directory, { recursive: true, force: true })))
     const context = yield* Layer.build(
-      JobQueue.layer().pipe(Layer.provide(Kv.layer({ maxWalPutsInFlight: Number(process.env.INFLIGHT ?? 4) })), Layer.provide(ObjectStore.layerFileSystem({ directory })))
+      JobQueue.layer().pipe(Layer.provide(Kv.layer({ maxWalPutsInFlight: Number(process.env.INFLIGHT ?? 4) })), Layer.provide(memory ? ObjectStore.layerMemory() : ObjectStore.layerFileSystem({ directory })))
     )
     return yield* f(Context.get(context, JobQueue.JobQueue))
   }).pipe(Effect.scoped)

@@ -65,6 +65,11 @@ export interface Options {
    * ones are still in flight, instead of waiting for them; commits are still acknowledged in order.
    */
   readonly maxWalPutsInFlight?: number | undefined
+  /**
+   * Write the WAL to the store's local log when it has one (the directory backend; default
+   * true): one append and `fdatasync` per group commit instead of one new object.
+   */
+  readonly useLocalLog?: boolean | undefined
   /** Write the changes as a sorted run after this many WAL objects (default 512)... */
   readonly runFlushSegments?: number | undefined
   /** ...or once they reach this many bytes (default 8 MiB). */
@@ -547,6 +552,7 @@ export const make = (options?: Options): Effect.Effect<Service, OpenError, Objec
     const writer = yield* startWriter(store, recovered, {
       minFlushInterval: Duration.fromInputUnsafe(options?.minFlushInterval ?? 0),
       maxWalPutsInFlight: Math.max(1, options?.maxWalPutsInFlight ?? 4),
+      useLocalLog: options?.useLocalLog ?? true,
       maxUnflushedBytes: options?.maxUnflushedBytes ?? 64 * 1024 * 1024,
       runFlushSegments: options?.runFlushSegments ?? 512,
       runFlushBytes: options?.runFlushBytes ?? 8 * 1024 * 1024,

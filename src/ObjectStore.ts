@@ -15,6 +15,7 @@
  */
 import { Config, Context, Effect, Layer, Option, Result, type Stream } from "effect"
 import * as FileSystemStore from "./ObjectStore/FileSystem.ts"
+import type { LocalLog } from "./ObjectStore/LocalLog.ts"
 import * as MemoryStore from "./ObjectStore/Memory.ts"
 import * as Retry from "./ObjectStore/Retry.ts"
 import * as S3Store from "./ObjectStore/S3.ts"
@@ -146,7 +147,21 @@ export interface Service {
     prefix: string,
     options?: ListOptions
   ) => Stream.Stream<ListEntry, ObjectStoreError | InvalidKey>
+  /**
+   * An append-only log beside the objects, if the backend has one (the directory backend): the
+   * KV writes its WAL there, one append and `fdatasync` per group commit instead of one object.
+   * Wrappers that change what objects do (fault injection) leave it out.
+   */
+  readonly localLog?: LocalLog | undefined
 }
+
+/**
+ * The append-only log a backend may offer beside its objects (see `Service.localLog`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type { LocalLog }
 
 /**
  * The object store service.

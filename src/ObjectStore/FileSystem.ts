@@ -27,6 +27,7 @@ import { InvalidKey } from "../ObjectStoreError.ts"
 import { compareKeys } from "../internal/keyOrder.ts"
 import { randomToken } from "../internal/token.ts"
 import { listPageSize } from "./Memory.ts"
+import * as LocalLog from "./LocalLog.ts"
 import * as Fs from "./nodeFs.ts"
 
 /**
@@ -52,18 +53,6 @@ const isEncodedName = (name: string): boolean => !/%(?!25)/.test(name)
 
 type Op = ObjectStoreError.Operation
 
-/** Maps a file system failure to a store error. */
-const storeError = (operation: Op, key: string, error: Fs.FsError): ObjectStoreError.ObjectStoreError => {
-  const code = Fs.codeOf(error)
-  const reason: ObjectStoreError.Reason["_tag"] = code === "ENOENT"
-    ? "NotFound"
-    : code === "EMFILE" || code === "ENFILE" || code === "EAGAIN" || code === "EBUSY" || code === "EIO" ||
-        code === "ENOSPC" || code === "EINTR"
-    ? "Unavailable"
-    : "Unknown"
-  return ObjectStoreError.make(operation, key, reason, { detail: error.message, cause: error })
-}
-
 /** @internal */
 export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.ObjectStoreError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -76,7 +65,7 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
     const newTempPath = () => path.join(tmpDir, `${processToken}.${++tmpCounter}`)
     const knownDirectories = new Set<string>()
 
-    const setup = (error: Fs.FsError) => storeError("put", options.directory, error)
+    const setup = (error: Fs.FsError) => Fs.storeError("put", options.directory, error)
     const syncDirectory = yield* Fs.makeDirectorySync
     /**
      * `mkdir`, made durable by an fsync of the parent, also when the directory existed: another
@@ -174,13 +163,13 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
             const bytes = end > start ? yield* Fs.readAt(fd, end - start, head.bodyOffset + start) : new Uint8Array(0)
             return { ...info(key, head), bytes } satisfies StoredObject
           }))
-      }).pipe(Effect.catchIf(isFsError, (error) => Effect.fail(storeError("get", key, error))))
+      }).pipe(Effect.catchIf(isFsError, (error) => Effect.fail(Fs.storeError("get", key, error))))
 
     const head: Service["head"] = (key) =>
       Effect.gen(function*() {
         const { file } = yield* locate(key)
         return info(key, yield* infoAt("head", key, file))
-      }).pipe(Effect.catchIf(isFsError, (error) => Effect.fail(storeError("head", key, error))))
+      }).pipe(Effect.catchIf(isFsError, (error) => Effect.fail(Fs.storeError("head", key, error))))
 
     // ---- writing ---------------------------------------------------------------------------
 
@@ -231,7 +220,7 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
         else yield* keyLocks.withLock(key, replace(key, dir, file, condition, tmp))
         return etag
       }).pipe(
-        Effect.catchIf(isFsError, (error) => Effect.fail(storeError("put", key, error))),
+        Effect.catchIf(isFsError, (error) => Effect.fail(Fs.storeError("put", key, error))),
         // The steps after the temp file is written must all run, or the key lock and the
         // temp file would be left behind while the rename may still land.
         Effect.uninterruptible
@@ -248,7 +237,7 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
           )
         )
       }).pipe(
-        Effect.catchIf(isFsError, (error) => Effect.fail(storeError("delete", key, error))),
+        Effect.catchIf(isFsError, (error) => Effect.fail(Fs.storeError("delete", key, error))),
         Effect.uninterruptible
       )
 
@@ -309,10 +298,10 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
               ))
           )
         )
-      ).pipe(Stream.catchIf(isFsError, (error) => Stream.fail(storeError("list", prefix, error))))
+      ).pipe(Stream.catchIf(isFsError, (error) => Stream.fail(Fs.storeError("list", prefix, error))))
     }
 
-    return { get, head, put, delete: remove, list } satisfies Service
+    return { get, head, put, delete: remove, list, localLog: LocalLog.make(root, syncDirectory) } satisfies Service
   })
 
 const isFsError = (error: unknown): error is Fs.FsError => error instanceof Error && Fs.codeOf(error) !== undefined

@@ -104,6 +104,7 @@ export const retrying = (store: Service, options: RetryOptions): Service => {
     head: (key) => Effect.map(retry(store.head(key)), withoutToken),
     put,
     delete: (key) => retry(store.delete(key)),
-    list
+    list,
+    ...(store.localLog === undefined ? {} : { localLog: store.localLog })
   }
 }

@@ -13,6 +13,7 @@
  */
 import * as fs from "node:fs"
 import { Deferred, Effect } from "effect"
+import * as ObjectStoreError from "../ObjectStoreError.ts"
 
 /** A failed file system call: the Node error, with its `code` (`ENOENT`, `EEXIST`, ...). */
 export type FsError = NodeJS.ErrnoException
@@ -27,6 +28,18 @@ const callVoid = (run: (done: (error: NodeJS.ErrnoException | null) => void) => 
 
 const now = <A>(run: () => A): Effect.Effect<A, FsError> =>
   Effect.try({ try: run, catch: (error) => error as FsError })
+
+/** Maps a file system failure to a store error. */
+export const storeError = (operation: ObjectStoreError.Operation, key: string, error: FsError): ObjectStoreError.ObjectStoreError => {
+  const code = codeOf(error)
+  const reason: ObjectStoreError.Reason["_tag"] = code === "ENOENT"
+    ? "NotFound"
+    : code === "EMFILE" || code === "ENFILE" || code === "EAGAIN" || code === "EBUSY" || code === "EIO" ||
+        code === "ENOSPC" || code === "EINTR"
+    ? "Unavailable"
+    : "Unknown"
+  return ObjectStoreError.make(operation, key, reason, { detail: error.message, cause: error })
+}
 
 /** Reads up to this size are done synchronously. */
 export const syncIoLimit = 256 * 1024
@@ -44,6 +57,8 @@ export const open = (path: string, flags: "r" | "w" | "wx", mode = 0o644) =>
 export const close = (fd: number) => now(() => fs.closeSync(fd))
 /** `fsync(2)`: the file's data and metadata reach the disk. */
 export const fsync = (fd: number) => callVoid((done) => fs.fsync(fd, done))
+/** `fdatasync(2)`: the file's data (and the size, if it changed) reach the disk. */
+export const fdatasync = (fd: number) => callVoid((done) => fs.fdatasync(fd, done))
 /** `fstat(2)`. */
 export const fstat = (fd: number) => now(() => fs.fstatSync(fd))
 /** `link(2)`: fails with `EEXIST` if `to` exists, atomically. */
@@ -80,6 +95,12 @@ export const writeAll = (fd: number, chunks: ReadonlyArray<Uint8Array>): Effect.
       call<number>((done) => fs.writev(fd, pending, done)),
       (written) => writeAll(fd, dropBytes(pending, written))
     )
+  })
+
+/** Writes every byte of `bytes` at the file's position, synchronously. */
+export const writeAllNow = (fd: number, bytes: Uint8Array): Effect.Effect<void, FsError> =>
+  now(() => {
+    for (let at = 0; at < bytes.length;) at += fs.writeSync(fd, bytes, at, bytes.length - at)
   })
 
 const dropBytes = (chunks: ReadonlyArray<Uint8Array>, count: number): Array<Uint8Array> => {

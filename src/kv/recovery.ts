@@ -11,7 +11,7 @@ import * as WalSegment from "../../schema/WalSegment.ts"
 import { DecodeError } from "../internal/binary.ts"
 import type { BTree } from "../internal/btree.ts"
 import { Corrupt, Fenced } from "../KvError.ts"
-import type { Service as Store } from "../ObjectStore.ts"
+import type { LocalLog, Service as Store } from "../ObjectStore.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import { idOf, manifestKey, manifestPrefix, runKey, walKey, walPrefix } from "./paths.ts"
 import { newTree, opBytes } from "./state.ts"
@@ -62,7 +62,45 @@ export interface Recovered {
   readonly delta: Map<string, string | null>
   readonly deltaBytes: number
   readonly replayedSegments: number
+  /** The parts of older writers' local logs, with the last sequence number in each. */
+  readonly logParts: ReadonlyArray<LogPart>
 }
+
+/** A part of a writer's local log (see `ObjectStore.LocalLog`). */
+export interface LogPart {
+  readonly epoch: number
+  readonly part: number
+  maxSeq: number
+}
+
+/**
+ * Takes over the local logs of every older writer: fences each, reads it up to its seal (sealing
+ * it where it ends now if no one did), and decodes its segments. Newer writers' logs are left
+ * alone: that writer has fenced us, which the first manifest or WAL write will find.
+ */
+const takeOverLogs = (log: LocalLog, epoch: number) =>
+  Effect.gen(function*() {
+    const segments: Array<WalSegment.Segment> = []
+    const parts: Array<LogPart> = []
+    for (const older of (yield* log.epochs).filter((e) => e < epoch)) {
+      const taken = yield* log.takeOver(older).pipe(
+        Effect.catchIf(
+          (error) => error._tag === "LogCorrupt",
+          (error) => Effect.fail(new Corrupt({ key: `%wal/${older}`, detail: error.message }))
+        )
+      )
+      for (const { part, records } of taken) {
+        const logPart: LogPart = { epoch: older, part, maxSeq: 0 }
+        for (const record of records) {
+          const segment = yield* decodeOrCorrupt(`%wal/${older}/${part}`, record, WalSegment.decode)
+          segments.push(segment)
+          logPart.maxSeq = Math.max(logPart.maxSeq, segment.commits[segment.commits.length - 1]?.seq ?? 0)
+        }
+        parts.push(logPart)
+      }
+    }
+    return { segments, parts }
+  })
 
 /**
  * Raises the epoch: creates manifest latest + 1 (or 1) with `writerEpoch + 1`. Another opener
@@ -226,6 +264,10 @@ export const recover = (store: Store, options: { readonly openAttempts: number }
     )
     const lost = checkAcknowledged(segments, fences, manifest.replayAfterWalId)
     if (lost !== undefined) return yield* lost
+    const logs = store.localLog === undefined
+      ? { segments: [], parts: [] }
+      : yield* takeOverLogs(store.localLog, manifest.writerEpoch)
+    segments.push(...logs.segments)
     const delta = new Map<string, string | null>()
     let deltaBytes = 0
     let lastSeq = manifest.lastSeq
@@ -249,6 +291,7 @@ export const recover = (store: Store, options: { readonly openAttempts: number }
       fenceId,
       delta,
       deltaBytes,
-      replayedSegments
+      replayedSegments,
+      logParts: logs.parts
     } satisfies Recovered
   })

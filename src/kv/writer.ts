@@ -5,7 +5,9 @@
  *   are under way goes in the next object), each with put-if-absent at the next id, up to
  *   `maxWalPutsInFlight` at once; a batch is acknowledged when it and every batch before it have
  *   landed. A fence or a newer writer's segment at our id means another writer fenced us; an
- *   older writer's segment that landed after we opened is skipped over;
+ *   older writer's segment that landed after we opened is skipped over. On a store with a local
+ *   log (the directory backend) the batches are appended to this writer's log instead, one at a
+ *   time, and the log's fence stops a writer that a newer one took over;
  * - at batch boundaries the changes since the last run are frozen; the maintainer writes them as
  *   a sorted run (or, when there are `maxRuns` runs, a full image of the state taken at the same
  *   boundary with an O(1) clone, which replaces them all), then the next manifest, then collects
@@ -24,13 +26,15 @@ import type { Service as Store } from "../ObjectStore.ts"
 import { isRetryable, ObjectStoreError } from "../ObjectStoreError.ts"
 import { idOf, manifestKey, manifestPrefix, runKey, runPrefix, walKey, walPrefix } from "./paths.ts"
 import { decodeOrCorrupt } from "./recovery.ts"
-import type { Recovered } from "./recovery.ts"
+import type { LogPart, Recovered } from "./recovery.ts"
 import { type Batch, type Failure, makeState, newBatch, type State } from "./state.ts"
 
 /** Tuning of the writer (all resolved). */
 export interface WriterOptions {
   readonly minFlushInterval: Duration.Duration
   readonly maxWalPutsInFlight: number
+  /** Write the WAL to the store's local log when it has one. */
+  readonly useLocalLog: boolean
   readonly maxUnflushedBytes: number
   readonly runFlushSegments: number
   readonly runFlushBytes: number
@@ -111,7 +115,7 @@ export const startWriter = (
   store: Store,
   recovered: Recovered,
   options: WriterOptions
-): Effect.Effect<Writer, never, Scope.Scope> =>
+): Effect.Effect<Writer, ObjectStoreError, Scope.Scope> =>
   Effect.gen(function*() {
     const committed = makeSignal()
     const flushed = makeSignal()
@@ -130,6 +134,12 @@ export const startWriter = (
     const inFlight: Array<Flight> = []
     // closed after the final flush (finalizers run last-in first-out), so puts can finish first
     const putScope = yield* Scope.fork(yield* Scope.Scope)
+    const localLog = options.useLocalLog ? store.localLog : undefined
+    const appender = localLog === undefined ? undefined : yield* localLog.appender(recovered.epoch)
+    // the log parts that exist, with the last sequence number in each: GC deletes covered ones
+    const logParts: Array<LogPart> = [...recovered.logParts]
+    if (appender !== undefined) logParts.push({ epoch: recovered.epoch, part: appender.currentPart(), maxSeq: 0 })
+    let rotateAfterAppend = false
     const frozen: Array<Frozen> = []
     // What the runs will be once every frozen delta is written: for the compaction decision.
     let plannedDeltaRuns = recovered.manifest.runs.filter((r) => !r.full).length
@@ -259,23 +269,50 @@ export const startWriter = (
         }
       })
 
+    /** Appends a batch to this writer's local log; one append at a time. */
+    const appendSegment = (log: NonNullable<typeof appender>, flight: Flight) =>
+      Effect.gen(function*() {
+        const bytes = WalSegment.encode({ epoch: state.epoch, walId: 0, fenceId: 0, landedThrough: 0, commits: flight.batch.commits })
+        const outcome = yield* log.append(bytes).pipe(
+          Effect.catch((error) => Effect.sync(() => stop(new Closed({ detail: `WAL append failed: ${String(error)}` }))))
+        )
+        if (outcome === undefined) return
+        if (outcome === "Fenced") return fenced("a newer writer fenced this writer's log")
+        logParts[logParts.length - 1]!.maxSeq = flight.lastSeq
+        if (rotateAfterAppend) {
+          // the parts before a frozen delta's boundary can go once its run is in a manifest
+          rotateAfterAppend = false
+          const part = yield* log.rotate.pipe(
+            Effect.catch((error) => Effect.sync(() => stop(new Closed({ detail: `WAL rotation failed: ${String(error)}` }))))
+          )
+          if (part === undefined) return
+          logParts.push({ epoch: state.epoch, part, maxSeq: flight.lastSeq })
+        }
+        flight.landed = true
+        acknowledgeLanded()
+      })
+
     const startFlight = Effect.suspend(() => {
       const batch = state.batch
       state.batch = newBatch()
-      const flight: Flight = { batch, lastSeq: batch.commits[batch.commits.length - 1]!.seq, walId: state.nextWalId++, landed: false }
+      const walId = appender === undefined ? state.nextWalId++ : recovered.fenceId
+      const flight: Flight = { batch, lastSeq: batch.commits[batch.commits.length - 1]!.seq, walId, landed: false }
       inFlight.push(flight)
       state.segmentsSinceDelta++
       if (state.segmentsSinceDelta >= options.runFlushSegments || state.deltaBytes >= options.runFlushBytes) {
         freezeDelta(flight.walId, flight.lastSeq)
+        rotateAfterAppend = true
       }
-      return Effect.forkIn(supervised("WAL put", putSegment(flight)), putScope)
+      const put = appender === undefined ? putSegment(flight) : appendSegment(appender, flight)
+      return Effect.forkIn(supervised("WAL write", put), putScope)
     })
 
+    const maxInFlight = appender === undefined ? options.maxWalPutsInFlight : 1
     let lastFlushStart = Number.NEGATIVE_INFINITY
     const flusherStep = Effect.gen(function*() {
       if (state.failure !== undefined) return yield* Effect.never
       if (state.batch.commits.length === 0) return yield* committed.wait
-      if (inFlight.length >= options.maxWalPutsInFlight) return yield* flushed.wait
+      if (inFlight.length >= maxInFlight) return yield* flushed.wait
       const interval = Duration.toMillis(options.minFlushInterval)
       if (interval > 0) {
         const wait = lastFlushStart + interval - (yield* Clock.currentTimeMillis)
@@ -357,6 +394,7 @@ export const startWriter = (
         }
         walCollectedUpTo = upTo
       }
+      yield* collectLogParts(Math.min(...keptManifests.map((m) => m.lastSeq)))
       const runEntries = yield* collectEntries(store, runPrefix)
       for (const entry of runEntries) {
         const id = entry.key.slice(runPrefix.length)
@@ -366,6 +404,19 @@ export const startWriter = (
         yield* store.delete(entry.key)
       }
     }).pipe(Effect.catch((error) => Effect.logWarning("garbage collection failed; it runs again after the next manifest", error)))
+
+    /** Deletes the log parts whose commits all are in runs (except the part appended to now). */
+    const collectLogParts = (coveredSeq: number) =>
+      Effect.gen(function*() {
+        const log = store.localLog
+        if (log === undefined) return
+        const current = appender === undefined ? undefined : logParts[logParts.length - 1]
+        for (const part of [...logParts]) {
+          if (part === current || part.maxSeq > coveredSeq) continue
+          yield* log.deletePart(part.epoch, part.part)
+          logParts.splice(logParts.indexOf(part), 1)
+        }
+      })
 
     const writeRunAndManifest = (f: Frozen) =>
       Effect.gen(function*() {
