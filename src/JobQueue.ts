@@ -16,6 +16,8 @@ import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Random, Sche
 import { monotonicFactory } from "ulid"
 import * as JobRecordSchema from "../schema/JobRecord.ts"
 import type { JobRecord, JobStatus } from "../schema/JobRecord.ts"
+import { fromLatin1, toLatin1 } from "./internal/binary.ts"
+import * as Latin1Kv from "./internal/latin1Kv.ts"
 import * as Msgpack from "./internal/msgpack.ts"
 import * as Job from "./Job.ts"
 import {
@@ -277,25 +279,9 @@ const counterOf = (value: Option.Option<Uint8Array>) =>
 
 const addTo = (delta: number) => (current: Option.Option<Uint8Array>) => encoder.encode(String(counterOf(current) + delta))
 
-/**
- * Appends to `ops` the counter updates of `n` jobs leaving status `from` and entering `to`, and
- * returns `ops`.
- */
-const pushMoveOps = (
-  ops: Array<Kv.WriteOp>,
-  queue: string,
-  from: JobStatus | undefined,
-  to: JobStatus | undefined,
-  n = 1
-): Array<Kv.WriteOp> => {
-  if (from !== undefined && from !== "Done") ops.push({ _tag: "Update", key: bytes(Keys.stat(queue, from)), update: addTo(-n) })
-  if (to !== undefined) ops.push({ _tag: "Update", key: bytes(Keys.stat(queue, to)), update: addTo(n) })
-  return ops
-}
-
 /** The counter updates of `n` jobs leaving status `from` and entering `to`, as batch operations. */
 const moveOps = (queue: string, from: JobStatus | undefined, to: JobStatus | undefined, n = 1): Array<Kv.WriteOp> =>
-  pushMoveOps([], queue, from, to, n)
+  moveUpdates(queue, from, to, n).map(([key, update]) => ({ _tag: "Update", key: bytes(key), update }))
 
 /**
  * Counts a job leaving status `from` and entering `to` (either may be none), inside a transaction:
@@ -307,18 +293,22 @@ const move = (tx: Transaction, queue: string, from: JobStatus | undefined, to: J
     Effect.void
   )
 
-/** `stage` as batch operations: the record at its primary key, and the index pointing to it. */
-const stageOps = (record: JobRecord): Array<Kv.WriteOp> => pushStageOps([], record)
+// The hot paths (enqueue, claim, ack) write through the KV's latin1 entry point: the keys are
+// built as latin1 strings, which is how the KV keeps them, so they are not converted to bytes and back.
 
-/** Appends `stageOps(record)` to `ops` and returns `ops`. */
-const pushStageOps = (ops: Array<Kv.WriteOp>, record: JobRecord): Array<Kv.WriteOp> => {
+/** Appends `stage` as latin1 writes to `writes` (the record, and the index pointing to it); returns `writes`. */
+const pushStageWrites = (writes: Array<Latin1Kv.Op>, record: JobRecord): Array<Latin1Kv.Op> => {
   const key = primaryKey(record)
-  const keyBytes = bytes(key)
-  ops.push(
-    { _tag: "Put", key: keyBytes, value: encodeRecord(record) },
-    { _tag: "Put", key: bytes(Keys.index(record.id)), value: keyBytes }
-  )
-  return ops
+  writes.push([key, toLatin1(encodeRecord(record))], [Keys.index(record.id), key])
+  return writes
+}
+
+/** `moveOps` as latin1 updates. */
+const moveUpdates = (queue: string, from: JobStatus | undefined, to: JobStatus | undefined, n = 1): Array<Latin1Kv.Update> => {
+  const updates: Array<Latin1Kv.Update> = []
+  if (from !== undefined && from !== "Done") updates.push([Keys.stat(queue, from), addTo(-n)])
+  if (to !== undefined) updates.push([Keys.stat(queue, to), addTo(n)])
+  return updates
 }
 
 const without = <R extends object, K extends keyof R>(record: R, ...keys: ReadonlyArray<K>): Omit<R, K> => {
@@ -363,6 +353,7 @@ const decodeOrSkip = (key: Uint8Array, value: Uint8Array) =>
 export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.Kv | Scope.Scope> =>
   Effect.gen(function*() {
     const kv = yield* Kv.Kv
+    const fast = Latin1Kv.latin1Of(kv)
     const random = yield* Random.Random
     const newUlid = monotonicFactory(() => random.nextDoubleUnsafe())
     // Job ids and claim tokens come from one monotonic generator: never reused, even within a millisecond.
@@ -456,7 +447,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
             const record = newRecord(definition, options?.id ?? nextId(now), encoded, now, options)
             if (record.dedupKey !== undefined || options?.id !== undefined) return enqueueChecked(record, options)
             // nothing to read first (a fresh ULID cannot exist yet): one plain commit
-            return Effect.map(kv.write(pushMoveOps(stageOps(record), record.queue, undefined, record.status)), () => {
+            return Effect.map(fast.write(pushStageWrites([], record), moveUpdates(record.queue, undefined, record.status)), () => {
               if (record.status === "Pending") announce(record.queue)
               return { id: record.id, created: true }
             })
@@ -494,7 +485,9 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
         const records: Array<JobRecord> = []
         for (const payload of encoded) records.push(newRecord(definition, nextId(now), payload, now, undefined))
         // fresh ids: nothing to read, so one plain commit
-        yield* kv.write([...records.flatMap(stageOps), ...moveOps(definition.queue, undefined, "Pending", records.length)])
+        const writes: Array<Latin1Kv.Op> = []
+        for (const record of records) pushStageWrites(writes, record)
+        yield* fast.write(writes, moveUpdates(definition.queue, undefined, "Pending", records.length))
         announce(definition.queue)
         return records.map((r) => r.id)
       })
@@ -516,26 +509,29 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
      * serialized by its lock, so the only writers that can race this one are cancels of the same
      * pending jobs: the commit checks that each is still there, and a lost race scans again.
      */
-    const claimRecords = (queue: string, max: number, now: number, retried = 0): Effect.Effect<Array<JobRecord>, QueueError> =>
-      Effect.flatMap(kv.scan({ prefix: bytes(Keys.pendingPrefix(queue)) }, { limit: max }), (entries) => {
+    const claimRecords = (queue: string, max: number, now: number, retried = 0): Effect.Effect<Array<JobRecord>, QueueError> => {
+      const prefix = Keys.pendingPrefix(queue)
+      return Effect.flatMap(fast.scan(prefix, Latin1Kv.afterPrefix(prefix), max), (entries) => {
         if (entries.length === 0) return Effect.succeed([])
-        const ops: Array<Kv.WriteOp> = []
+        const writes: Array<Latin1Kv.Op> = []
+        const expect: Array<readonly [string, boolean]> = []
         const out: Array<JobRecord> = []
-        for (const entry of entries) {
-          const record = JobRecordSchema.decode(entry.value)
+        for (const [key, value] of entries) {
+          const record = JobRecordSchema.decode(fromLatin1(value))
           const next: JobRecord = { ...without(record, "dedupKey"), status: "Claimed", attempts: record.attempts + 1, claimedAt: now }
-          ops.push({ _tag: "Delete", key: entry.key })
-          pushStageOps(ops, next)
-          if (record.dedupKey !== undefined) ops.push({ _tag: "Delete", key: bytes(Keys.dedup(record.queue, record.dedupKey)) })
+          writes.push([key, null])
+          pushStageWrites(writes, next)
+          if (record.dedupKey !== undefined) writes.push([Keys.dedup(record.queue, record.dedupKey), null])
+          expect.push([key, true])
           out.push(next)
         }
-        pushMoveOps(ops, queue, "Pending", "Claimed", out.length)
-        return kv.writeIf(ops, entries.map((entry) => ({ key: entry.key, present: true })), { durable: false }).pipe(
+        return fast.writeIf(writes, moveUpdates(queue, "Pending", "Claimed", out.length), expect, { durable: false }).pipe(
           Effect.as(out),
           Effect.catchTag("WriteConditionFailed", () =>
             retried < 1000 ? claimRecords(queue, max, now, retried + 1) : Effect.succeed([]))
         )
       })
+    }
 
     /** Takes the lease of a claimed record and decodes its payload (undefined: dead-lettered instead). */
     const startClaim = <A, I>(
@@ -642,9 +638,8 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
     const ackAndForget = (claim: Claim<any>) =>
       Effect.suspend(() => {
         const { id, queue } = claim.record
-        const claimedKey = bytes(Keys.claimed(queue, id))
-        const ops: Array<Kv.WriteOp> = [{ _tag: "Delete", key: claimedKey }, { _tag: "Delete", key: bytes(Keys.index(id)) }]
-        return kv.writeIf(pushMoveOps(ops, queue, "Claimed", "Done"), [{ key: claimedKey, present: true }], {
+        const claimedKey = Keys.claimed(queue, id)
+        return fast.writeIf([[claimedKey, null], [Keys.index(id), null]], moveUpdates(queue, "Claimed", "Done"), [[claimedKey, true]], {
           guard: () => holdsNow(claim)
         }).pipe(
           Effect.catchTag("WriteConditionFailed", () => Effect.fail(new ClaimLost({ id }))),

@@ -21,6 +21,7 @@
 import { Context, Duration, Effect, Layer, Option, type Scope } from "effect"
 import { fromLatin1, toLatin1 } from "./internal/binary.ts"
 import type { BTree } from "./internal/btree.ts"
+import * as Latin1Kv from "./internal/latin1Kv.ts"
 import { recover } from "./kv/recovery.ts"
 import {
   beginRead,
@@ -339,11 +340,15 @@ interface Limits {
   readonly maxCommitBytes: number
 }
 
-/** Why a key or value is refused, or undefined. */
-const tooLarge = (limits: Limits, key: Uint8Array, value: Uint8Array | undefined): ValueTooLarge | undefined =>
+/** Why a key or value (bytes, or their latin1 string) is refused, or undefined. */
+const tooLarge = (
+  limits: Limits,
+  key: { readonly length: number },
+  value: { readonly length: number } | null | undefined
+): ValueTooLarge | undefined =>
   key.length > limits.maxKeyBytes
     ? new ValueTooLarge({ what: "key", size: key.length, limit: limits.maxKeyBytes })
-    : value !== undefined && value.length > limits.maxValueBytes
+    : value !== undefined && value !== null && value.length > limits.maxValueBytes
     ? new ValueTooLarge({ what: "value", size: value.length, limit: limits.maxValueBytes })
     : undefined
 
@@ -516,7 +521,43 @@ const makeService = (writer: Writer, limits: Limits): Service => {
     })
   }
 
-  return {
+  /** The job queue's latin1 fast path (see `internal/latin1Kv.ts`): `writeIf` without the byte conversions. */
+  const writeLatin1: Latin1Kv.Latin1Kv["writeIf"] = (ops, updateList, expect, options) =>
+    Effect.suspend(() => {
+      for (const [key, value] of ops) {
+        const refused = tooLarge(limits, key, value)
+        if (refused !== undefined) return Effect.fail(refused)
+      }
+      const updates = new Map<string, Array<Updater>>()
+      for (const [key, update] of updateList) {
+        const refused = tooLarge(limits, key, undefined)
+        if (refused !== undefined) return Effect.fail(refused)
+        const list = updates.get(key)
+        if (list === undefined) updates.set(key, [update])
+        else list.push(update)
+      }
+      return Effect.map(commitAndWait(ops, options?.durable ?? true, undefined, updates, expect, options?.guard), (seq) => ({
+        seq: seq === "conflict" ? state.lastSeq : seq
+      }))
+    })
+  const latin1: Latin1Kv.Latin1Kv = {
+    scan: (start, end, limit) =>
+      Effect.sync(() => {
+        const out: Array<readonly [string, string]> = []
+        if (limit <= 0) return out
+        for (const entry of state.live.entries(start)) {
+          if (end !== undefined && entry[0] >= end) break
+          out.push(entry)
+          if (out.length >= limit) break
+        }
+        return out
+      }),
+    writeIf: writeLatin1,
+    // without expectations or a guard a commit cannot fail them: no step to turn that into a defect
+    write: (ops, updates, options) => writeLatin1(ops, updates, [], options) as Effect.Effect<WriteResult, CommitError>
+  }
+
+  return Latin1Kv.attach<Service>({
     get: (key) =>
       Effect.sync(() => {
         const value = state.live.get(toLatin1(key))
@@ -536,7 +577,7 @@ const makeService = (writer: Writer, limits: Limits): Service => {
       keys: state.live.size,
       unflushedBytes: state.unflushedBytes
     }))
-  }
+  }, latin1)
 }
 
 /**
