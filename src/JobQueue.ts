@@ -197,7 +197,6 @@ export class JobQueue extends Context.Service<JobQueue, Service>()("bucketq/JobQ
 const maxInlinePayload = 256 * 1024
 const maxQueueName = 255
 const encoder = new TextEncoder()
-const decoder = new TextDecoder()
 // eslint-disable-next-line no-control-regex
 const controlCharacter = /[\u0000-\u001f\u007f]/
 const idPattern = /^[A-Za-z0-9_-]{1,128}$/
@@ -274,10 +273,24 @@ const stage = (tx: Transaction, record: JobRecord) => {
   return Effect.andThen(tx.put(bytes(key), encodeRecord(record)), tx.put(bytes(Keys.index(record.id)), bytes(key)))
 }
 
-const counterOf = (value: Option.Option<Uint8Array>) =>
-  Option.match(value, { onNone: () => 0, onSome: (b) => Number(decoder.decode(b)) })
+// Counters are stored as the ASCII digits of the number. They are read and written at every
+// commit that moves a job, so by char codes rather than through TextDecoder/TextEncoder.
 
-const addTo = (delta: number) => (current: Option.Option<Uint8Array>) => encoder.encode(String(counterOf(current) + delta))
+const counterOf = (value: Option.Option<Uint8Array>): number => {
+  if (Option.isNone(value)) return 0
+  let digits = ""
+  for (const byte of value.value) digits += String.fromCharCode(byte)
+  return Number(digits)
+}
+
+const counterBytes = (n: number): Uint8Array => {
+  const digits = String(n)
+  const out = new Uint8Array(digits.length)
+  for (let i = 0; i < digits.length; i++) out[i] = digits.charCodeAt(i)
+  return out
+}
+
+const addTo = (delta: number) => (current: Option.Option<Uint8Array>) => counterBytes(counterOf(current) + delta)
 
 /** The counter updates of `n` jobs leaving status `from` and entering `to`, as batch operations. */
 const moveOps = (queue: string, from: JobStatus | undefined, to: JobStatus | undefined, n = 1): Array<Kv.WriteOp> =>
