@@ -8,11 +8,11 @@
  * Layout, under `%wal/` (a `%` not followed by `25`: never a key's directory):
  *
  * ```
- * <epoch>/<part>.log   records: u32 length | u32 CRC32 | bytes (big-endian); only the newest
- *                      part of an epoch can end with a torn record (a crash mid-append)
+ * <epoch>/<part>.log   records: u32 length | u32 CRC32 | bytes (big-endian); a crash can leave
+ *                      any part ending torn (several appends wait for their sync at once)
  * <epoch>/fence        created by a newer writer before it reads the epoch's parts
- * <epoch>/seal         "<part> <length>": where the epoch's log ends, fixed once by the first
- *                      newer writer that read it
+ * <epoch>/seal         a line "<part> <length>" per part: where the epoch's log ends, fixed once
+ *                      by the first newer writer that read it
  * ```
  *
  * One writer per epoch appends (the KV's manifests make epochs unique). Fencing needs no lock:
@@ -28,6 +28,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { crc32 } from "node:zlib"
 import { Effect, type Scope } from "effect"
+import { randomToken } from "../internal/token.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import * as Fs from "./nodeFs.ts"
 
@@ -37,16 +38,27 @@ export interface Part {
   readonly records: ReadonlyArray<Uint8Array>
 }
 
+/** A record written to the page cache, to be made durable. */
+export interface Written {
+  /** The part it is in. */
+  readonly part: number
+  /**
+   * Makes it durable (with everything written before it), then looks for the fence. `Fenced`
+   * means a newer writer fenced the epoch: the record may be in the log, but it must not be
+   * acknowledged. Several may run at once.
+   */
+  readonly durable: Effect.Effect<"Appended" | "Fenced", ObjectStoreError>
+}
+
 /** Appends to one epoch's log. */
 export interface Appender {
   /**
-   * Appends `record` and makes it durable. `Fenced` means a newer writer fenced the epoch: the
-   * record may be in the log, but it must not be acknowledged.
+   * Writes `record` after the ones written before it, synchronously (into the page cache: a few
+   * microseconds); with `rotate`, in a new part first (so that older parts can be deleted).
+   * Throws the file system error if the write fails.
    */
-  readonly append: (record: Uint8Array) => Effect.Effect<"Appended" | "Fenced", ObjectStoreError>
-  /** Continues in a new part (so that older parts can be deleted); its number. */
-  readonly rotate: Effect.Effect<number, ObjectStoreError>
-  /** The part appended to now. */
+  readonly write: (record: Uint8Array, rotate: boolean) => Written
+  /** The part written to now. */
   readonly currentPart: () => number
 }
 
@@ -93,10 +105,12 @@ export const frameRecord = (bytes: Uint8Array): Uint8Array => {
 }
 
 /**
- * The records of a part's bytes, and where the valid ones end. A record that does not check is
- * the torn end of the log if nothing follows it; otherwise the part is corrupt.
+ * The records of a part's bytes, and where the valid ones end: at the first record that does not
+ * check. Several appends can be waiting for their `fdatasync` at once, and a crash can then keep
+ * any subset of their pages: whatever follows a torn record was never acknowledged (a completed
+ * `fdatasync` covers everything written before it). A sealed range must check to its end.
  */
-export const parseRecords = (file: string, bytes: Uint8Array): { records: Array<Uint8Array>; end: number } => {
+export const parseRecords = (bytes: Uint8Array): { records: Array<Uint8Array>; end: number } => {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const records: Array<Uint8Array> = []
   let at = 0
@@ -105,12 +119,7 @@ export const parseRecords = (file: string, bytes: Uint8Array): { records: Array<
     const end = at + recordHeader + length
     if (end > bytes.length) break // torn: the append did not finish
     const body = bytes.subarray(at + recordHeader, end)
-    if (length === 0 || crc32(body) !== view.getUint32(at + 4)) {
-      if (end < bytes.length && bytes.subarray(end).some((b) => b !== 0)) {
-        throw new LogCorrupt(file, `record at ${at} does not check and data follows it`)
-      }
-      break
-    }
+    if (length === 0 || crc32(body) !== view.getUint32(at + 4)) break
     records.push(body)
     at = end
   }
@@ -145,21 +154,29 @@ export const make = (root: string, syncDirectory: (dir: string) => Effect.Effect
       )
     )
 
+  /** A seal: the valid length of every part the epoch had when it was sealed. */
+  type Seal = ReadonlyMap<number, number>
+
   const readSeal = (epoch: number) =>
     Fs.readFile(path.join(epochDir(epoch), "seal")).pipe(
-      Effect.map((bytes) => {
-        const [part, length] = Buffer.from(bytes).toString("utf8").split(" ").map(Number)
-        return { part: part!, length: length! }
-      }),
+      Effect.map((bytes): Seal =>
+        new Map(
+          Buffer.from(bytes).toString("utf8").split("\n").filter((line) => line !== "").map((line) => {
+            const [part, length] = line.split(" ").map(Number)
+            return [part!, length!] as const
+          })
+        )
+      ),
       Effect.catchIf((error) => Fs.codeOf(error) === "ENOENT", () => Effect.succeed(undefined))
     )
 
   /** Writes the seal unless one exists; the seal that holds. */
-  const writeSeal = (epoch: number, seal: { part: number; length: number }) =>
+  const writeSeal = (epoch: number, seal: Seal) =>
     Effect.gen(function*() {
       const dir = epochDir(epoch)
-      const draft = path.join(dir, `seal.${process.pid}.${seal.part}.${seal.length}`)
-      yield* Fs.withFd(draft, "w", (fd) => Effect.andThen(Fs.writeAll(fd, [Buffer.from(`${seal.part} ${seal.length}`)]), Fs.fsync(fd)))
+      const draft = path.join(dir, `seal.${process.pid}.${yield* randomToken}`)
+      const text = [...seal].map(([part, length]) => `${part} ${length}\n`).join("")
+      yield* Fs.withFd(draft, "w", (fd) => Effect.andThen(Fs.writeAll(fd, [Buffer.from(text)]), Fs.fsync(fd)))
       const won = yield* Fs.link(draft, path.join(dir, "seal")).pipe(
         Effect.as(true),
         Effect.catchIf((error) => Fs.codeOf(error) === "EEXIST", () => Effect.succeed(false)),
@@ -176,10 +193,7 @@ export const make = (root: string, syncDirectory: (dir: string) => Effect.Effect
       const bytes = yield* Fs.withFd(file, "r", (fd) =>
         // what a writer wrote and did not sync yet is read here: make it durable before relying on it
         Effect.andThen(Fs.fdatasync(fd), Effect.flatMap(Fs.fstat(fd), (stat) => Fs.readAt(fd, stat.size, 0))))
-      const parsed = yield* Effect.try({
-        try: () => parseRecords(file, limit === undefined ? bytes : bytes.subarray(0, limit)),
-        catch: (error) => error as LogCorrupt
-      })
+      const parsed = parseRecords(limit === undefined ? bytes : bytes.subarray(0, limit))
       if (limit !== undefined && parsed.end !== limit) {
         return yield* Effect.fail(new LogCorrupt(file, `sealed at ${limit} bytes, valid records end at ${parsed.end}`))
       }
@@ -203,14 +217,16 @@ export const make = (root: string, syncDirectory: (dir: string) => Effect.Effect
       const parts = yield* numbered(epochDir(epoch), ".log")
       let seal = yield* readSeal(epoch)
       if (seal === undefined) {
-        const last = parts[parts.length - 1]
-        const end = last === undefined ? 0 : (yield* readPart(epoch, last, undefined)).end
-        seal = yield* writeSeal(epoch, { part: last ?? 0, length: end })
+        // where each part's valid records end now: overlapping syncs can leave any part torn
+        const ends = new Map<number, number>()
+        for (const part of parts) ends.set(part, (yield* readPart(epoch, part, undefined)).end)
+        seal = yield* writeSeal(epoch, ends)
       }
       const out: Array<Part> = []
       for (const part of parts) {
-        if (part > seal.part) break // appended after the fence: never acknowledged
-        const { records } = yield* readPart(epoch, part, part === seal.part ? seal.length : undefined)
+        const length = seal.get(part)
+        if (length === undefined) continue // created after the fence: never acknowledged
+        const { records } = yield* readPart(epoch, part, length)
         out.push({ part, records })
       }
       return out
@@ -221,27 +237,58 @@ export const make = (root: string, syncDirectory: (dir: string) => Effect.Effect
       const dir = epochDir(epoch)
       const fence = path.join(dir, "fence")
       yield* ensureEpochDir(epoch)
-      let part = 0
-      let fd: number | undefined
-      const closeCurrent = Effect.suspend(() => (fd === undefined ? Effect.void : Effect.ignore(Fs.close(fd))))
-      yield* Effect.addFinalizer(() => closeCurrent)
-      const rotate = Effect.gen(function*() {
-        const next = yield* Fs.open(path.join(dir, partName(part + 1)), "wx")
-        yield* syncDirectory(dir) // the new part's name is durable before anything in it is acknowledged
-        yield* closeCurrent
-        fd = next
-        part++
-        return part
-      })
-      yield* rotate
-      const append = (record: Uint8Array) =>
+      interface OpenPart {
+        readonly part: number
+        readonly fd: number
+        /** Its name is durable in the directory. */
+        named: boolean
+        /** Syncs running on it: a retired part is closed once none is left. */
+        syncing: number
+        retired: boolean
+      }
+      const open = new Set<OpenPart>()
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          for (const p of open) fs.closeSync(p.fd)
+          open.clear()
+        })
+      )
+      const create = (part: number): OpenPart => {
+        const created = { part, fd: fs.openSync(path.join(dir, partName(part)), "wx"), named: false, syncing: 0, retired: false }
+        open.add(created)
+        return created
+      }
+      let current = create(1)
+      const release = (p: OpenPart) => {
+        p.syncing--
+        if (p.retired && p.syncing === 0 && open.delete(p)) fs.closeSync(p.fd)
+      }
+      const durable = (p: OpenPart) =>
         Effect.gen(function*() {
-          // into the page cache at once (microseconds: cheaper than a trip through the thread pool)
-          yield* Fs.writeAllNow(fd!, frameRecord(record))
-          yield* Fs.fdatasync(fd!)
+          if (!p.named) {
+            yield* syncDirectory(dir) // the part's name is durable before anything in it is acknowledged
+            p.named = true
+          }
+          yield* Fs.fdatasync(p.fd)
           return fs.existsSync(fence) ? "Fenced" as const : "Appended" as const
-        }).pipe(asStoreError("put", dir))
-      return { append, rotate: asStoreError("put", dir)(rotate), currentPart: () => part } satisfies Appender
+        }).pipe(
+          Effect.ensuring(Effect.sync(() => release(p))),
+          asStoreError("put", dir)
+        )
+      const write = (record: Uint8Array, rotate: boolean): Written => {
+        if (rotate) {
+          const next = create(current.part + 1)
+          current.retired = true
+          if (current.syncing === 0 && open.delete(current)) fs.closeSync(current.fd)
+          current = next
+        }
+        const bytes = frameRecord(record)
+        for (let at = 0; at < bytes.length;) at += fs.writeSync(current.fd, bytes, at, bytes.length - at)
+        const p = current
+        p.syncing++
+        return { part: p.part, durable: Effect.suspend(() => durable(p)) }
+      }
+      return { write, currentPart: () => current.part } satisfies Appender
     })
 
   return {

@@ -97,12 +97,6 @@ export const writeAll = (fd: number, chunks: ReadonlyArray<Uint8Array>): Effect.
     )
   })
 
-/** Writes every byte of `bytes` at the file's position, synchronously. */
-export const writeAllNow = (fd: number, bytes: Uint8Array): Effect.Effect<void, FsError> =>
-  now(() => {
-    for (let at = 0; at < bytes.length;) at += fs.writeSync(fd, bytes, at, bytes.length - at)
-  })
-
 const dropBytes = (chunks: ReadonlyArray<Uint8Array>, count: number): Array<Uint8Array> => {
   const rest: Array<Uint8Array> = []
   let skip = count

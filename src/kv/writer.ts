@@ -6,8 +6,9 @@
  *   `maxWalPutsInFlight` at once; a batch is acknowledged when it and every batch before it have
  *   landed. A fence or a newer writer's segment at our id means another writer fenced us; an
  *   older writer's segment that landed after we opened is skipped over. On a store with a local
- *   log (the directory backend) the batches are appended to this writer's log instead, one at a
- *   time, and the log's fence stops a writer that a newer one took over;
+ *   log (the directory backend) the batches are appended to this writer's log instead, written
+ *   in commit order at once and made durable by `fdatasync`s that may overlap, and the log's
+ *   fence stops a writer that a newer one took over;
  * - at batch boundaries the changes since the last run are frozen; the maintainer writes them as
  *   a sorted run (or, when there are `maxRuns` runs, a full image of the state taken at the same
  *   boundary with an O(1) clone, which replaces them all), then the next manifest, then collects
@@ -139,7 +140,7 @@ export const startWriter = (
     // the log parts that exist, with the last sequence number in each: GC deletes covered ones
     const logParts: Array<LogPart> = [...recovered.logParts]
     if (appender !== undefined) logParts.push({ epoch: recovered.epoch, part: appender.currentPart(), maxSeq: 0 })
-    let rotateAfterAppend = false
+    let rotateBeforeWrite = false
     const frozen: Array<Frozen> = []
     // What the runs will be once every frozen delta is written: for the compaction decision.
     let plannedDeltaRuns = recovered.manifest.runs.filter((r) => !r.full).length
@@ -269,25 +270,32 @@ export const startWriter = (
         }
       })
 
-    /** Appends a batch to this writer's local log; one append at a time. */
-    const appendSegment = (log: NonNullable<typeof appender>, flight: Flight) =>
+    /**
+     * Writes a batch to this writer's local log at once, in commit order, and returns what makes
+     * it durable (several run at once, like WAL puts); undefined if the write failed.
+     */
+    const writeToLog = (log: NonNullable<typeof appender>, flight: Flight) => {
+      const bytes = WalSegment.encode({ epoch: state.epoch, walId: 0, fenceId: 0, landedThrough: 0, commits: flight.batch.commits })
+      try {
+        const written = log.write(bytes, rotateBeforeWrite)
+        if (rotateBeforeWrite) logParts.push({ epoch: state.epoch, part: written.part, maxSeq: 0 })
+        rotateBeforeWrite = false
+        logParts[logParts.length - 1]!.maxSeq = flight.lastSeq
+        return written
+      } catch (error) {
+        stop(new Closed({ detail: `WAL write failed: ${String(error)}` }))
+        return undefined
+      }
+    }
+
+    const syncLog = (written: ReturnType<typeof writeToLog>, flight: Flight) =>
       Effect.gen(function*() {
-        const bytes = WalSegment.encode({ epoch: state.epoch, walId: 0, fenceId: 0, landedThrough: 0, commits: flight.batch.commits })
-        const outcome = yield* log.append(bytes).pipe(
-          Effect.catch((error) => Effect.sync(() => stop(new Closed({ detail: `WAL append failed: ${String(error)}` }))))
+        if (written === undefined) return
+        const outcome = yield* written.durable.pipe(
+          Effect.catch((error) => Effect.sync(() => stop(new Closed({ detail: `WAL sync failed: ${String(error)}` }))))
         )
         if (outcome === undefined) return
         if (outcome === "Fenced") return fenced("a newer writer fenced this writer's log")
-        logParts[logParts.length - 1]!.maxSeq = flight.lastSeq
-        if (rotateAfterAppend) {
-          // the parts before a frozen delta's boundary can go once its run is in a manifest
-          rotateAfterAppend = false
-          const part = yield* log.rotate.pipe(
-            Effect.catch((error) => Effect.sync(() => stop(new Closed({ detail: `WAL rotation failed: ${String(error)}` }))))
-          )
-          if (part === undefined) return
-          logParts.push({ epoch: state.epoch, part, maxSeq: flight.lastSeq })
-        }
         flight.landed = true
         acknowledgeLanded()
       })
@@ -299,15 +307,15 @@ export const startWriter = (
       const flight: Flight = { batch, lastSeq: batch.commits[batch.commits.length - 1]!.seq, walId, landed: false }
       inFlight.push(flight)
       state.segmentsSinceDelta++
-      if (state.segmentsSinceDelta >= options.runFlushSegments || state.deltaBytes >= options.runFlushBytes) {
-        freezeDelta(flight.walId, flight.lastSeq)
-        rotateAfterAppend = true
-      }
-      const put = appender === undefined ? putSegment(flight) : appendSegment(appender, flight)
+      const freeze = state.segmentsSinceDelta >= options.runFlushSegments || state.deltaBytes >= options.runFlushBytes
+      if (freeze) freezeDelta(flight.walId, flight.lastSeq)
+      const put = appender === undefined ? putSegment(flight) : syncLog(writeToLog(appender, flight), flight)
+      // the log part holding a frozen delta's boundary can go once its run is in a manifest
+      if (freeze) rotateBeforeWrite = true
       return Effect.forkIn(supervised("WAL write", put), putScope)
     })
 
-    const maxInFlight = appender === undefined ? options.maxWalPutsInFlight : 1
+    const maxInFlight = options.maxWalPutsInFlight
     let lastFlushStart = Number.NEGATIVE_INFINITY
     const flusherStep = Effect.gen(function*() {
       if (state.failure !== undefined) return yield* Effect.never
