@@ -26,8 +26,10 @@ export type JobStatus = typeof JobStatus.Type
 export const JobRecord = Schema.Struct({
   id: Schema.String,
   queue: Schema.String,
-  /** The payload in its encoded form: msgpack of the schema-encoded value. */
+  /** The payload in its encoded form: msgpack of the schema-encoded value (empty when offloaded). */
   payload: Schema.Uint8Array,
+  /** The object key holding the payload when it was too large to keep inline. */
+  payloadRef: Schema.optionalKey(Schema.String),
   headers: Schema.Record(Schema.String, Schema.String),
   status: JobStatus,
   /** Claims so far (incremented at claim). */

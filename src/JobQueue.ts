@@ -12,7 +12,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Random, Schedule, Schema, type Scope, Semaphore } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Layer, Option, Random, Schedule, Schema, type Scope, Semaphore } from "effect"
 import { monotonicFactory } from "ulid"
 import * as JobRecordSchema from "../schema/JobRecord.ts"
 import type { JobRecord, JobStatus } from "../schema/JobRecord.ts"
@@ -27,11 +27,14 @@ import {
   InvalidJobId,
   InvalidPayload,
   InvalidQueueName,
+  PayloadMissing,
   PayloadTooLarge
 } from "./JobQueueError.ts"
 import * as Kv from "./Kv.ts"
 import type { Transaction } from "./Kv.ts"
 import type { Closed, Fenced, TransactionConflict, ValueTooLarge } from "./KvError.ts"
+import { ObjectStore } from "./ObjectStore.ts"
+import type { ObjectStoreError } from "./ObjectStoreError.ts"
 import * as Keys from "./queue/keys.ts"
 
 /**
@@ -142,6 +145,15 @@ export interface QueueStats {
 export type QueueError = Fenced | Closed | TransactionConflict | ValueTooLarge
 
 /**
+ * Errors of reading or writing a payload stored as an object of its own (over
+ * `offloadThreshold`): the store failed past its retries, or the object is gone.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export type PayloadStoreError = ObjectStoreError | PayloadMissing
+
+/**
  * @category models
  * @since 0.1.0
  */
@@ -150,6 +162,13 @@ export interface Options {
   readonly reaperInterval?: Duration.Input | undefined
   /** How often due scheduled jobs are made pending (default 1 second). */
   readonly schedulerInterval?: Duration.Input | undefined
+  /**
+   * Encoded payloads larger than this (default 256 KiB) are stored as objects of their own under
+   * `payloads/`, written before the job's commit and deleted after the commit that removes the job.
+   */
+  readonly offloadThreshold?: number | undefined
+  /** The largest encoded payload taken (default 64 MiB); larger ones are `PayloadTooLarge`. */
+  readonly maxPayloadBytes?: number | undefined
 }
 
 /**
@@ -161,17 +180,25 @@ export interface Service {
     definition: Job.Definition<A, I>,
     payload: A,
     options?: EnqueueOptions
-  ) => Effect.Effect<EnqueueResult, QueueError | InvalidQueueName | InvalidJobId | DuplicateJobId | PayloadTooLarge | InvalidPayload>
+  ) => Effect.Effect<
+    EnqueueResult,
+    QueueError | InvalidQueueName | InvalidJobId | DuplicateJobId | PayloadTooLarge | InvalidPayload | ObjectStoreError
+  >
   /** Enqueues every payload in one atomic commit, with the definition's defaults. */
   readonly enqueueBatch: <A, I>(
     definition: Job.Definition<A, I>,
     payloads: ReadonlyArray<A>
-  ) => Effect.Effect<ReadonlyArray<string>, QueueError | InvalidQueueName | PayloadTooLarge | InvalidPayload>
-  /** Claims up to `max` jobs, priority first (lower number), then in enqueue order. */
+  ) => Effect.Effect<ReadonlyArray<string>, QueueError | InvalidQueueName | PayloadTooLarge | InvalidPayload | ObjectStoreError>
+  /**
+   * Claims up to `max` jobs, priority first (lower number), then in enqueue order. A job whose
+   * payload does not decode (or whose payload object is gone) is dead-lettered, not returned. If an
+   * offloaded payload cannot be read (`ObjectStoreError`), the claims of the call stay taken until
+   * their leases expire.
+   */
   readonly claim: <A, I>(
     definition: Job.Definition<A, I>,
     options?: ClaimOptions
-  ) => Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName>
+  ) => Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName | ObjectStoreError>
   readonly ack: (claim: Claim<any>) => Effect.Effect<void, QueueError | ClaimLost>
   /** Retries with the definition's backoff, or dead-letters when the attempts are used up. */
   readonly nack: (claim: Claim<any>, error: string) => Effect.Effect<NackOutcome, QueueError | ClaimLost>
@@ -179,9 +206,11 @@ export interface Service {
   readonly deadLetter: (claim: Claim<any>, reason: string) => Effect.Effect<void, QueueError | ClaimLost>
   /** The lease now ends `duration` from now; refused once the job was asked to cancel. */
   readonly extendLease: (claim: Claim<any>, duration: Duration.Input) => Effect.Effect<void, ClaimLost | CancelRequested>
-  readonly get: (id: string) => Effect.Effect<Option.Option<JobRecord>>
+  /** The job's record, its payload read back from its object when offloaded. */
+  readonly get: (id: string) => Effect.Effect<Option.Option<JobRecord>, PayloadStoreError>
   readonly stats: (queue: string) => Effect.Effect<QueueStats>
   readonly cancel: (id: string) => Effect.Effect<CancelOutcome, QueueError>
+  /** Waits for the job to end; the record returned is as stored (an offloaded payload is not read). */
   readonly awaitCompletion: (id: string, options?: { readonly timeout?: Duration.Input | undefined }) => Effect.Effect<CompletionOutcome>
 }
 
@@ -193,8 +222,10 @@ export interface Service {
  */
 export class JobQueue extends Context.Service<JobQueue, Service>()("bucketq/JobQueue") {}
 
-/** Encoded payloads up to this size are stored inline. */
-const maxInlinePayload = 256 * 1024
+/** Encoded payloads up to this size are stored inline by default. */
+const defaultOffloadThreshold = 256 * 1024
+const defaultMaxPayload = 64 * 1024 * 1024
+const payloadPrefix = "payloads/"
 const maxQueueName = 255
 const encoder = new TextEncoder()
 // eslint-disable-next-line no-control-regex
@@ -363,9 +394,12 @@ const decodeOrSkip = (key: Uint8Array, value: Uint8Array) =>
   })
 
 /** Builds the queue over the KV in context; forks the reaper and the scheduler in the scope. */
-export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.Kv | Scope.Scope> =>
+export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.Kv | ObjectStore | Scope.Scope> =>
   Effect.gen(function*() {
     const kv = yield* Kv.Kv
+    const store = yield* ObjectStore
+    const offloadThreshold = options?.offloadThreshold ?? defaultOffloadThreshold
+    const maxPayload = Math.max(offloadThreshold, options?.maxPayloadBytes ?? defaultMaxPayload)
     const fast = Latin1Kv.latin1Of(kv)
     const random = yield* Random.Random
     const newUlid = monotonicFactory(() => random.nextDoubleUnsafe())
@@ -414,10 +448,45 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
         Effect.mapError((error) => new InvalidPayload({ detail: error.message })),
         Effect.flatMap((encoded) => {
           const b = Msgpack.encode(encoded)
-          return b.length <= maxInlinePayload
+          return b.length <= maxPayload
             ? Effect.succeed(b)
-            : Effect.fail(new PayloadTooLarge({ size: b.length, limit: maxInlinePayload }))
+            : Effect.fail(new PayloadTooLarge({ size: b.length, limit: maxPayload }))
         })
+      )
+
+    // ---- payloads over the threshold: objects of their own ------------------------------------
+
+    /**
+     * The record to commit: as it is, or, with a payload over the threshold, pointing to a new
+     * object that holds the payload (written first: a missing payload is never possible, an
+     * orphan object is).
+     */
+    const offload = (record: JobRecord, now: number): Effect.Effect<JobRecord, ObjectStoreError> => {
+      if (record.payload.length <= offloadThreshold) return Effect.succeed(record)
+      const key = `${payloadPrefix}${nextId(now)}`
+      return store.put(key, record.payload, { ifNoneMatch: "*" }).pipe(
+        Effect.catchTags({ InvalidKey: Effect.die, InvalidMetadata: Effect.die }),
+        Effect.as({ ...record, payload: new Uint8Array(0), payloadRef: key })
+      )
+    }
+
+    /** Deletes the payload objects of records no longer stored; a failure leaves an orphan, logged. */
+    const dropPayloads = (records: ReadonlyArray<JobRecord>) =>
+      Effect.forEach(records, (record) =>
+        record.payloadRef === undefined ? Effect.void : store.delete(record.payloadRef).pipe(
+          Effect.catchCause((cause) => Effect.logWarning(`payload object ${record.payloadRef} of job ${record.id} was not deleted`, cause))
+        ), { discard: true, concurrency: 8 })
+
+    /** Runs `commit` for records offloaded first; their objects are deleted if it fails. */
+    const committing = <A, E>(records: ReadonlyArray<JobRecord>, commit: Effect.Effect<A, E>) =>
+      Effect.onError(commit, () => dropPayloads(records))
+
+    /** The encoded payload of `record`, read from its object when offloaded. */
+    const payloadOf = (record: JobRecord): Effect.Effect<Uint8Array, PayloadStoreError> =>
+      record.payloadRef === undefined ? Effect.succeed(record.payload) : store.get(record.payloadRef).pipe(
+        Effect.map((object) => object.bytes),
+        Effect.catchReason("ObjectStoreError", "NotFound", () => Effect.fail(new PayloadMissing({ id: record.id, key: record.payloadRef! }))),
+        Effect.catchTags({ InvalidKey: Effect.die, InvalidRange: Effect.die })
       )
 
     const newRecord = (
@@ -456,22 +525,23 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
         const invalid = queueNameError(definition.queue) ?? jobIdError(options?.id)
         if (invalid !== undefined) return Effect.fail(invalid)
         return Effect.flatMap(encodePayload(definition, payload), (encoded) =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) => {
-            const record = newRecord(definition, options?.id ?? nextId(now), encoded, now, options)
-            if (record.dedupKey !== undefined || options?.id !== undefined) return enqueueChecked(record, options)
-            // nothing to read first (a fresh ULID cannot exist yet): one plain commit
-            return Effect.map(fast.write(pushStageWrites([], record), moveUpdates(record.queue, undefined, record.status)), () => {
-              if (record.status === "Pending") announce(record.queue)
-              return { id: record.id, created: true }
-            })
-          }))
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            Effect.flatMap(offload(newRecord(definition, options?.id ?? nextId(now), encoded, now, options), now), (record) => {
+              if (record.dedupKey !== undefined || options?.id !== undefined) return enqueueChecked(record, options)
+              // nothing to read first (a fresh ULID cannot exist yet): one plain commit
+              const commit = fast.write(pushStageWrites([], record), moveUpdates(record.queue, undefined, record.status))
+              return Effect.map(committing([record], commit), () => {
+                if (record.status === "Pending") announce(record.queue)
+                return { id: record.id, created: true }
+              })
+            })))
       })
 
     /** Enqueues `record` in a transaction: its dedup key or its caller-chosen id checked first. */
     const enqueueChecked = (record: JobRecord, options: EnqueueOptions | undefined) =>
       Effect.gen(function*() {
         const id = record.id
-        const result = yield* kv.transaction((tx) =>
+        const result = yield* committing([record], kv.transaction((tx) =>
           Effect.gen(function*() {
             if (record.dedupKey !== undefined) {
               const existing = yield* tx.get(bytes(Keys.dedup(record.queue, record.dedupKey)))
@@ -484,7 +554,8 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
             yield* move(tx, record.queue, undefined, record.status)
             if (record.dedupKey !== undefined) yield* tx.put(bytes(Keys.dedup(record.queue, record.dedupKey)), bytes(id))
             return { id, created: true }
-          }), retries)
+          }), retries))
+        if (!result.created) yield* dropPayloads([record]) // the existing job keeps its own
         if (result.created && record.status === "Pending") announce(record.queue)
         return result
       })
@@ -496,11 +567,16 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
         const encoded = yield* Effect.forEach(payloads, (p) => encodePayload(definition, p))
         const now = yield* Clock.currentTimeMillis
         const records: Array<JobRecord> = []
-        for (const payload of encoded) records.push(newRecord(definition, nextId(now), payload, now, undefined))
+        const offloaded: Array<JobRecord> = []
+        yield* Effect.forEach(encoded, (payload) =>
+          Effect.map(offload(newRecord(definition, nextId(now), payload, now, undefined), now), (record) => {
+            records.push(record)
+            if (record.payloadRef !== undefined) offloaded.push(record)
+          })).pipe(Effect.onError(() => dropPayloads(offloaded)))
         // fresh ids: nothing to read, so one plain commit
         const writes: Array<Latin1Kv.Op> = []
         for (const record of records) pushStageWrites(writes, record)
-        yield* fast.write(writes, moveUpdates(definition.queue, undefined, "Pending", records.length))
+        yield* committing(offloaded, fast.write(writes, moveUpdates(definition.queue, undefined, "Pending", records.length)))
         announce(definition.queue)
         return records.map((r) => r.id)
       })
@@ -552,26 +628,33 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
       record: JobRecord,
       now: number,
       expiresAt: number
-    ): Effect.Effect<Claim<A> | undefined> => {
+    ): Effect.Effect<Claim<A> | undefined, ObjectStoreError> => {
       const token = nextId(now)
       const cancel = Deferred.makeUnsafe<void>()
       if (record.cancelRequested === true) Deferred.doneUnsafe(cancel, Effect.void)
       leases.set(record.id, { token, expiresAt, queue: record.queue, reaping: false, cancel })
       const cancelled = Deferred.await(cancel)
-      const decode = Effect.flatMap(Effect.try(() => Msgpack.decode(record.payload)), payloadDecoder(definition.payload))
-      return Effect.flatMap(Effect.exit(decode), (decoded): Effect.Effect<Claim<A> | undefined> => {
+      const decode = Effect.flatMap(payloadOf(record), (bytes) =>
+        Effect.flatMap(Effect.try(() => Msgpack.decode(bytes)), payloadDecoder(definition.payload)))
+      return Effect.flatMap(Effect.exit(decode), (decoded): Effect.Effect<Claim<A> | undefined, ObjectStoreError> => {
         if (decoded._tag === "Success") {
           return Effect.succeed({ job: { ...record, payload: decoded.value }, record, token, definition, cancelled })
         }
-        // A payload that no longer decodes goes to the dead-letter queue, never to the caller.
+        const failure = decoded.cause.reasons.find(Cause.isFailReason)?.error
+        if (failure?._tag === "ObjectStoreError") return Effect.fail(failure)
+        // A payload that no longer decodes (or whose object is gone) goes to the dead-letter
+        // queue, never to the caller.
         const claim: Claim<A> = { job: { ...record, payload: undefined as A }, record, token, definition, cancelled }
-        return Effect.as(Effect.ignore(deadLetter(claim, `payload does not decode: ${String(decoded.cause)}`)), undefined)
+        const reason = failure?._tag === "PayloadMissing"
+          ? `payload object ${failure.key} is missing`
+          : `payload does not decode: ${String(decoded.cause)}`
+        return Effect.as(Effect.ignore(deadLetter(claim, reason)), undefined)
       })
     }
 
     const claimOnce = <A, I>(definition: Job.Definition<A, I>, max: number, lease: Duration.Duration) =>
       lockOf(definition.queue).withPermits(1)(Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.flatMap(claimRecords(definition.queue, max, now), (claimed): Effect.Effect<Array<Claim<A>>> => {
+        Effect.flatMap(claimRecords(definition.queue, max, now), (claimed): Effect.Effect<Array<Claim<A>>, ObjectStoreError> => {
           const expiresAt = now + Duration.toMillis(lease)
           if (claimed.length === 1) {
             return Effect.map(startClaim(definition, claimed[0]!, now, expiresAt), (c) => (c === undefined ? [] : [c]))
@@ -585,8 +668,8 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
     const claim = <A, I>(
       definition: Job.Definition<A, I>,
       claimOptions?: ClaimOptions
-    ): Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName> =>
-      Effect.suspend((): Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName> => {
+    ): Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName | ObjectStoreError> =>
+      Effect.suspend((): Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName | ObjectStoreError> => {
         const invalid = queueNameError(definition.queue)
         if (invalid !== undefined) return Effect.fail(invalid)
         const max = Math.max(0, Math.floor(claimOptions?.max ?? 1))
@@ -659,7 +742,8 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
           Effect.map(() => {
             if (holdsNow(claim)) leases.delete(id)
             complete(id, Option.none())
-          })
+          }),
+          Effect.tap(() => (claim.record.payloadRef === undefined ? Effect.void : dropPayloads([claim.record])))
         )
       })
 
@@ -736,13 +820,20 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
         lease.expiresAt = (yield* Clock.currentTimeMillis) + Duration.toMillis(Duration.fromInputUnsafe(duration))
       })
 
-    const get: Service["get"] = (id) =>
+    /** The record as stored (an offloaded payload not read). */
+    const getStored = (id: string) =>
       Effect.gen(function*() {
         const index = yield* kv.get(bytes(Keys.index(id)))
-        if (Option.isNone(index)) return Option.none()
+        if (Option.isNone(index)) return Option.none<JobRecord>()
         const value = yield* kv.get(index.value)
         return Option.map(value, JobRecordSchema.decode)
       })
+
+    const get: Service["get"] = (id) =>
+      Effect.flatMap(getStored(id), (record) =>
+        Option.isNone(record) || record.value.payloadRef === undefined
+          ? Effect.succeed(record)
+          : Effect.map(payloadOf(record.value), (payload) => Option.some({ ...record.value, payload })))
 
     const counter = (queue: string, status: JobStatus) => Effect.map(kv.get(bytes(Keys.stat(queue, status))), counterOf)
 
@@ -760,6 +851,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
 
     const cancel: Service["cancel"] = (id) =>
       Effect.gen(function*() {
+        let removed: JobRecord | undefined
         const outcome = yield* kv.transaction((tx) =>
           Effect.gen(function*() {
             const index = yield* tx.get(bytes(Keys.index(id)))
@@ -772,6 +864,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
               yield* tx.delete(bytes(Keys.index(id)))
               yield* move(tx, record.queue, record.status, undefined)
               if (record.dedupKey !== undefined) yield* tx.delete(bytes(Keys.dedup(record.queue, record.dedupKey)))
+              removed = record
               return "Removed" as const
             }
             if (record.status === "Claimed") {
@@ -780,7 +873,10 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
             }
             return "NotFound" as const
           }), retries)
-        if (outcome === "Removed") complete(id, Option.none())
+        if (outcome === "Removed") {
+          complete(id, Option.none())
+          if (removed !== undefined) yield* dropPayloads([removed])
+        }
         if (outcome === "Requested") {
           const lease = leases.get(id)
           if (lease !== undefined) Deferred.doneUnsafe(lease.cancel, Effect.void)
@@ -794,7 +890,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
         const list = completions.get(id) ?? []
         list.push(waiter)
         completions.set(id, list)
-        const current = yield* get(id)
+        const current = yield* getStored(id)
         const forget = Effect.sync(() => {
           const rest = (completions.get(id) ?? []).filter((d) => d !== waiter)
           if (rest.length === 0) completions.delete(id)
@@ -877,8 +973,10 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
           { _tag: "Delete" as const, key: bytes(Keys.index(record.id)) },
           ...moveOps(record.queue, record.status, undefined)
         ]),
-        { durable: false }
+        // durable first when payload objects go next: a kept record never points to a deleted one
+        { durable: expired.some(({ record }) => record.payloadRef !== undefined) }
       )
+      yield* dropPayloads(expired.map(({ record }) => record))
     })
 
     // Jobs left claimed by a previous process: requeued (the attempt counts) or dead-lettered.
@@ -923,4 +1021,5 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
  * @category layers
  * @since 0.1.0
  */
-export const layer = (options?: Options): Layer.Layer<JobQueue, QueueError, Kv.Kv> => Layer.effect(JobQueue, make(options))
+export const layer = (options?: Options): Layer.Layer<JobQueue, QueueError, Kv.Kv | ObjectStore> =>
+  Layer.effect(JobQueue, make(options))

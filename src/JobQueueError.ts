@@ -38,7 +38,8 @@ export class DuplicateJobId extends Schema.TaggedError<DuplicateJobId>()("Duplic
 }) {}
 
 /**
- * The encoded payload is over the inline limit (256 KiB). Nothing was written.
+ * The encoded payload is over the largest the queue takes (`maxPayloadBytes`, default 64 MiB;
+ * payloads over 256 KiB are stored as objects of their own). Nothing was written.
  *
  * @category errors
  * @since 0.1.0
@@ -46,6 +47,17 @@ export class DuplicateJobId extends Schema.TaggedError<DuplicateJobId>()("Duplic
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
   size: Schema.Number,
   limit: Schema.Number
+}) {}
+
+/**
+ * The object holding an offloaded payload is gone (deleted from outside the queue).
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class PayloadMissing extends Schema.TaggedError<PayloadMissing>()("PayloadMissing", {
+  id: Schema.String,
+  key: Schema.String
 }) {}
 
 /**

@@ -1,8 +1,9 @@
 // The job queue's semantics (taquba 0.11, reference §1.8) under TestClock, written once and run
 // on every backend.
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Option, Schema, Scope } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
+import * as Msgpack from "../../src/internal/msgpack.ts"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
 import * as Kv from "../../src/Kv.ts"
@@ -18,11 +19,11 @@ const Email = Job.define("emails", {
 const NoBackoff = Job.define("fast", { payload: Schema.Struct({ n: Schema.Number }), backoff: Job.Backoff.none() })
 
 /** A queue over `store` in a scope of its own (never closed: a crash when abandoned). */
-const openQueue = (store: ObjectStore.Service) =>
+const openQueue = (store: ObjectStore.Service, options?: JobQueue.Options) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const context = yield* Layer.buildWithScope(
-      JobQueue.layer({ reaperInterval: "1 second", schedulerInterval: "100 millis" }).pipe(
+      JobQueue.layer({ reaperInterval: "1 second", schedulerInterval: "100 millis", ...options }).pipe(
         Layer.provide(Kv.layer()),
         Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
       ),
@@ -261,7 +262,7 @@ export const jobQueueSuite = (backend: Backend) =>
       yield* q.enqueue(Email, { to: "x" }, { id: "my-job_1" })
       assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(Email, { to: "x" }, { id: "my-job_1" }))), "DuplicateJobId")
       const Big = Job.define("big", { payload: Schema.String })
-      assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(Big, "x".repeat(300 * 1024)))), "PayloadTooLarge")
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(Big, "x".repeat(64 * 1024 * 1024 + 1)))), "PayloadTooLarge")
       const Positive = Job.define("pos", { payload: Schema.Number.check(Schema.isGreaterThan(0)) })
       assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(Positive, -1))), "InvalidPayload")
       assert.deepStrictEqual([(yield* q.stats("big")).pending, (yield* q.stats("pos")).pending, (yield* q.stats("emails")).pending], [0, 0, 1])
@@ -897,5 +898,104 @@ export const jobQueueSuite = (backend: Backend) =>
       const claims = yield* q.claim(NoBackoff, { max: 2 })
       assert.deepStrictEqual(claims.map((c) => c.job.id), ids.slice(0, 2))
       assert.deepStrictEqual([(yield* q.stats("fast")).pending, (yield* q.stats("fast")).claimed], [1, 2])
+    }))
+
+  // ---- payloads over the offload threshold (64 bytes here): objects of their own --------------
+
+  const Blob = Job.define("blobs", { payload: Schema.Struct({ data: Schema.String }), backoff: Job.Backoff.none(), deadRetention: "1 hour" })
+  const big = (tag: string) => ({ data: `${tag}:${"x".repeat(200)}` })
+  const payloadObjects = (store: ObjectStore.Service) =>
+    Effect.map(Stream.runCollect(store.list("payloads/")), (entries) => entries.map((e) => e.key))
+  const offloading = (options?: JobQueue.Options) =>
+    Effect.gen(function*() {
+      const store = yield* storeOf
+      return { store, q: yield* openQueue(store, { offloadThreshold: 64, ...options }) }
+    })
+
+  it.effect("an offloaded payload: one object, read back by get and claim, deleted by the ack; small ones stay inline", () =>
+    Effect.gen(function*() {
+      const { q, store } = yield* offloading()
+      const { id } = yield* q.enqueue(Blob, big("a"))
+      const small = yield* q.enqueue(Blob, { data: "s" })
+      const objects = yield* payloadObjects(store)
+      assert.strictEqual(objects.length, 1)
+      const stored = Option.getOrThrow(yield* q.get(id))
+      assert.deepStrictEqual(Msgpack.decode(stored.payload), big("a"))
+      assert.strictEqual(stored.payloadRef, objects[0])
+      assert.isUndefined(Option.getOrThrow(yield* q.get(small.id)).payloadRef)
+      const [claim, claimSmall] = yield* q.claim(Blob, { max: 2 })
+      assert.deepStrictEqual([claim!.job.payload, claimSmall!.job.payload], [big("a"), { data: "s" }])
+      // a retry keeps the object; the ack deletes it
+      assert.strictEqual(yield* q.nack(claim!, "again"), "Retried")
+      assert.strictEqual((yield* payloadObjects(store)).length, 1)
+      const [again] = yield* q.claim(Blob)
+      assert.deepStrictEqual(again!.job.payload, big("a"))
+      yield* q.ack(again!)
+      yield* q.ack(claimSmall!)
+      assert.deepStrictEqual(yield* payloadObjects(store), [])
+    }))
+
+  it.effect("offloaded payloads: a dedup hit and a duplicate id delete their own object, the existing job keeps its", () =>
+    Effect.gen(function*() {
+      const { q, store } = yield* offloading()
+      const first = yield* q.enqueue(Blob, big("first"), { dedupKey: "k", id: "job-1" })
+      const hit = yield* q.enqueue(Blob, big("second"), { dedupKey: "k" })
+      assert.deepStrictEqual(hit, { id: first.id, created: false })
+      const duplicate = yield* Effect.exit(q.enqueue(Blob, big("third"), { id: "job-1" }))
+      assert.strictEqual(reasonOf(duplicate), "DuplicateJobId")
+      assert.strictEqual((yield* payloadObjects(store)).length, 1)
+      const [claim] = yield* q.claim(Blob)
+      assert.deepStrictEqual(claim!.job.payload, big("first"))
+    }))
+
+  it.effect("offloaded payloads in a batch, a scheduled job, the dead-letter queue and a cancel", () =>
+    Effect.gen(function*() {
+      const { q, store } = yield* offloading()
+      const ids = yield* q.enqueueBatch(Blob, [big("1"), { data: "small" }, big("3")])
+      assert.strictEqual((yield* payloadObjects(store)).length, 2)
+      const later = yield* q.enqueue(Blob, big("later"), { delay: "1 minute" })
+      const cancelled = yield* q.enqueue(Blob, big("cancelled"))
+      assert.strictEqual((yield* payloadObjects(store)).length, 4)
+      assert.strictEqual(yield* q.cancel(cancelled.id), "Removed")
+      assert.strictEqual((yield* payloadObjects(store)).length, 3)
+      const claims = yield* q.claim(Blob, { max: 10 })
+      assert.deepStrictEqual(claims.map((c) => c.job.id), ids)
+      assert.deepStrictEqual(claims.map((c) => c.job.payload), [big("1"), { data: "small" }, big("3")])
+      yield* q.ack(claims[0]!)
+      yield* q.ack(claims[1]!)
+      yield* q.deadLetter(claims[2]!, "broken")
+      assert.strictEqual((yield* payloadObjects(store)).length, 2) // the dead one and the scheduled one
+      assert.deepStrictEqual(Msgpack.decode(Option.getOrThrow(yield* q.get(ids[2]!)).payload), big("3"))
+      yield* TestClock.adjust("2 minutes")
+      const [promoted] = yield* q.claim(Blob)
+      assert.deepStrictEqual([promoted!.job.id, promoted!.job.payload], [later.id, big("later")])
+      yield* q.ack(promoted!)
+      // the dead job's retention (1 hour) ends: its record and its object go
+      yield* TestClock.adjust("61 minutes")
+      assert.isTrue(Option.isNone(yield* q.get(ids[2]!)))
+      assert.deepStrictEqual(yield* payloadObjects(store), [])
+    }))
+
+  it.effect("a payload object deleted from outside: get is PayloadMissing, a claim dead-letters the job", () =>
+    Effect.gen(function*() {
+      const { q, store } = yield* offloading()
+      const { id } = yield* q.enqueue(Blob, big("gone"))
+      const [key] = yield* payloadObjects(store)
+      yield* store.delete(key!)
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.get(id))), "PayloadMissing")
+      assert.deepStrictEqual(yield* q.claim(Blob), [])
+      const dead = yield* q.awaitCompletion(id)
+      assert.strictEqual(dead._tag, "Completed")
+      const record = dead._tag === "Completed" ? Option.getOrThrow(dead.job) : undefined
+      assert.deepStrictEqual([record?.status, record?.lastError], ["Dead", `payload object ${key} is missing`])
+    }))
+
+  it.effect("a payload over maxPayloadBytes is PayloadTooLarge with the limit, and nothing is written", () =>
+    Effect.gen(function*() {
+      const { q, store } = yield* offloading({ maxPayloadBytes: 150 })
+      const error = yield* Effect.flip(q.enqueue(Blob, big("huge")))
+      assert.deepStrictEqual([error._tag, error._tag === "PayloadTooLarge" ? error.limit : undefined], ["PayloadTooLarge", 150])
+      assert.deepStrictEqual(yield* payloadObjects(store), [])
+      assert.strictEqual((yield* q.stats("blobs")).pending, 0)
     }))
 })
