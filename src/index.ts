@@ -30,7 +30,7 @@ export * as JobQueue from "./JobQueue.ts"
 
 /**
  * Errors of the job queue: `InvalidQueueName`, `InvalidJobId`, `DuplicateJobId`,
- * `PayloadTooLarge`, `InvalidPayload`, `ClaimLost`.
+ * `PayloadTooLarge`, `PayloadMissing`, `InvalidPayload`, `ClaimLost`, `CancelRequested`.
  *
  * @since 0.1.0
  */
