@@ -298,10 +298,14 @@ const primaryKey = (record: JobRecord): string => {
   }
 }
 
-/** Stages `record` at its primary key, with the index pointing to it. */
+/**
+ * Stages `record` at its primary key, with the index pointing to it, and, for a job kept until
+ * an instant (done or dead), the expiry entry the retention sweep finds it by.
+ */
 const stage = (tx: Transaction, record: JobRecord) => {
   const key = primaryKey(record)
-  return Effect.andThen(tx.put(bytes(key), encodeRecord(record)), tx.put(bytes(Keys.index(record.id)), bytes(key)))
+  const staged = Effect.andThen(tx.put(bytes(key), encodeRecord(record)), tx.put(bytes(Keys.index(record.id)), bytes(key)))
+  return record.expiresAt === undefined ? staged : Effect.andThen(staged, tx.put(bytes(Keys.expiry(record.expiresAt, record.id)), bytes(key)))
 }
 
 // Counters are stored as the ASCII digits of the number. They are read and written at every
@@ -344,6 +348,7 @@ const move = (tx: Transaction, queue: string, from: JobStatus | undefined, to: J
 const pushStageWrites = (writes: Array<Latin1Kv.Op>, record: JobRecord): Array<Latin1Kv.Op> => {
   const key = primaryKey(record)
   writes.push([key, toLatin1(encodeRecord(record))], [Keys.index(record.id), key])
+  if (record.expiresAt !== undefined) writes.push([Keys.expiry(record.expiresAt, record.id), key])
   return writes
 }
 
@@ -954,29 +959,31 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
       for (const queue of promoted) announce(queue)
     })
 
-    /** Deletes done and dead jobs past their retention. */
+    /**
+     * Deletes done and dead jobs past their retention, found by their expiry entries (so a sweep
+     * reads only what is due, however many jobs are kept).
+     */
     const sweepRetention = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const candidates = [
-        ...(yield* kv.scan({ prefix: bytes(Keys.donePrefix) })),
-        ...(yield* kv.scan({ prefix: bytes("\x05\x01") }))
-      ]
-      const expired: Array<{ readonly key: Uint8Array; readonly record: JobRecord }> = []
-      for (const entry of candidates) {
-        const record = yield* decodeOrSkip(entry.key, entry.value)
-        if (record?.expiresAt !== undefined && record.expiresAt <= now) expired.push({ key: entry.key, record })
-      }
-      if (expired.length === 0) return
-      yield* kv.write(
-        expired.flatMap(({ key, record }) => [
-          { _tag: "Delete" as const, key },
-          { _tag: "Delete" as const, key: bytes(Keys.index(record.id)) },
+      const due = yield* kv.scan({ start: bytes(Keys.expiryPrefix), end: bytes(Keys.timeBound(Keys.expiryPrefix, now)) }, { limit: 10_000 })
+      if (due.length === 0) return
+      const ops: Array<Kv.WriteOp> = []
+      const expired: Array<JobRecord> = []
+      for (const entry of due) {
+        ops.push({ _tag: "Delete", key: entry.key })
+        const value = yield* kv.get(entry.value)
+        const record = Option.isNone(value) ? undefined : yield* decodeOrSkip(entry.value, value.value)
+        if (record === undefined || record.expiresAt === undefined || record.expiresAt > now) continue
+        expired.push(record)
+        ops.push(
+          { _tag: "Delete", key: entry.value },
+          { _tag: "Delete", key: bytes(Keys.index(record.id)) },
           ...moveOps(record.queue, record.status, undefined)
-        ]),
-        // durable first when payload objects go next: a kept record never points to a deleted one
-        { durable: expired.some(({ record }) => record.payloadRef !== undefined) }
-      )
-      yield* dropPayloads(expired.map(({ record }) => record))
+        )
+      }
+      // durable first when payload objects go next: a kept record never points to a deleted one
+      yield* kv.write(ops, { durable: expired.some((record) => record.payloadRef !== undefined) })
+      yield* dropPayloads(expired)
     })
 
     // Jobs left claimed by a previous process: requeued (the attempt counts) or dead-lettered.

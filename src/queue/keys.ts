@@ -16,7 +16,8 @@ const tag = {
   dead: "\x05\x01",
   index: "\x06\x01",
   dedup: "\x07\x01",
-  stats: "\x09\x01"
+  stats: "\x09\x01",
+  expiry: "\x0a\x01"
 } as const
 
 const utf8 = new TextEncoder()
@@ -70,6 +71,11 @@ export const dedup = (queue: string, key: string) => tag.dedup + queuePart(queue
 /** The counter of jobs of one status in a queue (`done` counts every ack, kept or not). */
 export const stat = (queue: string, status: string) => tag.stats + queuePart(queue) + status
 
+
+/** Done and dead jobs by the instant their retention ends: `[10,1] | expiresAt u64 | id` -> primary key. */
+export const expiryPrefix = tag.expiry
+/** @internal */
+export const expiry = (expiresAt: number, id: string) => tag.expiry + u64(Math.max(0, Math.floor(expiresAt))) + id
 
 /** Keys as the KV takes them. */
 export const toBytes = (key: string): Uint8Array => fromLatin1(key)
