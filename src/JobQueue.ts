@@ -108,6 +108,17 @@ export interface ClaimOptions {
 export type NackOutcome = "Retried" | "DeadLettered"
 
 /**
+ * Options of `nack`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface NackOptions {
+  /** Retry after this long instead of the definition's backoff (zero: at once). */
+  readonly delay?: Duration.Input | undefined
+}
+
+/**
  * @category models
  * @since 0.1.0
  */
@@ -200,8 +211,18 @@ export interface Service {
     options?: ClaimOptions
   ) => Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName | ObjectStoreError>
   readonly ack: (claim: Claim<any>) => Effect.Effect<void, QueueError | ClaimLost>
-  /** Retries with the definition's backoff, or dead-letters when the attempts are used up. */
-  readonly nack: (claim: Claim<any>, error: string) => Effect.Effect<NackOutcome, QueueError | ClaimLost>
+  /** Retries with the definition's backoff (or `delay`), or dead-letters when the attempts are used up. */
+  readonly nack: (claim: Claim<any>, error: string, options?: NackOptions) => Effect.Effect<NackOutcome, QueueError | ClaimLost>
+  /**
+   * Gives the claim back unsettled: the job is pending again in its place and the attempt does
+   * not count (for a worker that stops before the job ran to an end).
+   */
+  readonly release: (claim: Claim<any>) => Effect.Effect<void, QueueError | ClaimLost>
+  /**
+   * Removes a claimed job without an outcome (a cancel its holder honoured): it is gone, and
+   * waiters of its completion see it removed.
+   */
+  readonly discard: (claim: Claim<any>) => Effect.Effect<void, QueueError | ClaimLost>
   /** Dead-letters at once; the attempts are not consumed. */
   readonly deadLetter: (claim: Claim<any>, reason: string) => Effect.Effect<void, QueueError | ClaimLost>
   /** The lease now ends `duration` from now; refused once the job was asked to cancel. */
@@ -785,15 +806,16 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
       return stage(tx, dead).pipe(Effect.andThen(move(tx, record.queue, "Claimed", "Dead")), Effect.as(dead))
     }
 
-    const nack: Service["nack"] = (claim, error) =>
+    const nack: Service["nack"] = (claim, error, nackOptions) =>
       Effect.gen(function*() {
         const jitter = random.nextDoubleUnsafe()
+        const chosen = nackOptions?.delay === undefined ? undefined : Duration.fromInputUnsafe(nackOptions.delay)
         const outcome = yield* settle(claim, (tx, record, now) =>
           Effect.gen(function*() {
             if (record.attempts >= record.maxAttempts) {
               return { outcome: "DeadLettered" as const, record: yield* bury(tx, record, now, error) }
             }
-            const delay = Duration.toMillis(Job.delayOf(claim.definition.backoff, record.attempts, jitter))
+            const delay = Duration.toMillis(chosen ?? Job.delayOf(claim.definition.backoff, record.attempts, jitter))
             const next: JobRecord = delay <= 0
               ? { ...without(record, "claimedAt", "runAt"), status: "Pending", lastError: error }
               : { ...without(record, "claimedAt"), status: "Scheduled", runAt: now + delay, lastError: error }
@@ -806,6 +828,25 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
           complete(claim.record.id, Option.some(outcome.record))
         } else if (outcome.record.status === "Pending") announce(claim.record.queue)
         return outcome.outcome
+      })
+
+    const release: Service["release"] = (claim) =>
+      Effect.gen(function*() {
+        yield* settle(claim, (tx, record) =>
+          Effect.gen(function*() {
+            const next: JobRecord = { ...without(record, "claimedAt"), status: "Pending", attempts: Math.max(0, record.attempts - 1) }
+            yield* stage(tx, next)
+            yield* move(tx, record.queue, "Claimed", "Pending")
+          }))
+        announce(claim.record.queue)
+      })
+
+    const discard: Service["discard"] = (claim) =>
+      Effect.gen(function*() {
+        yield* settle(claim, (tx, record) =>
+          Effect.andThen(tx.delete(bytes(Keys.index(record.id))), move(tx, record.queue, "Claimed", undefined)))
+        complete(claim.record.id, Option.none())
+        yield* dropPayloads([claim.record])
       })
 
     const deadLetter: Service["deadLetter"] = (claim, reason) =>
@@ -1013,6 +1054,8 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
       claim,
       ack,
       nack,
+      release,
+      discard,
       deadLetter,
       extendLease,
       get,

@@ -1,7 +1,7 @@
 // The job queue's semantics (taquba 0.11, reference §1.8) under TestClock, written once and run
 // on every backend.
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
+import { Clock, Context, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Msgpack from "../../src/internal/msgpack.ts"
 import * as Job from "../../src/Job.ts"
@@ -898,6 +898,35 @@ export const jobQueueSuite = (backend: Backend) =>
       const claims = yield* q.claim(NoBackoff, { max: 2 })
       assert.deepStrictEqual(claims.map((c) => c.job.id), ids.slice(0, 2))
       assert.deepStrictEqual([(yield* q.stats("fast")).pending, (yield* q.stats("fast")).claimed], [1, 2])
+    }))
+
+  it.effect("release gives a claim back uncounted; discard removes the job and wakes its waiters; nack takes a delay", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const { id } = yield* q.enqueue(Email, { to: "r" })
+      const [first] = yield* q.claim(Email)
+      yield* q.release(first!)
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.release(first!))), "ClaimLost")
+      assert.deepStrictEqual(Option.map(yield* q.get(id), (r) => [r.status, r.attempts, r.claimedAt ?? "none"]), Option.some(["Pending", 0, "none"]))
+      assert.deepStrictEqual([(yield* q.stats("emails")).pending, (yield* q.stats("emails")).claimed], [1, 0])
+      const [second] = yield* q.claim(Email)
+      assert.strictEqual(second!.job.attempts, 1)
+      // an explicit delay instead of the backoff: none at all, then ten seconds
+      assert.strictEqual(yield* q.nack(second!, "now", { delay: 0 }), "Retried")
+      const [third] = yield* q.claim(Email)
+      assert.strictEqual(third!.job.attempts, 2)
+      const before = yield* Clock.currentTimeMillis
+      yield* q.nack(third!, "later", { delay: "10 seconds" })
+      assert.deepStrictEqual(Option.map(yield* q.get(id), (r) => [r.status, r.runAt]), Option.some(["Scheduled", before + 10_000]))
+      yield* TestClock.adjust("11 seconds")
+      const [fourth] = yield* q.claim(Email)
+      const waiter = yield* Effect.forkChild(q.awaitCompletion(id))
+      yield* Effect.yieldNow
+      yield* q.discard(fourth!)
+      assert.deepStrictEqual(yield* Fiber.join(waiter), { _tag: "Completed", job: Option.none() })
+      assert.isTrue(Option.isNone(yield* q.get(id)))
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.ack(fourth!))), "ClaimLost")
+      assert.deepStrictEqual(yield* q.stats("emails"), { queue: "emails", pending: 0, scheduled: 0, claimed: 0, done: 0, dead: 0 })
     }))
 
   // ---- payloads over the offload threshold (64 bytes here): objects of their own --------------
