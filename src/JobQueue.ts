@@ -99,6 +99,11 @@ export interface ClaimOptions {
   readonly lease?: Duration.Input | undefined
   /** When none is pending, wait this long for one to arrive (woken by enqueues in this process). */
   readonly wait?: Duration.Input | undefined
+  /**
+   * Stop waiting when this completes (and return what was claimed: nothing). For a caller that
+   * must not interrupt a claim, which could lose jobs claimed a moment before.
+   */
+  readonly until?: Effect.Effect<void> | undefined
 }
 
 /**
@@ -702,11 +707,17 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
         if (max === 0) return Effect.succeed([])
         const lease = claimOptions?.lease === undefined ? definition.leaseDuration : Duration.fromInputUnsafe(claimOptions.lease)
         const wait = claimOptions?.wait === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(claimOptions.wait))
-        return wait <= 0 ? claimOnce(definition, max, lease) : claimWaiting(definition, max, lease, wait)
+        return wait <= 0 ? claimOnce(definition, max, lease) : claimWaiting(definition, max, lease, wait, claimOptions?.until)
       })
 
     /** `claimOnce`, then waiting up to `wait` ms for an enqueue while nothing is pending. */
-    const claimWaiting = <A, I>(definition: Job.Definition<A, I>, max: number, lease: Duration.Duration, wait: number) =>
+    const claimWaiting = <A, I>(
+      definition: Job.Definition<A, I>,
+      max: number,
+      lease: Duration.Duration,
+      wait: number,
+      until: Effect.Effect<void> | undefined
+    ) =>
       Effect.gen(function*() {
         const deadline = (yield* Clock.currentTimeMillis) + wait
         while (true) {
@@ -715,8 +726,11 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
           if (claims.length > 0) return claims
           const left = deadline - (yield* Clock.currentTimeMillis)
           if (left <= 0) return claims
-          const woken = yield* Deferred.await(arrived).pipe(Effect.timeoutOption(Duration.millis(left)))
-          if (Option.isNone(woken)) return claims
+          const stop = until === undefined ? Effect.never : Effect.as(until, "stop" as const)
+          const woken = yield* Effect.raceFirst(Effect.as(Deferred.await(arrived), "arrived" as const), stop).pipe(
+            Effect.timeoutOption(Duration.millis(left))
+          )
+          if (Option.isNone(woken) || woken.value === "stop") return claims
         }
       })
 

@@ -80,3 +80,11 @@ export { QueueLive } from "../layers/QueueLive.ts"
  * @since 0.1.0
  */
 export { QueueTest } from "../layers/QueueTest.ts"
+
+/**
+ * Workers: a definition's handler run as supervised fibers, with concurrency, shared permits, a
+ * rate limit, timeouts, typed retry decisions, lease renewal, cancellation and a graceful drain.
+ *
+ * @since 0.1.0
+ */
+export * as Worker from "./Worker.ts"

@@ -2,8 +2,10 @@
 import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
+import { workerSuite } from "./suites/worker.ts"
 import { memory } from "./utils/stores.ts"
 
 objectStoreConformance(memory)
 kvOnBackend(memory)
 jobQueueSuite(memory)
+workerSuite(memory)

@@ -2,8 +2,10 @@
 import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
+import { workerSuite } from "./suites/worker.ts"
 import { s3 } from "./utils/stores.ts"
 
 objectStoreConformance(s3)
 kvOnBackend(s3)
 jobQueueSuite(s3)
+workerSuite(s3)

@@ -1,0 +1,413 @@
+/**
+ * Workers: a job definition's handler run as supervised fibers over the `JobQueue`, with bounded
+ * concurrency, shared permits, a rate limit, per-job timeouts, typed retry decisions, leases
+ * renewed while a handler runs, cancellation by interruption and a graceful drain.
+ *
+ * ```ts
+ * const EmailWorker = Worker.layer(Email, (payload, ctx) => send(payload.to), { concurrency: 8 })
+ * ```
+ *
+ * Outcomes: success acks the job; failing with `Job.PermanentFailure` dead-letters it at once; any
+ * other failure retries it with the definition's backoff unless `retry` decides otherwise; a
+ * timeout fails the attempt; a defect is logged and retried; a payload that does not decode is
+ * dead-lettered by the queue before the handler sees it. A lost lease (the job was requeued
+ * meanwhile) or a cancel request interrupts the handler.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope } from "effect"
+import * as RateLimiter from "effect/persistence/RateLimiter"
+import * as Job from "./Job.ts"
+import { type Claim, JobQueue } from "./JobQueue.ts"
+import type { CancelRequested, ClaimLost } from "./JobQueueError.ts"
+
+/**
+ * What a handler knows about the job it runs.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface JobContext {
+  readonly id: string
+  /** 1 for the first claim, 2 for the first retry, ... */
+  readonly attempt: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly enqueuedAt: number
+  /**
+   * This claim's token: a new one for every claim of the job. A downstream system that stores
+   * the highest token it saw per job can refuse the writes of a holder whose lease was taken.
+   */
+  readonly token: string
+  /** Extends the lease now (the worker also renews it on its own while the handler runs). */
+  readonly extendLease: (duration: Duration.Input) => Effect.Effect<void, ClaimLost | CancelRequested>
+}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export type Handler<A, E, R> = (payload: A, context: JobContext) => Effect.Effect<void, E, R>
+
+/**
+ * What to do with a failed attempt (see `Options.retry`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type RetryDecision =
+  | { readonly _tag: "Retry"; readonly delay: Option.Option<Duration.Duration> }
+  | { readonly _tag: "DeadLetter" }
+  | { readonly _tag: "Cancel" }
+
+/**
+ * Retry the job, after `delay` or the definition's backoff (dead-lettered if its attempts are used up).
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const Retry = (delay?: Duration.Input): RetryDecision => ({
+  _tag: "Retry",
+  delay: delay === undefined ? Option.none() : Option.some(Duration.fromInputUnsafe(delay))
+})
+
+/**
+ * Dead-letter the job at once.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const DeadLetter: RetryDecision = { _tag: "DeadLetter" }
+
+/**
+ * Remove the job without an outcome.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const Cancel: RetryDecision = { _tag: "Cancel" }
+
+/**
+ * A limit shared by every worker it is given to: at most `size` jobs run under it at once, across
+ * workers and queues (a global limit, one per queue, one per handler: as many as needed).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Permits {
+  readonly size: number
+  /** Jobs running under it now. */
+  readonly inUse: () => number
+  readonly withPermit: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+}
+
+/**
+ * @category constructors
+ * @since 0.1.0
+ */
+export const makePermits = (size: number): Permits => {
+  let inUse = 0
+  const waiting: Array<() => void> = []
+  const acquire = Effect.callback<void>((resume) => {
+    if (inUse < size) {
+      inUse++
+      return resume(Effect.void)
+    }
+    const wake = () => {
+      inUse++
+      resume(Effect.void)
+    }
+    waiting.push(wake)
+    return Effect.sync(() => {
+      const i = waiting.indexOf(wake)
+      if (i >= 0) waiting.splice(i, 1)
+    })
+  })
+  const release = Effect.sync(() => {
+    inUse--
+    waiting.shift()?.()
+  })
+  return {
+    size,
+    inUse: () => inUse,
+    withPermit: (effect) => Effect.acquireUseRelease(acquire, () => effect, () => release)
+  }
+}
+
+/**
+ * The attempt took longer than the worker's `timeout`; its fiber was interrupted.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class JobTimeout extends Schema.TaggedError<JobTimeout>()("JobTimeout", {
+  after: Schema.String
+}) {}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options<E> {
+  /** Jobs in flight at most (default 1). */
+  readonly concurrency?: number | undefined
+  /** Limits shared with other workers; each job takes one permit of each while it runs. */
+  readonly permits?: ReadonlyArray<Permits> | undefined
+  /**
+   * Jobs started per `window` at most, through Effect's `RateLimiter` (the one in context if
+   * any, so workers sharing it share the limit; else this worker's own), keyed by the queue.
+   */
+  readonly rateLimit?: { readonly limit: number; readonly window: Duration.Input } | undefined
+  /** An attempt running longer is interrupted and fails with `JobTimeout`. */
+  readonly timeout?: Duration.Input | undefined
+  /** At shutdown, how long jobs in flight may finish before they are interrupted (default 30 s). */
+  readonly drainTimeout?: Duration.Input | undefined
+  /** Most jobs claimed at once (default: as many as there are free slots). */
+  readonly batch?: number | undefined
+  /** The lease of each claim (default: the definition's). */
+  readonly lease?: Duration.Input | undefined
+  /** How often a running job's lease is renewed (default: a third of the lease). */
+  readonly renewEvery?: Duration.Input | undefined
+  /** How long a claim waits for a job to arrive before it asks again (default 5 s). */
+  readonly idleWait?: Duration.Input | undefined
+  /** Decides on a failed attempt by its typed error; undefined: retry with the backoff. */
+  readonly retry?: ((error: E, context: JobContext) => RetryDecision | undefined) | undefined
+  /** A schema of the handler's error: failures are stored as its JSON encoding. */
+  readonly errorSchema?: Schema.Codec<E, any, never, never> | undefined
+}
+
+/** Why a job's handler was stopped before it ended. */
+type Stop = "LeaseLost" | "Cancelled"
+
+/** How a handler's run ended. */
+type Ending<E> = { readonly _tag: "Ended"; readonly exit: Exit.Exit<void, E | JobTimeout> } | { readonly _tag: "Stopped"; readonly why: Stop }
+
+/** A wake-up that is never lost (a `notify` before `wait` makes the next `wait` return at once). */
+const makeSignal = () => {
+  let pending = false
+  let waiter: Deferred.Deferred<void> | undefined
+  return {
+    notify: () => {
+      if (waiter === undefined) pending = true
+      else {
+        const w = waiter
+        waiter = undefined
+        Deferred.doneUnsafe(w, Effect.void)
+      }
+    },
+    wait: Effect.suspend(() => {
+      if (pending) {
+        pending = false
+        return Effect.void
+      }
+      waiter ??= Deferred.makeUnsafe<void>()
+      return Deferred.await(waiter)
+    })
+  }
+}
+
+/** The text stored as the job's last error. */
+const describe = <E>(error: E, schema: Schema.Codec<E, any, never, never> | undefined): string => {
+  if (schema !== undefined) {
+    const encoded = Schema.encodeUnknownExit(schema)(error)
+    if (Exit.isSuccess(encoded)) return JSON.stringify(encoded.value)
+  }
+  if (error instanceof Error) return error.message === "" ? error.name : `${error.name}: ${error.message}`
+  if (typeof error === "object" && error !== null && "_tag" in error) return JSON.stringify(error)
+  return String(error)
+}
+
+/**
+ * Runs `handler` over the jobs of `definition` until interrupted. Interrupting it stops the
+ * claims, lets jobs in flight finish for up to `drainTimeout`, then interrupts the rest and gives
+ * their claims back (pending again, the attempt not counted). It never fails: a failing claim loop
+ * is logged and restarted with a backoff.
+ *
+ * @category running
+ * @since 0.1.0
+ */
+export const run = <A, I, E, R>(
+  definition: Job.Definition<A, I>,
+  handler: Handler<A, E, R>,
+  options?: Options<E>
+): Effect.Effect<never, never, JobQueue | R> =>
+  Effect.gen(function*() {
+    const queue = yield* JobQueue
+    const context = yield* Effect.context<R>()
+    const concurrency = Math.max(1, Math.floor(options?.concurrency ?? 1))
+    const batch = Math.max(1, Math.floor(options?.batch ?? concurrency))
+    const lease = options?.lease === undefined ? definition.leaseDuration : Duration.fromInputUnsafe(options.lease)
+    const renewEvery = options?.renewEvery === undefined
+      ? Duration.millis(Math.max(1, Duration.toMillis(lease) / 3))
+      : Duration.fromInputUnsafe(options.renewEvery)
+    const idleWait = Duration.fromInputUnsafe(options?.idleWait ?? "5 seconds")
+    const timeout = options?.timeout === undefined ? undefined : Duration.fromInputUnsafe(options.timeout)
+    const drainTimeout = Duration.fromInputUnsafe(options?.drainTimeout ?? "30 seconds")
+    const limiter = options?.rateLimit === undefined ? undefined : yield* rateLimiterOf()
+
+    const scope = yield* Scope.make()
+    const running = new Set<Fiber.Fiber<void>>()
+    const stopping = Deferred.makeUnsafe<void>()
+    const slotFreed = makeSignal()
+    let free = concurrency
+
+    const withPermits = (effect: Effect.Effect<void, E | JobTimeout, R>) =>
+      (options?.permits ?? []).reduce((inner, permits) => permits.withPermit(inner), effect)
+
+    /** Runs the handler while renewing the lease, until it ends or is stopped. */
+    const attempt = (claim: Claim<A>, ctx: JobContext): Effect.Effect<Ending<E>> =>
+      Effect.gen(function*() {
+        const stop = Deferred.makeUnsafe<Stop>()
+        const renew = Effect.sleep(renewEvery).pipe(
+          Effect.andThen(queue.extendLease(claim, lease)),
+          Effect.forever,
+          Effect.catchTags({
+            ClaimLost: () => Deferred.succeed(stop, "LeaseLost"),
+            CancelRequested: () => Deferred.succeed(stop, "Cancelled")
+          })
+        )
+        const watchCancel = Effect.andThen(claim.cancelled, Deferred.succeed(stop, "Cancelled"))
+        const timed = timeout === undefined
+          ? handler(claim.job.payload, ctx)
+          : Effect.timeoutOrElse(handler(claim.job.payload, ctx), {
+            duration: timeout,
+            orElse: () => Effect.fail(new JobTimeout({ after: Duration.format(timeout) }))
+          })
+        const ended = Effect.map(Effect.exit(withPermits(timed)), (exit): Ending<E> => ({ _tag: "Ended", exit }))
+        const stopped = Effect.map(Deferred.await(stop), (why): Ending<E> => ({ _tag: "Stopped", why }))
+        const watchers = yield* Effect.forkChild(Effect.all([renew, watchCancel], { concurrency: "unbounded", discard: true }))
+        const ending = yield* Effect.raceFirst(ended, stopped)
+        yield* Fiber.interrupt(watchers)
+        return ending
+      }).pipe(Effect.provideContext(context))
+
+    /** Settles the claim by how its attempt ended. */
+    const settle = (claim: Claim<A>, ctx: JobContext, ending: Ending<E>) =>
+      Effect.gen(function*() {
+        if (ending._tag === "Stopped") {
+          if (ending.why === "Cancelled") return yield* queue.discard(claim)
+          return yield* Effect.logWarning(`job ${ctx.id}: its lease was lost; the handler was interrupted`)
+        }
+        const exit = ending.exit
+        if (Exit.isSuccess(exit)) return yield* queue.ack(claim)
+        const failure = exit.cause.reasons.find(Cause.isFailReason)?.error
+        if (failure === undefined) {
+          yield* Effect.logError(`job ${ctx.id}: the handler died`, exit.cause)
+          return yield* queue.nack(claim, `defect: ${Cause.pretty(exit.cause)}`)
+        }
+        if (failure instanceof Job.PermanentFailure) return yield* queue.deadLetter(claim, failure.reason)
+        if (failure instanceof JobTimeout) return yield* queue.nack(claim, `timed out after ${failure.after}`)
+        const error = failure as E
+        const reason = describe(error, options?.errorSchema)
+        const decision = options?.retry?.(error, ctx) ?? Retry()
+        switch (decision._tag) {
+          case "Retry":
+            return yield* queue.nack(claim, reason, Option.isSome(decision.delay) ? { delay: decision.delay.value } : undefined)
+          case "DeadLetter":
+            return yield* queue.deadLetter(claim, reason)
+          case "Cancel":
+            return yield* queue.discard(claim)
+        }
+      }).pipe(
+        Effect.asVoid,
+        Effect.catchCause((cause) => Effect.logWarning(`job ${ctx.id}: its outcome was not recorded`, cause))
+      )
+
+    const runJob = (claim: Claim<A>): Effect.Effect<void> => {
+      const ctx: JobContext = {
+        id: claim.job.id,
+        attempt: claim.job.attempts,
+        headers: claim.job.headers,
+        enqueuedAt: claim.job.enqueuedAt,
+        token: claim.token,
+        extendLease: (duration) => queue.extendLease(claim, duration)
+      }
+      return Effect.flatMap(attempt(claim, ctx), (ending) => settle(claim, ctx, ending)).pipe(
+        // interrupted only by the shutdown: the claim goes back, uncounted
+        Effect.onInterrupt(() => Effect.ignore(queue.release(claim))),
+        Effect.ensuring(Effect.sync(() => {
+          free++
+          slotFreed.notify()
+        }))
+      )
+    }
+
+    const start = (claim: Claim<A>) =>
+      Effect.flatMap(Effect.forkIn(runJob(claim), scope, { startImmediately: true }), (fiber) =>
+        Effect.sync(() => {
+          running.add(fiber)
+          fiber.addObserver(() => running.delete(fiber))
+        }))
+
+    /** Claims as many jobs as there are free slots (up to `batch`), and starts them. */
+    const claimStep = Effect.gen(function*() {
+      while (free === 0) yield* Effect.raceFirst(slotFreed.wait, Deferred.await(stopping))
+      if (Deferred.isDoneUnsafe(stopping)) return
+      const max = Math.min(free, batch)
+      if (limiter !== undefined) {
+        const limited = RateLimiter.sleep(limiter, {
+          key: `bucketq/${definition.queue}`,
+          limit: options!.rateLimit!.limit,
+          window: options!.rateLimit!.window,
+          algorithm: "token-bucket"
+        })
+        yield* Effect.raceFirst(Effect.asVoid(limited), Deferred.await(stopping))
+        if (Deferred.isDoneUnsafe(stopping)) return
+      }
+      const claims = yield* queue.claim(definition, {
+        max: limiter === undefined ? max : 1,
+        lease,
+        wait: idleWait,
+        until: Deferred.await(stopping)
+      })
+      free -= claims.length
+      for (const claim of claims) yield* start(claim)
+    })
+
+    // A failing claim (store unavailable, writer fenced) is logged and tried again after a
+    // backoff that grows while the failures go on: the loop never dies and never spins.
+    const claimLoop = Effect.gen(function*() {
+      let failures = 0
+      while (!Deferred.isDoneUnsafe(stopping)) {
+        const exit = yield* Effect.exit(claimStep)
+        if (Exit.isSuccess(exit)) {
+          failures = 0
+          continue
+        }
+        if (Cause.hasInterruptsOnly(exit.cause)) return
+        failures++
+        const delay = Duration.millis(Math.min(100 * 2 ** Math.min(failures - 1, 20), 30_000))
+        yield* Effect.logError(`worker of ${definition.queue}: claiming failed (${failures} in a row); again in ${Duration.format(delay)}`, exit.cause)
+        yield* Effect.raceFirst(Effect.sleep(delay), Deferred.await(stopping))
+      }
+    })
+
+    const shutdown = Effect.gen(function*() {
+      yield* Deferred.succeed(stopping, undefined)
+      yield* Fiber.join(loop)
+      const drained = yield* Effect.timeoutOption(Fiber.awaitAll([...running]), drainTimeout)
+      if (Option.isNone(drained)) yield* Fiber.interruptAll([...running])
+      yield* Scope.close(scope, Exit.void)
+    })
+
+    const loop = yield* Effect.forkIn(claimLoop, scope)
+    return yield* Effect.never.pipe(Effect.onInterrupt(() => shutdown))
+  })
+
+/** The `RateLimiter` in context, or a new in-memory one. */
+const rateLimiterOf = () =>
+  Effect.flatMap(Effect.serviceOption(RateLimiter.RateLimiter), (found) =>
+    Option.isSome(found)
+      ? Effect.succeed(found.value)
+      : RateLimiter.make.pipe(Effect.provide(RateLimiter.layerStoreMemory)))
+
+/**
+ * `run` as a layer: its scope owns the worker, which drains when the scope closes.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = <A, I, E, R>(
+  definition: Job.Definition<A, I>,
+  handler: Handler<A, E, R>,
+  options?: Options<E>
+): Layer.Layer<never, never, JobQueue | R> => Layer.effectDiscard(Effect.forkScoped(run(definition, handler, options)))
