@@ -6,6 +6,7 @@ import { TestClock } from "effect/testing"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
 import * as Kv from "../../src/Kv.ts"
+import { Closed } from "../../src/KvError.ts"
 import * as Worker from "../../src/Worker.ts"
 import type { Backend } from "../utils/stores.ts"
 
@@ -216,6 +217,51 @@ export const workerSuite = (backend: Backend) =>
         // the second attempt was acked; the first one's ack at 20 s was ClaimLost and changed nothing
         assert.isTrue(Option.isNone(yield* queue.get(id)))
         assert.deepStrictEqual(yield* queue.stats("tasks"), { queue: "tasks", pending: 0, scheduled: 0, claimed: 0, done: 1, dead: 0 })
+      }))
+
+    it.effect("a renewal that finds the lease taken interrupts the handler; the job runs again", () =>
+      Effect.gen(function*() {
+        const { queue, start } = yield* setup
+        yield* queue.enqueue(Task, { n: 1 })
+        const attempts: Array<number> = []
+        let interrupted = 0
+        // the lease (10 s) ends before the first renewal (15 s): the reaper requeues the job, the
+        // worker claims it again, and the first attempt's renewal then finds its claim lost
+        yield* start(Task, (_, ctx) =>
+          Effect.andThen(
+            Effect.sync(() => void attempts.push(ctx.attempt)),
+            ctx.attempt === 1 ? Effect.onInterrupt(Effect.sleep("1 hour"), () => Effect.sync(() => void interrupted++)) : Effect.void
+          ), { lease: "10 seconds", renewEvery: "15 seconds", concurrency: 2 })
+        yield* eventually(Effect.sync(() => interrupted === 1), "the first attempt interrupted", 100)
+        yield* eventually(Effect.map(queue.stats("tasks"), (st) => st.done === 1 && st.claimed === 0), "the second attempt acked", 10)
+        assert.deepStrictEqual(attempts, [1, 2])
+        assert.isBelow(yield* Clock.currentTimeMillis, 60_000)
+      }))
+
+    it.effect("a failing claim loop is logged and backs off, never spins, and recovers", () =>
+      Effect.gen(function*() {
+        const { queue } = yield* setup
+        yield* queue.enqueue(Task, { n: 1 })
+        let calls = 0
+        let broken = true
+        const flaky: JobQueue.Service = {
+          ...queue,
+          claim: (definition, options) =>
+            Effect.suspend(() => {
+              calls++
+              return broken ? Effect.fail(new Closed({ detail: "the store is away" })) : queue.claim(definition, options)
+            })
+        }
+        let done = 0
+        yield* Layer.buildWithScope(
+          Worker.layer(Task, () => Effect.sync(() => void done++)).pipe(Layer.provide(Layer.succeed(JobQueue.JobQueue, flaky))),
+          yield* Scope.make()
+        )
+        yield* advance(100, 100) // ten seconds: 100 ms, 200 ms, 400 ms ... between tries
+        assert.isAtLeast(calls, 5)
+        assert.isAtMost(calls, 10)
+        broken = false
+        yield* eventually(Effect.sync(() => done === 1), "the job handled once the claims work", 100)
       }))
 
     it.effect("cancel interrupts a running job within a renewal period; the job is removed", () =>
