@@ -1,0 +1,112 @@
+// bucketq in the shared peer harness (../shared/bench/peers): the adapter contract of its
+// lib/driver.mjs, implemented with bucketq's public API. Run it through ./run.sh, which copies the
+// harness to a temporary directory, drops this file in, registers the system `bucketq` and runs it.
+//
+// What runs: JobQueue.layer() over Kv.layer() over ObjectStore.layerFileSystem({ directory }) on
+// a fresh directory under the harness's scratch dir, every option at its default. That means every
+// enqueue and every ack is durable before it returns (fdatasync of the local WAL log, one per group
+// commit): the same durability as bullmq-always. No server: the store is in this process, so its
+// memory is in `bench peak RSS`.
+//
+// - enqueue / enqueueBulk: queue.enqueue / queue.enqueueBatch (one atomic commit per batch).
+// - startWorkers(c): c fibers, each looping claim({ max: 1, wait }) -> handler(payload) -> ack,
+//   as bench/queue.ts does.
+// - stats(): queue.stats(queue), the queue's own counters: pending = pending + scheduled +
+//   claimed, done = acknowledged so far (cumulative), failed = dead.
+//
+// Environment (set by ./run.sh through the harness's system_env):
+//   BUCKETQ_SCRATCH  where the fresh store directories go (the harness's scratch dir + /bucketq)
+//   BUCKETQ_ROOT     the bucketq checkout (for its versions; `bucketq` and `effect` resolve
+//                    through node_modules symlinks that run.sh creates)
+//   BUCKETQ_COMMIT   the checkout's commit, reported by meta()
+//   BUCKETQ_CLAIM_WAIT_MS  how long an idle worker's claim waits for an enqueue (default 50)
+// Node runs it with tsx (NODE_OPTIONS=--import=<tsx loader>), since bucketq's sources are TypeScript.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Context, Effect, Exit, Fiber, Layer, Schema, Scope } from 'effect';
+import { Job, JobQueue, Kv, ObjectStore } from 'bucketq';
+import { main } from './lib/driver.mjs';
+
+const QUEUE = 'bench';
+const Task = Job.define(QUEUE, { payload: Schema.Struct({ i: Schema.Number, t: Schema.Number, pad: Schema.String }) });
+const claimWait = `${Number(process.env.BUCKETQ_CLAIM_WAIT_MS || 50)} millis`;
+
+const version = (dir) => JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version;
+
+function scratchDir(env) {
+  const base = env.BUCKETQ_SCRATCH;
+  if (!base) throw new Error('BUCKETQ_SCRATCH is not set');
+  fs.mkdirSync(base, { recursive: true });
+  return fs.mkdtempSync(path.join(base, 'store-'));
+}
+
+const adapter = {
+  name: 'bucketq',
+
+  async meta(ctx) {
+    const root = ctx.env.BUCKETQ_ROOT;
+    if (!root) throw new Error('BUCKETQ_ROOT is not set');
+    return {
+      'version.bucketq': `${version(root)}${ctx.env.BUCKETQ_COMMIT ? ` (${ctx.env.BUCKETQ_COMMIT})` : ''}`,
+      'version.effect': version(path.join(root, 'node_modules/effect')),
+      'version.tsx': version(path.join(root, 'node_modules/tsx')),
+      'version.node': process.version,
+      'store.backend': 'directory (ObjectStore.layerFileSystem), in process',
+      'store.directory': ctx.env.BUCKETQ_SCRATCH ? `${ctx.env.BUCKETQ_SCRATCH}/store-*` : '?',
+      'durability': 'every enqueue and ack durable before it returns (default)',
+      'kv.options': 'defaults (useLocalLog: true = WAL appended to a local log + fdatasync per group commit; maxWalPutsInFlight: 4)',
+      'queue.options': 'defaults; done jobs deleted on ack (keepDone unset), stats.done is cumulative',
+      'worker.claim': `claim({ max: 1, wait: "${claimWait}" }) then ack, one loop per unit of concurrency`,
+    };
+  },
+
+  async open(ctx) {
+    const directory = scratchDir(ctx.env);
+    const scope = Effect.runSync(Scope.make());
+    const layer = JobQueue.layer().pipe(Layer.provide(Kv.layer()), Layer.provide(ObjectStore.layerFileSystem({ directory })));
+    const context = await Effect.runPromise(Layer.buildWithScope(layer, scope));
+    const queue = Context.get(context, JobQueue.JobQueue);
+    const initial = await Effect.runPromise(queue.stats(QUEUE));
+    if (initial.pending + initial.scheduled + initial.claimed !== 0) throw new Error('fresh queue is not empty');
+
+    let stopping = false;
+    const workers = [];
+    const worker = (handler) => Effect.gen(function* () {
+      while (!stopping) {
+        const claims = yield* queue.claim(Task, { max: 1, wait: claimWait });
+        for (const claim of claims) {
+          handler(claim.job.payload);
+          yield* queue.ack(claim);
+        }
+      }
+    });
+
+    return {
+      enqueue: (data) => Effect.runPromise(queue.enqueue(Task, data)),
+      enqueueBulk: (datas) => Effect.runPromise(queue.enqueueBatch(Task, datas)),
+      async startWorkers(c, handler) {
+        for (let i = 0; i < c; i++) {
+          const fiber = Effect.runFork(worker(handler));
+          fiber.addObserver((exit) => {
+            if (Exit.isFailure(exit) && !stopping) ctx.log('worker failed', String(exit.cause));
+          });
+          workers.push(fiber);
+        }
+      },
+      async stats() {
+        const s = await Effect.runPromise(queue.stats(QUEUE));
+        return { pending: s.pending + s.scheduled + s.claimed, done: s.done, failed: s.dead };
+      },
+      async close() {
+        stopping = true;
+        // Idle workers are inside a claim's wait; interrupting them there loses nothing.
+        await Effect.runPromise(Fiber.interruptAll(workers));
+        await Effect.runPromise(Scope.close(scope, Exit.void));
+      },
+    };
+  },
+};
+
+export default adapter;
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main(adapter);
