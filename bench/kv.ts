@@ -15,6 +15,9 @@ import * as ObjectStore from "../src/ObjectStore.ts"
 import * as ObjectStoreError from "../src/ObjectStoreError.ts"
 import { s3Options, startS3 } from "./s3Server.ts"
 
+/** Results go to bench/results/ (npm runs the benchmarks from the repository root). */
+const resultsDir = path.resolve("bench/results")
+
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
 const onlyIndex = args.indexOf("--only")
@@ -155,6 +158,6 @@ for (const row of table) console.log(row.map((cell, i) => cell.padEnd(widths[i]!
 if (memory) {
   console.log(`\nmaterialised state: ${memory.keys} keys, ${memory.bytesPerKey} bytes/key vs ${memory.rawBytesPerKey} raw: ${memory.ratio}x${memory.gc ? "" : " (run with --expose-gc for exact figures)"}`)
 }
-fs.mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
-const file = new URL(`./results/kv-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, import.meta.url)
+fs.mkdirSync(resultsDir, { recursive: true })
+const file = path.join(resultsDir, `kv-${new Date().toISOString().replace(/[:.]/g, "-")}.json`)
 fs.writeFileSync(file, JSON.stringify({ node: process.version, rows, memory }, null, 2))

@@ -13,6 +13,9 @@ import * as JobQueue from "../src/JobQueue.ts"
 import * as Kv from "../src/Kv.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
 
+/** Results go to bench/results/ (npm runs the benchmarks from the repository root). */
+const resultsDir = path.resolve("bench/results")
+
 const args = process.argv.slice(2)
 const nIndex = args.indexOf("--n")
 const n = nIndex >= 0 ? Number(args[nIndex + 1]) : 20_000
@@ -112,8 +115,8 @@ const main = Effect.gen(function*() {
   if (w3) console.log(`W3 drain c=${concurrency}: ${w3.jobsPerSec} jobs/s`)
   const w4 = selected("w4") ? yield* latency : undefined
   if (w4) console.log(`W4 latency at 200 jobs/s: p50 ${w4.p50.toFixed(3)} p90 ${w4.p90.toFixed(3)} p99 ${w4.p99.toFixed(3)} max ${w4.max.toFixed(3)} ms`)
-  fs.mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
-  fs.writeFileSync(new URL(`./results/queue-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, import.meta.url), JSON.stringify({ n, w1, w2, w3, w4 }, null, 2))
+  fs.mkdirSync(resultsDir, { recursive: true })
+  fs.writeFileSync(path.join(resultsDir, `queue-${new Date().toISOString().replace(/[:.]/g, "-")}.json`), JSON.stringify({ n, w1, w2, w3, w4 }, null, 2))
 })
 
 await Effect.runPromise(main)

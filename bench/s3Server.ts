@@ -1,11 +1,12 @@
 // The S3-compatible server of ../shared/s3 for benchmarks: started unless S3_ENDPOINT is set,
 // stopped by the returned function; and the store options it answers to.
 import { execFileSync } from "node:child_process"
-import { fileURLToPath } from "node:url"
+import * as path from "node:path"
 import { Redacted } from "effect"
 import type * as ObjectStore from "../src/ObjectStore.ts"
 
-const kit = fileURLToPath(new URL("../../shared/s3/", import.meta.url))
+// npm runs the benchmarks from the repository root (they may run compiled, from dist/)
+const kit = path.resolve("../shared/s3") + path.sep
 
 /** Starts the server if needed; the result stops it again (a no-op if it was already running). */
 export const startS3 = (): (() => void) => {

@@ -11,6 +11,9 @@ import { Effect, type Layer } from "effect"
 import * as ObjectStore from "../src/ObjectStore.ts"
 import { s3Options, startS3 } from "./s3Server.ts"
 
+/** Results go to bench/results/ (npm runs the benchmarks from the repository root). */
+const resultsDir = path.resolve("bench/results")
+
 const args = process.argv.slice(2)
 const option = (name: string, fallback: string) => {
   const i = args.indexOf(`--${name}`)
@@ -150,7 +153,7 @@ const header = ["backend", "op", "c", "ops", "ops/s", "p50 ms", "p99 ms", "p50 /
 const table = [header, ...rows.map((r) => [r.backend, r.op, String(r.concurrency), String(r.ops), String(r.opsPerSec), r.p50Ms.toFixed(3), r.p99Ms.toFixed(3), ratio(r)])]
 const widths = header.map((_, i) => Math.max(...table.map((row) => row[i]!.length)))
 for (const row of table) console.log(row.map((cell, i) => cell.padEnd(widths[i]!)).join("  "))
-fs.mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
-const file = new URL(`./results/store-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, import.meta.url)
+fs.mkdirSync(resultsDir, { recursive: true })
+const file = path.join(resultsDir, `store-${new Date().toISOString().replace(/[:.]/g, "-")}.json`)
 fs.writeFileSync(file, JSON.stringify({ size, n, s3N, node: process.version, rows }, null, 2))
 console.log(`\n${size}-byte objects; results in ${fileURLToPath(file)}`)

@@ -15,7 +15,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope } from "effect"
 import * as RateLimiter from "effect/persistence/RateLimiter"
 import * as Job from "./Job.ts"
 import { type Claim, JobQueue } from "./JobQueue.ts"
@@ -178,8 +178,6 @@ export interface Options<E> {
 /** Why a job's handler was stopped before it ended. */
 type Stop = "LeaseLost" | "Cancelled"
 
-/** How a handler's run ended. */
-type Ending<E> = { readonly _tag: "Ended"; readonly exit: Exit.Exit<void, E | JobTimeout> } | { readonly _tag: "Stopped"; readonly why: Stop }
 
 /** A wake-up that is never lost (a `notify` before `wait` makes the next `wait` return at once). */
 const makeSignal = () => {
@@ -204,6 +202,13 @@ const makeSignal = () => {
     })
   }
 }
+
+/** Logs a settlement that failed (the claim was lost, the store failed): the job's lease runs out. */
+const logUnsettled = (id: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  effect.pipe(
+    Effect.asVoid,
+    Effect.catchCause((cause) => Effect.logWarning(`job ${id}: its outcome was not recorded`, cause))
+  )
 
 /** The text stored as the job's last error. */
 const describe = <E>(error: E, schema: Schema.Codec<E, any, never, never> | undefined): string => {
@@ -245,7 +250,17 @@ export const run = <A, I, E, R>(
     const limiter = options?.rateLimit === undefined ? undefined : yield* rateLimiterOf()
 
     const scope = yield* Scope.make()
-    const running = new Set<Fiber.Fiber<void>>()
+    /** A job in flight: its claim, its fiber, and why it was stopped (if it was). */
+    interface Running {
+      readonly claim: Claim<A>
+      fiber: Fiber.Fiber<void> | undefined
+      stop: Stop | undefined
+      /** Its handler ended: the settlement is under way and is not interrupted any more. */
+      settling: boolean
+      /** When its lease was last renewed (or taken). */
+      renewedAt: number
+    }
+    const running = new Set<Running>()
     const stopping = Deferred.makeUnsafe<void>()
     const slotFreed = makeSignal()
     let free = concurrency
@@ -253,41 +268,38 @@ export const run = <A, I, E, R>(
     const withPermits = (effect: Effect.Effect<void, E | JobTimeout, R>) =>
       (options?.permits ?? []).reduce((inner, permits) => permits.withPermit(inner), effect)
 
-    /** Runs the handler while renewing the lease, until it ends or is stopped. */
-    const attempt = (claim: Claim<A>, ctx: JobContext): Effect.Effect<Ending<E>> =>
-      Effect.gen(function*() {
-        const stop = Deferred.makeUnsafe<Stop>()
-        const renew = Effect.sleep(renewEvery).pipe(
-          Effect.andThen(queue.extendLease(claim, lease)),
-          Effect.forever,
-          Effect.catchTags({
-            ClaimLost: () => Deferred.succeed(stop, "LeaseLost"),
-            CancelRequested: () => Deferred.succeed(stop, "Cancelled")
-          })
-        )
-        const watchCancel = Effect.andThen(claim.cancelled, Deferred.succeed(stop, "Cancelled"))
-        const timed = timeout === undefined
-          ? handler(claim.job.payload, ctx)
-          : Effect.timeoutOrElse(handler(claim.job.payload, ctx), {
-            duration: timeout,
-            orElse: () => Effect.fail(new JobTimeout({ after: Duration.format(timeout) }))
-          })
-        const ended = Effect.map(Effect.exit(withPermits(timed)), (exit): Ending<E> => ({ _tag: "Ended", exit }))
-        const stopped = Effect.map(Deferred.await(stop), (why): Ending<E> => ({ _tag: "Stopped", why }))
-        const watchers = yield* Effect.forkChild(Effect.all([renew, watchCancel], { concurrency: "unbounded", discard: true }))
-        const ending = yield* Effect.raceFirst(ended, stopped)
-        yield* Fiber.interrupt(watchers)
-        return ending
-      }).pipe(Effect.provideContext(context))
+    /** Stops a job's handler: its fiber is interrupted and settles by `why`. */
+    const stopJob = (job: Running, why: Stop) => {
+      if (job.settling || job.stop !== undefined) return
+      job.stop = why
+      job.fiber?.interruptUnsafe()
+    }
 
-    /** Settles the claim by how its attempt ended. */
-    const settle = (claim: Claim<A>, ctx: JobContext, ending: Ending<E>) =>
-      Effect.gen(function*() {
-        if (ending._tag === "Stopped") {
-          if (ending.why === "Cancelled") return yield* queue.discard(claim)
-          return yield* Effect.logWarning(`job ${ctx.id}: its lease was lost; the handler was interrupted`)
+    /**
+     * One fiber renews the leases of the jobs in flight, looking every half renewal period, so
+     * each is renewed between one and one and a half periods after the last time; a renewal
+     * that finds the claim lost, or its job asked to cancel, stops the job.
+     */
+    const renewLeases = Effect.gen(function*() {
+      const every = Duration.toMillis(renewEvery)
+      while (true) {
+        yield* Effect.sleep(Duration.millis(Math.max(1, every / 2)))
+        const now = yield* Clock.currentTimeMillis
+        for (const job of running) {
+          if (job.settling || job.stop !== undefined || now - job.renewedAt < every) continue
+          job.renewedAt = now
+          const renewed = yield* Effect.exit(queue.extendLease(job.claim, lease))
+          if (Exit.isFailure(renewed)) {
+            const error = renewed.cause.reasons.find(Cause.isFailReason)?.error
+            stopJob(job, error?._tag === "CancelRequested" ? "Cancelled" : "LeaseLost")
+          }
         }
-        const exit = ending.exit
+      }
+    })
+
+    /** Settles the claim by how its handler ended. */
+    const settle = (claim: Claim<A>, ctx: JobContext, exit: Exit.Exit<void, E | JobTimeout>) =>
+      Effect.gen(function*() {
         if (Exit.isSuccess(exit)) return yield* queue.ack(claim)
         const failure = exit.cause.reasons.find(Cause.isFailReason)?.error
         if (failure === undefined) {
@@ -307,12 +319,22 @@ export const run = <A, I, E, R>(
           case "Cancel":
             return yield* queue.discard(claim)
         }
-      }).pipe(
-        Effect.asVoid,
-        Effect.catchCause((cause) => Effect.logWarning(`job ${ctx.id}: its outcome was not recorded`, cause))
-      )
+      }).pipe(logUnsettled(ctx.id))
 
-    const runJob = (claim: Claim<A>): Effect.Effect<void> => {
+    /** A job whose fiber was interrupted: cancelled (removed), lease lost (nothing to do), or shut down (given back). */
+    const settleStopped = (job: Running, ctx: JobContext) => {
+      switch (job.stop) {
+        case "Cancelled":
+          return queue.discard(job.claim).pipe(logUnsettled(ctx.id))
+        case "LeaseLost":
+          return Effect.logWarning(`job ${ctx.id}: its lease was lost; the handler was interrupted`)
+        case undefined:
+          return Effect.ignore(queue.release(job.claim))
+      }
+    }
+
+    const runJob = (job: Running): Effect.Effect<void> => {
+      const claim = job.claim
       const ctx: JobContext = {
         id: claim.job.id,
         attempt: claim.job.attempts,
@@ -321,10 +343,21 @@ export const run = <A, I, E, R>(
         token: claim.token,
         extendLease: (duration) => queue.extendLease(claim, duration)
       }
-      return Effect.flatMap(attempt(claim, ctx), (ending) => settle(claim, ctx, ending)).pipe(
-        // interrupted only by the shutdown: the claim goes back, uncounted
-        Effect.onInterrupt(() => Effect.ignore(queue.release(claim))),
+      const handled = timeout === undefined
+        ? handler(claim.job.payload, ctx)
+        : Effect.timeoutOrElse(handler(claim.job.payload, ctx), {
+          duration: timeout,
+          orElse: () => Effect.fail(new JobTimeout({ after: Duration.format(timeout) }))
+        })
+      return Effect.exit(withPermits(handled)).pipe(
+        Effect.provideContext(context),
+        Effect.flatMap((exit) => {
+          job.settling = true
+          return settle(claim, ctx, exit)
+        }),
+        Effect.onInterrupt(() => settleStopped(job, ctx)),
         Effect.ensuring(Effect.sync(() => {
+          running.delete(job)
           free++
           slotFreed.notify()
         }))
@@ -332,16 +365,21 @@ export const run = <A, I, E, R>(
     }
 
     const start = (claim: Claim<A>) =>
-      Effect.flatMap(Effect.forkIn(runJob(claim), scope, { startImmediately: true }), (fiber) =>
-        Effect.sync(() => {
-          running.add(fiber)
-          fiber.addObserver(() => running.delete(fiber))
-        }))
+      Effect.gen(function*() {
+        const job: Running = { claim, fiber: undefined, stop: undefined, settling: false, renewedAt: yield* Clock.currentTimeMillis }
+        running.add(job)
+        job.fiber = yield* Effect.forkIn(runJob(job), scope, { startImmediately: true })
+        // an in-process cancel stops the job at once, not at the next renewal
+        const watch = yield* Effect.forkIn(Effect.andThen(claim.cancelled, Effect.sync(() => stopJob(job, "Cancelled"))), scope)
+        job.fiber.addObserver(() => watch.interruptUnsafe())
+      })
 
     /** Claims as many jobs as there are free slots (up to `batch`), and starts them. */
     const claimStep = Effect.gen(function*() {
-      while (free === 0) yield* Effect.raceFirst(slotFreed.wait, Deferred.await(stopping))
+      while (free === 0 && !Deferred.isDoneUnsafe(stopping)) yield* slotFreed.wait
       if (Deferred.isDoneUnsafe(stopping)) return
+      // let the other jobs that end in this same turn free their slots too: one claim for all
+      yield* Effect.yieldNow
       const max = Math.min(free, batch)
       if (limiter !== undefined) {
         const limited = RateLimiter.sleep(limiter, {
@@ -381,14 +419,17 @@ export const run = <A, I, E, R>(
       }
     })
 
+    const fibers = () => [...running].flatMap((job) => (job.fiber === undefined ? [] : [job.fiber]))
     const shutdown = Effect.gen(function*() {
       yield* Deferred.succeed(stopping, undefined)
+      slotFreed.notify() // a claim loop waiting for a free slot
       yield* Fiber.join(loop)
-      const drained = yield* Effect.timeoutOption(Fiber.awaitAll([...running]), drainTimeout)
-      if (Option.isNone(drained)) yield* Fiber.interruptAll([...running])
+      const drained = yield* Effect.timeoutOption(Fiber.awaitAll(fibers()), drainTimeout)
+      if (Option.isNone(drained)) yield* Fiber.interruptAll(fibers())
       yield* Scope.close(scope, Exit.void)
     })
 
+    yield* Effect.forkIn(renewLeases, scope)
     const loop = yield* Effect.forkIn(claimLoop, scope)
     return yield* Effect.never.pipe(Effect.onInterrupt(() => shutdown))
   })
