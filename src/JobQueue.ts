@@ -683,18 +683,30 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
       })
     }
 
-    const claimOnce = <A, I>(definition: Job.Definition<A, I>, max: number, lease: Duration.Duration) =>
-      lockOf(definition.queue).withPermits(1)(Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.flatMap(claimRecords(definition.queue, max, now), (claimed): Effect.Effect<Array<Claim<A>>, ObjectStoreError> => {
-          const expiresAt = now + Duration.toMillis(lease)
-          if (claimed.length === 1) {
-            return Effect.map(startClaim(definition, claimed[0]!, now, expiresAt), (c) => (c === undefined ? [] : [c]))
-          }
-          return Effect.map(
-            Effect.forEach(claimed, (record) => startClaim(definition, record, now, expiresAt)),
-            (claims) => claims.filter((c) => c !== undefined)
-          )
-        })))
+    /**
+     * Claims up to `max` jobs. Jobs whose payload does not decode are dead-lettered on the way;
+     * if that leaves nothing while jobs were there, it looks again, so a bad job never makes a
+     * caller wait for an arrival while good ones are pending.
+     */
+    const claimOnce = <A, I>(
+      definition: Job.Definition<A, I>,
+      max: number,
+      lease: Duration.Duration
+    ): Effect.Effect<Array<Claim<A>>, QueueError | ObjectStoreError> =>
+      Effect.flatMap(
+        lockOf(definition.queue).withPermits(1)(Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.flatMap(claimRecords(definition.queue, max, now), (claimed) => {
+            const expiresAt = now + Duration.toMillis(lease)
+            const started = claimed.length === 1
+              ? Effect.map(startClaim(definition, claimed[0]!, now, expiresAt), (c) => (c === undefined ? [] : [c]))
+              : Effect.map(
+                Effect.forEach(claimed, (record) => startClaim(definition, record, now, expiresAt)),
+                (claims) => claims.filter((c) => c !== undefined)
+              )
+            return Effect.map(started, (claims) => ({ claims, tookAny: claimed.length > 0 }))
+          }))),
+        ({ claims, tookAny }) => (claims.length === 0 && tookAny ? claimOnce(definition, max, lease) : Effect.succeed(claims))
+      )
 
     const claim = <A, I>(
       definition: Job.Definition<A, I>,

@@ -929,6 +929,19 @@ export const jobQueueSuite = (backend: Backend) =>
       assert.deepStrictEqual(yield* q.stats("emails"), { queue: "emails", pending: 0, scheduled: 0, claimed: 0, done: 0, dead: 0 })
     }))
 
+  it.effect("a job that does not decode is dead-lettered and the claim goes on to the good ones behind it", () =>
+    Effect.gen(function*() {
+      const q = yield* fresh
+      const Loose = Job.define("fast", { payload: Schema.Struct({ n: Schema.Unknown }) })
+      const bad = yield* q.enqueue(Loose, { n: "text" })
+      const good = yield* q.enqueue(NoBackoff, { n: 2 })
+      const before = yield* Clock.currentTimeMillis
+      const claims = yield* q.claim(NoBackoff, { wait: "5 seconds" })
+      assert.deepStrictEqual(claims.map((c) => c.job.id), [good.id])
+      assert.strictEqual(yield* Clock.currentTimeMillis, before, "no waiting")
+      assert.deepStrictEqual(Option.map(yield* q.get(bad.id), (r) => r.status), Option.some("Dead"))
+    }))
+
   // ---- payloads over the offload threshold (64 bytes here): objects of their own --------------
 
   const Blob = Job.define("blobs", { payload: Schema.Struct({ data: Schema.String }), backoff: Job.Backoff.none(), deadRetention: "1 hour" })

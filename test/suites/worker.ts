@@ -280,6 +280,39 @@ export const workerSuite = (backend: Backend) =>
         assert.deepStrictEqual(yield* queue.stats("tasks"), { queue: "tasks", pending: 0, scheduled: 0, claimed: 0, done: 0, dead: 0 })
       }))
 
+    it.effect("a payload that no longer decodes goes to the dead-letter queue; the handler never sees it", () =>
+      Effect.gen(function*() {
+        const { queue, start } = yield* setup
+        const Loose = Job.define("tasks", { payload: Schema.Struct({ n: Schema.Unknown }) })
+        const bad = yield* queue.enqueue(Loose, { n: "not a number" })
+        const good = yield* queue.enqueue(Task, { n: 2 })
+        const seen: Array<number> = []
+        yield* start(Task, (payload) => Effect.sync(() => void seen.push(payload.n)))
+        yield* eventually(Effect.map(queue.stats("tasks"), (st) => st.done === 1 && st.dead === 1), "one done, one dead")
+        assert.deepStrictEqual(seen, [2])
+        const dead = Option.getOrThrow(yield* queue.get(bad.id))
+        assert.strictEqual(dead.status, "Dead")
+        assert.match(dead.lastError ?? "", /payload does not decode/)
+        assert.isTrue(Option.isNone(yield* queue.get(good.id)))
+      }))
+
+    it.effect("Worker.run is a plain effect: interrupting its fiber drains like closing the layer", () =>
+      Effect.gen(function*() {
+        const { queue } = yield* setup
+        const { id } = yield* queue.enqueue(Task, { n: 1 })
+        let finished = 0
+        const fiber = yield* Effect.forkChild(
+          Worker.run(Task, () => Effect.andThen(Effect.sleep("1 second"), Effect.sync(() => void finished++))).pipe(
+            Effect.provideService(JobQueue.JobQueue, queue)
+          )
+        )
+        yield* eventually(Effect.map(queue.stats("tasks"), (st) => st.claimed === 1), "claimed")
+        const stopping = yield* Effect.forkChild(Fiber.interrupt(fiber))
+        yield* eventually(Effect.sync(() => stopping.pollUnsafe() !== undefined), "stopped", 10)
+        assert.strictEqual(finished, 1)
+        assert.isTrue(Option.isNone(yield* queue.get(id)))
+      }))
+
     it.effect("graceful drain: jobs in flight finish within drainTimeout; past it they go back uncounted", () =>
       Effect.gen(function*() {
         const { queue, start, stop } = yield* setup
