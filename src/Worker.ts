@@ -94,17 +94,24 @@ export const Cancel: RetryDecision = { _tag: "Cancel" }
  * @since 0.1.0
  */
 export interface Permits {
+  /** Permits are always taken in the order of creation, so two workers can never deadlock. */
+  readonly order: number
   readonly size: number
   /** Jobs running under it now. */
   readonly inUse: () => number
   readonly withPermit: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 }
 
+let permitsCreated = 0
+
 /**
+ * A new limit of `size` jobs at once, to give to the workers that share it.
+ *
  * @category constructors
  * @since 0.1.0
  */
 export const makePermits = (size: number): Permits => {
+  const order = permitsCreated++
   let inUse = 0
   const waiting: Array<() => void> = []
   const acquire = Effect.callback<void>((resume) => {
@@ -127,6 +134,7 @@ export const makePermits = (size: number): Permits => {
     waiting.shift()?.()
   })
   return {
+    order,
     size,
     inUse: () => inUse,
     withPermit: (effect) => Effect.acquireUseRelease(acquire, () => effect, () => release)
@@ -265,8 +273,10 @@ export const run = <A, I, E, R>(
     const slotFreed = makeSignal()
     let free = concurrency
 
+    // taken in creation order (the innermost last): a fixed order across workers, so no deadlock
+    const permits = [...(options?.permits ?? [])].sort((a, b) => b.order - a.order)
     const withPermits = (effect: Effect.Effect<void, E | JobTimeout, R>) =>
-      (options?.permits ?? []).reduce((inner, permits) => permits.withPermit(inner), effect)
+      permits.reduce((inner, p) => p.withPermit(inner), effect)
 
     /** Stops a job's handler: its fiber is interrupted and settles by `why`. */
     const stopJob = (job: Running, why: Stop) => {

@@ -97,6 +97,20 @@ export const workerSuite = (backend: Backend) =>
         assert.strictEqual(gauge.most(), 3)
       }))
 
+    it.effect("permits listed in different orders by two workers never deadlock", () =>
+      Effect.gen(function*() {
+        const { queue, start } = yield* setup
+        yield* queue.enqueueBatch(Task, Array.from({ length: 10 }, (_, n) => ({ n })))
+        yield* queue.enqueueBatch(Other, Array.from({ length: 10 }, (_, n) => ({ n })))
+        const a = Worker.makePermits(1)
+        const b = Worker.makePermits(1)
+        const handler = () => Effect.sleep("100 millis")
+        yield* start(Task, handler, { concurrency: 2, permits: [a, b] })
+        yield* start(Other, handler, { concurrency: 2, permits: [b, a] })
+        const doneBoth = Effect.map(Effect.all([queue.stats("tasks"), queue.stats("others")]), ([x, y]) => x.done + y.done === 20)
+        yield* eventually(doneBoth, "all 20 done", 10)
+      }))
+
     it.effect("a rate limit bounds the jobs started per window", () =>
       Effect.gen(function*() {
         const { queue, start } = yield* setup
