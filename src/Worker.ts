@@ -17,6 +17,7 @@
  */
 import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope } from "effect"
 import * as RateLimiter from "effect/persistence/RateLimiter"
+import { makeSignal } from "./internal/signal.ts"
 import * as Job from "./Job.ts"
 import { type Claim, JobQueue } from "./JobQueue.ts"
 import type { CancelRequested, ClaimLost } from "./JobQueueError.ts"
@@ -186,30 +187,6 @@ export interface Options<E> {
 /** Why a job's handler was stopped before it ended. */
 type Stop = "LeaseLost" | "Cancelled"
 
-
-/** A wake-up that is never lost (a `notify` before `wait` makes the next `wait` return at once). */
-const makeSignal = () => {
-  let pending = false
-  let waiter: Deferred.Deferred<void> | undefined
-  return {
-    notify: () => {
-      if (waiter === undefined) pending = true
-      else {
-        const w = waiter
-        waiter = undefined
-        Deferred.doneUnsafe(w, Effect.void)
-      }
-    },
-    wait: Effect.suspend(() => {
-      if (pending) {
-        pending = false
-        return Effect.void
-      }
-      waiter ??= Deferred.makeUnsafe<void>()
-      return Deferred.await(waiter)
-    })
-  }
-}
 
 /** Logs a settlement that failed (the claim was lost, the store failed): the job's lease runs out. */
 const logUnsettled = (id: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>

@@ -22,6 +22,7 @@ import * as Manifest from "../../schema/Manifest.ts"
 import * as Run from "../../schema/Run.ts"
 import * as WalSegment from "../../schema/WalSegment.ts"
 import type { BTree } from "../internal/btree.ts"
+import { makeSignal } from "../internal/signal.ts"
 import { Closed, Fenced } from "../KvError.ts"
 import type { Service as Store } from "../ObjectStore.ts"
 import { isRetryable, ObjectStoreError } from "../ObjectStoreError.ts"
@@ -42,31 +43,6 @@ export interface WriterOptions {
   readonly maxRuns: number
   readonly gcMinAge: Duration.Duration
   readonly keepManifests: number
-}
-
-/** A wake-up that is never lost: `notify` before `wait` makes the next `wait` return at once. */
-const makeSignal = () => {
-  let pending = false
-  let waiter: Deferred.Deferred<void> | undefined
-  return {
-    notify: () => {
-      if (waiter !== undefined) {
-        const w = waiter
-        waiter = undefined
-        Deferred.doneUnsafe(w, Effect.void)
-      } else {
-        pending = true
-      }
-    },
-    wait: Effect.suspend(() => {
-      if (pending) {
-        pending = false
-        return Effect.void
-      }
-      waiter ??= Deferred.makeUnsafe<void>()
-      return Deferred.await(waiter)
-    })
-  }
 }
 
 /** Changes frozen at a WAL batch boundary, waiting to become a run. */
