@@ -128,12 +128,12 @@ const raiseEpoch = (store: Store, attempts: number) =>
     )
   )
 
-/** The WAL ids present after `afterId`, ascending. */
-const walIdsAfter = (store: Store, afterId: number) =>
+/** The ids under `prefix` (`manifest/` or `wal/`), ascending; those after `startAfter` if given. */
+export const idsUnder = (store: Store, prefix: string, startAfter?: string) =>
   Effect.map(
-    Stream.runCollect(store.list(walPrefix, afterId > 0 ? { startAfter: walKey(afterId) } : {})),
+    Stream.runCollect(store.list(prefix, startAfter === undefined ? {} : { startAfter })),
     (entries) => entries.flatMap((entry) => {
-      const id = idOf(entry.key, walPrefix)
+      const id = idOf(entry.key, prefix)
       return id === undefined ? [] : [id]
     })
   )
@@ -155,7 +155,7 @@ const putFence = (store: Store, id: number) =>
  */
 const writeFence = (store: Store, manifest: Manifest.Manifest) =>
   Effect.gen(function*() {
-    const present = yield* walIdsAfter(store, manifest.replayAfterWalId)
+    const present = yield* idsUnder(store, walPrefix, manifest.replayAfterWalId > 0 ? walKey(manifest.replayAfterWalId) : undefined)
     const frontier = present[present.length - 1] ?? manifest.replayAfterWalId
     const have = new Set(present)
     const gaps: Array<number> = []

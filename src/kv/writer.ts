@@ -27,7 +27,7 @@ import { Closed, Fenced } from "../KvError.ts"
 import type { Service as Store } from "../ObjectStore.ts"
 import { isRetryable, ObjectStoreError } from "../ObjectStoreError.ts"
 import { idOf, manifestKey, manifestPrefix, runKey, runPrefix, walKey, walPrefix } from "./paths.ts"
-import { decodeOrCorrupt } from "./recovery.ts"
+import { decodeOrCorrupt, idsUnder } from "./recovery.ts"
 import type { LogPart, Recovered } from "./recovery.ts"
 import { type Batch, type Failure, makeState, newBatch, type State } from "./state.ts"
 
@@ -343,7 +343,7 @@ export const startWriter = (
     const collectGarbage = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const minAge = Duration.toMillis(options.gcMinAge)
-      const manifestIds = yield* collectIds(store, manifestPrefix)
+      const manifestIds = yield* idsUnder(store, manifestPrefix)
       const newest = manifestIds[manifestIds.length - 1]
       if (newest !== undefined && newest > current.id) {
         return fenced(`manifest ${newest} is newer than this writer's ${current.id}`)
@@ -478,10 +478,3 @@ const safeDecodeTime = (id: string): number | undefined => {
 
 /** Every entry under `prefix`, in key order. */
 const collectEntries = (store: Store, prefix: string) => Stream.runCollect(store.list(prefix))
-
-/** The ids under `manifest/` or `wal/`, ascending. */
-const collectIds = (store: Store, prefix: string) =>
-  Effect.map(collectEntries(store, prefix), (entries) => entries.flatMap((e) => {
-    const id = idOf(e.key, prefix)
-    return id === undefined ? [] : [id]
-  }))
