@@ -6,20 +6,11 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import * as Kv from "../src/Kv.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
-import { frameRecord, parseRecords } from "../src/ObjectStore/LocalLog.ts"
+import * as LogPart from "../schema/LogPart.ts"
+import { LogCorrupt, parsePart, resolveUnsealed } from "../src/ObjectStore/localLog/read.ts"
 import { makePrng } from "../src/internal/prng.ts"
 import { tempDirectory } from "./utils/stores.ts"
 import { bytes, reasonOf, text } from "./utils/exits.ts"
-
-const concat = (...parts: ReadonlyArray<Uint8Array>) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
 
 /** A directory store (a "process" of its own: its own descriptors and caches) over `directory`. */
 const openStore = (directory: string) =>
@@ -46,29 +37,73 @@ const walk = (dir: string): Array<string> =>
     )
     : []
 
-describe("local log records", () => {
-  it("the log ends at the first record that does not check: a short one, a zero-filled one, a flipped byte", () => {
-    const a = frameRecord(bytes("first"))
-    const b = frameRecord(bytes("second"))
-    const whole = concat(a, b)
-    const texts = (bytes: Uint8Array) => parseRecords(bytes).records.map(text)
-    assert.deepStrictEqual(texts(whole), ["first", "second"])
-    assert.strictEqual(parseRecords(whole).end, whole.length)
-    for (let cut = a.length; cut < whole.length; cut++) {
-      assert.deepStrictEqual(texts(whole.subarray(0, cut)), ["first"], `cut at ${cut}`)
-      assert.strictEqual(parseRecords(whole.subarray(0, cut)).end, a.length)
+/** A part of `size` bytes holding `bodies` as data frames, each claiming the ones before it. */
+const buildPart = (bodies: ReadonlyArray<string>, size = 4096) => {
+  const out = new Uint8Array(size)
+  out.set(LogPart.encodePartHeader({ epoch: 1, part: 1, size }))
+  let at = LogPart.partHeaderBytes
+  const ends: Array<number> = []
+  for (const body of bodies) {
+    const frame = LogPart.encodeFrame(LogPart.FrameKind.Data, at, { part: 1, offset: ends[ends.length - 1] ?? at }, bytes(body))
+    out.set(frame, at)
+    at += frame.length
+    ends.push(at)
+  }
+  return { bytes: out, ends }
+}
+const recordsOf = (bytes: Uint8Array) => {
+  const parsed = parsePart("p", bytes, { epoch: 1, part: 1 })
+  if (parsed instanceof LogCorrupt) return parsed
+  const taken = resolveUnsealed([parsed])
+  return taken instanceof LogCorrupt ? taken : taken[0]!.records.map(text)
+}
+
+describe("local log frames", () => {
+  it("a torn last frame ends the log: cut short, zero-filled or with a flipped byte, nothing claims it", () => {
+    const { bytes: part, ends } = buildPart(["first", "second"])
+    assert.deepStrictEqual(recordsOf(part), ["first", "second"])
+    const zeroed = part.slice()
+    zeroed.fill(0, ends[0]! + 8, ends[1]!)
+    assert.deepStrictEqual(recordsOf(zeroed), ["first"])
+    for (let at = ends[0]!; at < ends[1]!; at++) {
+      const flipped = part.slice()
+      flipped[at] = flipped[at]! ^ 0x10
+      assert.deepStrictEqual(recordsOf(flipped), ["first"], `flip at ${at}`)
     }
-    // the second record's body zero-filled (a crash after the size was updated): torn, not corrupt
-    const zeroed = whole.slice()
-    zeroed.fill(0, a.length + 8)
-    assert.deepStrictEqual(texts(zeroed), ["first"])
-    const zeroTail = concat(whole, new Uint8Array(100))
-    assert.deepStrictEqual(texts(zeroTail), ["first", "second"])
-    // a crash can keep a later append's pages and lose an earlier one's (several syncs overlap):
-    // what follows a record that does not check was never acknowledged
-    const flipped = whole.slice()
-    flipped[10] = flipped[10]! ^ 1
-    assert.deepStrictEqual(parseRecords(flipped), { records: [], end: 0 })
+  })
+
+  it("a frame that does not check before a frame saying it was durable is damage, named by file and byte", () => {
+    const { bytes: part, ends } = buildPart(["first", "second", "third"])
+    for (let at = LogPart.partHeaderBytes; at < ends[1]!; at++) {
+      const flipped = part.slice()
+      flipped[at] = flipped[at]! ^ 0x01
+      const result = recordsOf(flipped)
+      assert.instanceOf(result, LogCorrupt, `flip at ${at}`)
+      assert.match((result as LogCorrupt).message, /^p at byte \d+: frames do not check from here, though a later frame says/)
+    }
+  })
+
+  it("a part whose size is not its header's, or whose header does not check, is damage", () => {
+    const { bytes: part } = buildPart(["first"])
+    assert.instanceOf(recordsOf(part.subarray(0, part.length - 1)), LogCorrupt)
+    assert.instanceOf(recordsOf(new Uint8Array([...part, 0])), LogCorrupt)
+    for (let at = 0; at < LogPart.partHeaderBytes; at++) {
+      const flipped = part.slice()
+      flipped[at] = flipped[at]! ^ 0x01
+      assert.instanceOf(recordsOf(flipped), LogCorrupt, `flip at ${at}`)
+    }
+  })
+
+  it("a seal decodes only when its checksum checks", () => {
+    const seal = new Map([[1, 100], [2, 60]])
+    const encoded = LogPart.encodeSeal(seal)
+    assert.deepStrictEqual(LogPart.decodeSeal(encoded), seal)
+    for (let at = 0; at < encoded.length; at++) {
+      const flipped = encoded.slice()
+      flipped[at] = flipped[at]! ^ 0x01
+      assert.isString(LogPart.decodeSeal(flipped), `flip at ${at}`)
+    }
+    for (let cut = 0; cut < encoded.length; cut++) assert.isString(LogPart.decodeSeal(encoded.subarray(0, cut)), `cut at ${cut}`)
   })
 })
 
@@ -151,10 +186,11 @@ describe("Kv on the local log", () => {
       // flip a byte inside the sealed range of part 1
       const file = path.join(directory, "%wal", "00000000000000000003", "00000000000000000001.log")
       const content = fs.readFileSync(file)
-      content[content.length - 2] = content[content.length - 2]! ^ 1
+      const inside = LogPart.partHeaderBytes + LogPart.headBytes + 1 // the first record's body
+      content[inside] = content[inside]! ^ 1
       fs.writeFileSync(file, content)
       const exit = yield* Effect.exit(other.takeOver(3))
-      assert.match(String(Exit.isFailure(exit) ? exit.cause : ""), /sealed at \d+ bytes, valid records end at \d+/)
+      assert.match(String(Exit.isFailure(exit) ? exit.cause : ""), /sealed at \d+ bytes, valid frames end at \d+/)
     }).pipe(Effect.scoped))
 
   it.live("parts whose commits are all in runs are deleted; fences and seals stay", () =>

@@ -86,7 +86,7 @@ const takeOverLogs = (log: LocalLog, epoch: number) =>
       const taken = yield* log.takeOver(older).pipe(
         Effect.catchIf(
           (error) => error._tag === "LogCorrupt",
-          (error) => Effect.fail(new Corrupt({ key: `%wal/${older}`, detail: error.message }))
+          (error) => Effect.fail(new Corrupt({ key: error.file, detail: `at byte ${error.offset}: ${error.detail}` }))
         )
       )
       for (const { part, records } of taken) {
@@ -196,22 +196,37 @@ const checkAcknowledged = (
 
 /**
  * The commits to replay, in order: writers (epochs) oldest first, and each writer's commits in
- * sequence order for as long as they follow on without a hole. A hole is a segment that never
- * landed (its writer crashed or was fenced with it in flight): nothing after it was acknowledged.
+ * sequence order for as long as they follow on without a hole. A hole among WAL objects is a
+ * segment that never landed (its writer crashed or was fenced with it in flight): nothing after
+ * it was acknowledged. A local log has no such holes (it is read up to its torn tail), so a hole
+ * before a commit read from a log is history that went missing: `Corrupt`.
  */
-const replayOrder = (segments: ReadonlyArray<WalSegment.Segment>, afterSeq: number): Array<WalSegment.Commit> => {
-  const byEpoch = new Map<number, Array<WalSegment.Commit>>()
+const replayOrder = (
+  segments: ReadonlyArray<WalSegment.Segment>,
+  afterSeq: number,
+  fromLog: ReadonlySet<WalSegment.Segment>
+): Array<WalSegment.Commit> | Corrupt => {
+  const byEpoch = new Map<number, Array<{ commit: WalSegment.Commit; logged: boolean }>>()
   for (const segment of segments) {
     const commits = byEpoch.get(segment.epoch) ?? []
-    for (const commit of segment.commits) commits.push(commit)
+    for (const commit of segment.commits) commits.push({ commit, logged: fromLog.has(segment) })
     byEpoch.set(segment.epoch, commits)
   }
   const order: Array<WalSegment.Commit> = []
   let lastSeq = afterSeq
   for (const epoch of [...byEpoch.keys()].sort((a, b) => a - b)) {
-    for (const commit of byEpoch.get(epoch)!.sort((a, b) => a.seq - b.seq)) {
+    const commits = byEpoch.get(epoch)!.sort((a, b) => a.commit.seq - b.commit.seq)
+    for (const [i, { commit }] of commits.entries()) {
       if (commit.seq <= lastSeq) continue
-      if (commit.seq !== lastSeq + 1) break
+      if (commit.seq !== lastSeq + 1) {
+        if (commits.slice(i).some((c) => c.logged)) {
+          return new Corrupt({
+            key: `%wal/${String(epoch).padStart(20, "0")}`,
+            detail: `commits ${lastSeq + 1} to ${commit.seq - 1} are missing, though the writer's log holds commit ${commit.seq}`
+          })
+        }
+        break
+      }
       order.push(commit)
       lastSeq = commit.seq
     }
@@ -268,10 +283,12 @@ export const recover = (store: Store, options: { readonly openAttempts: number }
       ? { segments: [], parts: [] }
       : yield* takeOverLogs(store.localLog, manifest.writerEpoch)
     segments.push(...logs.segments)
+    const order = replayOrder(segments, manifest.lastSeq, new Set(logs.segments))
+    if (order instanceof Corrupt) return yield* order
     const delta = new Map<string, string | null>()
     let deltaBytes = 0
     let lastSeq = manifest.lastSeq
-    for (const commit of replayOrder(segments, manifest.lastSeq)) {
+    for (const commit of order) {
       lastSeq = commit.seq
       for (const op of commit.ops) {
         const [key, value] = op

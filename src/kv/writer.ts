@@ -254,7 +254,8 @@ export const startWriter = (
       const bytes = WalSegment.encode({ epoch: state.epoch, walId: 0, fenceId: 0, landedThrough: 0, commits: flight.batch.commits })
       try {
         const written = log.write(bytes, rotateBeforeWrite)
-        if (rotateBeforeWrite) logParts.push({ epoch: state.epoch, part: written.part, maxSeq: 0 })
+        // a new part: asked for, or the log's own when the frame did not fit in the last one
+        if (written.part !== logParts[logParts.length - 1]?.part) logParts.push({ epoch: state.epoch, part: written.part, maxSeq: 0 })
         rotateBeforeWrite = false
         logParts[logParts.length - 1]!.maxSeq = flight.lastSeq
         return written
