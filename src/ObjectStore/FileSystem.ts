@@ -37,6 +37,12 @@ import * as Fs from "./nodeFs.ts"
 export interface Options {
   /** The directory that holds the objects; created if missing. */
   readonly directory: string
+  /**
+   * Size of each part of the local log that holds the KV's WAL here (default 4 MiB, at least
+   * 4 KiB): a part is created whole, as a sparse file, and a new one is started when a record
+   * does not fit (or at every run flush).
+   */
+  readonly logPartBytes?: number | undefined
 }
 
 const tmpDirName = "%tmp"
@@ -301,7 +307,7 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
       ).pipe(Stream.catchIf(isFsError, (error) => Stream.fail(Fs.storeError("list", prefix, error))))
     }
 
-    return { get, head, put, delete: remove, list, localLog: LocalLog.make(root, syncDirectory) } satisfies Service
+    return { get, head, put, delete: remove, list, localLog: LocalLog.make(root, syncDirectory, { partBytes: options.logPartBytes }) } satisfies Service
   })
 
 const isFsError = (error: unknown): error is Fs.FsError => error instanceof Error && Fs.codeOf(error) !== undefined
