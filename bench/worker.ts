@@ -69,7 +69,7 @@ const worker = timedDrain((queue, done, onJob) =>
       Worker.layer(Task, () => Effect.sync(onJob), { concurrency }).pipe(Layer.provide(Layer.succeed(JobQueue.JobQueue, queue)))
     )
     while (!done()) yield* Effect.sleep("1 millis")
-  }).pipe(Effect.scoped))
+  }).pipe(Effect.scoped, Effect.orDie))
 
 const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 

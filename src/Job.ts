@@ -16,9 +16,23 @@
  * })
  * ```
  *
+ * **Validation.** `define` and the `Backoff` constructors check every option when they are
+ * called and throw `InvalidOption` (or `InvalidQueueName`) if one breaks its rule: definitions
+ * are module-level constants, so a bad one fails the program at its start, never later inside a
+ * queue. The queue's operations check a definition again (once per object), so one built by hand
+ * fails them with the same typed errors.
+ *
  * @since 0.1.0
  */
 import { Duration, Schema } from "effect"
+import type { InvalidOption } from "./InvalidOption.ts"
+import type { InvalidQueueName } from "./JobQueueError.ts"
+import * as Options from "./queue/options.ts"
+
+/** Throws `error` when there is one (the synchronous constructors' way to refuse an option). */
+const orThrow = (error: InvalidOption | InvalidQueueName | undefined): void => {
+  if (error !== undefined) throw error
+}
 
 /**
  * How long a failed attempt waits before the next one. `delayOf` computes it from the number of
@@ -41,7 +55,9 @@ export type Backoff =
   | { readonly _tag: "Custom"; readonly delay: (attempt: number) => Duration.Input }
 
 /**
- * Backoff policies.
+ * Backoff policies. Durations are `Duration.Input`s from zero up to 10^15 ms, finite; `jitter` is
+ * a number from 0 to 1. A constructor given anything else throws `InvalidOption` (naming, e.g.,
+ * `backoff.base`).
  *
  * @category constructors
  * @since 0.1.0
@@ -52,25 +68,47 @@ export const Backoff = {
     readonly base?: Duration.Input | undefined
     readonly max?: Duration.Input | undefined
     readonly jitter?: number | undefined
-  }): Backoff => ({
-    _tag: "Exponential",
-    base: Duration.fromInputUnsafe(options?.base ?? "1 second"),
-    max: Duration.fromInputUnsafe(options?.max ?? "5 minutes"),
-    jitter: Math.min(1, Math.max(0, options?.jitter ?? 0))
-  }),
+  }): Backoff => {
+    orThrow(Options.exponentialError("backoff", options))
+    return exponentialOf(options)
+  },
   /** The same delay after every attempt. */
-  fixed: (delay: Duration.Input): Backoff => ({ _tag: "Fixed", delay: Duration.fromInputUnsafe(delay) }),
+  fixed: (delay: Duration.Input): Backoff => {
+    orThrow(Options.fixedError("backoff", delay))
+    return { _tag: "Fixed", delay: Duration.fromInputUnsafe(delay) }
+  },
   /** `min(step · attempt, max)`. */
-  linear: (options: { readonly step: Duration.Input; readonly max?: Duration.Input | undefined }): Backoff => ({
-    _tag: "Linear",
-    step: Duration.fromInputUnsafe(options.step),
-    max: options.max === undefined ? undefined : Duration.fromInputUnsafe(options.max)
-  }),
+  linear: (options: { readonly step: Duration.Input; readonly max?: Duration.Input | undefined }): Backoff => {
+    orThrow(Options.linearError("backoff", options))
+    return {
+      _tag: "Linear",
+      step: Duration.fromInputUnsafe(options.step),
+      max: options.max === undefined ? undefined : Duration.fromInputUnsafe(options.max)
+    }
+  },
   /** Retry at once: the job goes back to its place in line. */
   none: (): Backoff => ({ _tag: "None" }),
-  /** Any function of the attempt number. */
-  custom: (delay: (attempt: number) => Duration.Input): Backoff => ({ _tag: "Custom", delay })
+  /**
+   * Any function of the attempt number. What it returns is checked at each `nack`: a delay that
+   * is not a finite, non-negative duration (or a throw) fails the `nack` with `InvalidOption`.
+   */
+  custom: (delay: (attempt: number) => Duration.Input): Backoff => {
+    orThrow(Options.customError("backoff", delay))
+    return { _tag: "Custom", delay }
+  }
 }
+
+/** An exponential policy from checked options. */
+const exponentialOf = (options?: {
+  readonly base?: Duration.Input | undefined
+  readonly max?: Duration.Input | undefined
+  readonly jitter?: number | undefined
+}): Backoff => ({
+  _tag: "Exponential",
+  base: Duration.fromInputUnsafe(options?.base ?? "1 second"),
+  max: Duration.fromInputUnsafe(options?.max ?? "5 minutes"),
+  jitter: options?.jitter ?? 0
+})
 
 /**
  * The delay after `attempt` attempts; `random` is a number in [0, 1) for the jitter.
@@ -81,7 +119,8 @@ export const Backoff = {
 export const delayOf = (backoff: Backoff, attempt: number, random: number): Duration.Duration => {
   switch (backoff._tag) {
     case "Exponential": {
-      const millis = Math.min(Duration.toMillis(backoff.base) * 2 ** Math.max(0, attempt - 1), Duration.toMillis(backoff.max))
+      const base = Duration.toMillis(backoff.base) // 0 · 2^1024 would be NaN
+      const millis = base === 0 ? 0 : Math.min(base * 2 ** Math.max(0, attempt - 1), Duration.toMillis(backoff.max))
       return Duration.millis(millis * (1 - backoff.jitter * random))
     }
     case "Fixed":
@@ -103,7 +142,7 @@ export const delayOf = (backoff: Backoff, attempt: number, random: number): Dura
  * @category constants
  * @since 0.1.0
  */
-export const Priority = { high: 100, normal: 1000, low: 10000 } as const
+export const Priority: { readonly high: 100; readonly normal: 1000; readonly low: 10000 } = Options.priorities
 
 /**
  * A priority: a name or a number (lower first).
@@ -122,7 +161,10 @@ export type PriorityInput = keyof typeof Priority | number
 export const priorityValue = (priority: PriorityInput): number => (typeof priority === "number" ? priority : Priority[priority])
 
 /**
- * Options of `define`; every one has a default.
+ * Options of `define`; every one has a default. Rules (else `InvalidOption`): `payload` is a
+ * Schema; `maxAttempts` an integer from 1 to 2^31 − 1; `priority` a name or an integer from 0 to
+ * 2^32 − 1; `leaseDuration`, `keepDone` and `deadRetention` finite, non-negative durations up to
+ * 10^15 ms; `backoff` a `Backoff` policy or a function.
  *
  * @category models
  * @since 0.1.0
@@ -163,10 +205,26 @@ export interface Definition<A, I = unknown> {
 /**
  * Defines a job: its queue and payload schema, with per-queue defaults.
  *
+ * **Gotchas**
+ *
+ * Throws `InvalidQueueName` for a name outside the rule (1 to 128 characters of
+ * `[A-Za-z0-9._:-]`, `/` between non-empty segments, no `.` or `..` segment) and `InvalidOption`
+ * for an option outside its rule (see `DefineOptions`), at once: definitions are module-level
+ * constants, so the program fails where the mistake is, not at the first enqueue.
+ *
  * @category constructors
  * @since 0.1.0
  */
 export const define = <S extends Schema.Codec<any, any, never, never>>(
+  queue: string,
+  options: DefineOptions<S>
+): Definition<S["Type"], S["Encoded"]> => {
+  orThrow(Options.defineError(queue, options))
+  return definitionOf(queue, options)
+}
+
+/** A definition from checked options, with the defaults filled in. */
+const definitionOf = <S extends Schema.Codec<any, any, never, never>>(
   queue: string,
   options: DefineOptions<S>
 ): Definition<S["Type"], S["Encoded"]> => ({
@@ -188,4 +246,8 @@ export const define = <S extends Schema.Codec<any, any, never, never>>(
  */
 export class PermanentFailure extends Schema.TaggedError<PermanentFailure>()("PermanentFailure", {
   reason: Schema.String
-}) {}
+}) {
+  override get message(): string {
+    return `permanent failure: ${this.reason}`
+  }
+}

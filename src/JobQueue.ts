@@ -24,9 +24,9 @@ import {
   CancelRequested,
   ClaimLost,
   DuplicateJobId,
-  InvalidJobId,
+  type InvalidJobId,
   InvalidPayload,
-  InvalidQueueName,
+  type InvalidQueueName,
   PayloadMissing,
   PayloadTooLarge
 } from "./JobQueueError.ts"
@@ -35,7 +35,9 @@ import type { Transaction } from "./Kv.ts"
 import type { Closed, Fenced, TransactionConflict, ValueTooLarge } from "./KvError.ts"
 import { ObjectStore } from "./ObjectStore.ts"
 import type { ObjectStoreError } from "./ObjectStoreError.ts"
+import type { InvalidOption } from "./InvalidOption.ts"
 import * as Keys from "./queue/keys.ts"
+import * as QueueOptions from "./queue/options.ts"
 
 /**
  * The stored job record and its statuses (see `schema/JobRecord.ts`).
@@ -192,32 +194,45 @@ export interface Options {
  * @since 0.1.0
  */
 export interface Service {
+  /**
+   * Enqueues one job. Every option is checked first (see `EnqueueOptions`); a bad one, or a
+   * definition that breaks `Job.define`'s rules, fails with `InvalidOption` (`InvalidQueueName`,
+   * `InvalidJobId`) and writes nothing.
+   */
   readonly enqueue: <A, I>(
     definition: Job.Definition<A, I>,
     payload: A,
     options?: EnqueueOptions
   ) => Effect.Effect<
     EnqueueResult,
-    QueueError | InvalidQueueName | InvalidJobId | DuplicateJobId | PayloadTooLarge | InvalidPayload | ObjectStoreError
+    QueueError | InvalidQueueName | InvalidJobId | InvalidOption | DuplicateJobId | PayloadTooLarge | InvalidPayload | ObjectStoreError
   >
   /** Enqueues every payload in one atomic commit, with the definition's defaults. */
   readonly enqueueBatch: <A, I>(
     definition: Job.Definition<A, I>,
     payloads: ReadonlyArray<A>
-  ) => Effect.Effect<ReadonlyArray<string>, QueueError | InvalidQueueName | PayloadTooLarge | InvalidPayload | ObjectStoreError>
+  ) => Effect.Effect<ReadonlyArray<string>, QueueError | InvalidQueueName | InvalidOption | PayloadTooLarge | InvalidPayload | ObjectStoreError>
   /**
    * Claims up to `max` jobs, priority first (lower number), then in enqueue order. A job whose
    * payload does not decode (or whose payload object is gone) is dead-lettered, not returned. If an
    * offloaded payload cannot be read (`ObjectStoreError`), the claims of the call stay taken until
-   * their leases expire.
+   * their leases expire. Bad options (see `ClaimOptions`) fail with `InvalidOption`, claiming nothing.
    */
   readonly claim: <A, I>(
     definition: Job.Definition<A, I>,
     options?: ClaimOptions
-  ) => Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName | ObjectStoreError>
+  ) => Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName | InvalidOption | ObjectStoreError>
   readonly ack: (claim: Claim<any>) => Effect.Effect<void, QueueError | ClaimLost>
-  /** Retries with the definition's backoff (or `delay`), or dead-letters when the attempts are used up. */
-  readonly nack: (claim: Claim<any>, error: string, options?: NackOptions) => Effect.Effect<NackOutcome, QueueError | ClaimLost>
+  /**
+   * Retries with the definition's backoff (or `delay`), or dead-letters when the attempts are used
+   * up. `error` must be a string and `delay` a finite, non-negative duration; a custom backoff's
+   * delay is checked the same way. Otherwise `InvalidOption`, and the claim is left as it was.
+   */
+  readonly nack: (
+    claim: Claim<any>,
+    error: string,
+    options?: NackOptions
+  ) => Effect.Effect<NackOutcome, QueueError | ClaimLost | InvalidOption>
   /**
    * Gives the claim back unsettled: the job is pending again in its place and the attempt does
    * not count (for a worker that stops before the job ran to an end).
@@ -228,16 +243,29 @@ export interface Service {
    * waiters of its completion see it removed.
    */
   readonly discard: (claim: Claim<any>) => Effect.Effect<void, QueueError | ClaimLost>
-  /** Dead-letters at once; the attempts are not consumed. */
-  readonly deadLetter: (claim: Claim<any>, reason: string) => Effect.Effect<void, QueueError | ClaimLost>
-  /** The lease now ends `duration` from now; refused once the job was asked to cancel. */
-  readonly extendLease: (claim: Claim<any>, duration: Duration.Input) => Effect.Effect<void, ClaimLost | CancelRequested>
+  /** Dead-letters at once; the attempts are not consumed. `reason` must be a string (else `InvalidOption`). */
+  readonly deadLetter: (claim: Claim<any>, reason: string) => Effect.Effect<void, QueueError | ClaimLost | InvalidOption>
+  /**
+   * The lease now ends `duration` from now (finite, non-negative, else `InvalidOption`); refused
+   * once the job was asked to cancel.
+   */
+  readonly extendLease: (
+    claim: Claim<any>,
+    duration: Duration.Input
+  ) => Effect.Effect<void, ClaimLost | CancelRequested | InvalidOption>
   /** The job's record, its payload read back from its object when offloaded. */
   readonly get: (id: string) => Effect.Effect<Option.Option<JobRecord>, PayloadStoreError>
-  readonly stats: (queue: string) => Effect.Effect<QueueStats>
+  /** The counters of a queue (all zero for a queue never used); a bad name is `InvalidQueueName`. */
+  readonly stats: (queue: string) => Effect.Effect<QueueStats, InvalidQueueName>
   readonly cancel: (id: string) => Effect.Effect<CancelOutcome, QueueError>
-  /** Waits for the job to end; the record returned is as stored (an offloaded payload is not read). */
-  readonly awaitCompletion: (id: string, options?: { readonly timeout?: Duration.Input | undefined }) => Effect.Effect<CompletionOutcome>
+  /**
+   * Waits for the job to end; the record returned is as stored (an offloaded payload is not read).
+   * `timeout` is a non-negative duration, `Infinity` (or left out) for none; else `InvalidOption`.
+   */
+  readonly awaitCompletion: (
+    id: string,
+    options?: { readonly timeout?: Duration.Input | undefined }
+  ) => Effect.Effect<CompletionOutcome, InvalidOption>
 }
 
 /**
@@ -252,33 +280,9 @@ export class JobQueue extends Context.Service<JobQueue, Service>()("bucketq/JobQ
 const defaultOffloadThreshold = 256 * 1024
 const defaultMaxPayload = 64 * 1024 * 1024
 const payloadPrefix = "payloads/"
-const maxQueueName = 255
-const encoder = new TextEncoder()
-// eslint-disable-next-line no-control-regex
-const controlCharacter = /[\u0000-\u001f\u007f]/
-const idPattern = /^[A-Za-z0-9_-]{1,128}$/
 
-const validQueues = new Set<string>()
-
-/** Why a queue name is refused, or undefined (valid names are cached). */
-const queueNameError = (queue: string): InvalidQueueName | undefined => {
-  if (validQueues.has(queue)) return undefined
-  const size = encoder.encode(queue).length
-  if (size === 0) return new InvalidQueueName({ queue, reason: "empty" })
-  if (size > maxQueueName) return new InvalidQueueName({ queue, reason: `over ${maxQueueName} bytes` })
-  if (controlCharacter.test(queue)) return new InvalidQueueName({ queue, reason: "control character" })
-  if (validQueues.size < 10_000) validQueues.add(queue)
-  return undefined
-}
-
-const checkQueue = (queue: string): Effect.Effect<void, InvalidQueueName> => {
-  const invalid = queueNameError(queue)
-  return invalid === undefined ? Effect.void : Effect.fail(invalid)
-}
-
-/** Why a job id of the caller's is refused, or undefined. */
-const jobIdError = (id: string | undefined): InvalidJobId | undefined =>
-  id === undefined || idPattern.test(id) ? undefined : new InvalidJobId({ id, reason: "1 to 128 characters of [A-Za-z0-9_-]" })
+/** Fails with `error` when there is one (an option check's verdict), else succeeds. */
+const checked = <E>(error: E | undefined): Effect.Effect<void, E> => (error === undefined ? Effect.void : Effect.fail(error))
 
 /** Payload codecs by schema, built once per schema rather than per job. */
 const payloadEncoders = new WeakMap<object, (payload: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()
@@ -425,8 +429,9 @@ const decodeOrSkip = (key: Uint8Array, value: Uint8Array) =>
   })
 
 /** Builds the queue over the KV in context; forks the reaper and the scheduler in the scope. */
-export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.Kv | ObjectStore | Scope.Scope> =>
+export const make = (options?: Options): Effect.Effect<Service, QueueError | InvalidOption, Kv.Kv | ObjectStore | Scope.Scope> =>
   Effect.gen(function*() {
+    yield* checked(QueueOptions.queueOptionsError(options))
     const kv = yield* Kv.Kv
     const store = yield* ObjectStore
     const offloadThreshold = options?.offloadThreshold ?? defaultOffloadThreshold
@@ -553,7 +558,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
     // generators: each step through the runtime costs, and most of their work is synchronous.
     const enqueue: Service["enqueue"] = (definition, payload, options) =>
       Effect.suspend((): ReturnType<Service["enqueue"]> => {
-        const invalid = queueNameError(definition.queue) ?? jobIdError(options?.id)
+        const invalid = QueueOptions.enqueueError(definition, options)
         if (invalid !== undefined) return Effect.fail(invalid)
         return Effect.flatMap(encodePayload(definition, payload), (encoded) =>
           Effect.flatMap(Clock.currentTimeMillis, (now) =>
@@ -593,7 +598,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
 
     const enqueueBatch: Service["enqueueBatch"] = (definition, payloads) =>
       Effect.gen(function*() {
-        yield* checkQueue(definition.queue)
+        yield* checked(QueueOptions.enqueueBatchError(definition, payloads))
         if (payloads.length === 0) return []
         const encoded = yield* Effect.forEach(payloads, (p) => encodePayload(definition, p))
         const now = yield* Clock.currentTimeMillis
@@ -711,9 +716,9 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
     const claim = <A, I>(
       definition: Job.Definition<A, I>,
       claimOptions?: ClaimOptions
-    ): Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName | ObjectStoreError> =>
-      Effect.suspend((): Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName | ObjectStoreError> => {
-        const invalid = queueNameError(definition.queue)
+    ): Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName | InvalidOption | ObjectStoreError> =>
+      Effect.suspend((): Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName | InvalidOption | ObjectStoreError> => {
+        const invalid = QueueOptions.claimError(definition, claimOptions)
         if (invalid !== undefined) return Effect.fail(invalid)
         const max = Math.max(0, Math.floor(claimOptions?.max ?? 1))
         if (max === 0) return Effect.succeed([])
@@ -834,14 +839,20 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
 
     const nack: Service["nack"] = (claim, error, nackOptions) =>
       Effect.gen(function*() {
+        yield* checked(QueueOptions.nackError(error, nackOptions))
         const jitter = random.nextDoubleUnsafe()
         const chosen = nackOptions?.delay === undefined ? undefined : Duration.fromInputUnsafe(nackOptions.delay)
+        // the backoff's delay, checked before anything is written (the claim holds its attempts)
+        const backoff = chosen !== undefined || claim.record.attempts >= claim.record.maxAttempts
+          ? 0
+          : QueueOptions.retryDelay(claim.definition.backoff, claim.record.attempts, (b, attempt) => Job.delayOf(b, attempt, jitter))
+        if (typeof backoff !== "number") return yield* backoff
         const outcome = yield* settle(claim, (tx, record, now) =>
           Effect.gen(function*() {
             if (record.attempts >= record.maxAttempts) {
               return { outcome: "DeadLettered" as const, record: yield* bury(tx, record, now, error) }
             }
-            const delay = Duration.toMillis(chosen ?? Job.delayOf(claim.definition.backoff, record.attempts, jitter))
+            const delay = chosen === undefined ? backoff : Duration.toMillis(chosen)
             const next: JobRecord = delay <= 0
               ? { ...without(record, "claimedAt", "runAt"), status: "Pending", lastError: error }
               : { ...without(record, "claimedAt"), status: "Scheduled", runAt: now + delay, lastError: error }
@@ -877,6 +888,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
 
     const deadLetter: Service["deadLetter"] = (claim, reason) =>
       Effect.gen(function*() {
+        yield* checked(QueueOptions.reasonError("reason", reason))
         // waiters get the stored dead record (no claimedAt, its expiry, a cancel flag set meanwhile)
         const dead = yield* settle(claim, (tx, record, at) => bury(tx, record, at, reason))
         complete(claim.record.id, Option.some(dead))
@@ -884,6 +896,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
 
     const extendLease: Service["extendLease"] = (claim, duration) =>
       Effect.gen(function*() {
+        yield* checked(QueueOptions.extendLeaseError(duration))
         const lease = leases.get(claim.record.id)
         if (lease === undefined || lease.token !== claim.token || lease.reaping) {
           return yield* new ClaimLost({ id: claim.record.id })
@@ -911,6 +924,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
 
     const stats: Service["stats"] = (queue) =>
       Effect.gen(function*() {
+        yield* checked(QueueOptions.queueNameError(queue))
         return {
           queue,
           pending: yield* counter(queue, "Pending"),
@@ -958,6 +972,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
 
     const awaitCompletion: Service["awaitCompletion"] = (id, waitOptions) =>
       Effect.gen(function*() {
+        yield* checked(QueueOptions.awaitCompletionError(waitOptions))
         const waiter = Deferred.makeUnsafe<Option.Option<JobRecord>>()
         const list = completions.get(id) ?? []
         list.push(waiter)
@@ -1097,5 +1112,5 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError, Kv.K
  * @category layers
  * @since 0.1.0
  */
-export const layer = (options?: Options): Layer.Layer<JobQueue, QueueError, Kv.Kv | ObjectStore> =>
+export const layer = (options?: Options): Layer.Layer<JobQueue, QueueError | InvalidOption, Kv.Kv | ObjectStore> =>
   Layer.effect(JobQueue, make(options))

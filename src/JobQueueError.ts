@@ -1,12 +1,28 @@
 /**
- * Errors of the job queue.
+ * Errors of the job queue. Each has a `message` built from its fields, so `String(error)` and
+ * `Cause.pretty` say what went wrong, not only which error it was.
  *
  * @since 0.1.0
  */
 import { Schema } from "effect"
 
 /**
- * A queue name is 1 to 255 bytes of UTF-8 without control characters.
+ * An option of a queue operation broke its rule (the same class as the KV's and the store's).
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export { InvalidOption } from "./InvalidOption.ts"
+
+/**
+ * A queue name was refused, by `Job.define` (which throws it) or by an operation given a name or
+ * a hand-built definition (which fails with it). Nothing was written.
+ *
+ * **Details**
+ *
+ * A queue name is 1 to 128 characters of `[A-Za-z0-9._:-]` and `/`; `/` separates segments,
+ * none of which is empty, `.` or `..` (names nest, `mail/eu`, and never climb, `../etc`).
+ * `queue` is the name given (rendered as text when it was not a string), `reason` the rule.
  *
  * @category errors
  * @since 0.1.0
@@ -14,7 +30,11 @@ import { Schema } from "effect"
 export class InvalidQueueName extends Schema.TaggedError<InvalidQueueName>()("InvalidQueueName", {
   queue: Schema.String,
   reason: Schema.String
-}) {}
+}) {
+  override get message(): string {
+    return `invalid queue name ${JSON.stringify(this.queue.slice(0, 200))}: ${this.reason}`
+  }
+}
 
 /**
  * An id override is 1 to 128 characters of `[A-Za-z0-9_-]`.
@@ -25,7 +45,11 @@ export class InvalidQueueName extends Schema.TaggedError<InvalidQueueName>()("In
 export class InvalidJobId extends Schema.TaggedError<InvalidJobId>()("InvalidJobId", {
   id: Schema.String,
   reason: Schema.String
-}) {}
+}) {
+  override get message(): string {
+    return `invalid job id ${JSON.stringify(this.id.slice(0, 200))}: ${this.reason}`
+  }
+}
 
 /**
  * An id override names a job that still exists. Nothing was written.
@@ -35,7 +59,11 @@ export class InvalidJobId extends Schema.TaggedError<InvalidJobId>()("InvalidJob
  */
 export class DuplicateJobId extends Schema.TaggedError<DuplicateJobId>()("DuplicateJobId", {
   id: Schema.String
-}) {}
+}) {
+  override get message(): string {
+    return `a job with id ${JSON.stringify(this.id)} exists already`
+  }
+}
 
 /**
  * The encoded payload is over the largest the queue takes (`maxPayloadBytes`, default 64 MiB;
@@ -47,7 +75,11 @@ export class DuplicateJobId extends Schema.TaggedError<DuplicateJobId>()("Duplic
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
   size: Schema.Number,
   limit: Schema.Number
-}) {}
+}) {
+  override get message(): string {
+    return `encoded payload of ${this.size} bytes is over the limit of ${this.limit} bytes`
+  }
+}
 
 /**
  * The object holding an offloaded payload is gone (deleted from outside the queue).
@@ -58,7 +90,11 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("Payl
 export class PayloadMissing extends Schema.TaggedError<PayloadMissing>()("PayloadMissing", {
   id: Schema.String,
   key: Schema.String
-}) {}
+}) {
+  override get message(): string {
+    return `payload object ${JSON.stringify(this.key)} of job ${this.id} is missing`
+  }
+}
 
 /**
  * The payload does not encode with the definition's schema. Nothing was written.
@@ -68,7 +104,11 @@ export class PayloadMissing extends Schema.TaggedError<PayloadMissing>()("Payloa
  */
 export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("InvalidPayload", {
   detail: Schema.String
-}) {}
+}) {
+  override get message(): string {
+    return `payload does not encode with the definition's schema: ${this.detail}`
+  }
+}
 
 /**
  * The claim is no longer held: its lease expired and the job was requeued or claimed again, or it
@@ -79,7 +119,11 @@ export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("Invali
  */
 export class ClaimLost extends Schema.TaggedError<ClaimLost>()("ClaimLost", {
   id: Schema.String
-}) {}
+}) {
+  override get message(): string {
+    return `the claim of job ${this.id} is no longer held (its lease expired, or it was settled)`
+  }
+}
 
 /**
  * The lease of a claim whose job was asked to cancel is not extended: the holder should stop.
@@ -89,4 +133,8 @@ export class ClaimLost extends Schema.TaggedError<ClaimLost>()("ClaimLost", {
  */
 export class CancelRequested extends Schema.TaggedError<CancelRequested>()("CancelRequested", {
   id: Schema.String
-}) {}
+}) {
+  override get message(): string {
+    return `job ${this.id} was asked to cancel: its lease is not extended`
+  }
+}

@@ -22,6 +22,8 @@ import { Context, Duration, Effect, Layer, Option, type Scope } from "effect"
 import { fromLatin1, toLatin1 } from "./internal/binary.ts"
 import type { BTree } from "./internal/btree.ts"
 import * as Latin1Kv from "./internal/latin1Kv.ts"
+import type { InvalidOption } from "./InvalidOption.ts"
+import { kvOptionsError } from "./kv/options.ts"
 import { recover } from "./kv/recovery.ts"
 import {
   beginRead,
@@ -45,7 +47,8 @@ import { ObjectStore } from "./ObjectStore.ts"
 import type { InvalidKey, InvalidMetadata, InvalidRange, ObjectStoreError } from "./ObjectStoreError.ts"
 
 /**
- * Options of `layer`.
+ * Options of `layer`. Sizes and counts are whole numbers from 1 to 2^31 − 1, durations finite and
+ * non-negative; anything else fails the layer with `InvalidOption` before the store is touched.
  *
  * @category models
  * @since 0.1.0
@@ -268,12 +271,12 @@ export interface Service {
 export class Kv extends Context.Service<Kv, Service>()("bucketq/Kv") {}
 
 /**
- * Errors of opening the store.
+ * Errors of opening the store (`InvalidOption`: an option of `Options` broke its rule).
  *
  * @category errors
  * @since 0.1.0
  */
-export type OpenError = Fenced | Corrupt | ObjectStoreError | InvalidKey | InvalidMetadata | InvalidRange
+export type OpenError = Fenced | Corrupt | ObjectStoreError | InvalidKey | InvalidMetadata | InvalidRange | InvalidOption
 
 const increment = (prefix: string): string | undefined => {
   // the smallest latin1 string greater than every string with this prefix
@@ -588,6 +591,8 @@ const makeService = (writer: Writer, limits: Limits): Service => {
  */
 export const make = (options?: Options): Effect.Effect<Service, OpenError, ObjectStore | Scope.Scope> =>
   Effect.gen(function*() {
+    const invalid = kvOptionsError(options)
+    if (invalid !== undefined) return yield* invalid
     const store = yield* ObjectStore
     const recovered = yield* recover(store, { openAttempts: options?.openAttempts ?? 10 })
     const writer = yield* startWriter(store, recovered, {

@@ -97,4 +97,8 @@ export class WriteConditionFailed extends Schema.TaggedError<WriteConditionFaile
   /** The key, as latin1 (one char per byte). */
   key: Schema.String,
   expectedPresent: Schema.Boolean
-}) {}
+}) {
+  override get message(): string {
+    return `write condition failed: key ${JSON.stringify(this.key.slice(0, 200))} was expected ${this.expectedPresent ? "present" : "absent"}`
+  }
+}

@@ -16,7 +16,9 @@
 import { Config, Context, Effect, Layer, Option, Result, type Stream } from "effect"
 import * as FileSystemStore from "./ObjectStore/FileSystem.ts"
 import type { LocalLog } from "./ObjectStore/LocalLog.ts"
+import type { InvalidOption } from "./InvalidOption.ts"
 import * as MemoryStore from "./ObjectStore/Memory.ts"
+import * as StoreOptions from "./ObjectStore/options.ts"
 import * as Retry from "./ObjectStore/Retry.ts"
 import * as S3Store from "./ObjectStore/S3.ts"
 import { parseStoreUrl } from "./ObjectStore/url.ts"
@@ -182,6 +184,13 @@ export type RetryOptions = Retry.RetryOptions
 const finish = (retry: RetryOptions | false | undefined) => (store: Service): Service =>
   validated(retry === false ? store : Retry.retrying(store, retry ?? {}))
 
+/** Fails with the option `check` finds broken, when the layer is built (before any I/O). */
+const checkOptions = (check: () => InvalidOption | undefined): Effect.Effect<void, InvalidOption> =>
+  Effect.suspend(() => {
+    const invalid = check()
+    return invalid === undefined ? Effect.void : Effect.fail(invalid)
+  })
+
 /**
  * Wraps the store in context with the retry policy: bounded exponential backoff with jitter
  * (defaults: 6 attempts, 50 ms doubling up to 5 s), and write tokens that make a retried
@@ -192,8 +201,11 @@ const finish = (retry: RetryOptions | false | undefined) => (store: Service): Se
  * @category layers
  * @since 0.1.0
  */
-export const layerRetry = (options?: RetryOptions): Layer.Layer<ObjectStore, never, ObjectStore> =>
-  Layer.effect(ObjectStore, Effect.map(ObjectStore, finish(options ?? {})))
+export const layerRetry = (options?: RetryOptions): Layer.Layer<ObjectStore, InvalidOption, ObjectStore> =>
+  Layer.effect(
+    ObjectStore,
+    Effect.andThen(checkOptions(() => StoreOptions.retryOptionsError("options", options)), Effect.map(ObjectStore, finish(options ?? {})))
+  )
 
 /**
  * An in-memory store with exact conditional semantics and ETags. Each build is a new, empty
@@ -202,8 +214,11 @@ export const layerRetry = (options?: RetryOptions): Layer.Layer<ObjectStore, nev
  * @category layers
  * @since 0.1.0
  */
-export const layerMemory = (options?: { readonly retry?: RetryOptions | false }): Layer.Layer<ObjectStore> =>
-  Layer.effect(ObjectStore, Effect.map(MemoryStore.make, finish(options?.retry)))
+export const layerMemory = (options?: { readonly retry?: RetryOptions | false }): Layer.Layer<ObjectStore, InvalidOption> =>
+  Layer.effect(
+    ObjectStore,
+    Effect.andThen(checkOptions(() => StoreOptions.memoryOptionsError(options)), Effect.map(MemoryStore.make, finish(options?.retry)))
+  )
 
 /**
  * Options of the directory backend.
@@ -222,8 +237,14 @@ export type FileSystemOptions = FileSystemStore.Options & { readonly retry?: Ret
  * @category layers
  * @since 0.1.0
  */
-export const layerFileSystem = (options: FileSystemOptions): Layer.Layer<ObjectStore, ObjectStoreError> =>
-  Layer.effect(ObjectStore, Effect.map(FileSystemStore.make(options), finish(options.retry)))
+export const layerFileSystem = (options: FileSystemOptions): Layer.Layer<ObjectStore, ObjectStoreError | InvalidOption> =>
+  Layer.effect(
+    ObjectStore,
+    Effect.andThen(
+      checkOptions(() => StoreOptions.fileSystemOptionsError(options)),
+      Effect.suspend(() => Effect.map(FileSystemStore.make(options), finish(options.retry)))
+    )
+  )
 
 /**
  * Options of the S3 backend.
@@ -240,8 +261,14 @@ export type S3Options = S3Store.Options & { readonly retry?: RetryOptions | fals
  * @category layers
  * @since 0.1.0
  */
-export const layerS3 = (options: S3Options): Layer.Layer<ObjectStore> =>
-  Layer.effect(ObjectStore, Effect.map(S3Store.make(options), finish(options.retry)))
+export const layerS3 = (options: S3Options): Layer.Layer<ObjectStore, InvalidOption> =>
+  Layer.effect(
+    ObjectStore,
+    Effect.andThen(
+      checkOptions(() => StoreOptions.s3OptionsError(options)),
+      Effect.suspend(() => Effect.map(S3Store.make(options), finish(options.retry)))
+    )
+  )
 
 /**
  * `layerS3` with its options read from `Config` (secrets as `Config.Redacted`).
@@ -249,7 +276,7 @@ export const layerS3 = (options: S3Options): Layer.Layer<ObjectStore> =>
  * @category layers
  * @since 0.1.0
  */
-export const layerS3Config = (config: Config.Wrap<S3Options>): Layer.Layer<ObjectStore, Config.ConfigError> =>
+export const layerS3Config = (config: Config.Wrap<S3Options>): Layer.Layer<ObjectStore, Config.ConfigError | InvalidOption> =>
   Layer.unwrap(Effect.map(Config.unwrap(config), layerS3))
 
 /**
@@ -262,7 +289,7 @@ export const layerS3Config = (config: Config.Wrap<S3Options>): Layer.Layer<Objec
 export const layerUrl = (
   url: string,
   s3?: Omit<S3Options, "bucket" | "prefix">
-): Layer.Layer<ObjectStore, InvalidStoreUrl | ObjectStoreError> => {
+): Layer.Layer<ObjectStore, InvalidStoreUrl | ObjectStoreError | InvalidOption> => {
   const location = parseStoreUrl(url)
   if (Result.isFailure(location)) return Layer.effect(ObjectStore, Effect.fail(location.failure))
   switch (location.success._tag) {
@@ -287,7 +314,7 @@ export const layerUrl = (
  * @category layers
  * @since 0.1.0
  */
-export const layerConfig: Layer.Layer<ObjectStore, Config.ConfigError | InvalidStoreUrl | ObjectStoreError> = Layer.unwrap(
+export const layerConfig: Layer.Layer<ObjectStore, Config.ConfigError | InvalidStoreUrl | ObjectStoreError | InvalidOption> = Layer.unwrap(
   Effect.gen(function*() {
     const url = yield* Config.withDefault(Config.String("BUCKETQ_URL"), "file:./.bucketq")
     const endpoint = yield* Config.option(Config.String("BUCKETQ_S3_ENDPOINT"))

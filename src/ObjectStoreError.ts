@@ -15,7 +15,11 @@ import { Schema } from "effect"
  * @category errors
  * @since 0.1.0
  */
-export class PreconditionFailed extends Schema.TaggedError<PreconditionFailed>()("PreconditionFailed", {}) {}
+export class PreconditionFailed extends Schema.TaggedError<PreconditionFailed>()("PreconditionFailed", {}) {
+  override get message(): string {
+    return "the condition of the put did not hold (the key exists, or has another ETag)"
+  }
+}
 
 /**
  * The key does not exist (`get`, `head`).
@@ -23,7 +27,11 @@ export class PreconditionFailed extends Schema.TaggedError<PreconditionFailed>()
  * @category errors
  * @since 0.1.0
  */
-export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {}) {}
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {}) {
+  override get message(): string {
+    return "the key does not exist"
+  }
+}
 
 /**
  * A concurrent conditional write on the same key was in progress (S3's 409
@@ -32,7 +40,11 @@ export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {}) {}
  * @category errors
  * @since 0.1.0
  */
-export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {}) {}
+export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {}) {
+  override get message(): string {
+    return "a concurrent conditional write of the key was in progress"
+  }
+}
 
 /**
  * The store asked us to slow down (HTTP 429/503 `SlowDown`). Retried with backoff.
@@ -40,7 +52,11 @@ export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {}) {}
  * @category errors
  * @since 0.1.0
  */
-export class Throttled extends Schema.TaggedError<Throttled>()("Throttled", {}) {}
+export class Throttled extends Schema.TaggedError<Throttled>()("Throttled", {}) {
+  override get message(): string {
+    return "the store asked to slow down"
+  }
+}
 
 /**
  * The store could not be reached or answered with a server error, or the request timed out.
@@ -49,7 +65,11 @@ export class Throttled extends Schema.TaggedError<Throttled>()("Throttled", {}) 
  * @category errors
  * @since 0.1.0
  */
-export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {}) {}
+export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {}) {
+  override get message(): string {
+    return "the store could not be reached, failed, or timed out"
+  }
+}
 
 /**
  * A stored object is not in the format this backend wrote. Never retried.
@@ -57,7 +77,11 @@ export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable"
  * @category errors
  * @since 0.1.0
  */
-export class Corrupt extends Schema.TaggedError<Corrupt>()("Corrupt", {}) {}
+export class Corrupt extends Schema.TaggedError<Corrupt>()("Corrupt", {}) {
+  override get message(): string {
+    return "the stored object is not in the format this backend writes"
+  }
+}
 
 /**
  * Anything else (access denied, a missing bucket, an unexpected answer). Never retried.
@@ -65,7 +89,11 @@ export class Corrupt extends Schema.TaggedError<Corrupt>()("Corrupt", {}) {}
  * @category errors
  * @since 0.1.0
  */
-export class Unknown extends Schema.TaggedError<Unknown>()("Unknown", {}) {}
+export class Unknown extends Schema.TaggedError<Unknown>()("Unknown", {}) {
+  override get message(): string {
+    return "the store failed in an unexpected way"
+  }
+}
 
 /**
  * The causes an `ObjectStoreError` can have.
@@ -116,8 +144,8 @@ export class ObjectStoreError extends Schema.TaggedError<ObjectStoreError>()("Ob
   cause: Schema.optionalKey(Schema.Defect())
 }) {
   override get message(): string {
-    const detail = this.detail === undefined ? "" : `: ${this.detail}`
-    return `${this.operation} ${JSON.stringify(this.key)} failed: ${this.reason._tag}${detail}`
+    const detail = this.detail === undefined ? "" : `; ${this.detail}`
+    return `${this.operation} of ${JSON.stringify(this.key)} failed with ${this.reason._tag} (${this.reason.message})${detail}`
   }
 }
 

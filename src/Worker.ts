@@ -19,8 +19,10 @@ import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, S
 import * as RateLimiter from "effect/persistence/RateLimiter"
 import { makeSignal } from "./internal/signal.ts"
 import * as Job from "./Job.ts"
+import type { InvalidOption } from "./InvalidOption.ts"
 import { type Claim, JobQueue } from "./JobQueue.ts"
-import type { CancelRequested, ClaimLost } from "./JobQueueError.ts"
+import type { CancelRequested, ClaimLost, InvalidQueueName } from "./JobQueueError.ts"
+import * as QueueOptions from "./queue/options.ts"
 
 /**
  * What a handler knows about the job it runs.
@@ -40,7 +42,7 @@ export interface JobContext {
    */
   readonly token: string
   /** Extends the lease now (the worker also renews it on its own while the handler runs). */
-  readonly extendLease: (duration: Duration.Input) => Effect.Effect<void, ClaimLost | CancelRequested>
+  readonly extendLease: (duration: Duration.Input) => Effect.Effect<void, ClaimLost | CancelRequested | InvalidOption>
 }
 
 /**
@@ -63,13 +65,18 @@ export type RetryDecision =
 /**
  * Retry the job, after `delay` or the definition's backoff (dead-lettered if its attempts are used up).
  *
+ * **Gotchas**
+ *
+ * Throws `InvalidOption` (option `delay`) when `delay` is not a finite, non-negative duration.
+ *
  * @category constructors
  * @since 0.1.0
  */
-export const Retry = (delay?: Duration.Input): RetryDecision => ({
-  _tag: "Retry",
-  delay: delay === undefined ? Option.none() : Option.some(Duration.fromInputUnsafe(delay))
-})
+export const Retry = (delay?: Duration.Input): RetryDecision => {
+  const invalid = QueueOptions.retryDecisionError(delay)
+  if (invalid !== undefined) throw invalid
+  return { _tag: "Retry", delay: delay === undefined ? Option.none() : Option.some(Duration.fromInputUnsafe(delay)) }
+}
 
 /**
  * Dead-letter the job at once.
@@ -108,10 +115,17 @@ let permitsCreated = 0
 /**
  * A new limit of `size` jobs at once, to give to the workers that share it.
  *
+ * **Gotchas**
+ *
+ * Throws `InvalidOption` (option `size`) unless `size` is an integer from 1 to 2^31 − 1: permits
+ * are made once, beside the definitions, so a bad size fails the program where it is written.
+ *
  * @category constructors
  * @since 0.1.0
  */
 export const makePermits = (size: number): Permits => {
+  const invalid = QueueOptions.permitsSizeError(size)
+  if (invalid !== undefined) throw invalid
   const order = permitsCreated++
   let inUse = 0
   const waiting: Array<() => void> = []
@@ -150,9 +164,20 @@ export const makePermits = (size: number): Permits => {
  */
 export class JobTimeout extends Schema.TaggedError<JobTimeout>()("JobTimeout", {
   after: Schema.String
-}) {}
+}) {
+  override get message(): string {
+    return `the attempt timed out after ${this.after}`
+  }
+}
 
 /**
+ * Options of `run` and `layer`. Rules (else `InvalidOption` before anything runs): `concurrency`
+ * and `batch` integers from 1 to 2^31 − 1; `rateLimit.limit` an integer from 1 and
+ * `rateLimit.window` a finite duration above zero; `timeout` above zero (`Infinity`: none);
+ * `drainTimeout` non-negative (`Infinity`: wait for every job); `lease` finite and non-negative;
+ * `renewEvery` and `idleWait` finite and above zero; `permits` made by `makePermits`; `retry` a
+ * function and `errorSchema` a Schema.
+ *
  * @category models
  * @since 0.1.0
  */
@@ -209,8 +234,9 @@ const describe = <E>(error: E, schema: Schema.Codec<E, any, never, never> | unde
 /**
  * Runs `handler` over the jobs of `definition` until interrupted. Interrupting it stops the
  * claims, lets jobs in flight finish for up to `drainTimeout`, then interrupts the rest and gives
- * their claims back (pending again, the attempt not counted). It never fails: a failing claim loop
- * is logged and restarted with a backoff.
+ * their claims back (pending again, the attempt not counted). A failing claim loop is logged and
+ * restarted with a backoff. It fails only at its start, with `InvalidOption` or
+ * `InvalidQueueName` when an option (or the definition) breaks its rule.
  *
  * @category running
  * @since 0.1.0
@@ -219,8 +245,9 @@ export const run = <A, I, E, R>(
   definition: Job.Definition<A, I>,
   handler: Handler<A, E, R>,
   options?: Options<E>
-): Effect.Effect<never, never, JobQueue | R> =>
+): Effect.Effect<never, InvalidOption | InvalidQueueName, JobQueue | R> =>
   Effect.gen(function*() {
+    yield* checkOptions(definition, handler, options)
     const queue = yield* JobQueue
     const context = yield* Effect.context<R>()
     const concurrency = Math.max(1, Math.floor(options?.concurrency ?? 1))
@@ -428,8 +455,16 @@ const rateLimiterOf = () =>
       ? Effect.succeed(found.value)
       : RateLimiter.make.pipe(Effect.provide(RateLimiter.layerStoreMemory)))
 
+/** Fails with the first rule the definition, the handler or an option breaks. */
+const checkOptions = (definition: Job.Definition<any, any>, handler: unknown, options: unknown) =>
+  Effect.suspend(() => {
+    const invalid = QueueOptions.workerError(definition, handler, options)
+    return invalid === undefined ? Effect.void : Effect.fail(invalid)
+  })
+
 /**
- * `run` as a layer: its scope owns the worker, which drains when the scope closes.
+ * `run` as a layer: its scope owns the worker, which drains when the scope closes. The options
+ * are checked when the layer is built, which fails with `InvalidOption` or `InvalidQueueName`.
  *
  * @category layers
  * @since 0.1.0
@@ -438,4 +473,5 @@ export const layer = <A, I, E, R>(
   definition: Job.Definition<A, I>,
   handler: Handler<A, E, R>,
   options?: Options<E>
-): Layer.Layer<never, never, JobQueue | R> => Layer.effectDiscard(Effect.forkScoped(run(definition, handler, options)))
+): Layer.Layer<never, InvalidOption | InvalidQueueName, JobQueue | R> =>
+  Layer.effectDiscard(Effect.andThen(checkOptions(definition, handler, options), Effect.forkScoped(run(definition, handler, options))))

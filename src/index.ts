@@ -29,12 +29,22 @@ export * as Job from "./Job.ts"
 export * as JobQueue from "./JobQueue.ts"
 
 /**
- * Errors of the job queue: `InvalidQueueName`, `InvalidJobId`, `DuplicateJobId`,
+ * Errors of the job queue: `InvalidQueueName`, `InvalidJobId`, `InvalidOption`, `DuplicateJobId`,
  * `PayloadTooLarge`, `PayloadMissing`, `InvalidPayload`, `ClaimLost`, `CancelRequested`.
  *
  * @since 0.1.0
  */
 export * as JobQueueError from "./JobQueueError.ts"
+
+/**
+ * The error every public operation and layer fails with when one of its options breaks its rule
+ * (`NaN`, infinities, negatives, fractions where whole numbers are meant, invalid dates,
+ * durations that do not parse, values too large to store): the option's name, the value as text
+ * and the rule. Checked before anything is written; never a defect.
+ *
+ * @since 0.1.0
+ */
+export { InvalidOption } from "./InvalidOption.ts"
 
 /**
  * A transactional, ordered key-value store on an object store, with one writer at a time:

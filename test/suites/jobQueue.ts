@@ -254,9 +254,11 @@ export const jobQueueSuite = (backend: Backend) =>
   it.effect("bad input is refused with typed errors and nothing written", () =>
     Effect.gen(function*() {
       const q = yield* fresh
-      const BadQueue = Job.define("", { payload: Schema.String })
+      // define refuses a bad name at once; an operation given a hand-built definition fails typed
+      assert.throws(() => Job.define("", { payload: Schema.String }), /invalid queue name/)
+      const BadQueue: Job.Definition<string> = { ...Job.define("q", { payload: Schema.String }), queue: "" }
       assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(BadQueue, "x"))), "InvalidQueueName")
-      const LongQueue = Job.define("q".repeat(256), { payload: Schema.String })
+      const LongQueue: Job.Definition<string> = { ...BadQueue, queue: "q".repeat(256) }
       assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(LongQueue, "x"))), "InvalidQueueName")
       assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(Email, { to: "x" }, { id: "bad id!" }))), "InvalidJobId")
       yield* q.enqueue(Email, { to: "x" }, { id: "my-job_1" })
