@@ -1,13 +1,15 @@
 /**
- * The on-disk form of one object of the directory backend, format version 1:
+ * The on-disk form of one object of the directory backend, format version 2:
  *
  * ```
  * "BQO" 0x01 | header length (u32 BE) | CRC32 of the header (u32 BE) | header (JSON) | body
  * ```
  *
- * The header holds the ETag and the user metadata, so that both are replaced atomically with
- * the body by one rename or link. The body's integrity is the caller's concern (every Kv object
- * carries its own CRC32).
+ * The header holds the ETag, the user metadata and the body's size, so that all are replaced
+ * atomically with the body by one rename or link. A file whose body is not the size its header
+ * gives (cut short, or grown) is corrupt: an empty body (a WAL fence) cannot be faked by
+ * truncating a non-empty one. The body's content is the caller's concern (every Kv object and
+ * offloaded payload carries its own CRC32). Version 1 (no size) is not read.
  *
  * @since 0.1.0
  */
@@ -21,9 +23,11 @@ import { Option, Schema } from "effect"
  * @since 0.1.0
  */
 export const Header = Schema.Struct({
-  version: Schema.Literal(1),
+  version: Schema.Literal(2),
   etag: Schema.String,
-  metadata: Schema.Record(Schema.String, Schema.String)
+  metadata: Schema.Record(Schema.String, Schema.String),
+  /** Bytes of the body. */
+  size: Schema.Int
 })
 
 /**

@@ -8,6 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Cause, Context, Effect, Exit, Layer, Scope } from "effect"
 import * as LogPart from "../schema/LogPart.ts"
 import * as Kv from "../src/Kv.ts"
+import type { Corrupt } from "../src/KvError.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
 import { bytes, text } from "./utils/exits.ts"
 import { tempDirectory } from "./utils/stores.ts"
@@ -105,7 +106,7 @@ const sweep = (image: string, expected: ReadonlyArray<string>) =>
         } else {
           const error = Cause.squash(exit.cause)
           assert.strictEqual((error as { _tag?: string })._tag, "Corrupt", `${damage.name}: ${String(error)}`)
-          assert.include((error as Kv.Corrupt).key, path.dirname(file), damage.name)
+          assert.include((error as Corrupt).key, path.dirname(file), damage.name)
           outcomes.corrupt++
         }
         fs.rmSync(copy, { recursive: true, force: true })

@@ -33,7 +33,7 @@ describe("directory backend: layout", () => {
         const parsed = FileObject.parseHead(file)
         assert.strictEqual(parsed._tag, "Parsed")
         if (parsed._tag === "Parsed") {
-          assert.deepStrictEqual(parsed.header, { version: 1, etag, metadata: { k: "v", "bucketq-token": parsed.header.metadata["bucketq-token"]! } })
+          assert.deepStrictEqual(parsed.header, { version: 2, etag, metadata: { k: "v", "bucketq-token": parsed.header.metadata["bucketq-token"]! }, size: 5 })
           assert.strictEqual(new TextDecoder().decode(file.subarray(parsed.bodyOffset)), "batch")
         }
         assert.isTrue(existsSync(path.join(dir, "odd%", "50%25")))
@@ -59,7 +59,7 @@ describe("directory backend: layout", () => {
         assert.deepStrictEqual(keys, ["a/b"])
       })))
 
-  it.live("a flipped byte in the header, a foreign file and a truncated file are Corrupt", () =>
+  it.live("a flipped byte in the header, a foreign file, a truncated file and a body cut short or grown are Corrupt", () =>
     withStore((dir, store) =>
       Effect.gen(function*() {
         yield* store.put("flip", bytes("payload"))
@@ -69,6 +69,17 @@ describe("directory backend: layout", () => {
         writeFileSync(file, content)
         writeFileSync(path.join(dir, "foreign"), "just some text that is long enough")
         writeFileSync(path.join(dir, "short"), "BQ")
+        // a body cut at every length (down to nothing: an empty body is a WAL fence), and grown
+        yield* store.put("cut", bytes("batch of commits"))
+        const whole = readFileSync(path.join(dir, "cut"))
+        const bodyStart = whole.length - "batch of commits".length
+        for (let length = bodyStart; length <= whole.length + 1; length++) {
+          if (length === whole.length) continue
+          writeFileSync(path.join(dir, "cut"), length <= whole.length ? whole.subarray(0, length) : Buffer.concat([whole, Buffer.from("x")]))
+          for (const read of [store.get("cut"), store.head("cut"), store.get("cut", { range: { start: 0, end: 2 } })]) {
+            assert.strictEqual(reasonOf(yield* Effect.exit(read)), "Corrupt", `body cut to ${length - bodyStart} bytes`)
+          }
+        }
         for (const key of ["flip", "foreign", "short"]) {
           assert.strictEqual(reasonOf(yield* Effect.exit(store.get(key))), "Corrupt", key)
           assert.strictEqual(reasonOf(yield* Effect.exit(store.head(key))), "Corrupt", key)

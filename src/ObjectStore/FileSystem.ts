@@ -123,6 +123,8 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
     const corrupt = (operation: Op, key: string, detail: string) =>
       ObjectStoreError.make(operation, key, "Corrupt", { detail })
 
+    const bodySizeMismatch = (size: number, expected: number) => `the body is ${size} bytes, its header says ${expected}`
+
     /** Reads the head of an open file, and its body size. */
     const readHead = (operation: Op, key: string, fd: number) =>
       Effect.gen(function*() {
@@ -135,7 +137,9 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
         }
         if (parsed._tag === "NeedBytes") return yield* Effect.fail(corrupt(operation, key, "truncated header"))
         if (parsed._tag === "Corrupt") return yield* Effect.fail(corrupt(operation, key, parsed.detail))
-        return { header: parsed.header, bodyOffset: parsed.bodyOffset, size: stat.size - parsed.bodyOffset }
+        const size = stat.size - parsed.bodyOffset
+        if (size !== parsed.header.size) return yield* Effect.fail(corrupt(operation, key, bodySizeMismatch(size, parsed.header.size)))
+        return { header: parsed.header, bodyOffset: parsed.bodyOffset, size }
       })
 
     const infoAt = (operation: Op, key: string, file: string) =>
@@ -159,6 +163,9 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
             return yield* Effect.fail(corrupt("get", key, parsed._tag === "Corrupt" ? parsed.detail : "truncated header"))
           }
           const body = bytes.subarray(parsed.bodyOffset)
+          if (body.length !== parsed.header.size) {
+            return yield* Effect.fail(corrupt("get", key, bodySizeMismatch(body.length, parsed.header.size)))
+          }
           return { ...info(key, { header: parsed.header, size: body.length }), bytes: body } satisfies StoredObject
         }
         return yield* Fs.withFd(file, "r", (fd) =>
@@ -183,7 +190,7 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
     const writeTemp = (etag: string, bytes: Uint8Array, metadata: Metadata | undefined) =>
       Effect.gen(function*() {
         const tmp = newTempPath()
-        const headBytes = FileObject.encodeHead({ version: 1, etag, metadata: { ...metadata } })
+        const headBytes = FileObject.encodeHead({ version: 2, etag, metadata: { ...metadata }, size: bytes.length })
         yield* Fs.withFd(tmp, "wx", (fd) => Effect.andThen(Fs.writeAll(fd, [headBytes, bytes]), Fs.fsync(fd)))
         return tmp
       })
