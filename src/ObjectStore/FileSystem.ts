@@ -39,7 +39,7 @@ export interface Options {
   readonly directory: string
   /**
    * Size of each part of the local log that holds the KV's WAL here (default 4 MiB, at least
-   * 4 KiB): a part is created whole, as a sparse file, and a new one is started when a record
+   * 1 KiB): a part is created whole, as a sparse file, and a new one is started when a record
    * does not fit (or at every run flush).
    */
   readonly logPartBytes?: number | undefined

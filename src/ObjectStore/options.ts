@@ -2,7 +2,7 @@
  * The rules of the object store layers' options, checked when a layer is built, before any I/O:
  * the retry policy (`maxAttempts` a whole number from 1, `base` and `max` finite non-negative
  * durations, or `false`), the directory backend's `directory` (a non-empty path without NUL) and
- * `logPartBytes` (a whole number from 4 KiB), and
+ * `logPartBytes` (a whole number from 1 KiB), and
  * the S3 backend's options (a bucket name, a root prefix that follows the key rules, an http(s)
  * endpoint URL, a region, credentials with a redacted secret, booleans, a finite request timeout
  * above zero). A failure is `InvalidOption` naming the option.
@@ -38,7 +38,7 @@ export const fileSystemOptionsError = (options: unknown): InvalidOption | undefi
     (typeof f.directory === "string" && f.directory.length > 0 && !f.directory.includes("\u0000")
       ? undefined
       : invalid("directory", f.directory, "must be a non-empty path without NUL")) ??
-    optional(f.logPartBytes, (v) => integer("logPartBytes", v, 4096, maxCount)) ??
+    optional(f.logPartBytes, (v) => integer("logPartBytes", v, 1024, maxCount)) ??
     retryOptionsError("retry", f.retry)
 }
 
