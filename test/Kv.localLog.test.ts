@@ -155,6 +155,27 @@ describe("Kv on the local log", () => {
       }
     }).pipe(Effect.scoped), 60_000)
 
+  it.live("an idle log gets one confirm frame claiming its last appends, and no more until it is written to again", () =>
+    Effect.gen(function*() {
+      const directory = yield* tempDirectory
+      const appender = yield* (yield* openStore(directory)).localLog!.appender(5)
+      const framesOf = () => {
+        const part = fs.readFileSync(path.join(directory, "%wal", "00000000000000000005", "00000000000000000001.log"))
+        const frames: Array<LogPart.Frame> = []
+        for (let f = LogPart.readFrame(part, LogPart.partHeaderBytes); f !== undefined; f = LogPart.readFrame(part, f.end)) frames.push(f)
+        return frames
+      }
+      const kinds = () => framesOf().map((f) => f.kind === LogPart.FrameKind.Data ? "data" : f.kind === LogPart.FrameKind.Confirm ? "confirm" : "other")
+      yield* Effect.all([1, 2, 3].map((i) => appender.write(bytes(`r${i}`), false).durable), { concurrency: "unbounded" })
+      yield* Effect.sleep("300 millis")
+      assert.deepStrictEqual(kinds(), ["data", "data", "data", "confirm"])
+      const confirm = framesOf()[3]!
+      assert.deepStrictEqual(confirm.durable, { part: 1, offset: framesOf()[2]!.end }, "it claims every append")
+      yield* appender.write(bytes("r4"), false).durable
+      yield* Effect.sleep("300 millis")
+      assert.deepStrictEqual(kinds(), ["data", "data", "data", "confirm", "data", "confirm"])
+    }).pipe(Effect.scoped))
+
   it.live("an append after the takeover is refused and invisible, whatever part it goes to", () =>
     Effect.gen(function*() {
       const directory = yield* tempDirectory

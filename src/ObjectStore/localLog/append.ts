@@ -126,8 +126,10 @@ export const makeAppender = (
     let current = yield* files.asStoreError(Effect.try({ try: () => createPart(files, 1, options.partBytes), catch: (e) => e as Fs.FsError }))
     open.add(current)
     let durableThrough: LogPart.Position = { part: 1, offset: LogPart.partHeaderBytes }
-    // the durable position the last frame written claims: a confirm is due while it is behind
+    // the durable position the last frame written claims, and where the last frame other than
+    // a confirm ends: a confirm is due while the first is behind the second
     let lastClaim = durableThrough
+    let lastContentEnd = durableThrough
     const idle = makeSignal()
 
     const closePart = (p: OpenPart) => {
@@ -158,6 +160,7 @@ export const makeAppender = (
       }
       lastClaim = durableThrough
       const at = { part: current.part, offset: current.end }
+      if (kind !== LogPart.FrameKind.Confirm) lastContentEnd = at
       pending.push({ at, done: false })
       return at
     }
@@ -199,7 +202,7 @@ export const makeAppender = (
     }
 
     const confirmDue = () =>
-      broken === undefined && pending.length === 0 && LogPart.comparePositions(lastClaim, durableThrough) < 0 &&
+      broken === undefined && pending.length === 0 && LogPart.comparePositions(lastClaim, lastContentEnd) < 0 &&
       current.end + LogPart.headBytes * 2 <= current.size && !fs.existsSync(fence)
 
     // registered before the confirm loop is forked, so it runs after the loop is interrupted
