@@ -143,6 +143,25 @@ describe("Kv on a damaged local log", () => {
       yield* Scope.close(a.scope, Exit.void)
     }), 120_000)
 
+  it.live("a part deleted from a crashed writer's log, first, middle or last, is Corrupt", () =>
+    Effect.gen(function*() {
+      const directory = yield* tempDirectory
+      const a = yield* openKv(directory)
+      yield* writeAcknowledged(a.kv, 24, "a")
+      const image = yield* copyOf(directory)
+      const parts = logFiles(image).filter((f) => f.endsWith(".log"))
+      assert.isAtLeast(parts.length, 3)
+      for (const part of parts) {
+        const copy = yield* copyOf(image)
+        fs.rmSync(path.join(copy, part))
+        const exit = yield* Effect.exit(Effect.flatMap(openKv(copy), ({ scope }) => Scope.close(scope, Exit.void)))
+        assert.isTrue(Exit.isFailure(exit), `${part} deleted, and the log opened`)
+        assert.include(String(Exit.isFailure(exit) ? Cause.squash(exit.cause) : ""), "Corrupt", part)
+        fs.rmSync(copy, { recursive: true, force: true })
+      }
+      yield* Scope.close(a.scope, Exit.void)
+    }), 60_000)
+
   it.live("a sealed log: every damage to the seal or the sealed parts is Corrupt or leaves exactly what was acknowledged", () =>
     Effect.gen(function*() {
       const directory = yield* tempDirectory
