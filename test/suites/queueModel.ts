@@ -1,0 +1,956 @@
+// Model-based randomized schedules of the job queue (JobQueue over Kv over a fault-injecting
+// memory store), with crashes and reopens on the same underlying store. One schedule per seed; the
+// same seed replays the same schedule.
+//
+// A schedule is a few incarnations of a queue process. Each one opens the queue on a new
+// fault-injecting wrapper of the same raw store (latency, ~5% errors, lost put responses), which
+// freezes at a random store operation (the crash: every request from then on hangs, as in a dead
+// process), and runs random operations one at a time (and, now and then, a few settlements or
+// enqueues at once): enqueues (delayed, deduplicated, with ids of their own, in batches), claims,
+// acks, nacks, dead-letters, releases, discards, cancels, settlements with stale claims, and time
+// moving on (promotions, lease expiries, retention sweeps). The model predicts the outcome of every
+// call and the state after it; a call that did not return (the crash) or returned a failure
+// that commits nothing changes nothing in the model, or is a "maybe".
+//
+// Commits are recovered as a prefix of the commit history that holds every acknowledged one, so
+// after a crash the queue must be in the state after some operation between the last acknowledged
+// one (an enqueue, ack, nack, ... that returned) and the last one issued (claims are not durable,
+// and a call cut by the crash may or may not have landed), then reopened: jobs left claimed
+// requeued (their attempt counted) or dead-lettered, due jobs promoted, expired ones swept. The
+// check after each reopen reads every record, index, dedup and expiry entry in the KV and the
+// counters (`stats`), and asks for one such state exactly: every job once, in its state, with its
+// attempts, priority, run time, dedup key, cancel flag and last error, and exact counters. The
+// model then takes on the state found (a "maybe" resolved one way stays that way).
+import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Random, Schema, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import * as JobRecordSchema from "../../schema/JobRecord.ts"
+import type { JobRecord } from "../../schema/JobRecord.ts"
+import * as FaultInjection from "../../src/FaultInjection.ts"
+import * as Msgpack from "../../src/internal/msgpack.ts"
+import { makePrng, type Prng } from "../../src/internal/prng.ts"
+import * as Job from "../../src/Job.ts"
+import * as JobQueue from "../../src/JobQueue.ts"
+import * as Kv from "../../src/Kv.ts"
+import * as ObjectStore from "../../src/ObjectStore.ts"
+import * as Keys from "../../src/queue/keys.ts"
+
+// ---- definitions ---------------------------------------------------------------------------------
+
+const Payload = Schema.Struct({ n: Schema.Number })
+type Payload = typeof Payload.Type
+
+// Time scales are kept apart so that the background work is determined by the operations: calls
+// take milliseconds; delays and backoffs are 10-20 minutes; leases 30-60 minutes; "a while" is
+// 2 hours (everything scheduled is due, every lease expired), "days" 3 days (every done or dead job
+// past its retention), and the reaper and scheduler run hourly.
+const Kept = Job.define("kept", {
+  payload: Payload,
+  maxAttempts: 3,
+  leaseDuration: "1 hour",
+  backoff: Job.Backoff.fixed("10 minutes"),
+  keepDone: "1 day",
+  deadRetention: "2 days"
+})
+const Forgotten = Job.define("forgotten", {
+  payload: Payload,
+  maxAttempts: 2,
+  leaseDuration: "1 hour",
+  backoff: Job.Backoff.none(),
+  deadRetention: "2 days"
+})
+const definitions = { kept: Kept, forgotten: Forgotten } as const
+type QueueName = keyof typeof definitions
+const queueNames: ReadonlyArray<QueueName> = ["kept", "forgotten"]
+const backoffMillis: Record<QueueName, number> = { kept: 10 * 60_000, forgotten: 0 }
+const keepDoneMillis: Record<QueueName, number | undefined> = { kept: 24 * 3600_000, forgotten: undefined }
+const deadRetentionMillis = 2 * 24 * 3600_000
+const aWhile = 2 * 3600_000
+const days = 3 * 24 * 3600_000
+const queueOptions: JobQueue.Options = { reaperInterval: "1 hour", schedulerInterval: "1 hour" }
+const leaseExpired = "lease expired"
+const interrupted = "claim interrupted by process exit"
+
+// ---- the model -----------------------------------------------------------------------------------
+
+type Status = JobRecord["status"]
+
+/** A job as the model knows it; jobs are known by their payload's `n`. */
+interface MJob {
+  readonly n: number
+  /** Undefined while unknown: enqueued by a call that did not return. */
+  readonly id: string | undefined
+  readonly queue: QueueName
+  readonly status: Status
+  readonly attempts: number
+  readonly maxAttempts: number
+  readonly priority: number
+  /** Of a scheduled job. */
+  readonly runAt: number | undefined
+  readonly dedupKey: string | undefined
+  readonly cancelRequested: boolean
+  readonly lastError: string | undefined
+  /** The other last error it may have (dead by a lease expiry that may not have landed). */
+  readonly lastErrorAlt: string | undefined
+  /** Of a done or dead job: swept from then on. */
+  readonly expiresAt: number | undefined
+}
+
+interface MState {
+  readonly jobs: ReadonlyMap<number, MJob>
+  /** The `done` counter of each queue: every ack, kept or not. */
+  readonly done: Readonly<Record<QueueName, number>>
+}
+
+const emptyState: MState = { jobs: new Map(), done: { kept: 0, forgotten: 0 } }
+
+const withJobs = (state: MState, f: (jobs: Map<number, MJob>) => void, done = state.done): MState => {
+  const jobs = new Map(state.jobs)
+  f(jobs)
+  return { jobs, done }
+}
+
+const isLive = (job: MJob) => job.status === "Pending" || job.status === "Scheduled"
+
+const byClaimOrder = (a: MJob, b: MJob) =>
+  a.priority !== b.priority ? a.priority - b.priority : a.id! < b.id! ? -1 : a.id! > b.id! ? 1 : 0
+
+const findById = (state: MState, id: string): MJob | undefined => {
+  for (const job of state.jobs.values()) if (job.id === id) return job
+  return undefined
+}
+
+/** A claimed job's end without a settlement: pending again, or dead when its attempts are used up. */
+const requeueOrBury = (job: MJob, now: number, reason: string, alt?: string): MJob =>
+  job.attempts >= job.maxAttempts
+    ? { ...job, status: "Dead", runAt: undefined, lastError: reason, lastErrorAlt: alt, expiresAt: now + deadRetentionMillis }
+    : { ...job, status: "Pending", runAt: undefined }
+
+/**
+ * What the background work does once time has moved on from `from` to `to`: promotions, lease
+ * expiries (a lease expires within an hour, and the hourly reaper finds it within another: the
+ * job dead by it is swept `deadRetention` later, within the same move if it is long enough), and
+ * sweeps.
+ */
+const background = (state: MState, from: number, to: number, reap: "lease" | "reopen" | "none"): MState =>
+  withJobs(state, (jobs) => {
+    for (const [n, before] of jobs) {
+      let job = before
+      if (job.status === "Scheduled" && job.runAt! <= to) job = { ...job, status: "Pending", runAt: undefined }
+      else if (job.status === "Claimed" && reap === "lease") job = requeueOrBury(job, from + 2 * 3600_000, leaseExpired, interrupted)
+      else if (job.status === "Claimed" && reap === "reopen") job = requeueOrBury(job, to, interrupted)
+      if ((job.status === "Done" || job.status === "Dead") && job.expiresAt! <= to) jobs.delete(n)
+      else if (job !== before) jobs.set(n, job)
+    }
+  })
+
+/** The counters `stats` should give for `state`. */
+const countersOf = (state: MState, queue: QueueName) => {
+  const counts = { pending: 0, scheduled: 0, claimed: 0, done: state.done[queue], dead: 0 }
+  for (const job of state.jobs.values()) {
+    if (job.queue !== queue) continue
+    if (job.status === "Pending") counts.pending++
+    if (job.status === "Scheduled") counts.scheduled++
+    if (job.status === "Claimed") counts.claimed++
+    if (job.status === "Dead") counts.dead++
+  }
+  return counts
+}
+
+const describeJob = (job: MJob) =>
+  [
+    `n${job.n}`,
+    job.id ?? "?",
+    job.queue,
+    job.status,
+    `a${job.attempts}/${job.maxAttempts}`,
+    `p${job.priority}`,
+    job.status === "Scheduled" ? `at+${job.runAt}` : "",
+    job.dedupKey === undefined ? "" : `dedup=${job.dedupKey}`,
+    job.cancelRequested ? "cancel-requested" : "",
+    job.lastError === undefined ? "" : `error=${JSON.stringify(job.lastError)}`,
+    job.lastErrorAlt === undefined ? "" : `(or ${JSON.stringify(job.lastErrorAlt)})`
+  ].filter((s) => s !== "").join(" ")
+
+/** Why `found` is not `expected` (undefined when it is). */
+const jobMismatch = (expected: MJob, found: MJob): string | undefined => {
+  const same = (expected.id === undefined || expected.id === found.id) &&
+    expected.queue === found.queue &&
+    expected.status === found.status &&
+    expected.attempts === found.attempts &&
+    expected.maxAttempts === found.maxAttempts &&
+    expected.priority === found.priority &&
+    (expected.status !== "Scheduled" || expected.runAt === found.runAt) &&
+    expected.dedupKey === found.dedupKey &&
+    expected.cancelRequested === found.cancelRequested &&
+    (expected.lastError === found.lastError || (expected.lastErrorAlt !== undefined && expected.lastErrorAlt === found.lastError))
+  return same ? undefined : `expected ${describeJob(expected)}, found ${describeJob(found)}`
+}
+
+/** Every difference between a state the model allows and the state found (empty when they are the same). */
+const stateMismatch = (expected: MState, found: MState): Array<string> => {
+  const out: Array<string> = []
+  for (const [n, job] of expected.jobs) {
+    const other = found.jobs.get(n)
+    if (other === undefined) out.push(`missing: ${describeJob(job)}`)
+    else {
+      const why = jobMismatch(job, other)
+      if (why !== undefined) out.push(why)
+    }
+  }
+  for (const [n, job] of found.jobs) if (!expected.jobs.has(n)) out.push(`unexpected: ${describeJob(job)}`)
+  for (const queue of queueNames) {
+    if (expected.done[queue] !== found.done[queue]) out.push(`done counter of ${queue}: expected ${expected.done[queue]}, found ${found.done[queue]}`)
+  }
+  return out
+}
+
+// ---- operations ----------------------------------------------------------------------------------
+
+/** A claim the driver holds, from this process or an earlier one. */
+interface Held {
+  readonly claim: JobQueue.Claim<Payload>
+  readonly n: number
+  readonly incarnation: number
+}
+
+type Sub =
+  | { readonly _tag: "Enqueue"; readonly queue: QueueName; readonly n: number; readonly options: JobQueue.EnqueueOptions }
+  | { readonly _tag: "Batch"; readonly queue: QueueName; readonly ns: ReadonlyArray<number> }
+  | { readonly _tag: "Claim"; readonly queue: QueueName; readonly max: number; readonly lease: Duration.Input | undefined }
+  | { readonly _tag: "Ack"; readonly held: Held }
+  | { readonly _tag: "Nack"; readonly held: Held; readonly reason: string; readonly delay: number | undefined }
+  | { readonly _tag: "DeadLetter"; readonly held: Held; readonly reason: string }
+  | { readonly _tag: "Release"; readonly held: Held }
+  | { readonly _tag: "Discard"; readonly held: Held }
+  | { readonly _tag: "Cancel"; readonly id: string }
+  | { readonly _tag: "Advance"; readonly millis: number }
+
+const describeSub = (sub: Sub): string => {
+  switch (sub._tag) {
+    case "Enqueue":
+      return `enqueue ${sub.queue} n${sub.n} ${JSON.stringify(sub.options)}`
+    case "Batch":
+      return `enqueueBatch ${sub.queue} ${sub.ns.map((n) => `n${n}`).join(",")}`
+    case "Claim":
+      return `claim ${sub.queue} max ${sub.max}${sub.lease === undefined ? "" : ` lease ${String(sub.lease)}`}`
+    case "Ack":
+    case "Release":
+    case "Discard":
+      return `${sub._tag.toLowerCase()} n${sub.held.n} (claim of process ${sub.held.incarnation})`
+    case "Nack":
+      return `nack n${sub.held.n} (claim of process ${sub.held.incarnation})${sub.delay === undefined ? "" : ` delay ${sub.delay} ms`}`
+    case "DeadLetter":
+      return `deadLetter n${sub.held.n} (claim of process ${sub.held.incarnation})`
+    case "Cancel":
+      return `cancel ${sub.id}`
+    case "Advance":
+      return `time moves on ${Duration.format(Duration.millis(sub.millis))}`
+  }
+}
+
+/** Whether a sub-operation with this outcome committed durably before it returned. */
+const isDurable = (sub: Sub, outcome: string) => {
+  switch (sub._tag) {
+    case "Enqueue":
+      return outcome.startsWith("created ")
+    case "Batch":
+      return outcome.startsWith("batch ")
+    case "Ack":
+    case "DeadLetter":
+    case "Release":
+    case "Discard":
+      return outcome === "ok"
+    case "Nack":
+      return outcome === "Retried" || outcome === "DeadLettered"
+    case "Cancel":
+      return outcome === "Removed" || outcome === "Requested"
+    case "Advance":
+      // its flush returned: the background work it set off is durable
+      return outcome === "ok"
+    case "Claim":
+      return false
+  }
+}
+
+/** What a sub-operation is expected to answer, and the state after it (with `actual`'s ids once known). */
+interface Prediction {
+  readonly expected: string
+  readonly apply: (state: MState, actual: unknown) => MState
+}
+
+const withoutJob = (state: MState, n: number, done = state.done) => withJobs(state, (jobs) => void jobs.delete(n), done)
+const withJob = (state: MState, job: MJob, done = state.done) => withJobs(state, (jobs) => void jobs.set(job.n, job), done)
+
+/** The outcome of a call the model predicts (`*` stands for a new id). */
+const predict = (state: MState, sub: Sub, now: number, tokens: ReadonlyMap<number, string>): Prediction => {
+  const unchanged = (expected: string): Prediction => ({ expected, apply: (s) => s })
+  const heldJob = (held: Held): MJob | undefined => {
+    const job = state.jobs.get(held.n)
+    return job !== undefined && job.status === "Claimed" && tokens.get(held.n) === held.claim.token ? job : undefined
+  }
+  switch (sub._tag) {
+    case "Enqueue": {
+      const { options, queue } = sub
+      const definition = definitions[queue]
+      if (options.dedupKey !== undefined) {
+        const holder = [...state.jobs.values()].find((j) => j.queue === queue && isLive(j) && j.dedupKey === options.dedupKey)
+        if (holder !== undefined) return unchanged(`existing ${holder.id}`)
+      }
+      if (options.id !== undefined && findById(state, options.id) !== undefined) return unchanged("DuplicateJobId")
+      const runAt = typeof options.runAt === "number"
+        ? options.runAt
+        : options.delay !== undefined
+        ? now + Duration.toMillis(Duration.fromInputUnsafe(options.delay))
+        : undefined
+      const scheduled = runAt !== undefined && runAt > now
+      const job: MJob = {
+        n: sub.n,
+        id: options.id,
+        queue,
+        status: scheduled ? "Scheduled" : "Pending",
+        attempts: 0,
+        maxAttempts: options.maxAttempts ?? definition.maxAttempts,
+        priority: options.priority === undefined ? definition.priority : Job.priorityValue(options.priority),
+        runAt: scheduled ? runAt : undefined,
+        dedupKey: options.dedupKey,
+        cancelRequested: false,
+        lastError: undefined,
+        lastErrorAlt: undefined,
+        expiresAt: undefined
+      }
+      return {
+        expected: `created ${options.id ?? "*"}`,
+        apply: (s, actual) => withJob(s, { ...job, id: (actual as JobQueue.EnqueueResult | undefined)?.id ?? job.id })
+      }
+    }
+    case "Batch":
+      return {
+        expected: `batch ${sub.ns.length}`,
+        apply: (s, actual) =>
+          withJobs(s, (jobs) =>
+            sub.ns.forEach((n, i) =>
+              jobs.set(n, {
+                n,
+                id: (actual as ReadonlyArray<string> | undefined)?.[i],
+                queue: sub.queue,
+                status: "Pending",
+                attempts: 0,
+                maxAttempts: definitions[sub.queue].maxAttempts,
+                priority: definitions[sub.queue].priority,
+                runAt: undefined,
+                dedupKey: undefined,
+                cancelRequested: false,
+                lastError: undefined,
+                lastErrorAlt: undefined,
+                expiresAt: undefined
+              })
+            ))
+      }
+    case "Claim": {
+      const pending = [...state.jobs.values()].filter((j) => j.queue === sub.queue && j.status === "Pending")
+      const unknown = pending.find((j) => j.id === undefined)
+      if (unknown !== undefined) throw new Error(`model: pending n${unknown.n} has no id`)
+      const taken = pending.sort(byClaimOrder).slice(0, sub.max)
+      return {
+        expected: `claimed ${taken.map((j) => `n${j.n}`).join(",")}`,
+        apply: (s) =>
+          withJobs(s, (jobs) => {
+            for (const j of taken) jobs.set(j.n, { ...j, status: "Claimed", attempts: j.attempts + 1, dedupKey: undefined })
+          })
+      }
+    }
+    case "Ack": {
+      const job = heldJob(sub.held)
+      if (job === undefined) return unchanged("ClaimLost")
+      const keep = keepDoneMillis[job.queue]
+      return {
+        expected: "ok",
+        apply: (s) => {
+          const done = { ...s.done, [job.queue]: s.done[job.queue] + 1 }
+          return keep === undefined ? withoutJob(s, job.n, done) : withJob(s, { ...job, status: "Done", expiresAt: now + keep }, done)
+        }
+      }
+    }
+    case "Nack": {
+      const job = heldJob(sub.held)
+      if (job === undefined) return unchanged("ClaimLost")
+      if (job.attempts >= job.maxAttempts) {
+        return {
+          expected: "DeadLettered",
+          apply: (s) =>
+            withJob(s, { ...job, status: "Dead", lastError: sub.reason, lastErrorAlt: undefined, expiresAt: now + deadRetentionMillis })
+        }
+      }
+      const delay = sub.delay ?? backoffMillis[job.queue]
+      const next: MJob = delay <= 0
+        ? { ...job, status: "Pending", lastError: sub.reason, lastErrorAlt: undefined }
+        : { ...job, status: "Scheduled", runAt: now + delay, lastError: sub.reason, lastErrorAlt: undefined }
+      return { expected: "Retried", apply: (s) => withJob(s, next) }
+    }
+    case "DeadLetter": {
+      const job = heldJob(sub.held)
+      if (job === undefined) return unchanged("ClaimLost")
+      return {
+        expected: "ok",
+        apply: (s) => withJob(s, { ...job, status: "Dead", lastError: sub.reason, lastErrorAlt: undefined, expiresAt: now + deadRetentionMillis })
+      }
+    }
+    case "Release": {
+      const job = heldJob(sub.held)
+      if (job === undefined) return unchanged("ClaimLost")
+      return { expected: "ok", apply: (s) => withJob(s, { ...job, status: "Pending", attempts: Math.max(0, job.attempts - 1) }) }
+    }
+    case "Discard": {
+      const job = heldJob(sub.held)
+      if (job === undefined) return unchanged("ClaimLost")
+      return { expected: "ok", apply: (s) => withoutJob(s, job.n) }
+    }
+    case "Cancel": {
+      const job = findById(state, sub.id)
+      if (job === undefined) return unchanged("NotFound")
+      if (isLive(job)) return { expected: "Removed", apply: (s) => withoutJob(s, job.n) }
+      if (job.status === "Claimed") return { expected: "Requested", apply: (s) => withJob(s, { ...job, cancelRequested: true }) }
+      return unchanged("NotFound")
+    }
+    case "Advance":
+      return { expected: "ok", apply: (s) => background(s, now, now + sub.millis, "lease") }
+  }
+}
+
+// ---- the system under test -----------------------------------------------------------------------
+
+interface Process {
+  readonly queue: JobQueue.Service
+  readonly kv: Kv.Service
+  readonly control: FaultInjection.Service
+  readonly scope: Scope.Closeable
+}
+
+const faults: FaultInjection.Faults = {
+  put: { latency: { _tag: "Uniform", min: 0, max: 3 }, errorRate: 0.05, lostResponseRate: 0.05 },
+  get: { latency: { _tag: "Uniform", min: 0, max: 1 }, errorRate: 0.05 },
+  list: { errorRate: 0.05 },
+  head: { errorRate: 0.05 },
+  delete: { errorRate: 0.05, lostResponseRate: 0.05 }
+}
+
+/** A new fault-injecting wrapper of `raw` (one per process), and its control. */
+const wrap = (raw: ObjectStore.Service, seed: string, withFaults: boolean) =>
+  Effect.map(
+    Layer.build(
+      FaultInjection.layer({ seed, faults: withFaults ? faults : {}, retry: { base: "1 millis", maxAttempts: 8 } }).pipe(
+        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, raw))
+      )
+    ),
+    (context) => ({ store: Context.get(context, ObjectStore.ObjectStore), control: Context.get(context, FaultInjection.FaultInjection) })
+  )
+
+/**
+ * Runs `effect` while TestClock moves on 1 ms at a time, until it is done or `maxMillis` of
+ * virtual time have passed: its exit, or undefined if it was not done by then (it is then
+ * interrupted, without waiting: a crashed process's calls may hang in their finalizers).
+ */
+const drive = <A, E>(effect: Effect.Effect<A, E>, maxMillis: number) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.forkChild(effect)
+    yield* Effect.yieldNow
+    for (let elapsed = 0; elapsed < maxMillis && fiber.pollUnsafe() === undefined; elapsed++) yield* TestClock.adjust(1)
+    const done = fiber.pollUnsafe()
+    if (done === undefined) fiber.interruptUnsafe()
+    return done
+  })
+
+/** The jobs, counters and secondary entries in the KV; fails (as a defect) on any inconsistency among them. */
+const observe = (process: Process, where: string) =>
+  Effect.gen(function*() {
+    const { kv, queue } = process
+    const scan = (tag: number) => kv.scan({ prefix: new Uint8Array([tag, 1]) })
+    const problems: Array<string> = []
+    const jobs = new Map<number, MJob>()
+    const records: Array<readonly [string, JobRecord]> = []
+    for (const tag of [1, 2, 3, 4, 5]) {
+      for (const entry of yield* scan(tag)) records.push([Keys.fromBytes(entry.key), JobRecordSchema.decode(entry.value)])
+    }
+    const recordKeys = new Map<string, string>()
+    for (const [key, record] of records) {
+      const { n } = Msgpack.decode(record.payload) as Payload
+      const expectedKey = record.status === "Pending"
+        ? Keys.pending(record.queue, record.priority, record.id)
+        : record.status === "Scheduled"
+        ? Keys.scheduled(record.runAt ?? -1, record.queue, record.id)
+        : record.status === "Claimed"
+        ? Keys.claimed(record.queue, record.id)
+        : record.status === "Done"
+        ? Keys.done(record.completedAt ?? -1, record.queue, record.id)
+        : Keys.dead(record.queue, record.id)
+      if (key !== expectedKey) problems.push(`n${n} (${record.id}, ${record.status}) is stored under the key of another state`)
+      if (jobs.has(n)) problems.push(`n${n} is stored twice: ${jobs.get(n)!.id} ${jobs.get(n)!.status} and ${record.id} ${record.status}`)
+      if (recordKeys.has(record.id)) problems.push(`id ${record.id} has two records`)
+      recordKeys.set(record.id, key)
+      if (!(record.queue in definitions)) problems.push(`n${n} is in an unknown queue ${record.queue}`)
+      jobs.set(n, {
+        n,
+        id: record.id,
+        queue: record.queue as QueueName,
+        status: record.status,
+        attempts: record.attempts,
+        maxAttempts: record.maxAttempts,
+        priority: record.priority,
+        runAt: record.runAt,
+        dedupKey: record.dedupKey,
+        cancelRequested: record.cancelRequested === true,
+        lastError: record.lastError,
+        lastErrorAlt: undefined,
+        expiresAt: record.expiresAt
+      })
+      if ((record.status === "Done" || record.status === "Dead") !== (record.expiresAt !== undefined)) {
+        problems.push(`n${n} is ${record.status} with expiresAt ${record.expiresAt}`)
+      }
+    }
+    // the index: one entry per record, pointing to it
+    const index = yield* scan(6)
+    for (const entry of index) {
+      const id = Keys.fromBytes(entry.key).slice(2)
+      if (recordKeys.get(id) !== Keys.fromBytes(entry.value)) problems.push(`index entry of ${id} points to no record of it`)
+    }
+    if (index.length !== records.length) problems.push(`${index.length} index entries for ${records.length} records`)
+    // dedup entries: exactly the pending or scheduled jobs with a dedup key
+    const dedup = yield* scan(7)
+    const holders = [...jobs.values()].filter((j) => isLive(j) && j.dedupKey !== undefined)
+    for (const entry of dedup) {
+      const id = Keys.fromBytes(entry.value)
+      const holder = holders.find((j) => j.id === id && Keys.dedup(j.queue, j.dedupKey!) === Keys.fromBytes(entry.key))
+      if (holder === undefined) problems.push(`a dedup entry points to ${id}, which does not hold it`)
+    }
+    if (dedup.length !== holders.length) problems.push(`${dedup.length} dedup entries for ${holders.length} jobs holding a key`)
+    // expiry entries: exactly the done and dead jobs
+    const expiry = yield* scan(10)
+    const ending = records.filter(([, r]) => r.status === "Done" || r.status === "Dead")
+    for (const entry of expiry) {
+      const key = Keys.fromBytes(entry.value)
+      if (!ending.some(([k]) => k === key)) problems.push(`an expiry entry points to no done or dead record`)
+    }
+    if (expiry.length !== ending.length) problems.push(`${expiry.length} expiry entries for ${ending.length} done or dead records`)
+    // counters
+    const done = { kept: 0, forgotten: 0 }
+    for (const name of queueNames) {
+      const stats = yield* queue.stats(name)
+      done[name] = stats.done
+      const counted = countersOf({ jobs, done }, name)
+      for (const field of ["pending", "scheduled", "claimed", "dead"] as const) {
+        if (stats[field] !== counted[field]) problems.push(`stats(${name}).${field} is ${stats[field]}, the records say ${counted[field]}`)
+      }
+    }
+    if (problems.length > 0) return yield* Effect.die(new Error(`${where}: the stored state is inconsistent:\n  ${problems.join("\n  ")}`))
+    return { jobs, done } satisfies MState
+  })
+
+const outcomeOf = (sub: Sub, exit: Exit.Exit<unknown, unknown>): string => {
+  if (Exit.isFailure(exit)) {
+    const failure = exit.cause.reasons.find(Cause.isFailReason)
+    if (failure === undefined) return `defect: ${Cause.pretty(exit.cause)}`
+    const error = failure.error as { readonly _tag?: string }
+    return error._tag ?? String(error)
+  }
+  const value = exit.value
+  switch (sub._tag) {
+    case "Enqueue": {
+      const result = value as JobQueue.EnqueueResult
+      return `${result.created ? "created" : "existing"} ${result.id}`
+    }
+    case "Batch":
+      return `batch ${(value as ReadonlyArray<string>).length}`
+    case "Claim":
+      return `claimed ${(value as ReadonlyArray<JobQueue.Claim<Payload>>).map((c) => `n${c.job.payload.n}`).join(",")}`
+    case "Nack":
+    case "Cancel":
+      return String(value)
+    default:
+      return "ok"
+  }
+}
+
+const matches = (expected: string, actual: string) =>
+  expected.endsWith("*") ? actual.startsWith(expected.slice(0, -1)) && actual.length > expected.length - 1 : expected === actual
+
+const runSub = (queue: JobQueue.Service, sub: Sub): Effect.Effect<unknown, unknown> => {
+  switch (sub._tag) {
+    case "Enqueue":
+      return queue.enqueue(definitions[sub.queue], { n: sub.n }, sub.options)
+    case "Batch":
+      return queue.enqueueBatch(definitions[sub.queue], sub.ns.map((n) => ({ n })))
+    case "Claim":
+      return queue.claim(definitions[sub.queue], { max: sub.max, ...(sub.lease === undefined ? {} : { lease: sub.lease }) })
+    case "Ack":
+      return queue.ack(sub.held.claim)
+    case "Nack":
+      return queue.nack(sub.held.claim, sub.reason, sub.delay === undefined ? undefined : { delay: Duration.millis(sub.delay) })
+    case "DeadLetter":
+      return queue.deadLetter(sub.held.claim, sub.reason)
+    case "Release":
+      return queue.release(sub.held.claim)
+    case "Discard":
+      return queue.discard(sub.held.claim)
+    case "Cancel":
+      return queue.cancel(sub.id)
+    case "Advance":
+      // time moves on in steps, each followed by a flush: the background work of the step
+      // (promotions, lease expiries, sweeps), then the flush that makes it durable
+      return Effect.void
+  }
+}
+
+/** Every subset of `items`. */
+const subsets = <A>(items: ReadonlyArray<A>): Array<Array<A>> =>
+  items.reduce<Array<Array<A>>>((acc, item) => [...acc, ...acc.map((s) => [...s, item])], [[]])
+
+// ---- one schedule --------------------------------------------------------------------------------
+
+export interface QueueScheduleReport {
+  readonly seed: number
+  readonly operations: number
+  readonly processes: number
+  /** Processes that crashed (the store froze under them), during their work or their opening. */
+  readonly crashes: number
+  /** Reopens that found the state after the last acknowledged operation, not after a later one. */
+  readonly lostUnacknowledged: number
+  /** Calls cut by a crash whose effect was found after the reopen. */
+  readonly landedUncertain: number
+  readonly jobs: number
+}
+
+/** One randomized schedule; fails (as a defect) with a description when an invariant breaks. */
+export const runQueueSchedule = (seed: number, options?: { readonly opsPerProcess?: number | undefined }) =>
+  Effect.gen(function*() {
+    const prng: Prng = makePrng(`queue-model-${seed}`)
+    // each schedule starts on a fresh 115-day slot of virtual time, so that a seed replays alone
+    const slot = 1e10
+    yield* TestClock.setTime((Math.floor((yield* Clock.currentTimeMillis) / slot) + 1) * slot)
+    const raw = yield* Effect.provide(Effect.map(ObjectStore.ObjectStore, (s) => s), ObjectStore.layerMemory({ retry: false }))
+    const kvOptions: Kv.Options = {
+      runFlushSegments: 1 + prng.int(0, 6),
+      maxRuns: 1 + prng.int(0, 3),
+      gcMinAge: 0,
+      keepManifests: 1 + prng.int(0, 2),
+      maxWalPutsInFlight: 1 + prng.int(0, 4),
+      ...(prng.next() < 0.2 ? { maxUnflushedBytes: 300 } : {})
+    }
+    const opsPerProcess = options?.opsPerProcess ?? 24
+    const processes = 2 + prng.int(0, 3)
+    const log: Array<string> = [`seed ${seed}, kv ${JSON.stringify(kvOptions)}`]
+    const fail = (what: string) => Effect.die(new Error(`seed ${seed}: ${what}\n--- schedule:\n${log.slice(-80).join("\n")}`))
+
+    let model: MState = emptyState
+    // the states the store may be in after a crash: after the last acknowledged operation, and
+    // after each one since
+    let candidates: Array<MState> = [model]
+    let nextN = 0
+    let customIds = 0
+    const held: Array<Held> = []
+    let tokens = new Map<number, string>()
+    let operations = 0
+    let crashes = 0
+    let lostUnacknowledged = 0
+    let landedUncertain = 0
+    let uncertainCut: ReadonlyArray<Sub> = []
+    let shortAdvances = 0
+    let current = 0
+
+    /** Opens a process on a new wrapper of the raw store; undefined if it crashed while opening. */
+    const open = (incarnation: number, last: boolean) =>
+      Effect.gen(function*() {
+        const { control, store } = yield* wrap(raw, `${seed}-${incarnation}`, !last)
+        const planned = last ? Number.POSITIVE_INFINITY : prng.int(0, 3 * opsPerProcess + 40)
+        const applyFirst = prng.next() < 0.5
+        yield* control.freezeAt(planned, { applyFirst })
+        log.push(`-- process ${incarnation} opens; its store freezes at operation ${planned}${applyFirst ? " (applied first)" : ""}`)
+        const scope = yield* Scope.make()
+        const built = yield* drive(
+          Layer.buildWithScope(
+            JobQueue.layer(queueOptions).pipe(
+              Layer.provideMerge(Kv.layer(kvOptions)),
+              Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+            ),
+            scope
+          ),
+          10_000
+        )
+        if (built === undefined || Exit.isFailure(built)) {
+          if (!(yield* control.frozen)) {
+            return yield* fail(`process ${incarnation} did not open: ${built === undefined ? "still opening after 10 s" : Cause.pretty(built.cause)}`)
+          }
+          log.push(`   crashed while opening`)
+          yield* control.freeze
+          yield* Effect.forkDetach(Scope.close(scope, Exit.void))
+          return undefined
+        }
+        const process: Process = {
+          queue: Context.get(built.value, JobQueue.JobQueue),
+          kv: Context.get(built.value, Kv.Kv),
+          control,
+          scope
+        }
+        return process
+      })
+
+    /** The check after an open: the state found must be one the model allows, reopened. */
+    const checkReopened = (process: Process, incarnation: number) =>
+      Effect.gen(function*() {
+        // the first runs of the reaper and the scheduler at open
+        yield* drive(Effect.sleep("5 millis"), 10)
+        const now = yield* Clock.currentTimeMillis
+        const found = yield* observe(process, `seed ${seed}, process ${incarnation}`)
+        const allowed = candidates.map((c) => background(c, now, now, "reopen"))
+        let chosen = -1
+        for (let i = allowed.length - 1; i >= 0 && chosen < 0; i--) {
+          if (stateMismatch(allowed[i]!, found).length === 0) chosen = i
+        }
+        if (chosen < 0) {
+          const first = stateMismatch(allowed[0]!, found)
+          const lastOne = stateMismatch(allowed[allowed.length - 1]!, found)
+          return yield* fail(
+            `after reopen ${incarnation}, the state is none of the ${allowed.length} the model allows` +
+              `\n  against the state after the last acknowledged operation:\n    ${first.join("\n    ")}` +
+              (allowed.length > 1 ? `\n  against the state after the last operation issued:\n    ${lastOne.join("\n    ")}` : "")
+          )
+        }
+        if (chosen < allowed.length - 1) lostUnacknowledged++
+        if (uncertainCut.length > 0 && chosen === allowed.length - 1) landedUncertain++
+        uncertainCut = []
+        // the model takes on what was found: ids of calls that did not return, exact expiry times
+        const adopted = withJobs(allowed[chosen]!, (jobs) => {
+          for (const [n, job] of jobs) {
+            const seen = found.jobs.get(n)!
+            jobs.set(n, { ...job, id: seen.id, expiresAt: seen.expiresAt, lastError: seen.lastError, lastErrorAlt: undefined })
+          }
+        })
+        log.push(`   reopened: ${found.jobs.size} jobs, the state after operation ${chosen} of the ${allowed.length - 1} since the last acknowledged one`)
+        model = adopted
+        candidates = [model]
+      })
+
+    const pickHeld = (): Held | undefined => {
+      if (held.length === 0) return undefined
+      const valid = held.filter((h) => tokens.get(h.n) === h.claim.token)
+      if (valid.length > 0 && prng.next() < 0.85) return valid[prng.int(0, valid.length)]
+      return held[prng.int(0, held.length)]
+    }
+
+    const newEnqueue = (plain: boolean): Sub => {
+      const queue = queueNames[prng.int(0, 2)]!
+      const n = nextN++
+      const options: {
+        -readonly [K in keyof JobQueue.EnqueueOptions]: JobQueue.EnqueueOptions[K]
+      } = {}
+      const roll = () => prng.next()
+      if (roll() < 0.3) options.priority = (["high", "normal", "low", 5, 100] as const)[prng.int(0, 5)]!
+      if (roll() < 0.2) options.maxAttempts = 1 + prng.int(0, 3)
+      if (!plain) {
+        const when = roll()
+        if (when < 0.15) options.delay = `${10 + prng.int(0, 10)} minutes`
+        else if (when < 0.2) options.runAt = Number.NaN // replaced below with a time relative to now
+        if (roll() < 0.25) options.dedupKey = `d${prng.int(0, 4)}`
+        if (roll() < 0.2) {
+          const reuse = customIds > 0 && roll() < 0.25
+          options.id = `c${reuse ? prng.int(0, customIds) : customIds++}`
+        }
+      }
+      return { _tag: "Enqueue", queue, n, options }
+    }
+
+    const nextSub = (now: number): Array<Sub> => {
+      const roll = prng.next()
+      const claimSub = (): Sub => ({
+        _tag: "Claim",
+        queue: queueNames[prng.int(0, 2)]!,
+        max: 1 + prng.int(0, 3),
+        lease: prng.next() < 0.3 ? "30 minutes" : undefined
+      })
+      if (roll < 0.28) {
+        const sub = newEnqueue(false)
+        if (sub._tag === "Enqueue" && Number.isNaN(sub.options.runAt)) {
+          // a run time in the past (pending at once) or 15 minutes ahead
+          return [{ ...sub, options: { ...sub.options, runAt: prng.next() < 0.5 ? now - 1000 : now + 15 * 60_000 } }]
+        }
+        return [sub]
+      }
+      if (roll < 0.33) {
+        return [{ _tag: "Batch", queue: queueNames[prng.int(0, 2)]!, ns: Array.from({ length: 1 + prng.int(0, 4) }, () => nextN++) }]
+      }
+      if (roll < 0.53) return [claimSub()]
+      if (roll < 0.58) {
+        // a few at once: plain enqueues and settlements of distinct claims
+        const subs: Array<Sub> = []
+        const used = new Set<number>()
+        for (let i = 0, k = 2 + prng.int(0, 2); i < k; i++) {
+          const h = pickHeld()
+          if (h !== undefined && !used.has(h.n) && prng.next() < 0.6) {
+            used.add(h.n)
+            const kind = prng.int(0, 4)
+            subs.push(
+              kind === 0
+                ? { _tag: "Ack", held: h }
+                : kind === 1
+                ? { _tag: "Nack", held: h, reason: `failed ${i}`, delay: undefined }
+                : kind === 2
+                ? { _tag: "DeadLetter", held: h, reason: `bad ${i}` }
+                : { _tag: "Release", held: h }
+            )
+          } else subs.push(newEnqueue(true))
+        }
+        return subs
+      }
+      if (roll < 0.9) {
+        const h = pickHeld()
+        if (h === undefined) return [claimSub()]
+        const kind = prng.next()
+        if (kind < 0.4) return [{ _tag: "Ack", held: h }]
+        if (kind < 0.65) {
+          const delays = [undefined, undefined, 0, 20 * 60_000] as const
+          return [{ _tag: "Nack", held: h, reason: `attempt failed at ${operations}`, delay: delays[prng.int(0, 4)] }]
+        }
+        if (kind < 0.77) return [{ _tag: "DeadLetter", held: h, reason: `permanent failure at ${operations}` }]
+        if (kind < 0.92) return [{ _tag: "Release", held: h }]
+        return [{ _tag: "Discard", held: h }]
+      }
+      if (roll < 0.96) {
+        const known = [...model.jobs.values()].filter((j) => j.id !== undefined)
+        const id = known.length > 0 && prng.next() < 0.85 ? known[prng.int(0, known.length)]!.id! : `gone${prng.int(0, 100)}`
+        return [{ _tag: "Cancel", id }]
+      }
+      // time moves on: a while (at most 5 times in a row, so no kept job expires but by "days"), or days
+      const long = shortAdvances >= 5 || prng.next() < 0.2
+      shortAdvances = long ? 0 : shortAdvances + 1
+      return [{ _tag: "Advance", millis: long ? days : aWhile }]
+    }
+
+    /** Runs one operation (one or more sub-operations at once) and checks it against the model. */
+    const step = (process: Process) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const subs = nextSub(now)
+        const index = operations++
+        const predictions = subs.map((sub) => predict(model, sub, now, tokens))
+        const advance = subs[0]!._tag === "Advance" ? subs[0] as Extract<Sub, { _tag: "Advance" }> : undefined
+        const exits: Array<Exit.Exit<unknown, unknown> | undefined> = subs.map(() => undefined)
+        let done: Exit.Exit<unknown, unknown> | undefined
+        if (advance !== undefined) {
+          yield* TestClock.adjust(advance.millis)
+          // the background work runs at the ticks the adjustment passed; then a flush makes it durable
+          done = yield* drive(Effect.andThen(Effect.sleep("2 millis"), process.kv.flush), 3_000)
+          exits[0] = done === undefined || Exit.isFailure(done) ? undefined : Exit.void
+        } else {
+          done = yield* drive(
+            Effect.forEach(subs, (sub, i) => Effect.tap(Effect.exit(runSub(process.queue, sub)), (exit) => Effect.sync(() => void (exits[i] = exit))), {
+              concurrency: "unbounded",
+              discard: true
+            }),
+            3_000
+          )
+        }
+        const outcomes = exits.map((exit, i) => (exit === undefined ? undefined : outcomeOf(subs[i]!, exit)))
+        log.push(`#${index} ${subs.map((sub, i) => `${describeSub(sub)} -> ${outcomes[i] ?? "(no answer)"}`).join(" | ")}`)
+        // every answer given is the one predicted
+        for (let i = 0; i < subs.length; i++) {
+          const outcome = outcomes[i]
+          if (outcome !== undefined && !matches(predictions[i]!.expected, outcome)) {
+            return yield* fail(`operation ${index}: ${describeSub(subs[i]!)} answered ${outcome}, the model says ${predictions[i]!.expected}`)
+          }
+        }
+        const answered = subs.map((_, i) => i).filter((i) => outcomes[i] !== undefined)
+        const cut = subs.map((_, i) => i).filter((i) => outcomes[i] === undefined)
+        const base = answered.reduce((s, i) => predictions[i]!.apply(s, (exits[i] as Exit.Exit<unknown>)._tag === "Success" ? (exits[i] as Exit.Success<unknown>).value : undefined), model)
+        // the states a crash may leave: the calls cut by it landed or not, in any combination
+        const possible = subsets(cut).map((landed) => landed.reduce((s, i) => predictions[i]!.apply(s, undefined), base))
+        const acknowledged = answered.some((i) => isDurable(subs[i]!, outcomes[i]!))
+        candidates = acknowledged ? possible : [...candidates, ...possible]
+        model = base
+        // claims taken or given up
+        for (const i of answered) {
+          const sub = subs[i]!
+          const exit = exits[i]!
+          if (sub._tag === "Claim" && Exit.isSuccess(exit)) {
+            for (const claim of exit.value as ReadonlyArray<JobQueue.Claim<Payload>>) {
+              const job = model.jobs.get(claim.job.payload.n)!
+              if (claim.job.id !== job.id || claim.job.attempts !== job.attempts) {
+                return yield* fail(`operation ${index}: claimed ${claim.job.id} attempt ${claim.job.attempts}, the model has ${describeJob(job)}`)
+              }
+              tokens.set(job.n, claim.token)
+              held.push({ claim, n: job.n, incarnation: current })
+            }
+          }
+          if ("held" in sub && outcomes[i] !== "ClaimLost" && tokens.get(sub.held.n) === sub.held.claim.token) tokens.delete(sub.held.n)
+        }
+        if (advance !== undefined && outcomes[0] !== undefined) tokens = new Map()
+        if (cut.length > 0) {
+          uncertainCut = cut.map((i) => subs[i]!)
+          return "cut" as const
+        }
+        // the counters, after every operation
+        for (const name of queueNames) {
+          const stats = yield* process.queue.stats(name)
+          const expected = countersOf(model, name)
+          if (JSON.stringify({ ...stats, queue: undefined }) !== JSON.stringify({ ...expected, queue: undefined })) {
+            return yield* fail(`operation ${index}: stats(${name}) is ${JSON.stringify(stats)}, the model says ${JSON.stringify(expected)}`)
+          }
+        }
+        if (held.length > 40) held.splice(0, held.length - 40)
+        return "done" as const
+      })
+
+    for (let incarnation = 0; incarnation <= processes; incarnation++) {
+      const last = incarnation === processes
+      current = incarnation
+      const process = yield* open(incarnation, last)
+      if (process === undefined) {
+        crashes++
+        continue
+      }
+      yield* checkReopened(process, incarnation)
+      tokens = new Map()
+      if (last) {
+        yield* driveOrFail(Scope.close(process.scope, Exit.void), `closing process ${incarnation}`, fail)
+        break
+      }
+      let crashed = false
+      const planned = Math.max(2, Math.round(opsPerProcess * (0.5 + prng.next())))
+      for (let i = 0; i < planned && !crashed; i++) {
+        const result = yield* step(process)
+        const frozen = yield* process.control.frozen
+        if (result === "cut" && !frozen) return yield* fail(`operation ${operations - 1} got no answer in 3 s while the store works`)
+        crashed = frozen
+      }
+      if (!crashed && prng.next() < 0.4) {
+        // a clean shutdown: everything committed is made durable
+        const closed = yield* drive(Scope.close(process.scope, Exit.void), 3_000)
+        if (closed !== undefined && !(yield* process.control.frozen)) {
+          log.push(`-- process ${incarnation} shut down cleanly`)
+          candidates = [model]
+          continue
+        }
+        log.push(`-- process ${incarnation} crashed while shutting down`)
+      } else log.push(`-- process ${incarnation} crashed`)
+      crashes++
+      // the crash: the store stops; the process's background fibers are stopped (its scope's
+      // closing hangs in the KV's final flush, and is left so)
+      yield* process.control.freeze
+      yield* Effect.forkDetach(Scope.close(process.scope, Exit.void))
+    }
+    return {
+      seed,
+      operations,
+      processes: processes + 1,
+      crashes,
+      lostUnacknowledged,
+      landedUncertain,
+      jobs: model.jobs.size
+    } satisfies QueueScheduleReport
+  }).pipe(Random.withSeed(seed))
+
+const driveOrFail = <A, E>(effect: Effect.Effect<A, E>, what: string, fail: (what: string) => Effect.Effect<never>) =>
+  Effect.flatMap(drive(effect, 10_000), (done) => {
+    if (done === undefined) return fail(`${what}: not done after 10 s`)
+    if (Exit.isFailure(done)) return fail(`${what} failed: ${Cause.pretty(done.cause)}`)
+    return Effect.succeed(done.value)
+  })
+
