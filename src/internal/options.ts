@@ -121,6 +121,8 @@ const tupleProblem = (value: ReadonlyArray<unknown>): string | undefined =>
     : "must be a [seconds, nanos] pair of finite numbers"
 
 const objectProblem = (value: object): string | undefined => {
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null) return "must be a plain object of duration units" // a Date, a Map…
   for (const [unit, n] of Object.entries(value)) {
     if (!durationUnits.has(unit)) return `has an unknown unit ${JSON.stringify(unit)}`
     if (n !== undefined && (typeof n !== "number" || !Number.isFinite(n))) return `has ${unit} that is not a finite number`
