@@ -40,7 +40,7 @@ const k = <T extends Kind["_tag"]>(tag: T) => ({ _tag: tag }) as Kind
 /** A synchronous constructor's throw as a typed failure (anything else it throws fails the test). */
 const sync = (f: () => unknown) => Effect.try({ try: f, catch: (error) => error })
 
-const buildWith = <E>(layer: Layer.Layer<any, E, never>) => Effect.scoped(Layer.build(layer))
+const buildWith = <A, E>(layer: Layer.Layer<A, E, never>) => Effect.scoped(Layer.build(layer))
 
 const queueOver = (env: Env, options: unknown) =>
   buildWith(JobQueue.layer(any(options)).pipe(
