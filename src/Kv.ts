@@ -12,8 +12,9 @@
  *
  * Opening (building the layer) raises the writer epoch with a new manifest and fences the WAL, so
  * a previous writer of the same store fails with `Fenced` from its next write on and acknowledges
- * nothing more. Recovery yields exactly a prefix of the commit history that contains every
- * acknowledged commit. The whole live state is kept in memory; the on-storage runs already carry a
+ * nothing more; one with nothing to write finds out within `fenceCheckInterval`. A stopped writer
+ * (`failure`, `stopped`) touches the store no more. Recovery yields exactly a prefix of the
+ * commit history that contains every acknowledged commit. The whole live state is kept in memory; the on-storage runs already carry a
  * block index and footer for bounded-memory reads later.
  *
  * @since 0.1.0
@@ -89,6 +90,12 @@ export interface Options {
   readonly keepManifests?: number | undefined
   /** Tries to win the race to open against other openers (default 10). */
   readonly openAttempts?: number | undefined
+  /**
+   * How often the writer checks that no newer writer opened the store (default 10 seconds;
+   * `false`: never): one read of a small object, so that a writer with nothing to write learns
+   * within this long that it was fenced. A writer that writes finds out at its next write anyway.
+   */
+  readonly fenceCheckInterval?: Duration.Input | false | undefined
 }
 
 /**
@@ -218,6 +225,15 @@ export interface Stats {
 export type CommitError = Fenced | Closed | ValueTooLarge
 
 /**
+ * Why a writer stopped for good: `Fenced` (a newer writer opened the store) or `Closed` (its layer
+ * was closed, or it stopped after a failure it cannot recover from).
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export type StopError = Fenced | Closed
+
+/**
  * @category models
  * @since 0.1.0
  */
@@ -260,6 +276,17 @@ export interface Service {
   /** Waits until everything committed so far is durable. */
   readonly flush: Effect.Effect<void, Fenced | Closed>
   readonly stats: Effect.Effect<Stats>
+  /**
+   * Why the writer stopped for good (`Fenced` or `Closed`), or none while it runs. Once it has
+   * stopped, every commit fails with this at once and the store is not touched any more; reads
+   * still see the last committed state, which may be stale (a newer writer may have changed it).
+   */
+  readonly failure: Effect.Effect<Option.Option<StopError>>
+  /**
+   * Waits until the writer stops for good, then fails with why; never succeeds. Race a wait
+   * against it to end the wait when the writer is fenced.
+   */
+  readonly stopped: Effect.Effect<never, StopError>
 }
 
 /**
@@ -579,7 +606,9 @@ const makeService = (writer: Writer, limits: Limits): Service => {
       nextWalId: state.nextWalId,
       keys: state.live.size,
       unflushedBytes: state.unflushedBytes
-    }))
+    })),
+    failure: Effect.sync(() => Option.fromUndefinedOr(state.failure)),
+    stopped: writer.stopped
   }, latin1)
 }
 
@@ -604,7 +633,10 @@ export const make = (options?: Options): Effect.Effect<Service, OpenError, Objec
       runFlushBytes: options?.runFlushBytes ?? 8 * 1024 * 1024,
       maxRuns: Math.max(1, options?.maxRuns ?? 64),
       gcMinAge: Duration.fromInputUnsafe(options?.gcMinAge ?? "10 minutes"),
-      keepManifests: options?.keepManifests ?? 10
+      keepManifests: options?.keepManifests ?? 10,
+      fenceCheckInterval: options?.fenceCheckInterval === false
+        ? undefined
+        : Duration.fromInputUnsafe(options?.fenceCheckInterval ?? "10 seconds")
     })
     return makeService(writer, {
       maxKeyBytes: options?.maxKeyBytes ?? 4096,

@@ -211,6 +211,12 @@ const storeCases: ReadonlyArray<Case> = [
     run: (e, v) => kvOver(e, { [option]: v })
   })),
   { operation: "Kv.layer", option: "useLocalLog", kind: k("boolean"), run: (e, v) => kvOver(e, { useLocalLog: v }) },
+  {
+    operation: "Kv.layer",
+    option: "fenceCheckInterval",
+    kind: duration({ positive: true }),
+    run: (e, v) => kvOver(e, { fenceCheckInterval: v })
+  },
   // the store layers
   { operation: "ObjectStore.layerMemory", option: "options", kind: k("record"), run: (_, v) => buildWith(ObjectStore.layerMemory(any(v))) },
   { operation: "ObjectStore.layerMemory", option: "retry", kind: k("record"), run: (_, v) => buildWith(ObjectStore.layerMemory({ retry: any(v) })) },

@@ -1,7 +1,8 @@
 /**
  * The rules of `Kv.Options`, checked when the KV opens, before it reads or writes anything: every
  * size and count a whole number from 1 to 2^31 − 1 (`keepManifests` from 1: the current manifest
- * is always kept), the two durations finite and non-negative, `useLocalLog` a boolean. A failure
+ * is always kept), the two durations finite and non-negative, `useLocalLog` a boolean,
+ * `fenceCheckInterval` `false` or a finite duration above zero. A failure
  * is `InvalidOption` naming the option.
  *
  * @internal
@@ -38,5 +39,6 @@ export const kvOptionsError = (options: unknown): InvalidOption | undefined =>
       const error = optional(f[name], (v) => duration(name, v))
       if (error !== undefined) return error
     }
-    return optional(f.useLocalLog, (v) => boolean("useLocalLog", v))
+    return optional(f.useLocalLog, (v) => boolean("useLocalLog", v)) ??
+      optional(f.fenceCheckInterval, (v) => (v === false ? undefined : duration("fenceCheckInterval", v, { positive: true })))
   })

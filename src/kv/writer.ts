@@ -12,7 +12,11 @@
  * - at batch boundaries the changes since the last run are frozen; the maintainer writes them as
  *   a sorted run (or, when there are `maxRuns` runs, a full image of the state taken at the same
  *   boundary with an O(1) clone, which replaces them all), then the next manifest, then collects
- *   garbage.
+ *   garbage;
+ * - the fence watch (every `fenceCheckInterval`) reads the manifest slot after ours: a newer
+ *   writer's open created it, so a writer that has nothing to write still learns that it was
+ *   fenced. Once the writer stops, for whatever reason, nothing here puts, lists or deletes
+ *   again (retries of puts in flight end too), and the watch ends.
  *
  * @internal
  */
@@ -43,6 +47,8 @@ export interface WriterOptions {
   readonly maxRuns: number
   readonly gcMinAge: Duration.Duration
   readonly keepManifests: number
+  /** How often an idle writer checks that no newer writer opened the store (undefined: never). */
+  readonly fenceCheckInterval: Duration.Duration | undefined
 }
 
 /** Changes frozen at a WAL batch boundary, waiting to become a run. */
@@ -85,6 +91,8 @@ export interface Writer {
   readonly flush: Effect.Effect<void, Failure>
   /** Waits until `batch` is durable. */
   readonly durable: (batch: Batch) => Effect.Effect<void, Failure>
+  /** Fails once the writer has stopped for good, with why; never succeeds. */
+  readonly stopped: Effect.Effect<never, Failure>
 }
 
 /** Starts the flusher and the maintainer in the current scope; closing it flushes what is committed. */
@@ -128,11 +136,14 @@ export const startWriter = (
     let walCollectedUpTo = 0
     const random = yield* Random.Random
     const newRunId = monotonicFactory(() => random.nextDoubleUnsafe())
+    // failed with the writer's failure when it stops: what `Kv.stopped` waits on
+    const stopped = Deferred.makeUnsafe<never, Failure>()
 
     /** Stops the writer: every batch not yet durable fails with `failure`. */
     const stop = (failure: Failure) => {
       if (state.failure !== undefined) return
       state.failure = failure
+      Deferred.doneUnsafe(stopped, Effect.fail(failure))
       for (const flight of inFlight) Deferred.doneUnsafe(flight.batch.done, Effect.fail(failure))
       Deferred.doneUnsafe(state.batch.done, Effect.fail(failure))
       committed.notify()
@@ -153,15 +164,22 @@ export const startWriter = (
         )
       )
 
+    /** A transient store failure, worth another try while the writer has not stopped. */
+    const retryWhileRunning = (error: unknown) => retryable(error) && state.failure === undefined
+
     /**
      * Puts one object until it lands: transient failures (past the store's own retries) are
-     * retried with backoff and logged, since a WAL id can be neither skipped nor reordered.
-     * A conditional put can find the key `taken`; any other failure stops the writer.
+     * retried with backoff and logged, since a WAL id can be neither skipped nor reordered, until
+     * the writer stops (then nothing more is put). A conditional put can find the key `taken`;
+     * any other failure stops the writer.
      */
-    const putUntilDone = (key: string, bytes: Uint8Array, conditional: boolean) =>
+    const putUntilDone = (key: string, bytes: Uint8Array, conditional: boolean): Effect.Effect<"landed" | "taken" | "failed"> =>
+      Effect.suspend(() => state.failure !== undefined ? Effect.succeed("failed" as const) : putOnce(key, bytes, conditional))
+
+    const putOnce = (key: string, bytes: Uint8Array, conditional: boolean) =>
       store.put(key, bytes, conditional ? { ifNoneMatch: "*" } : {}).pipe(
         Effect.tapError((error) => retryable(error) ? Effect.logWarning(`put ${key} failed; retrying`, error) : Effect.void),
-        Effect.retry({ while: retryable, schedule: retryForever }),
+        Effect.retry({ while: retryWhileRunning, schedule: retryForever }),
         Effect.as("landed" as const),
         Effect.catch((error) => {
           if (conditional && isPreconditionFailed(error)) return Effect.succeed("taken" as const)
@@ -173,7 +191,7 @@ export const startWriter = (
     /** Whether the segment that took our WAL id is an older writer's, which landed late. */
     const isOlderSegment = (walId: number) =>
       store.get(walKey(walId)).pipe(
-        Effect.retry({ while: retryable, schedule: retryForever }),
+        Effect.retry({ while: retryWhileRunning, schedule: retryForever }),
         Effect.map((object) => {
           if (object.bytes.length === 0) return false // a fence: a newer writer
           try {
@@ -342,6 +360,7 @@ export const startWriter = (
      * re-reads the manifest list first: a newer manifest than ours means we are fenced.
      */
     const collectGarbage = Effect.gen(function*() {
+      if (state.failure !== undefined) return
       const now = yield* Clock.currentTimeMillis
       const minAge = Duration.toMillis(options.gcMinAge)
       const manifestIds = yield* idsUnder(store, manifestPrefix)
@@ -436,8 +455,45 @@ export const startWriter = (
       frozen.shift()
     })
 
+    // ---- fence watch: an idle writer finds out that a newer one opened the store ---------------
+
+    /**
+     * Whether a newer writer opened the store: every open creates the manifest after the latest
+     * one, with a higher epoch (our own next manifest, landing meanwhile, has ours). A failed read
+     * or an undecodable object proves nothing: the next check looks again.
+     */
+    const newerWriterOpened = Effect.suspend(() =>
+      store.get(manifestKey(current.id + 1)).pipe(
+        Effect.map((object) => {
+          try {
+            return Manifest.decode(object.bytes).writerEpoch > state.epoch
+          } catch {
+            return false
+          }
+        }),
+        Effect.orElseSucceed(() => false)
+      )
+    )
+
+    /**
+     * Checks every `interval` for a newer writer (one small read), so that a writer with nothing
+     * to write learns that it was fenced; it ends when the writer stops, however that happens.
+     */
+    const watchFence = (interval: Duration.Duration) =>
+      Effect.gen(function*() {
+        while (state.failure === undefined) {
+          yield* Effect.sleep(interval)
+          if (state.failure === undefined && (yield* newerWriterOpened)) {
+            fenced(`a newer writer opened the store (manifest ${current.id + 1})`)
+          }
+        }
+      }).pipe(Effect.raceFirst(Effect.ignore(Deferred.await(stopped))))
+
     yield* Effect.forkScoped(supervised("flusher", Effect.forever(flusherStep)))
     yield* Effect.forkScoped(supervised("maintainer", Effect.forever(maintainerStep)))
+    if (options.fenceCheckInterval !== undefined) {
+      yield* Effect.forkScoped(supervised("fence watch", watchFence(options.fenceCheckInterval)))
+    }
 
     const flush: Effect.Effect<void, Failure> = Effect.suspend(() => {
       if (state.failure !== undefined && state.durableSeq < state.lastSeq) return Effect.fail(state.failure)
@@ -465,7 +521,8 @@ export const startWriter = (
       maxUnflushedBytes: options.maxUnflushedBytes,
       backpressure,
       flush,
-      durable: (batch) => Deferred.await(batch.done)
+      durable: (batch) => Deferred.await(batch.done),
+      stopped: Deferred.await(stopped)
     } satisfies Writer
   })
 
