@@ -48,18 +48,27 @@ import * as QueueOptions from "./queue/options.ts"
 export type { JobRecord, JobStatus }
 
 /**
+ * Options of `enqueue`. Each is checked before anything is written; one that breaks its rule
+ * fails the enqueue with `InvalidOption` naming it (`InvalidJobId` for `id`).
+ *
  * @category models
  * @since 0.1.0
  */
 export interface EnqueueOptions {
+  /** `"high"`, `"normal"`, `"low"`, or an integer from 0 to 2^32 − 1 (default: the definition's). */
   readonly priority?: Job.PriorityInput | undefined
-  /** Run no earlier than this long from now. */
+  /** Run no earlier than this long from now: a finite, non-negative duration up to 10^15 ms. Not with `runAt`. */
   readonly delay?: Duration.Input | undefined
-  /** Run no earlier than this instant (epoch milliseconds or a Date). */
+  /** Run no earlier than this instant: epoch milliseconds or a valid Date, within ±8.64·10^15 ms. */
   readonly runAt?: number | Date | undefined
-  /** While a job with this key is pending or scheduled in the queue, enqueue returns its id. */
+  /**
+   * While a job with this key is pending or scheduled in the queue, enqueue returns its id. A
+   * well-formed string of 1 to 1024 UTF-8 bytes.
+   */
   readonly dedupKey?: string | undefined
+  /** Claims allowed before the job is dead-lettered: an integer from 1 to 2^31 − 1. */
   readonly maxAttempts?: number | undefined
+  /** String values only. */
   readonly headers?: Readonly<Record<string, string>> | undefined
   /** An id of your own: 1 to 128 characters of `[A-Za-z0-9_-]`. */
   readonly id?: string | undefined
@@ -91,15 +100,20 @@ export interface Claim<A> {
 }
 
 /**
+ * Options of `claim`; one that breaks its rule fails the claim with `InvalidOption`.
+ *
  * @category models
  * @since 0.1.0
  */
 export interface ClaimOptions {
-  /** Most jobs (default 1). */
+  /** Most jobs (default 1): an integer from 0 to 2^31 − 1. */
   readonly max?: number | undefined
-  /** Lease of the claims (default: the definition's `leaseDuration`). */
+  /** Lease of the claims (default: the definition's `leaseDuration`): finite, non-negative. */
   readonly lease?: Duration.Input | undefined
-  /** When none is pending, wait this long for one to arrive (woken by enqueues in this process). */
+  /**
+   * When none is pending, wait this long for one to arrive (woken by enqueues in this process):
+   * non-negative; `Infinity` waits until one arrives.
+   */
   readonly wait?: Duration.Input | undefined
   /**
    * Stop waiting when this completes (and return what was claimed: nothing). For a caller that
@@ -121,7 +135,7 @@ export type NackOutcome = "Retried" | "DeadLettered"
  * @since 0.1.0
  */
 export interface NackOptions {
-  /** Retry after this long instead of the definition's backoff (zero: at once). */
+  /** Retry after this long instead of the definition's backoff (zero: at once): finite, non-negative. */
   readonly delay?: Duration.Input | undefined
 }
 
@@ -172,20 +186,24 @@ export type QueueError = Fenced | Closed | TransactionConflict | ValueTooLarge
 export type PayloadStoreError = ObjectStoreError | PayloadMissing
 
 /**
+ * Options of `layer`; one that breaks its rule fails the layer with `InvalidOption` before the
+ * queue reads or writes anything.
+ *
  * @category models
  * @since 0.1.0
  */
 export interface Options {
-  /** How often expired leases are looked for (default 5 seconds). */
+  /** How often expired leases are looked for (default 5 seconds): finite, above zero. */
   readonly reaperInterval?: Duration.Input | undefined
-  /** How often due scheduled jobs are made pending (default 1 second). */
+  /** How often due scheduled jobs are made pending (default 1 second): finite, above zero. */
   readonly schedulerInterval?: Duration.Input | undefined
   /**
    * Encoded payloads larger than this (default 256 KiB) are stored as objects of their own under
    * `payloads/`, written before the job's commit and deleted after the commit that removes the job.
+   * An integer from 0, at most `maxPayloadBytes` when both are given.
    */
   readonly offloadThreshold?: number | undefined
-  /** The largest encoded payload taken (default 64 MiB); larger ones are `PayloadTooLarge`. */
+  /** The largest encoded payload taken (default 64 MiB), an integer from 1; larger ones are `PayloadTooLarge`. */
   readonly maxPayloadBytes?: number | undefined
 }
 

@@ -196,7 +196,8 @@ const checkOptions = (check: () => InvalidOption | undefined): Effect.Effect<voi
  * (defaults: 6 attempts, 50 ms doubling up to 5 s), and write tokens that make a retried
  * conditional put whose response was lost a success. Every backend layer already includes
  * it unless built with `retry: false`; this layer is for putting it over another wrapper,
- * such as fault injection.
+ * such as fault injection. Options that break their rules (`maxAttempts` a whole number from 1,
+ * `base` and `max` finite, non-negative durations) fail the layer with `InvalidOption`.
  *
  * @category layers
  * @since 0.1.0
@@ -209,7 +210,7 @@ export const layerRetry = (options?: RetryOptions): Layer.Layer<ObjectStore, Inv
 
 /**
  * An in-memory store with exact conditional semantics and ETags. Each build is a new, empty
- * store.
+ * store. A bad `retry` option fails the layer with `InvalidOption`.
  *
  * @category layers
  * @since 0.1.0
@@ -232,7 +233,8 @@ export type FileSystemOptions = FileSystemStore.Options & { readonly retry?: Ret
  * A store in a local directory (created if missing). Keys map to files; a put is durable
  * (fsync of the file and of its directory) before it succeeds; put-if-absent and `ifMatch` are
  * atomic against writers in this and other processes; a crash mid-put leaves the old object or
- * the new one.
+ * the new one. Bad options (an empty `directory`, a `logPartBytes` under 1 KiB, a bad `retry`)
+ * fail the layer with `InvalidOption` before the directory is touched.
  *
  * @category layers
  * @since 0.1.0
@@ -256,7 +258,10 @@ export type S3Options = S3Store.Options & { readonly retry?: RetryOptions | fals
 
 /**
  * A store in an S3 bucket (or any S3-compatible server) under `prefix`, with
- * `@aws-sdk/client-s3`. The SDK's own retries are off; interruption aborts the request.
+ * `@aws-sdk/client-s3`. The SDK's own retries are off; interruption aborts the request. Bad
+ * options (a bucket name outside `[A-Za-z0-9._-]`, a prefix with empty, `.` or `..` segments,
+ * an endpoint that is not an http(s) URL, a secret that is not `Redacted`, a request timeout
+ * that is not a finite duration above zero…) fail the layer with `InvalidOption`, before any request.
  *
  * @category layers
  * @since 0.1.0

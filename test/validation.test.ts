@@ -211,6 +211,7 @@ const storeCases: ReadonlyArray<Case> = [
     run: (e, v) => kvOver(e, { [option]: v })
   })),
   { operation: "Kv.layer", option: "useLocalLog", kind: k("boolean"), run: (e, v) => kvOver(e, { useLocalLog: v }) },
+  { operation: "Kv.layer", option: "fenceCheckInterval", kind: duration({ positive: true }), run: (e, v) => kvOver(e, { fenceCheckInterval: v }) },
   {
     operation: "Kv.layer",
     option: "fenceCheckInterval",
