@@ -43,7 +43,7 @@ const validQueues = new Set<string>()
 export const queueNameError = (queue: unknown): InvalidQueueName | undefined => {
   if (typeof queue === "string" && validQueues.has(queue)) return undefined
   const reason = queueNameProblem(queue)
-  if (reason !== undefined) return new InvalidQueueName({ queue: Rules.render(queue), reason })
+  if (reason !== undefined) return new InvalidQueueName({ queue: typeof queue === "string" ? queue : Rules.render(queue), reason })
   if (validQueues.size < 10_000) validQueues.add(queue as string)
   return undefined
 }
