@@ -10,9 +10,14 @@
  * fails with `ClaimLost` and changes nothing. Jobs left claimed by a previous process are requeued
  * (their attempt counted) or dead-lettered when the layer opens.
  *
+ * The queue lives as long as its KV writer: once that stops for good (`Fenced`, when another
+ * process opened the same store, or `Closed`), every operation fails with why, claim and
+ * completion waits end with it at once, and the reaper and scheduler stop, so that nothing
+ * touches the store any more.
+ *
  * @since 0.1.0
  */
-import { Cause, Clock, Context, Deferred, Duration, Effect, Layer, Option, Random, Schedule, Schema, type Scope, Semaphore } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Option, Random, Schedule, Schema, type Scope, Semaphore } from "effect"
 import { monotonicFactory } from "ulid"
 import * as JobRecordSchema from "../schema/JobRecord.ts"
 import type { JobRecord, JobStatus } from "../schema/JobRecord.ts"
@@ -270,20 +275,23 @@ export interface Service {
   readonly extendLease: (
     claim: Claim<any>,
     duration: Duration.Input
-  ) => Effect.Effect<void, ClaimLost | CancelRequested | InvalidOption>
+  ) => Effect.Effect<void, ClaimLost | CancelRequested | InvalidOption | Kv.StopError>
   /** The job's record, its payload read back from its object when offloaded. */
-  readonly get: (id: string) => Effect.Effect<Option.Option<JobRecord>, PayloadStoreError>
+  readonly get: (id: string) => Effect.Effect<Option.Option<JobRecord>, PayloadStoreError | Kv.StopError>
   /** The counters of a queue (all zero for a queue never used); a bad name is `InvalidQueueName`. */
-  readonly stats: (queue: string) => Effect.Effect<QueueStats, InvalidQueueName>
+  readonly stats: (queue: string) => Effect.Effect<QueueStats, InvalidQueueName | Kv.StopError>
   readonly cancel: (id: string) => Effect.Effect<CancelOutcome, QueueError>
   /**
    * Waits for the job to end; the record returned is as stored (an offloaded payload is not read).
    * `timeout` is a non-negative duration, `Infinity` (or left out) for none; else `InvalidOption`.
+   * If the queue's writer stops meanwhile (`Fenced`: another process took the store over), the
+   * wait fails with why at once: this process can no longer see the job end (it may still, under
+   * the writer that took over).
    */
   readonly awaitCompletion: (
     id: string,
     options?: { readonly timeout?: Duration.Input | undefined }
-  ) => Effect.Effect<CompletionOutcome, InvalidOption>
+  ) => Effect.Effect<CompletionOutcome, InvalidOption | Kv.StopError>
 }
 
 /**
@@ -497,6 +505,13 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
       for (const d of waiting) Deferred.doneUnsafe(d, Effect.succeed(record))
     }
 
+    /**
+     * Fails with why the KV's writer stopped (`Fenced` or `Closed`), if it did. Commits fail so on
+     * their own; this guards what would otherwise read stale state or touch the store first.
+     */
+    const live: Effect.Effect<void, Kv.StopError> = Effect.flatMap(kv.failure, (failure) =>
+      Option.isSome(failure) ? Effect.fail(failure.value) : Effect.void)
+
     const encodePayload = <A, I>(definition: Job.Definition<A, I>, payload: A) =>
       payloadEncoder(definition.payload)(payload).pipe(
         Effect.mapError((error) => new InvalidPayload({ detail: error.message })),
@@ -515,10 +530,10 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
      * object that holds the payload (written first: a missing payload is never possible, an
      * orphan object is).
      */
-    const offload = (record: JobRecord, now: number): Effect.Effect<JobRecord, ObjectStoreError> => {
+    const offload = (record: JobRecord, now: number): Effect.Effect<JobRecord, ObjectStoreError | Kv.StopError> => {
       if (record.payload.length <= offloadThreshold) return Effect.succeed(record)
       const key = `${payloadPrefix}${nextId(now)}`
-      return store.put(key, record.payload, { ifNoneMatch: "*" }).pipe(
+      return Effect.andThen(live, store.put(key, record.payload, { ifNoneMatch: "*" })).pipe(
         Effect.catchTags({ InvalidKey: Effect.die, InvalidMetadata: Effect.die }),
         Effect.as({ ...record, payload: new Uint8Array(0), payloadRef: key })
       )
@@ -742,10 +757,16 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
         if (max === 0) return Effect.succeed([])
         const lease = claimOptions?.lease === undefined ? definition.leaseDuration : Duration.fromInputUnsafe(claimOptions.lease)
         const wait = claimOptions?.wait === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(claimOptions.wait))
-        return wait <= 0 ? claimOnce(definition, max, lease) : claimWaiting(definition, max, lease, wait, claimOptions?.until)
+        return Effect.andThen(
+          live,
+          wait <= 0 ? claimOnce(definition, max, lease) : claimWaiting(definition, max, lease, wait, claimOptions?.until)
+        )
       })
 
-    /** `claimOnce`, then waiting up to `wait` ms for an enqueue while nothing is pending. */
+    /**
+     * `claimOnce`, then waiting up to `wait` ms for an enqueue while nothing is pending; the wait
+     * fails at once if the writer stops meanwhile.
+     */
     const claimWaiting = <A, I>(
       definition: Job.Definition<A, I>,
       max: number,
@@ -763,6 +784,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
           if (left <= 0) return claims
           const stop = until === undefined ? Effect.never : Effect.as(until, "stop" as const)
           const woken = yield* Effect.raceFirst(Effect.as(Deferred.await(arrived), "arrived" as const), stop).pipe(
+            Effect.raceFirst(kv.stopped),
             Effect.timeoutOption(Duration.millis(left))
           )
           if (Option.isNone(woken) || woken.value === "stop") return claims
@@ -915,6 +937,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
     const extendLease: Service["extendLease"] = (claim, duration) =>
       Effect.gen(function*() {
         yield* checked(QueueOptions.extendLeaseError(duration))
+        yield* live
         const lease = leases.get(claim.record.id)
         if (lease === undefined || lease.token !== claim.token || lease.reaping) {
           return yield* new ClaimLost({ id: claim.record.id })
@@ -933,7 +956,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
       })
 
     const get: Service["get"] = (id) =>
-      Effect.flatMap(getStored(id), (record) =>
+      Effect.flatMap(Effect.andThen(live, getStored(id)), (record) =>
         Option.isNone(record) || record.value.payloadRef === undefined
           ? Effect.succeed(record)
           : Effect.map(payloadOf(record.value), (payload) => Option.some({ ...record.value, payload })))
@@ -943,6 +966,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
     const stats: Service["stats"] = (queue) =>
       Effect.gen(function*() {
         yield* checked(QueueOptions.queueNameError(queue))
+        yield* live
         return {
           queue,
           pending: yield* counter(queue, "Pending"),
@@ -991,6 +1015,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
     const awaitCompletion: Service["awaitCompletion"] = (id, waitOptions) =>
       Effect.gen(function*() {
         yield* checked(QueueOptions.awaitCompletionError(waitOptions))
+        yield* live
         const waiter = Deferred.makeUnsafe<Option.Option<JobRecord>>()
         const list = completions.get(id) ?? []
         list.push(waiter)
@@ -1006,10 +1031,10 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
           return yield* Effect.as(forget, { _tag: "Completed" as const, job: current })
         }
         const timeout = waitOptions?.timeout === undefined ? undefined : Duration.fromInputUnsafe(waitOptions.timeout)
-        const result = timeout === undefined
-          ? Option.some(yield* Deferred.await(waiter))
-          : yield* Effect.timeoutOption(Deferred.await(waiter), timeout)
-        yield* forget
+        const completion = Effect.raceFirst(Deferred.await(waiter), kv.stopped)
+        const result = yield* (timeout === undefined ? Effect.map(completion, Option.some) : Effect.timeoutOption(completion, timeout)).pipe(
+          Effect.ensuring(forget)
+        )
         return Option.isNone(result) ? { _tag: "TimedOut" as const } : { _tag: "Completed" as const, job: result.value }
       })
 
@@ -1104,8 +1129,15 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
         Effect.repeat(Schedule.spaced(Duration.fromInputUnsafe(interval ?? fallback))),
         Effect.forkScoped
       )
-    yield* every(options?.reaperInterval, "5 seconds", Effect.andThen(reapExpired, sweepRetention))
-    yield* every(options?.schedulerInterval, "1 second", promoteDue)
+    const background = [
+      yield* every(options?.reaperInterval, "5 seconds", Effect.andThen(reapExpired, sweepRetention)),
+      yield* every(options?.schedulerInterval, "1 second", promoteDue)
+    ]
+
+    /** When the writer stops for good, the reaper and the scheduler stop too: nothing polls on. */
+    const stopWithWriter = Effect.flatMap(Effect.flip(kv.stopped), (failure) =>
+      Effect.andThen(Effect.logError(`job queue stopped: ${failure.message}`), Fiber.interruptAll(background)))
+    yield* Effect.forkScoped(stopWithWriter)
 
     return {
       enqueue,

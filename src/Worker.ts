@@ -13,6 +13,11 @@
  * dead-lettered by the queue before the handler sees it. A lost lease (the job was requeued
  * meanwhile) or a cancel request interrupts the handler.
  *
+ * A worker ends when its queue's writer stops for good (`Fenced`: another process opened the same
+ * store; or `Closed`): `run` fails with it, and a `layer` whose writer was fenced interrupts the
+ * fiber that built it (under `Layer.launch`, the launch ends, so the process exits and a
+ * supervisor can start it again).
+ *
  * @since 0.1.0
  */
 import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope } from "effect"
@@ -22,6 +27,7 @@ import * as Job from "./Job.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
 import { type Claim, JobQueue } from "./JobQueue.ts"
 import type { CancelRequested, ClaimLost, InvalidQueueName } from "./JobQueueError.ts"
+import type { StopError } from "./Kv.ts"
 import * as QueueOptions from "./queue/options.ts"
 
 /**
@@ -42,7 +48,7 @@ export interface JobContext {
    */
   readonly token: string
   /** Extends the lease now (the worker also renews it on its own while the handler runs). */
-  readonly extendLease: (duration: Duration.Input) => Effect.Effect<void, ClaimLost | CancelRequested | InvalidOption>
+  readonly extendLease: (duration: Duration.Input) => Effect.Effect<void, ClaimLost | CancelRequested | InvalidOption | StopError>
 }
 
 /**
@@ -209,8 +215,15 @@ export interface Options<E> {
   readonly errorSchema?: Schema.Codec<E, any, never, never> | undefined
 }
 
-/** Why a job's handler was stopped before it ended. */
-type Stop = "LeaseLost" | "Cancelled"
+/**
+ * Why a job's handler was stopped before it ended: its lease was lost, its job was cancelled, or
+ * the queue's writer stopped for good (then the claim can be neither settled nor given back).
+ */
+type Stop = "LeaseLost" | "Cancelled" | "WriterStopped"
+
+/** Whether `error` says that the queue's writer stopped for good: nothing can be claimed or settled any more. */
+const isStopError = (error: unknown): error is StopError =>
+  typeof error === "object" && error !== null && "_tag" in error && (error._tag === "Fenced" || error._tag === "Closed")
 
 
 /** Logs a settlement that failed (the claim was lost, the store failed): the job's lease runs out. */
@@ -235,8 +248,12 @@ const describe = <E>(error: E, schema: Schema.Codec<E, any, never, never> | unde
  * Runs `handler` over the jobs of `definition` until interrupted. Interrupting it stops the
  * claims, lets jobs in flight finish for up to `drainTimeout`, then interrupts the rest and gives
  * their claims back (pending again, the attempt not counted). A failing claim loop is logged and
- * restarted with a backoff. It fails only at its start, with `InvalidOption` or
- * `InvalidQueueName` when an option (or the definition) breaks its rule.
+ * restarted with a backoff. It fails at its start with `InvalidOption` or `InvalidQueueName` when
+ * an option (or the definition) breaks its rule; later only when the queue's writer stops for
+ * good, with why (`Fenced`, `Closed`): it then stops claiming and interrupts the handlers in
+ * flight at once, without a drain (their outcomes could not be recorded; the writer that took
+ * over requeued their jobs when it opened). It finds out within the KV's `fenceCheckInterval`
+ * (10 s), plus half a lease when every slot is busy.
  *
  * @category running
  * @since 0.1.0
@@ -245,7 +262,7 @@ export const run = <A, I, E, R>(
   definition: Job.Definition<A, I>,
   handler: Handler<A, E, R>,
   options?: Options<E>
-): Effect.Effect<never, InvalidOption | InvalidQueueName, JobQueue | R> =>
+): Effect.Effect<never, InvalidOption | InvalidQueueName | StopError, JobQueue | R> =>
   Effect.gen(function*() {
     yield* checkOptions(definition, handler, options)
     const queue = yield* JobQueue
@@ -274,6 +291,16 @@ export const run = <A, I, E, R>(
     }
     const running = new Set<Running>()
     const stopping = Deferred.makeUnsafe<void>()
+    // failed with why, once the queue's writer stopped for good: the worker ends
+    const writerStopped = Deferred.makeUnsafe<never, StopError>()
+
+    /** Whether `cause` says that the queue's writer stopped for good; if so, the worker ends with it. */
+    const endsWorker = (cause: Cause.Cause<unknown>): boolean => {
+      const error = cause.reasons.find(Cause.isFailReason)?.error
+      if (!isStopError(error)) return false
+      Deferred.doneUnsafe(writerStopped, Effect.fail(error))
+      return true
+    }
     const slotFreed = makeSignal()
     let free = concurrency
 
@@ -303,7 +330,7 @@ export const run = <A, I, E, R>(
           if (job.settling || job.stop !== undefined || now - job.renewedAt < every) continue
           job.renewedAt = now
           const renewed = yield* Effect.exit(queue.extendLease(job.claim, lease))
-          if (Exit.isFailure(renewed)) {
+          if (Exit.isFailure(renewed) && !endsWorker(renewed.cause)) {
             const error = renewed.cause.reasons.find(Cause.isFailReason)?.error
             stopJob(job, error?._tag === "CancelRequested" ? "Cancelled" : "LeaseLost")
           }
@@ -333,7 +360,7 @@ export const run = <A, I, E, R>(
           case "Cancel":
             return yield* queue.discard(claim)
         }
-      }).pipe(logUnsettled(ctx.id))
+      }).pipe(Effect.tapCause((cause) => Effect.sync(() => endsWorker(cause))), logUnsettled(ctx.id))
 
     /** A job whose fiber was interrupted: cancelled (removed), lease lost (nothing to do), or shut down (given back). */
     const settleStopped = (job: Running, ctx: JobContext) => {
@@ -342,6 +369,8 @@ export const run = <A, I, E, R>(
           return queue.discard(job.claim).pipe(logUnsettled(ctx.id))
         case "LeaseLost":
           return Effect.logWarning(`job ${ctx.id}: its lease was lost; the handler was interrupted`)
+        case "WriterStopped":
+          return Effect.logWarning(`job ${ctx.id}: the queue's writer stopped; the handler was interrupted`)
         case undefined:
           return Effect.ignore(queue.release(job.claim))
       }
@@ -415,8 +444,8 @@ export const run = <A, I, E, R>(
       for (const claim of claims) yield* start(claim)
     })
 
-    // A failing claim (store unavailable, writer fenced) is logged and tried again after a
-    // backoff that grows while the failures go on: the loop never dies and never spins.
+    // A failing claim (store unavailable) is logged and tried again after a backoff that grows
+    // while the failures go on: the loop never spins, and ends only when the writer stopped.
     const claimLoop = Effect.gen(function*() {
       let failures = 0
       while (!Deferred.isDoneUnsafe(stopping)) {
@@ -425,7 +454,7 @@ export const run = <A, I, E, R>(
           failures = 0
           continue
         }
-        if (Cause.hasInterruptsOnly(exit.cause)) return
+        if (Cause.hasInterruptsOnly(exit.cause) || endsWorker(exit.cause)) return
         failures++
         const delay = Duration.millis(Math.min(100 * 2 ** Math.min(failures - 1, 20), 30_000))
         yield* Effect.logError(`worker of ${definition.queue}: claiming failed (${failures} in a row); again in ${Duration.format(delay)}`, exit.cause)
@@ -438,14 +467,30 @@ export const run = <A, I, E, R>(
       yield* Deferred.succeed(stopping, undefined)
       slotFreed.notify() // a claim loop waiting for a free slot
       yield* Fiber.join(loop)
-      const drained = yield* Effect.timeoutOption(Fiber.awaitAll(fibers()), drainTimeout)
-      if (Option.isNone(drained)) yield* Fiber.interruptAll(fibers())
+      // the drain ends early when the writer stops meanwhile: nothing could be settled any more
+      const drain = Effect.raceFirst(Effect.asVoid(Fiber.awaitAll(fibers())), Effect.ignore(Deferred.await(writerStopped)))
+      const drained = yield* Effect.timeoutOption(drain, drainTimeout)
+      if (Deferred.isDoneUnsafe(writerStopped)) for (const job of running) stopJob(job, "WriterStopped")
+      if (Option.isNone(drained) || Deferred.isDoneUnsafe(writerStopped)) yield* Fiber.interruptAll(fibers())
       yield* Scope.close(scope, Exit.void)
     })
 
+    /** Ends the worker at once, the writer having stopped: no more claims, handlers interrupted. */
+    const halt = (error: StopError) =>
+      Effect.gen(function*() {
+        yield* Effect.logError(`worker of ${definition.queue} stops: ${error.message}`)
+        yield* Deferred.succeed(stopping, undefined)
+        slotFreed.notify()
+        for (const job of running) stopJob(job, "WriterStopped")
+        yield* Scope.close(scope, Exit.void) // interrupts the claim loop and the renewals, and waits for the jobs
+      })
+
     yield* Effect.forkIn(renewLeases, scope)
     const loop = yield* Effect.forkIn(claimLoop, scope)
-    return yield* Effect.never.pipe(Effect.onInterrupt(() => shutdown))
+    return yield* Deferred.await(writerStopped).pipe(
+      Effect.onInterrupt(() => shutdown),
+      Effect.tapError(halt)
+    )
   })
 
 /** The `RateLimiter` in context, or a new in-memory one. */
@@ -463,8 +508,26 @@ const checkOptions = (definition: Job.Definition<any, any>, handler: unknown, op
   })
 
 /**
+ * Runs a layer's worker; if the queue's writer was fenced (`Fenced`: another process opened the
+ * same store), it interrupts `builder`, the fiber that built the layer: a layer cannot fail once
+ * built, and under `Layer.launch` that fiber is the launch, which then ends (`NodeRuntime.runMain`
+ * exits with code 130) so that a supervisor can start the process again. A `Closed` writer (its
+ * layer was closed, or it failed) ends the worker only.
+ */
+const interruptingBuilderWhenFenced = <R>(
+  worker: Effect.Effect<never, InvalidOption | InvalidQueueName | StopError, R>,
+  builder: Fiber.Fiber<unknown, unknown>
+) =>
+  Effect.tapError(worker, (error) => Effect.sync(() => error._tag === "Fenced" && builder.interruptUnsafe()))
+
+/**
  * `run` as a layer: its scope owns the worker, which drains when the scope closes. The options
  * are checked when the layer is built, which fails with `InvalidOption` or `InvalidQueueName`.
+ * When the queue's writer is fenced the worker stops and interrupts the fiber that built the
+ * layer (with `Layer.launch(Worker.layer(...).pipe(Layer.provide(QueueLive)))`, the launch). Layers
+ * merged with `Layer.mergeAll` are built on fibers of their own, which end with the build: to stop
+ * a process running several workers, launch them chained with `Layer.provideMerge`, or run them
+ * with `Worker.run` under `Effect.all`, which fails with `Fenced`.
  *
  * @category layers
  * @since 0.1.0
@@ -474,4 +537,7 @@ export const layer = <A, I, E, R>(
   handler: Handler<A, E, R>,
   options?: Options<E>
 ): Layer.Layer<never, InvalidOption | InvalidQueueName, JobQueue | R> =>
-  Layer.effectDiscard(Effect.andThen(checkOptions(definition, handler, options), Effect.forkScoped(run(definition, handler, options))))
+  Layer.effectDiscard(Effect.andThen(
+    checkOptions(definition, handler, options),
+    Effect.withFiber((builder) => Effect.forkScoped(interruptingBuilderWhenFenced(run(definition, handler, options), builder)))
+  ))

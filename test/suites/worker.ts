@@ -6,7 +6,7 @@ import { TestClock } from "effect/testing"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
 import * as Kv from "../../src/Kv.ts"
-import { Closed } from "../../src/KvError.ts"
+import * as ObjectStoreError from "../../src/ObjectStoreError.ts"
 import * as Worker from "../../src/Worker.ts"
 import type { Backend } from "../utils/stores.ts"
 
@@ -263,7 +263,8 @@ export const workerSuite = (backend: Backend) =>
           claim: (definition, options) =>
             Effect.suspend(() => {
               calls++
-              return broken ? Effect.fail(new Closed({ detail: "the store is away" })) : queue.claim(definition, options)
+              const away = ObjectStoreError.make("get", "payloads/x", "Unavailable", { detail: "the store is away" })
+              return broken ? Effect.fail(away) : queue.claim(definition, options)
             })
         }
         let done = 0
