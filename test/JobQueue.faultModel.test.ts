@@ -13,6 +13,7 @@ describe("JobQueue model with store faults and crashes", () => {
     Effect.gen(function*() {
       const totals = { operations: 0, processes: 0, crashes: 0, lostUnacknowledged: 0, landedUncertain: 0, jobs: 0 }
       for (let seed = base; seed < base + count; seed++) {
+        if (process.env.QUEUE_TRACE) console.log(`seed ${seed}`)
         const report = yield* runQueueSchedule(seed)
         for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += report[key]
       }

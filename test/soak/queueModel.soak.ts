@@ -17,7 +17,10 @@ describe("JobQueue model soak", () => {
       Effect.gen(function*() {
         const started = performance.now()
         let crashes = 0
-        for (let seed = from; seed < to; seed++) crashes += (yield* runQueueSchedule(seed)).crashes
+        for (let seed = from; seed < to; seed++) {
+          if (process.env.QUEUE_TRACE) console.log(`seed ${seed}`)
+          crashes += (yield* runQueueSchedule(seed)).crashes
+        }
         const heap = Math.round(process.memoryUsage().heapUsed / 2 ** 20)
         console.log(`queue soak: schedules ${from}-${to - 1} passed in ${Math.round(performance.now() - started)} ms (${crashes} crashes, heap ${heap} MiB)`)
         assert.isAbove(crashes, 0)

@@ -25,6 +25,7 @@ import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Random, Schema, S
 import { TestClock } from "effect/testing"
 import * as JobRecordSchema from "../../schema/JobRecord.ts"
 import type { JobRecord } from "../../schema/JobRecord.ts"
+import * as PayloadObject from "../../schema/PayloadObject.ts"
 import * as FaultInjection from "../../src/FaultInjection.ts"
 import * as Msgpack from "../../src/internal/msgpack.ts"
 import { makePrng, type Prng } from "../../src/internal/prng.ts"
@@ -36,8 +37,10 @@ import * as Keys from "../../src/queue/keys.ts"
 
 // ---- definitions ---------------------------------------------------------------------------------
 
-const Payload = Schema.Struct({ n: Schema.Number })
+const Payload = Schema.Struct({ n: Schema.Number, pad: Schema.optionalKey(Schema.String) })
 type Payload = typeof Payload.Type
+/** Job n's payload: every third one is large, stored as an object of its own when the schedule offloads. */
+const payloadOf = (n: number): Payload => (n % 3 === 0 ? { n, pad: `${n}:${"x".repeat(100)}` } : { n })
 
 // Time scales are kept apart so that the background work is determined by the operations: calls
 // take milliseconds; delays and backoffs are 10-20 minutes; leases 30-60 minutes; "a while" is
@@ -66,7 +69,6 @@ const keepDoneMillis: Record<QueueName, number | undefined> = { kept: 24 * 3600_
 const deadRetentionMillis = 2 * 24 * 3600_000
 const aWhile = 2 * 3600_000
 const days = 3 * 24 * 3600_000
-const queueOptions: JobQueue.Options = { reaperInterval: "1 hour", schedulerInterval: "1 hour" }
 const leaseExpired = "lease expired"
 const interrupted = "claim interrupted by process exit"
 
@@ -448,11 +450,12 @@ const wrap = (raw: ObjectStore.Service, seed: string, withFaults: boolean) =>
 /**
  * Runs `effect` while TestClock moves on 1 ms at a time, until it is done or `maxMillis` of
  * virtual time have passed: its exit, or undefined if it was not done by then (it is then
- * interrupted, without waiting: a crashed process's calls may hang in their finalizers).
+ * interrupted, without waiting). Its fiber is detached: a crashed process's calls may hang in
+ * their finalizers for good (deleting a payload object on a frozen store), and nothing waits for them.
  */
 const drive = <A, E>(effect: Effect.Effect<A, E>, maxMillis: number) =>
   Effect.gen(function*() {
-    const fiber = yield* Effect.forkChild(effect)
+    const fiber = yield* Effect.forkDetach(effect)
     yield* Effect.yieldNow
     for (let elapsed = 0; elapsed < maxMillis && fiber.pollUnsafe() === undefined; elapsed++) yield* TestClock.adjust(1)
     const done = fiber.pollUnsafe()
@@ -461,7 +464,7 @@ const drive = <A, E>(effect: Effect.Effect<A, E>, maxMillis: number) =>
   })
 
 /** The jobs, counters and secondary entries in the KV; fails (as a defect) on any inconsistency among them. */
-const observe = (process: Process, where: string) =>
+const observe = (process: Process, raw: ObjectStore.Service, where: string) =>
   Effect.gen(function*() {
     const { kv, queue } = process
     const scan = (tag: number) => kv.scan({ prefix: new Uint8Array([tag, 1]) })
@@ -473,7 +476,16 @@ const observe = (process: Process, where: string) =>
     }
     const recordKeys = new Map<string, string>()
     for (const [key, record] of records) {
-      const { n } = Msgpack.decode(record.payload) as Payload
+      let payload: Payload | undefined
+      if (record.payloadRef === undefined) payload = Msgpack.decode(record.payload) as Payload
+      else {
+        const object = yield* Effect.exit(raw.get(record.payloadRef))
+        if (Exit.isSuccess(object)) payload = Msgpack.decode(PayloadObject.decode(object.value.bytes)) as Payload
+        else problems.push(`the payload object ${record.payloadRef} of ${record.id} (${record.status}) cannot be read: ${Cause.pretty(object.cause)}`)
+      }
+      if (payload === undefined) continue
+      const { n } = payload
+      if (JSON.stringify(payload) !== JSON.stringify(payloadOf(n))) problems.push(`n${n} (${record.id}) has payload ${JSON.stringify(payload)}`)
       const expectedKey = record.status === "Pending"
         ? Keys.pending(record.queue, record.priority, record.id)
         : record.status === "Scheduled"
@@ -576,9 +588,9 @@ const matches = (expected: string, actual: string) =>
 const runSub = (queue: JobQueue.Service, sub: Sub): Effect.Effect<unknown, unknown> => {
   switch (sub._tag) {
     case "Enqueue":
-      return queue.enqueue(definitions[sub.queue], { n: sub.n }, sub.options)
+      return queue.enqueue(definitions[sub.queue], payloadOf(sub.n), sub.options)
     case "Batch":
-      return queue.enqueueBatch(definitions[sub.queue], sub.ns.map((n) => ({ n })))
+      return queue.enqueueBatch(definitions[sub.queue], sub.ns.map(payloadOf))
     case "Claim":
       return queue.claim(definitions[sub.queue], { max: sub.max, ...(sub.lease === undefined ? {} : { lease: sub.lease }) })
     case "Ack":
@@ -635,9 +647,12 @@ export const runQueueSchedule = (seed: number, options?: { readonly opsPerProces
       maxWalPutsInFlight: 1 + prng.int(0, 4),
       ...(prng.next() < 0.2 ? { maxUnflushedBytes: 300 } : {})
     }
+    // a third of the schedules store large payloads as objects of their own
+    const offload = prng.next() < 0.33
+    const queueOptions: JobQueue.Options = { reaperInterval: "1 hour", schedulerInterval: "1 hour", ...(offload ? { offloadThreshold: 64 } : {}) }
     const opsPerProcess = options?.opsPerProcess ?? 24
     const processes = 2 + prng.int(0, 3)
-    const log: Array<string> = [`seed ${seed}, kv ${JSON.stringify(kvOptions)}`]
+    const log: Array<string> = [`seed ${seed}, kv ${JSON.stringify(kvOptions)}, queue ${JSON.stringify(queueOptions)}`]
     const fail = (what: string) => Effect.die(new Error(`seed ${seed}: ${what}\n--- schedule:\n${log.slice(-80).join("\n")}`))
 
     let model: MState = emptyState
@@ -699,7 +714,7 @@ export const runQueueSchedule = (seed: number, options?: { readonly opsPerProces
         // the first runs of the reaper and the scheduler at open
         yield* drive(Effect.sleep("5 millis"), 10)
         const now = yield* Clock.currentTimeMillis
-        const found = yield* observe(process, `seed ${seed}, process ${incarnation}`)
+        const found = yield* observe(process, raw, `seed ${seed}, process ${incarnation}`)
         const allowed = candidates.map((c) => background(c, now, now, "reopen"))
         let chosen = -1
         for (let i = allowed.length - 1; i >= 0 && chosen < 0; i--) {
@@ -872,7 +887,7 @@ export const runQueueSchedule = (seed: number, options?: { readonly opsPerProces
           if (sub._tag === "Claim" && Exit.isSuccess(exit)) {
             for (const claim of exit.value as ReadonlyArray<JobQueue.Claim<Payload>>) {
               const job = model.jobs.get(claim.job.payload.n)!
-              if (claim.job.id !== job.id || claim.job.attempts !== job.attempts) {
+              if (claim.job.id !== job.id || claim.job.attempts !== job.attempts || JSON.stringify(claim.job.payload) !== JSON.stringify(payloadOf(job.n))) {
                 return yield* fail(`operation ${index}: claimed ${claim.job.id} attempt ${claim.job.attempts}, the model has ${describeJob(job)}`)
               }
               tokens.set(job.n, claim.token)
