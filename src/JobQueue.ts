@@ -20,6 +20,7 @@
 import { Cause, Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Option, Random, Schedule, Schema, type Scope, Semaphore } from "effect"
 import { monotonicFactory } from "ulid"
 import * as JobRecordSchema from "../schema/JobRecord.ts"
+import * as PayloadObject from "../schema/PayloadObject.ts"
 import type { JobRecord, JobStatus } from "../schema/JobRecord.ts"
 import { fromLatin1, toLatin1 } from "./internal/binary.ts"
 import * as Latin1Kv from "./internal/latin1Kv.ts"
@@ -37,7 +38,7 @@ import {
 } from "./JobQueueError.ts"
 import * as Kv from "./Kv.ts"
 import type { Transaction } from "./Kv.ts"
-import type { Closed, Fenced, TransactionConflict, ValueTooLarge } from "./KvError.ts"
+import { type Closed, Corrupt, type Fenced, type TransactionConflict, type ValueTooLarge } from "./KvError.ts"
 import { ObjectStore } from "./ObjectStore.ts"
 import type { ObjectStoreError } from "./ObjectStoreError.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
@@ -183,12 +184,13 @@ export type QueueError = Fenced | Closed | TransactionConflict | ValueTooLarge
 
 /**
  * Errors of reading or writing a payload stored as an object of its own (over
- * `offloadThreshold`): the store failed past its retries, or the object is gone.
+ * `offloadThreshold`): the store failed past its retries, the object is gone, or it fails its
+ * checks (`Corrupt`, naming the object and the check: see `schema/PayloadObject.ts`).
  *
  * @category errors
  * @since 0.1.0
  */
-export type PayloadStoreError = ObjectStoreError | PayloadMissing
+export type PayloadStoreError = ObjectStoreError | PayloadMissing | Corrupt
 
 /**
  * Options of `layer`; one that breaks its rule fails the layer with `InvalidOption` before the
@@ -237,7 +239,8 @@ export interface Service {
   ) => Effect.Effect<ReadonlyArray<string>, QueueError | InvalidQueueName | InvalidOption | PayloadTooLarge | InvalidPayload | ObjectStoreError>
   /**
    * Claims up to `max` jobs, priority first (lower number), then in enqueue order. A job whose
-   * payload does not decode (or whose payload object is gone) is dead-lettered, not returned. If an
+   * payload does not decode, or whose payload object is gone or fails its checks (`Corrupt`), is
+   * dead-lettered with that reason in one durable commit, never returned. If an
    * offloaded payload cannot be read (`ObjectStoreError`), the claims of the call stay taken until
    * their leases expire. Bad options (see `ClaimOptions`) fail with `InvalidOption`, claiming nothing.
    */
@@ -276,7 +279,10 @@ export interface Service {
     claim: Claim<any>,
     duration: Duration.Input
   ) => Effect.Effect<void, ClaimLost | CancelRequested | InvalidOption | Kv.StopError>
-  /** The job's record, its payload read back from its object when offloaded. */
+  /**
+   * The job's record, its payload read back from its object when offloaded: an object that is gone
+   * is `PayloadMissing`, one that fails its checks `Corrupt`.
+   */
   readonly get: (id: string) => Effect.Effect<Option.Option<JobRecord>, PayloadStoreError | Kv.StopError>
   /** The counters of a queue (all zero for a queue never used); a bad name is `InvalidQueueName`. */
   readonly stats: (queue: string) => Effect.Effect<QueueStats, InvalidQueueName | Kv.StopError>
@@ -454,6 +460,13 @@ const decodeOrSkip = (key: Uint8Array, value: Uint8Array) =>
     }
   })
 
+/** The encoded payload a payload object holds, or `Corrupt` naming the object and the check it fails. */
+const unframePayload = (key: string, bytes: Uint8Array): Effect.Effect<Uint8Array, Corrupt> =>
+  Effect.try({
+    try: () => PayloadObject.decode(bytes),
+    catch: (error) => new Corrupt({ key, detail: error instanceof Error ? error.message : String(error) })
+  })
+
 /** Builds the queue over the KV in context; forks the reaper and the scheduler in the scope. */
 export const make = (options?: Options): Effect.Effect<Service, QueueError | InvalidOption, Kv.Kv | ObjectStore | Scope.Scope> =>
   Effect.gen(function*() {
@@ -533,7 +546,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
     const offload = (record: JobRecord, now: number): Effect.Effect<JobRecord, ObjectStoreError | Kv.StopError> => {
       if (record.payload.length <= offloadThreshold) return Effect.succeed(record)
       const key = `${payloadPrefix}${nextId(now)}`
-      return Effect.andThen(live, store.put(key, record.payload, { ifNoneMatch: "*" })).pipe(
+      return Effect.andThen(live, store.put(key, PayloadObject.encode(record.payload), { ifNoneMatch: "*" })).pipe(
         Effect.catchTags({ InvalidKey: Effect.die, InvalidMetadata: Effect.die }),
         Effect.as({ ...record, payload: new Uint8Array(0), payloadRef: key })
       )
@@ -550,10 +563,10 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
     const committing = <A, E>(records: ReadonlyArray<JobRecord>, commit: Effect.Effect<A, E>) =>
       Effect.onError(commit, () => dropPayloads(records))
 
-    /** The encoded payload of `record`, read from its object when offloaded. */
+    /** The encoded payload of `record`, read from its object (and checked) when offloaded. */
     const payloadOf = (record: JobRecord): Effect.Effect<Uint8Array, PayloadStoreError> =>
       record.payloadRef === undefined ? Effect.succeed(record.payload) : store.get(record.payloadRef).pipe(
-        Effect.map((object) => object.bytes),
+        Effect.flatMap((object) => unframePayload(object.key, object.bytes)),
         Effect.catchReason("ObjectStoreError", "NotFound", () => Effect.fail(new PayloadMissing({ id: record.id, key: record.payloadRef! }))),
         Effect.catchTags({ InvalidKey: Effect.die, InvalidRange: Effect.die })
       )
@@ -711,11 +724,13 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
         }
         const failure = decoded.cause.reasons.find(Cause.isFailReason)?.error
         if (failure?._tag === "ObjectStoreError") return Effect.fail(failure)
-        // A payload that no longer decodes (or whose object is gone) goes to the dead-letter
-        // queue, never to the caller.
+        // A payload that no longer decodes (or whose object is gone, or damaged) goes to the
+        // dead-letter queue, never to the caller.
         const claim: Claim<A> = { job: { ...record, payload: undefined as A }, record, token, definition, cancelled }
         const reason = failure?._tag === "PayloadMissing"
           ? `payload object ${failure.key} is missing`
+          : failure?._tag === "Corrupt"
+          ? `payload object ${failure.key} is corrupt: ${failure.detail}`
           : `payload does not decode: ${String(decoded.cause)}`
         return Effect.as(Effect.ignore(deadLetter(claim, reason)), undefined)
       })
