@@ -252,7 +252,7 @@ const describe = <E>(error: E, schema: Schema.Codec<E, any, never, never> | unde
  * an option (or the definition) breaks its rule; later only when the queue's writer stops for
  * good, with why (`Fenced`, `Closed`): it then stops claiming and interrupts the handlers in
  * flight at once, without a drain (their outcomes could not be recorded; the writer that took
- * over requeued their jobs when it opened). It finds out within the KV's `fenceCheckInterval`
+ * over hands their jobs out again). It finds out within the KV's `fenceCheckInterval`
  * (10 s), plus half a lease when every slot is busy.
  *
  * @category running
