@@ -66,6 +66,7 @@ describe("JobQueue with producers and a Worker under kill -9", () => {
           if (ackedIn.has(id!)) violations.push(`${id} was acked twice: in round ${ackedIn.get(id!)} and in round ${round}`)
           ackedIn.set(id!, round)
         }
+        if (what === "damaged") violations.push(`${id} was handed a damaged payload in round ${round}`)
         if (what === "ended") violations.push(`${id} ended without a done record (${token}) in round ${round}`)
       }
       // what the store holds in the end
