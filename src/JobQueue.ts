@@ -1041,9 +1041,11 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
           if (rest.length === 0) completions.delete(id)
           else completions.set(id, rest)
         })
-        if (Option.isNone(current)) return yield* Effect.as(forget, { _tag: "NotFound" as const })
+        // What was found is committed, not necessarily durable yet (an ack or a removal under way):
+        // it is answered once durable, as a waiter is woken only once the end is durable.
+        if (Option.isNone(current)) return yield* Effect.as(Effect.ensuring(kv.flush, forget), { _tag: "NotFound" as const })
         if (current.value.status === "Done" || current.value.status === "Dead") {
-          return yield* Effect.as(forget, { _tag: "Completed" as const, job: current })
+          return yield* Effect.as(Effect.ensuring(kv.flush, forget), { _tag: "Completed" as const, job: current })
         }
         const timeout = waitOptions?.timeout === undefined ? undefined : Duration.fromInputUnsafe(waitOptions.timeout)
         const completion = Effect.raceFirst(Deferred.await(waiter), kv.stopped)
