@@ -552,6 +552,9 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
       )
     }
 
+    const mayHaveCommitted = (error: unknown) =>
+      typeof error === "object" && error !== null && "_tag" in error && (error._tag === "Fenced" || error._tag === "Closed")
+
     /** Deletes the payload objects of records no longer stored; a failure leaves an orphan, logged. */
     const dropPayloads = (records: ReadonlyArray<JobRecord>) =>
       Effect.forEach(records, (record) =>
@@ -559,9 +562,14 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
           Effect.catchCause((cause) => Effect.logWarning(`payload object ${record.payloadRef} of job ${record.id} was not deleted`, cause))
         ), { discard: true, concurrency: 8 })
 
-    /** Runs `commit` for records offloaded first; their objects are deleted if it fails. */
+    /**
+     * Runs `commit` for records offloaded first; their objects are deleted if it failed without
+     * committing (a conflict, a duplicate id, a value too large). Interrupted, or failing with
+     * `Fenced` or `Closed`, the commit may stand (applied, its WAL write on its way or landed):
+     * the objects stay, since deleting them could leave a stored job without its payload.
+     */
     const committing = <A, E>(records: ReadonlyArray<JobRecord>, commit: Effect.Effect<A, E>) =>
-      Effect.onError(commit, () => dropPayloads(records))
+      Effect.tapError(commit, (error) => mayHaveCommitted(error) ? Effect.void : dropPayloads(records))
 
     /** The encoded payload of `record`, read from its object (and checked) when offloaded. */
     const payloadOf = (record: JobRecord): Effect.Effect<Uint8Array, PayloadStoreError> =>

@@ -7,8 +7,6 @@ import { runQueueSchedule } from "./suites/queueModel.ts"
 
 const count = Number(process.env.QUEUE_SCHEDULES ?? 200)
 const base = Number(process.env.QUEUE_SEED ?? 0)
-// QUEUE_INTERRUPT_OFFLOADED=1: interrupt calls in the schedules that offload payloads too (a known bug: see runQueueSchedule)
-const interruptOffloaded = process.env.QUEUE_INTERRUPT_OFFLOADED === "1"
 
 describe("JobQueue model with store faults and crashes", () => {
   it.effect(`${count} schedules from seed ${base}: after every reopen each acknowledged job is there once, in its state, with exact counters`, () =>
@@ -25,7 +23,7 @@ describe("JobQueue model with store faults and crashes", () => {
       }
       for (let seed = base; seed < base + count; seed++) {
         if (process.env.QUEUE_TRACE) console.log(`seed ${seed}`)
-        const report = yield* runQueueSchedule(seed, { interruptOffloaded })
+        const report = yield* runQueueSchedule(seed)
         for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += report[key]
       }
       console.log(`${count} queue schedules: ${JSON.stringify(totals)}`)

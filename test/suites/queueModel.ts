@@ -639,12 +639,6 @@ export const runQueueSchedule = (
   seed: number,
   options?: {
     readonly opsPerProcess?: number | undefined
-    /**
-     * Also interrupt calls in the schedules that offload payloads. Off by default: an enqueue
-     * interrupted after its commit deletes the payload object of the job it committed (the job is
-     * then dead-lettered as PayloadMissing), a known bug of the offload.
-     */
-    readonly interruptOffloaded?: boolean | undefined
   }
 ) =>
   Effect.gen(function*() {
@@ -665,7 +659,6 @@ export const runQueueSchedule = (
     const offload = prng.next() < 0.33
     const queueOptions: JobQueue.Options = { reaperInterval: "1 hour", schedulerInterval: "1 hour", ...(offload ? { offloadThreshold: 64 } : {}) }
     const opsPerProcess = options?.opsPerProcess ?? 24
-    const interruptOffloaded = options?.interruptOffloaded ?? false
     const processes = 2 + prng.int(0, 3)
     const log: Array<string> = [`seed ${seed}, kv ${JSON.stringify(kvOptions)}, queue ${JSON.stringify(queueOptions)}`]
     const fail = (what: string) => Effect.die(new Error(`seed ${seed}: ${what}\n--- schedule:\n${log.slice(-80).join("\n")}`))
@@ -872,7 +865,7 @@ export const runQueueSchedule = (
           exits[0] = done === undefined || Exit.isFailure(done) ? undefined : Exit.void
         } else {
           // now and then the caller gives up on a call after a few milliseconds (a timeout, a shutdown)
-          const interruptAfter = (interruptOffloaded || !offload) && subs.length === 1 && subs[0]!._tag !== "Claim" && prng.next() < 0.08
+          const interruptAfter = subs.length === 1 && subs[0]!._tag !== "Claim" && prng.next() < 0.08
             ? prng.int(0, 4)
             : undefined
           done = yield* drive(
