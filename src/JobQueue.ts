@@ -471,11 +471,12 @@ const unframePayload = (key: string, bytes: Uint8Array): Effect.Effect<Uint8Arra
 export const make = (options?: Options): Effect.Effect<Service, QueueError | InvalidOption, Kv.Kv | ObjectStore | Scope.Scope> =>
   Effect.gen(function*() {
     yield* checked(QueueOptions.queueOptionsError(options))
-    const kv = yield* Kv.Kv
+    const kvService = yield* Kv.Kv
+    const kv = Latin1Kv.withOwnOptions(kvService)
     const store = yield* ObjectStore
     const offloadThreshold = options?.offloadThreshold ?? defaultOffloadThreshold
     const maxPayload = Math.max(offloadThreshold, options?.maxPayloadBytes ?? defaultMaxPayload)
-    const fast = Latin1Kv.latin1Of(kv)
+    const fast = Latin1Kv.latin1Of(kvService)
     const random = yield* Random.Random
     const newUlid = monotonicFactory(() => random.nextDoubleUnsafe())
     // Job ids and claim tokens come from one monotonic generator: never reused, even within a millisecond.

@@ -24,7 +24,7 @@ import { fromLatin1, toLatin1 } from "./internal/binary.ts"
 import type { BTree } from "./internal/btree.ts"
 import * as Latin1Kv from "./internal/latin1Kv.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
-import { kvOptionsError } from "./kv/options.ts"
+import { kvOptionsError, scanOptionsError, transactionOptionsError, writeIfOptionsError } from "./kv/options.ts"
 import { recover } from "./kv/recovery.ts"
 import {
   beginRead,
@@ -189,7 +189,7 @@ export interface TransactionOptions extends WriteOptions {
  */
 export interface Transaction {
   readonly get: (key: Uint8Array) => Effect.Effect<Option.Option<Uint8Array>>
-  readonly scan: (range: Range, options?: ScanOptions) => Effect.Effect<ReadonlyArray<Entry>>
+  readonly scan: (range: Range, options?: ScanOptions) => Effect.Effect<ReadonlyArray<Entry>, InvalidOption>
   readonly put: (key: Uint8Array, value: Uint8Array) => Effect.Effect<void, ValueTooLarge>
   readonly delete: (key: Uint8Array) => Effect.Effect<void, ValueTooLarge>
   /**
@@ -241,7 +241,7 @@ export interface Service {
   /** The value of `key` in the committed state (a new copy). */
   readonly get: (key: Uint8Array) => Effect.Effect<Option.Option<Uint8Array>>
   /** The entries of `range` in key order (or reversed), committed state. */
-  readonly scan: (range: Range, options?: ScanOptions) => Effect.Effect<ReadonlyArray<Entry>>
+  readonly scan: (range: Range, options?: ScanOptions) => Effect.Effect<ReadonlyArray<Entry>, InvalidOption>
   /**
    * Runs `f` as an optimistic transaction and commits its writes atomically, re-running it on
    * conflict up to `maxRetries` times. `f` may run several times: keep side effects out of it.
@@ -249,7 +249,7 @@ export interface Service {
   readonly transaction: <A, E, R>(
     f: (tx: Transaction) => Effect.Effect<A, E, R>,
     options?: TransactionOptions
-  ) => Effect.Effect<A, E | CommitError | TransactionConflict, R>
+  ) => Effect.Effect<A, E | CommitError | TransactionConflict | InvalidOption, R>
   /**
    * `transaction`, also telling the commit's sequence number (`undefined` when the transaction
    * wrote nothing).
@@ -257,9 +257,9 @@ export interface Service {
   readonly transactionWithSeq: <A, E, R>(
     f: (tx: Transaction) => Effect.Effect<A, E, R>,
     options?: TransactionOptions
-  ) => Effect.Effect<{ readonly value: A; readonly seq: number | undefined }, E | CommitError | TransactionConflict, R>
+  ) => Effect.Effect<{ readonly value: A; readonly seq: number | undefined }, E | CommitError | TransactionConflict | InvalidOption, R>
   /** Commits a batch of writes atomically; succeeds with its sequence number. */
-  readonly write: (batch: ReadonlyArray<WriteOp>, options?: WriteOptions) => Effect.Effect<WriteResult, CommitError>
+  readonly write: (batch: ReadonlyArray<WriteOp>, options?: WriteOptions) => Effect.Effect<WriteResult, CommitError | InvalidOption>
   /**
    * `write`, only if each key of `expect` is present (or absent) at the moment of the commit,
    * checked and committed as one step: a cheap compare-and-write where a transaction would only
@@ -272,7 +272,7 @@ export interface Service {
       /** Also checked at the moment of the commit; `false` fails it like an expectation. */
       readonly guard?: (() => boolean) | undefined
     }
-  ) => Effect.Effect<WriteResult, CommitError | WriteConditionFailed>
+  ) => Effect.Effect<WriteResult, CommitError | WriteConditionFailed | InvalidOption>
   /** Waits until everything committed so far is durable. */
   readonly flush: Effect.Effect<void, Fenced | Closed>
   readonly stats: Effect.Effect<Stats>
@@ -448,7 +448,9 @@ const makeService = (writer: Writer, limits: Limits): Service => {
     Effect.catchTag(writeIf(batch, [], options), "WriteConditionFailed", (e) => Effect.die(e))
 
   const writeIf: Service["writeIf"] = (batch, expect, options) =>
-    Effect.suspend(() => {
+    Effect.suspend((): Effect.Effect<WriteResult, CommitError | WriteConditionFailed | InvalidOption> => {
+      const invalid = writeIfOptionsError(options)
+      if (invalid !== undefined) return Effect.fail(invalid)
       const ops: Array<Op> = []
       const updates = new Map<string, Array<Updater>>()
       for (const op of batch) {
@@ -495,10 +497,12 @@ const makeService = (writer: Writer, limits: Limits): Service => {
               return result
             }),
           scan: (range, scanOptions) =>
-            Effect.sync(() => {
+            Effect.suspend(() => {
+              const invalid = scanOptionsError(scanOptions)
+              if (invalid !== undefined) return Effect.fail(invalid)
               const b = bounds(range)
               if (serializable) ranges.push(b)
-              return scanTree(snapshot, b, scanOptions, writes)
+              return Effect.succeed(scanTree(snapshot, b, scanOptions, writes))
             }),
           put: (key, value) =>
             Effect.suspend(() => {
@@ -540,6 +544,8 @@ const makeService = (writer: Writer, limits: Limits): Service => {
           Effect.ensuring(Effect.sync(() => endRead(state, readSeq)))
         )
       })
+    const invalid = transactionOptionsError(options)
+    if (invalid !== undefined) return Effect.fail(invalid)
     return Effect.gen(function*() {
       for (let tries = 1;; tries++) {
         const result = yield* attempt()
@@ -593,7 +599,11 @@ const makeService = (writer: Writer, limits: Limits): Service => {
         const value = state.live.get(toLatin1(key))
         return value === undefined ? Option.none() : Option.some(fromLatin1(value))
       }),
-    scan: (range, options) => Effect.sync(() => scanTree(state.live, bounds(range), options)),
+    scan: (range, options) =>
+      Effect.suspend(() => {
+        const invalid = scanOptionsError(options)
+        return invalid === undefined ? Effect.succeed(scanTree(state.live, bounds(range), options)) : Effect.fail(invalid)
+      }),
     transaction: (f, options) => Effect.map(transactionWithSeq(f, options), (result) => result.value),
     transactionWithSeq,
     write,

@@ -253,7 +253,29 @@ const storeCases: ReadonlyArray<Case> = [
   { operation: "ObjectStore.layerS3", option: "retry.max", kind: duration(), run: (_, v) => s3With({ retry: { max: v } }) }
 ]
 
-const allCases = [...jobQueueCases, ...defineCases, ...workerCases, ...storeCases]
+const put = (key: string): Kv.WriteOp => ({ _tag: "Put", key: new TextEncoder().encode(key), value: new Uint8Array([1]) })
+const anyRange = { prefix: new Uint8Array(0) }
+
+// the KV's own calls, on the queue's KV: a write that got through would change its commit sequence
+const kvCallCases: ReadonlyArray<Case> = [
+  { operation: "Kv.scan", option: "options", kind: k("record"), run: (e, v) => e.kv.scan(anyRange, any(v)) },
+  { operation: "Kv.scan", option: "limit", kind: count(0), run: (e, v) => e.kv.scan(anyRange, { limit: any(v) }) },
+  { operation: "Kv.scan", option: "reverse", kind: k("boolean"), run: (e, v) => e.kv.scan(anyRange, { reverse: any(v) }) },
+  { operation: "Kv.write", option: "durable", kind: k("boolean"), run: (e, v) => e.kv.write([put("w")], { durable: any(v) }) },
+  { operation: "Kv.writeIf", option: "durable", kind: k("boolean"), run: (e, v) => e.kv.writeIf([put("w")], [], { durable: any(v) }) },
+  { operation: "Kv.writeIf", option: "guard", kind: k("function"), run: (e, v) => e.kv.writeIf([put("w")], [], { guard: any(v) }) },
+  { operation: "Kv.transaction", option: "options", kind: k("record"), run: (e, v) => e.kv.transaction((tx) => tx.put(put("t").key, new Uint8Array([1])), any(v)) },
+  ...([["maxRetries", count(0)], ["isolation", k("isolation")], ["durable", k("boolean")]] as const).map(([option, kind]): Case => ({
+    operation: "Kv.transaction",
+    option,
+    kind,
+    run: (e, v) => e.kv.transaction((tx) => tx.put(put("t").key, new Uint8Array([1])), { [option]: any(v) })
+  })),
+  { operation: "Kv.transactionWithSeq", option: "maxRetries", kind: count(0), run: (e, v) => e.kv.transactionWithSeq((tx) => tx.put(put("t").key, new Uint8Array([1])), { maxRetries: any(v) }) },
+  { operation: "Transaction.scan", option: "limit", kind: count(0), run: (e, v) => e.kv.transaction((tx) => Effect.andThen(tx.put(put("t").key, new Uint8Array([1])), tx.scan(anyRange, { limit: any(v) }))) }
+]
+
+const allCases = [...jobQueueCases, ...defineCases, ...workerCases, ...storeCases, ...kvCallCases]
 
 const tagOf = (error: unknown): string | undefined =>
   typeof error === "object" && error !== null && "_tag" in error ? String(error._tag) : undefined

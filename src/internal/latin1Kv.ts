@@ -8,9 +8,10 @@
  * @internal
  */
 import { Effect } from "effect"
-import type { CommitError, Service, Updater, WriteResult } from "../Kv.ts"
-import type { WriteConditionFailed } from "../KvError.ts"
+import type { CommitError, Entry, Service, Transaction, Updater, WriteResult } from "../Kv.ts"
+import type { TransactionConflict, WriteConditionFailed } from "../KvError.ts"
 import { fromLatin1, toLatin1 } from "./binary.ts"
+import { ownOptions } from "./options.ts"
 
 /** A write: a value, or `null` for a delete. */
 export type Op = readonly [key: string, value: string | null]
@@ -65,7 +66,7 @@ export const latin1Of = (kv: Service): Latin1Kv => (kv as { readonly [key]?: Lat
 
 const overBytes = (kv: Service): Latin1Kv => {
   const writeIf: Latin1Kv["writeIf"] = (ops, updates, expect, options) =>
-    kv.writeIf(
+    ownOptions(kv.writeIf(
       [
         ...ops.map(([k, v]) =>
           v === null ? { _tag: "Delete" as const, key: fromLatin1(k) } : { _tag: "Put" as const, key: fromLatin1(k), value: fromLatin1(v) }
@@ -74,11 +75,14 @@ const overBytes = (kv: Service): Latin1Kv => {
       ],
       expect.map(([k, present]) => ({ key: fromLatin1(k), present })),
       options
-    )
+    ))
   return {
     scan: (start, end, limit) =>
       Effect.map(
-        kv.scan({ start: fromLatin1(start), end: end === undefined ? undefined : fromLatin1(end) }, { limit }),
+        ownOptions(kv.scan(
+          { start: fromLatin1(start), end: end === undefined ? undefined : fromLatin1(end) },
+          { limit: Number.isFinite(limit) ? limit : undefined }
+        )),
         (entries) => entries.map((entry) => [toLatin1(entry.key), toLatin1(entry.value)] as const)
       ),
     writeIf,
@@ -86,3 +90,23 @@ const overBytes = (kv: Service): Latin1Kv => {
       Effect.catchTag(writeIf(ops, updates, [], options), "WriteConditionFailed", (e) => Effect.die(e))
   }
 }
+
+/**
+ * The KV's byte API as the job queue calls it, with options it wrote itself: an `InvalidOption`
+ * from `scan`, `transaction` or `write` is a defect (see `ownOptions`), not one of its errors.
+ */
+export interface OwnOptionsKv extends Omit<Service, "scan" | "transaction" | "write"> {
+  readonly scan: (...args: Parameters<Service["scan"]>) => Effect.Effect<ReadonlyArray<Entry>>
+  readonly transaction: <A, E, R>(
+    ...args: Parameters<Service["transaction"]> extends [unknown, ...infer Rest] ? [f: (tx: Transaction) => Effect.Effect<A, E, R>, ...Rest] : never
+  ) => Effect.Effect<A, E | CommitError | TransactionConflict, R>
+  readonly write: (...args: Parameters<Service["write"]>) => Effect.Effect<WriteResult, CommitError>
+}
+
+/** `kv` with the calls of `OwnOptionsKv`. */
+export const withOwnOptions = (kv: Service): OwnOptionsKv => ({
+  ...kv,
+  scan: (range, options) => ownOptions(kv.scan(range, options)),
+  transaction: (f, options) => ownOptions(kv.transaction(f, options)),
+  write: (batch, options) => ownOptions(kv.write(batch, options))
+})

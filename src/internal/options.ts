@@ -13,7 +13,7 @@
  *
  * @internal
  */
-import { Duration, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import { InvalidOption } from "../InvalidOption.ts"
 
 /** The largest count an option takes (attempts, batch sizes, concurrency, byte sizes): 2^31 − 1. */
@@ -208,3 +208,14 @@ export const utf8Length = (s: string): number => {
   }
   return n
 }
+
+/**
+ * An effect given options the library wrote itself (constants, or values it checked already): an
+ * `InvalidOption` from it is the library's bug, a defect, not a failure for the caller to handle.
+ */
+export const ownOptions = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Exclude<E, InvalidOption>, R> =>
+  Effect.catchIf(effect, (error) => error instanceof InvalidOption, (error) => Effect.die(error)) as Effect.Effect<
+    A,
+    Exclude<E, InvalidOption>,
+    R
+  >

@@ -30,6 +30,7 @@ export type Kind =
   | { readonly _tag: "url" }
   | { readonly _tag: "region" }
   | { readonly _tag: "credentials" }
+  | { readonly _tag: "isolation" }
 
 const wrongTypes: ReadonlyArray<unknown> = [null, true, Symbol("s"), () => 1, 10n, new Date(Number.NaN)]
 const notNumbers: ReadonlyArray<unknown> = [...wrongTypes, "5", "x", {}, [], [1]]
@@ -120,6 +121,7 @@ const pools = {
   effect: [42, "x", {}, null, Promise.resolve(), () => Effect.void],
   schema: [42, "x", {}, null, true, { ast: 1 }],
   boolean: ["true", 1, 0, null, {}, "false"],
+  isolation: ["repeatable read", "SNAPSHOT", "", 42, null, {}, true],
   queueName: [
     "",
     "../../etc",
