@@ -9,11 +9,10 @@ import { TestClock } from "effect/testing"
 import * as FaultInjection from "../../src/FaultInjection.ts"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
-import * as Kv from "../../src/Kv.ts"
 import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as Worker from "../../src/Worker.ts"
 import { reasonOf } from "../utils/exits.ts"
-import type { Backend } from "../utils/stores.ts"
+import { type Backend, queueOver } from "../utils/stores.ts"
 
 const Task = Job.define("tasks", { payload: Schema.Struct({ n: Schema.Number }) })
 const Held = Job.define("held", { payload: Schema.Struct({ data: Schema.String }) })
@@ -66,16 +65,8 @@ export const fencingSuite = (backend: Backend) =>
     const setup = Effect.gen(function*() {
       const raw = Context.get(yield* Layer.build(backend.layer()), ObjectStore.ObjectStore)
       const { control, store: counted } = FaultInjection.make(raw, { seed: 1 })
-      const queueOver = (store: ObjectStore.Service) =>
-        Effect.map(
-          Layer.build(JobQueue.layer({ offloadThreshold: 64 }).pipe(
-            Layer.provide(Kv.layer()),
-            Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
-          )),
-          (context) => Context.get(context, JobQueue.JobQueue)
-        )
-      const first = yield* queueOver(counted)
-      return { first, control, takeOver: queueOver(raw) }
+      const first = yield* queueOver(counted, { offloadThreshold: 64 })
+      return { first, control, takeOver: queueOver(raw, { offloadThreshold: 64 }) }
     })
 
     it.effect("Worker.run fails with Fenced within a lease; every operation fails with Fenced; the store hears nothing more", () =>

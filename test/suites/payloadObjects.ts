@@ -10,11 +10,10 @@ import * as PayloadObject from "../../schema/PayloadObject.ts"
 import * as Msgpack from "../../src/internal/msgpack.ts"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
-import * as Kv from "../../src/Kv.ts"
 import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as Worker from "../../src/Worker.ts"
 import { reasonOf } from "../utils/exits.ts"
-import type { Backend } from "../utils/stores.ts"
+import { type Backend, queueOver } from "../utils/stores.ts"
 
 const Blob = Job.define("blobs", { payload: Schema.Struct({ data: Schema.String }), backoff: Job.Backoff.none() })
 const big = (tag: string) => ({ data: `${tag}:${"x".repeat(200)}` }) // over the 64-byte threshold below
@@ -66,14 +65,6 @@ const damages: ReadonlyArray<Damage> = [
 export const payloadObjectSuite = (backend: Backend) =>
   describe(`Payload objects on ${backend.name}`, () => {
     const storeOf = Effect.map(Layer.build(backend.layer()), (context) => Context.get(context, ObjectStore.ObjectStore))
-    const queueOver = (store: ObjectStore.Service) =>
-      Effect.map(
-        Layer.build(JobQueue.layer({ offloadThreshold: 64 }).pipe(
-          Layer.provide(Kv.layer()),
-          Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
-        )),
-        (context) => Context.get(context, JobQueue.JobQueue)
-      )
 
     /** Enqueues an offloaded payload: its id and its object's key. */
     const enqueueOffloaded = (q: JobQueue.Service, tag: string) =>
@@ -91,7 +82,7 @@ export const payloadObjectSuite = (backend: Backend) =>
     it.effect("a payload object is framed: magic, kind 4, version 1, the encoded payload, CRC32", () =>
       Effect.gen(function*() {
         const store = yield* storeOf
-        const q = yield* queueOver(store)
+        const q = yield* queueOver(store, { offloadThreshold: 64 })
         const { ref } = yield* enqueueOffloaded(q, "framed")
         const { bytes } = yield* store.get(ref)
         assert.deepStrictEqual([...bytes.subarray(0, 6)], [0x42, 0x51, 0x4b, 0x56, 4, 1])
@@ -101,7 +92,7 @@ export const payloadObjectSuite = (backend: Backend) =>
     it.effect("every damage of a payload object: Corrupt at claim, dead-lettered durably with the reason, get fails", () =>
       Effect.gen(function*() {
         const store = yield* storeOf
-        const q = yield* queueOver(store)
+        const q = yield* queueOver(store, { offloadThreshold: 64 })
         const jobs: Array<{ readonly id: string; readonly ref: string; readonly d: Damage }> = []
         for (const d of damages) {
           const { id, ref } = yield* enqueueOffloaded(q, d.name)
@@ -128,7 +119,7 @@ export const payloadObjectSuite = (backend: Backend) =>
           dead: damages.length
         })
         // durable: a newer writer (which fences this one) finds every job dead, with its reason
-        const reopened = yield* queueOver(store)
+        const reopened = yield* queueOver(store, { offloadThreshold: 64 })
         assert.strictEqual((yield* reopened.stats("blobs")).dead, damages.length)
         for (const { d, id, ref } of jobs) {
           const completed = yield* reopened.awaitCompletion(id, { timeout: 0 })
@@ -140,7 +131,7 @@ export const payloadObjectSuite = (backend: Backend) =>
     it.effect("a Worker never sees a damaged payload: the good job beside it is handled, the damaged one is dead", () =>
       Effect.gen(function*() {
         const store = yield* storeOf
-        const q = yield* queueOver(store)
+        const q = yield* queueOver(store, { offloadThreshold: 64 })
         const damaged = yield* enqueueOffloaded(q, "damaged")
         yield* damage(store, damaged.ref, damages[5]!)
         const good = yield* enqueueOffloaded(q, "good")

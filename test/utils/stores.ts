@@ -2,7 +2,9 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
-import { Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer, Redacted } from "effect"
+import * as JobQueue from "../../src/JobQueue.ts"
+import * as Kv from "../../src/Kv.ts"
 import * as ObjectStore from "../../src/ObjectStore.ts"
 
 export interface Backend {
@@ -53,3 +55,10 @@ export const s3: Backend = {
   layer: (options) =>
     Layer.suspend(() => ObjectStore.layerS3({ ...s3Options(`test-${runId}/${++s3Namespace}`), ...options }))
 }
+
+/** A job queue (and its KV writer) over `store`, built in the current scope. */
+export const queueOver = (store: ObjectStore.Service, options?: JobQueue.Options) =>
+  Effect.map(
+    Layer.build(JobQueue.layer(options).pipe(Layer.provide(Kv.layer()), Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store)))),
+    (context) => Context.get(context, JobQueue.JobQueue)
+  )
