@@ -714,17 +714,22 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
     }
 
     /** Takes the lease of a claimed record and decodes its payload (undefined: dead-lettered instead). */
-    const startClaim = <A, I>(
-      definition: Job.Definition<A, I>,
-      record: JobRecord,
-      now: number,
-      expiresAt: number
-    ): Effect.Effect<Claim<A> | undefined, ObjectStoreError> => {
+    /**
+     * Holds the lease of a record just claimed, before anything that can fail (reading its
+     * payload): a claim call that fails then leaves it to the reaper, never claimed for good.
+     */
+    const holdLease = (record: JobRecord, now: number, expiresAt: number) => {
       const token = nextId(now)
       const cancel = Deferred.makeUnsafe<void>()
       if (record.cancelRequested === true) Deferred.doneUnsafe(cancel, Effect.void)
       leases.set(record.id, { token, expiresAt, queue: record.queue, reaping: false, cancel })
-      const cancelled = Deferred.await(cancel)
+      return { record, token, cancelled: Deferred.await(cancel) }
+    }
+
+    const startClaim = <A, I>(
+      definition: Job.Definition<A, I>,
+      { cancelled, record, token }: ReturnType<typeof holdLease>
+    ): Effect.Effect<Claim<A> | undefined, ObjectStoreError> => {
       const decode = Effect.flatMap(payloadOf(record), (bytes) =>
         Effect.flatMap(Effect.try(() => Msgpack.decode(bytes)), payloadDecoder(definition.payload)))
       return Effect.flatMap(Effect.exit(decode), (decoded): Effect.Effect<Claim<A> | undefined, ObjectStoreError> => {
@@ -759,10 +764,11 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
         lockOf(definition.queue).withPermits(1)(Effect.flatMap(Clock.currentTimeMillis, (now) =>
           Effect.flatMap(claimRecords(definition.queue, max, now), (claimed) => {
             const expiresAt = now + Duration.toMillis(lease)
-            const started = claimed.length === 1
-              ? Effect.map(startClaim(definition, claimed[0]!, now, expiresAt), (c) => (c === undefined ? [] : [c]))
+            const held = claimed.map((record) => holdLease(record, now, expiresAt))
+            const started = held.length === 1
+              ? Effect.map(startClaim(definition, held[0]!), (c) => (c === undefined ? [] : [c]))
               : Effect.map(
-                Effect.forEach(claimed, (record) => startClaim(definition, record, now, expiresAt)),
+                Effect.forEach(held, (h) => startClaim(definition, h)),
                 (claims) => claims.filter((c) => c !== undefined)
               )
             return Effect.map(started, (claims) => ({ claims, tookAny: claimed.length > 0 }))

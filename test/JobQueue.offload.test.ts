@@ -1,7 +1,9 @@
 // Payloads over the offload threshold when the store fails: a failed payload write enqueues
-// nothing and leaves no object; a failed delete after an ack leaves an orphan, not a failed ack.
+// nothing and leaves no object; a failed delete after an ack leaves an orphan, not a failed ack; a
+// claim whose payload reads fail leaves every job it took to the reaper.
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Option, Schema, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import * as Job from "../src/Job.ts"
 import * as JobQueue from "../src/JobQueue.ts"
 import * as Kv from "../src/Kv.ts"
@@ -26,6 +28,28 @@ const setup = Effect.gen(function*() {
 const failPayloadPuts = { put: { errorRate: 1, errorReason: "Unknown" as const, keyPrefix: "payloads/" } }
 
 describe("JobQueue payload offload under store failures", () => {
+  it.effect("a claim of several jobs whose payload reads fail: every job it took is requeued by the reaper, none stays claimed", () =>
+    Effect.gen(function*() {
+      const { control, store } = yield* faultyMemory({ seed: 7 })
+      const context = yield* Layer.build(
+        JobQueue.layer({ offloadThreshold: 64, reaperInterval: "1 second" }).pipe(
+          Layer.provide(Kv.layer()),
+          Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+        )
+      )
+      const q = Context.get(context, JobQueue.JobQueue)
+      yield* q.enqueue(Blob, big("a"))
+      yield* q.enqueue(Blob, big("b"))
+      yield* control.setFaults({ get: { errorRate: 1, errorReason: "Unknown", keyPrefix: "payloads/" } })
+      assert.strictEqual(reasonOf(yield* Effect.exit(q.claim(Blob, { max: 2, lease: "10 seconds" }))), "Unknown")
+      yield* control.setFaults({})
+      yield* TestClock.adjust("30 seconds")
+      const stats = yield* q.stats("blobs")
+      assert.deepStrictEqual([stats.pending, stats.claimed], [2, 0])
+      const claims = yield* q.claim(Blob, { max: 2 })
+      assert.deepStrictEqual(claims.map((c) => c.job.payload.data.slice(0, 2)).sort(), ["a:", "b:"])
+    }))
+
   it.effect("a payload object that cannot be written: the enqueue fails, nothing is enqueued", () =>
     Effect.gen(function*() {
       const { control, objects, q } = yield* setup
