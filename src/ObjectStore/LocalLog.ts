@@ -158,12 +158,21 @@ export const make = (
 
   const orCorrupt = <A>(result: A | LogCorrupt) => result instanceof LogCorrupt ? Effect.fail(result) : Effect.succeed(result)
 
+  /** Creates the epoch's fence (once), durably. */
+  const fenceEpoch = (epoch: number) =>
+    ensureEpochDir(epoch).pipe(
+      Effect.andThen(Fs.withFd(path.join(epochDir(epoch), "fence"), "wx", () => Effect.void).pipe(ignoreExists)),
+      Effect.andThen(syncDirectory(epochDir(epoch)))
+    )
+
   const takeOver = (epoch: number) =>
     Effect.gen(function*() {
-      yield* ensureEpochDir(epoch)
-      yield* Fs.withFd(path.join(epochDir(epoch), "fence"), "wx", () => Effect.void).pipe(ignoreExists)
-      yield* syncDirectory(epochDir(epoch))
-      const existing = yield* readSeal(epoch)
+      // a sealed epoch was fenced durably before it was sealed: every later open skips the fsyncs
+      let existing = yield* readSeal(epoch)
+      if (existing === undefined) {
+        yield* fenceEpoch(epoch)
+        existing = yield* readSeal(epoch) // another reader may have sealed it meanwhile
+      }
       const parts: Array<ParsedPart> = []
       for (const part of yield* numbered(epochDir(epoch), ".log")) {
         // a part the seal does not list was created after it: never acknowledged, not read
