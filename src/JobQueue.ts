@@ -17,12 +17,12 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Option, Random, Schedule, Schema, type Scope, Semaphore } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Option, Random, Schedule, type Scope, Semaphore } from "effect"
 import { monotonicFactory } from "ulid"
 import * as JobRecordSchema from "../schema/JobRecord.ts"
 import * as PayloadObject from "../schema/PayloadObject.ts"
 import type { JobRecord, JobStatus } from "../schema/JobRecord.ts"
-import { fromLatin1, toLatin1 } from "./internal/binary.ts"
+import { fromLatin1 } from "./internal/binary.ts"
 import * as Latin1Kv from "./internal/latin1Kv.ts"
 import * as Msgpack from "./internal/msgpack.ts"
 import * as Job from "./Job.ts"
@@ -44,6 +44,23 @@ import type { ObjectStoreError } from "./ObjectStoreError.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
 import * as Keys from "./queue/keys.ts"
 import * as QueueOptions from "./queue/options.ts"
+import { checked } from "./queue/options.ts"
+import { defaultMaxPayload, defaultOffloadThreshold, payloadDecoder, payloadEncoder, payloadPrefix, unframePayload } from "./queue/payloads.ts"
+import {
+  bytes,
+  counterOf,
+  deadRecord,
+  decodeOrSkip,
+  encodeRecord,
+  move,
+  moveOps,
+  moveUpdates,
+  pushStageWrites,
+  read,
+  retries,
+  stage,
+  without
+} from "./queue/records.ts"
 
 /**
  * The stored job record and its statuses (see `schema/JobRecord.ts`).
@@ -308,126 +325,6 @@ export interface Service {
  */
 export class JobQueue extends Context.Service<JobQueue, Service>()("bucketq/JobQueue") {}
 
-/** Encoded payloads up to this size are stored inline by default. */
-const defaultOffloadThreshold = 256 * 1024
-const defaultMaxPayload = 64 * 1024 * 1024
-const payloadPrefix = "payloads/"
-
-/** Fails with `error` when there is one (an option check's verdict), else succeeds. */
-const checked = <E>(error: E | undefined): Effect.Effect<void, E> => (error === undefined ? Effect.void : Effect.fail(error))
-
-/** Payload codecs by schema, built once per schema rather than per job. */
-const payloadEncoders = new WeakMap<object, (payload: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()
-const payloadDecoders = new WeakMap<object, (input: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()
-
-const payloadEncoder = <A>(schema: Schema.Codec<A, any, never, never>): (payload: A) => Effect.Effect<unknown, Schema.SchemaError> => {
-  let encode = payloadEncoders.get(schema)
-  if (encode === undefined) {
-    encode = Schema.encodeEffect(schema) as (payload: unknown) => Effect.Effect<unknown, Schema.SchemaError>
-    payloadEncoders.set(schema, encode)
-  }
-  return encode
-}
-
-const payloadDecoder = <A>(schema: Schema.Codec<A, any, never, never>): (input: unknown) => Effect.Effect<A, Schema.SchemaError> => {
-  let decode = payloadDecoders.get(schema)
-  if (decode === undefined) {
-    decode = Schema.decodeUnknownEffect(schema)
-    payloadDecoders.set(schema, decode)
-  }
-  return decode as (input: unknown) => Effect.Effect<A, Schema.SchemaError>
-}
-
-const bytes = (key: string) => Keys.toBytes(key)
-const encodeRecord = (record: JobRecord) => JobRecordSchema.encode(record)
-
-/** A record read inside a transaction (undefined when missing). */
-const read = (tx: Pick<Transaction, "get">, key: string) =>
-  Effect.map(tx.get(bytes(key)), (o) => (Option.isSome(o) ? JobRecordSchema.decode(o.value) : undefined))
-
-const primaryKey = (record: JobRecord): string => {
-  switch (record.status) {
-    case "Pending":
-      return Keys.pending(record.queue, record.priority, record.id)
-    case "Scheduled":
-      return Keys.scheduled(record.runAt ?? 0, record.queue, record.id)
-    case "Claimed":
-      return Keys.claimed(record.queue, record.id)
-    case "Done":
-      return Keys.done(record.completedAt ?? 0, record.queue, record.id)
-    case "Dead":
-      return Keys.dead(record.queue, record.id)
-  }
-}
-
-/**
- * Stages `record` at its primary key, with the index pointing to it, and, for a job kept until
- * an instant (done or dead), the expiry entry the retention sweep finds it by.
- */
-const stage = (tx: Transaction, record: JobRecord) => {
-  const key = primaryKey(record)
-  const staged = Effect.andThen(tx.put(bytes(key), encodeRecord(record)), tx.put(bytes(Keys.index(record.id)), bytes(key)))
-  return record.expiresAt === undefined ? staged : Effect.andThen(staged, tx.put(bytes(Keys.expiry(record.expiresAt, record.id)), bytes(key)))
-}
-
-// Counters are stored as the ASCII digits of the number. They are read and written at every
-// commit that moves a job, so by char codes rather than through TextDecoder/TextEncoder.
-
-const counterOf = (value: Option.Option<Uint8Array>): number => {
-  if (Option.isNone(value)) return 0
-  let digits = ""
-  for (const byte of value.value) digits += String.fromCharCode(byte)
-  return Number(digits)
-}
-
-const counterBytes = (n: number): Uint8Array => {
-  const digits = String(n)
-  const out = new Uint8Array(digits.length)
-  for (let i = 0; i < digits.length; i++) out[i] = digits.charCodeAt(i)
-  return out
-}
-
-const addTo = (delta: number) => (current: Option.Option<Uint8Array>) => counterBytes(counterOf(current) + delta)
-
-/** The counter updates of `n` jobs leaving status `from` and entering `to`, as batch operations. */
-const moveOps = (queue: string, from: JobStatus | undefined, to: JobStatus | undefined, n = 1): Array<Kv.WriteOp> =>
-  moveUpdates(queue, from, to, n).map(([key, update]) => ({ _tag: "Update", key: bytes(key), update }))
-
-/**
- * Counts a job leaving status `from` and entering `to` (either may be none), inside a transaction:
- * the queue's counters, updated at commit so that they never conflict. `Done` only ever grows.
- */
-const move = (tx: Transaction, queue: string, from: JobStatus | undefined, to: JobStatus | undefined) =>
-  moveOps(queue, from, to).reduce<Effect.Effect<void, ValueTooLarge>>(
-    (before, op) => (op._tag === "Update" ? Effect.andThen(before, tx.update(op.key, op.update)) : before),
-    Effect.void
-  )
-
-// The hot paths (enqueue, claim, ack) write through the KV's latin1 entry point: the keys are
-// built as latin1 strings, which is how the KV keeps them, so they are not converted to bytes and back.
-
-/** Appends `stage` as latin1 writes to `writes` (the record, and the index pointing to it); returns `writes`. */
-const pushStageWrites = (writes: Array<Latin1Kv.Op>, record: JobRecord): Array<Latin1Kv.Op> => {
-  const key = primaryKey(record)
-  writes.push([key, toLatin1(encodeRecord(record))], [Keys.index(record.id), key])
-  if (record.expiresAt !== undefined) writes.push([Keys.expiry(record.expiresAt, record.id), key])
-  return writes
-}
-
-/** `moveOps` as latin1 updates. */
-const moveUpdates = (queue: string, from: JobStatus | undefined, to: JobStatus | undefined, n = 1): Array<Latin1Kv.Update> => {
-  const updates: Array<Latin1Kv.Update> = []
-  if (from !== undefined && from !== "Done") updates.push([Keys.stat(queue, from), addTo(-n)])
-  if (to !== undefined) updates.push([Keys.stat(queue, to), addTo(n)])
-  return updates
-}
-
-const without = <R extends object, K extends keyof R>(record: R, ...keys: ReadonlyArray<K>): Omit<R, K> => {
-  const out = { ...record }
-  for (const key of keys) delete out[key]
-  return out
-}
-
 interface Lease {
   readonly token: string
   expiresAt: number
@@ -437,35 +334,6 @@ interface Lease {
   /** Fired by `cancel`. */
   readonly cancel: Deferred.Deferred<void>
 }
-
-const retries = { maxRetries: 1000 } as const
-const defaultDeadRetention = 7 * 24 * 3600 * 1000
-
-/** The record of a job that died now, kept for its dead retention. */
-const deadRecord = (record: JobRecord, now: number, reason: string): JobRecord => ({
-  ...without(record, "claimedAt"),
-  status: "Dead",
-  failedAt: now,
-  lastError: reason,
-  expiresAt: now + (record.deadRetentionMs ?? defaultDeadRetention)
-})
-
-/** Decodes a record, or undefined (logged) when it does not decode. */
-const decodeOrSkip = (key: Uint8Array, value: Uint8Array) =>
-  Effect.suspend(() => {
-    try {
-      return Effect.succeed(JobRecordSchema.decode(value))
-    } catch (error) {
-      return Effect.as(Effect.logWarning(`job record ${Keys.fromBytes(key).slice(2)} does not decode; skipped`, error), undefined)
-    }
-  })
-
-/** The encoded payload a payload object holds, or `Corrupt` naming the object and the check it fails. */
-const unframePayload = (key: string, bytes: Uint8Array): Effect.Effect<Uint8Array, Corrupt> =>
-  Effect.try({
-    try: () => PayloadObject.decode(bytes),
-    catch: (error) => new Corrupt({ key, detail: error instanceof Error ? error.message : String(error) })
-  })
 
 /** Builds the queue over the KV in context; forks the reaper and the scheduler in the scope. */
 export const make = (options?: Options): Effect.Effect<Service, QueueError | InvalidOption, Kv.Kv | ObjectStore | Scope.Scope> =>
@@ -1144,7 +1012,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
     })
 
     // Jobs left claimed by a previous process: requeued (the attempt counts) or dead-lettered.
-    const claimedAtOpen = yield* kv.scan({ prefix: bytes("\x02\x01") })
+    const claimedAtOpen = yield* kv.scan({ prefix: bytes(Keys.claimedAll) })
     if (claimedAtOpen.length > 0) {
       const now = yield* Clock.currentTimeMillis
       yield* kv.transaction((tx) =>

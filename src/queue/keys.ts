@@ -51,6 +51,8 @@ export const pending = (queue: string, priority: number, id: string) => pendingP
 export const claimedPrefix = (queue: string) => tag.claimed + queuePart(queue)
 /** A claimed job's key. */
 export const claimed = (queue: string, id: string) => claimedPrefix(queue) + id
+/** Claimed jobs of every queue (the requeue at open scans them all). */
+export const claimedAll = tag.claimed
 /** Scheduled jobs of every queue, by time: `[3,1] | runAt u64 | queue | id`. */
 export const scheduledPrefix = tag.scheduled
 /** A scheduled job's key. */
@@ -76,6 +78,9 @@ export const stat = (queue: string, status: string) => tag.stats + queuePart(que
 export const expiryPrefix = tag.expiry
 /** @internal */
 export const expiry = (expiresAt: number, id: string) => tag.expiry + u64(Math.max(0, Math.floor(expiresAt))) + id
+
+/** A key without its `[tag, version]`, as log messages name a record. */
+export const describe = (key: string): string => key.slice(2)
 
 /** Keys as the KV takes them. */
 export const toBytes = (key: string): Uint8Array => fromLatin1(key)
