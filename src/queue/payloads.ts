@@ -1,13 +1,25 @@
 /**
- * Payloads: their codecs (the definition's Schema, then msgpack), built once per schema, and
- * the framing of a payload stored as an object of its own (`schema/PayloadObject.ts`: magic,
- * kind, format version and a CRC32), whose checks failing is `Corrupt` naming the object.
+ * Payloads: their codecs (the definition's Schema, then msgpack; the Schema codecs built once per
+ * schema), their limits (`PayloadTooLarge` above `maxPayloadBytes`), and payloads over
+ * `offloadThreshold` kept as objects of their own under `payloads/`, framed by
+ * `schema/PayloadObject.ts` (magic, kind, format version and a CRC32; failing a check is `Corrupt`
+ * naming the object). The contract with the commits: an object is written before the commit of
+ * the record pointing to it and deleted only after the commit removing that record, so a stored
+ * job never lacks its payload (an orphan object is possible, and logged).
  *
  * @internal
  */
 import { Effect, Schema } from "effect"
+import type { JobRecord } from "../../schema/JobRecord.ts"
 import * as PayloadObject from "../../schema/PayloadObject.ts"
+import * as Msgpack from "../internal/msgpack.ts"
+import type * as Job from "../Job.ts"
+import type { PayloadStoreError } from "../JobQueue.ts"
+import { InvalidPayload, PayloadMissing, PayloadTooLarge } from "../JobQueueError.ts"
+import type * as Kv from "../Kv.ts"
 import { Corrupt } from "../KvError.ts"
+import type { ObjectStoreError } from "../ObjectStoreError.ts"
+import type { QueueContext } from "./context.ts"
 
 /** Encoded payloads up to this size are stored inline by default. */
 export const defaultOffloadThreshold = 256 * 1024
@@ -42,3 +54,72 @@ export const unframePayload = (key: string, bytes: Uint8Array): Effect.Effect<Ui
     try: () => PayloadObject.decode(bytes),
     catch: (error) => new Corrupt({ key, detail: error instanceof Error ? error.message : String(error) })
   })
+
+const mayHaveCommitted = (error: unknown) =>
+  typeof error === "object" && error !== null && "_tag" in error && (error._tag === "Fenced" || error._tag === "Closed")
+
+/** The payload operations of one queue. */
+export type Payloads = ReturnType<typeof make>
+
+/** The payload operations of the queue of `ctx`. */
+export const make = (ctx: QueueContext) => {
+  const { live, maxPayload, nextId, offloadThreshold, store } = ctx
+
+  /** The definition's encoding of `payload`, msgpack'd: `InvalidPayload`, or `PayloadTooLarge` over the limit. */
+  const encodePayload = <A, I>(definition: Job.Definition<A, I>, payload: A) =>
+    payloadEncoder(definition.payload)(payload).pipe(
+      Effect.mapError((error) => new InvalidPayload({ detail: error.message })),
+      Effect.flatMap((encoded) => {
+        const b = Msgpack.encode(encoded)
+        return b.length <= maxPayload
+          ? Effect.succeed(b)
+          : Effect.fail(new PayloadTooLarge({ size: b.length, limit: maxPayload }))
+      })
+    )
+
+  /** The payload of `record` decoded with the definition, read from its object first when offloaded. */
+  const decodePayload = <A, I>(definition: Job.Definition<A, I>, record: JobRecord) =>
+    Effect.flatMap(payloadOf(record), (bytes) => Effect.flatMap(Effect.try(() => Msgpack.decode(bytes)), payloadDecoder(definition.payload)))
+
+  // ---- payloads over the threshold: objects of their own ------------------------------------
+
+  /**
+   * The record to commit: as it is, or, with a payload over the threshold, pointing to a new
+   * object that holds the payload (written first: a missing payload is never possible, an
+   * orphan object is).
+   */
+  const offload = (record: JobRecord, now: number): Effect.Effect<JobRecord, ObjectStoreError | Kv.StopError> => {
+    if (record.payload.length <= offloadThreshold) return Effect.succeed(record)
+    const key = `${payloadPrefix}${nextId(now)}`
+    return Effect.andThen(live, store.put(key, PayloadObject.encode(record.payload), { ifNoneMatch: "*" })).pipe(
+      Effect.catchTags({ InvalidKey: Effect.die, InvalidMetadata: Effect.die }),
+      Effect.as({ ...record, payload: new Uint8Array(0), payloadRef: key })
+    )
+  }
+
+  /** Deletes the payload objects of records no longer stored; a failure leaves an orphan, logged. */
+  const dropPayloads = (records: ReadonlyArray<JobRecord>) =>
+    Effect.forEach(records, (record) =>
+      record.payloadRef === undefined ? Effect.void : store.delete(record.payloadRef).pipe(
+        Effect.catchCause((cause) => Effect.logWarning(`payload object ${record.payloadRef} of job ${record.id} was not deleted`, cause))
+      ), { discard: true, concurrency: 8 })
+
+  /**
+   * Runs `commit` for records offloaded first; their objects are deleted if it failed without
+   * committing (a conflict, a duplicate id, a value too large). Interrupted, or failing with
+   * `Fenced` or `Closed`, the commit may stand (applied, its WAL write on its way or landed):
+   * the objects stay, since deleting them could leave a stored job without its payload.
+   */
+  const committing = <A, E>(records: ReadonlyArray<JobRecord>, commit: Effect.Effect<A, E>) =>
+    Effect.tapError(commit, (error) => mayHaveCommitted(error) ? Effect.void : dropPayloads(records))
+
+  /** The encoded payload of `record`, read from its object (and checked) when offloaded. */
+  const payloadOf = (record: JobRecord): Effect.Effect<Uint8Array, PayloadStoreError> =>
+    record.payloadRef === undefined ? Effect.succeed(record.payload) : store.get(record.payloadRef).pipe(
+      Effect.flatMap((object) => unframePayload(object.key, object.bytes)),
+      Effect.catchReason("ObjectStoreError", "NotFound", () => Effect.fail(new PayloadMissing({ id: record.id, key: record.payloadRef! }))),
+      Effect.catchTags({ InvalidKey: Effect.die, InvalidRange: Effect.die })
+    )
+
+  return { encodePayload, decodePayload, offload, dropPayloads, committing, payloadOf }
+}

@@ -129,3 +129,34 @@ export const decodeOrSkip = (key: Uint8Array, value: Uint8Array) =>
       return Effect.as(Effect.logWarning(`job record ${Keys.describe(Keys.fromBytes(key))} does not decode; skipped`, error), undefined)
     }
   })
+
+/** Moves a claimed job back to pending (or to dead) after its lease or its process ended. */
+export const requeueOrBury = (tx: Transaction, record: JobRecord, now: number, reason: string) =>
+  Effect.gen(function*() {
+    yield* tx.delete(bytes(Keys.claimed(record.queue, record.id)))
+    const next: JobRecord = record.attempts >= record.maxAttempts
+      ? deadRecord(record, now, reason)
+      : { ...without(record, "claimedAt"), status: "Pending" }
+    yield* stage(tx, next)
+    yield* move(tx, record.queue, "Claimed", next.status)
+    return next
+  })
+
+/** Stages the dead record of a claimed job and returns it (what completion waiters get). */
+export const bury = (tx: Transaction, record: JobRecord, now: number, reason: string) => {
+  const dead = deadRecord(record, now, reason)
+  return stage(tx, dead).pipe(Effect.andThen(move(tx, record.queue, "Claimed", "Dead")), Effect.as(dead))
+}
+
+/** The record as stored (an offloaded payload not read). */
+export const getStored = (kv: Pick<Kv.Service, "get">, id: string) =>
+  Effect.gen(function*() {
+    const index = yield* kv.get(bytes(Keys.index(id)))
+    if (Option.isNone(index)) return Option.none<JobRecord>()
+    const value = yield* kv.get(index.value)
+    return Option.map(value, JobRecordSchema.decode)
+  })
+
+/** The counter of jobs of `status` in `queue` (0 for one never used). */
+export const counter = (kv: Pick<Kv.Service, "get">, queue: string, status: JobStatus) =>
+  Effect.map(kv.get(bytes(Keys.stat(queue, status))), counterOf)

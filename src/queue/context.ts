@@ -1,0 +1,65 @@
+/**
+ * What the parts of one queue share, built once by `JobQueue.make` and handed to each part
+ * explicitly: the KV (its calls with the queue's own options, and its latin1 fast path), the
+ * object store, the generator of job ids and claim tokens, the guard against a stopped writer,
+ * and the payload limits. No module under `src/queue/` keeps state of its own: two queues in one
+ * process share nothing.
+ *
+ * @internal
+ */
+import { Effect, Option, Random } from "effect"
+import { monotonicFactory } from "ulid"
+import * as Latin1Kv from "../internal/latin1Kv.ts"
+import type { Options } from "../JobQueue.ts"
+import * as Kv from "../Kv.ts"
+import { ObjectStore, type Service as ObjectStoreService } from "../ObjectStore.ts"
+import { defaultMaxPayload, defaultOffloadThreshold } from "./payloads.ts"
+
+/** The shared state of one queue (see the module's header). */
+export interface QueueContext {
+  /** The KV, its calls with the queue's own options. */
+  readonly kv: Latin1Kv.OwnOptionsKv
+  /** The KV's latin1 entry point, for the hot paths. */
+  readonly fast: Latin1Kv.Latin1Kv
+  readonly store: ObjectStoreService
+  /** A random number in [0, 1) (backoff jitter). */
+  readonly random: () => number
+  /** The next job id or claim token at `now`. */
+  readonly nextId: (now: number) => string
+  /**
+   * Fails with why the KV's writer stopped (`Fenced` or `Closed`), if it did. Commits fail so on
+   * their own; this guards what would otherwise read stale state or touch the store first.
+   */
+  readonly live: Effect.Effect<void, Kv.StopError>
+  /** Encoded payloads larger than this are stored as objects of their own. */
+  readonly offloadThreshold: number
+  /** The largest encoded payload taken. */
+  readonly maxPayload: number
+}
+
+/** The context of a queue over the KV and the store in context (its options already checked). */
+export const make = (options: Options | undefined): Effect.Effect<QueueContext, never, Kv.Kv | ObjectStore> =>
+  Effect.gen(function*() {
+    const kvService = yield* Kv.Kv
+    const kv = Latin1Kv.withOwnOptions(kvService)
+    const store = yield* ObjectStore
+    const offloadThreshold = options?.offloadThreshold ?? defaultOffloadThreshold
+    const maxPayload = Math.max(offloadThreshold, options?.maxPayloadBytes ?? defaultMaxPayload)
+    const fast = Latin1Kv.latin1Of(kvService)
+    const random = yield* Random.Random
+    const newUlid = monotonicFactory(() => random.nextDoubleUnsafe())
+    // Job ids and claim tokens come from one monotonic generator: never reused, even within a millisecond.
+    const nextId = (now: number) => newUlid(Math.floor(now))
+    const live: Effect.Effect<void, Kv.StopError> = Effect.flatMap(kv.failure, (failure) =>
+      Option.isSome(failure) ? Effect.fail(failure.value) : Effect.void)
+    return {
+      kv,
+      fast,
+      store,
+      random: () => random.nextDoubleUnsafe(),
+      nextId,
+      live,
+      offloadThreshold,
+      maxPayload
+    }
+  })

@@ -1,0 +1,131 @@
+/**
+ * The queue's background work, started once the queue opens: first the requeue at open (jobs
+ * left claimed by a previous process requeued, their attempt counted, or dead-lettered), then,
+ * forked in the layer's scope, the reaper (expired leases requeued or dead-lettered, then the
+ * retention sweep of done and dead jobs past their expiry) and the scheduler (due scheduled jobs
+ * made pending). A failed step is logged and tried again at the next tick; both loops stop when
+ * the KV's writer stops for good, so that nothing touches the store any more.
+ *
+ * @internal
+ */
+import { Clock, Duration, Effect, Fiber, Option, Schedule, type Scope } from "effect"
+import type { JobRecord } from "../../schema/JobRecord.ts"
+import type { Options, QueueError } from "../JobQueue.ts"
+import type * as Kv from "../Kv.ts"
+import type { QueueContext } from "./context.ts"
+import * as Keys from "./keys.ts"
+import type { Bookkeeping } from "./leases.ts"
+import type { Payloads } from "./payloads.ts"
+import { bytes, decodeOrSkip, move, moveOps, read, requeueOrBury, retries, stage, without } from "./records.ts"
+
+/** Requeues the jobs left claimed, then forks the reaper and the scheduler of the queue of `ctx` in the scope. */
+export const start = (
+  ctx: QueueContext,
+  book: Bookkeeping,
+  payloads: Payloads,
+  options: Options | undefined
+): Effect.Effect<void, QueueError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { kv } = ctx
+    const { announce, complete, leases } = book
+    const { dropPayloads } = payloads
+
+    const reapExpired = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      for (const [id, lease] of [...leases.entries()]) {
+        if (lease.expiresAt > now || lease.reaping) continue
+        lease.reaping = true
+        const exit = yield* Effect.exit(kv.transaction((tx) =>
+          Effect.gen(function*() {
+            const record = yield* read(tx, Keys.claimed(lease.queue, id))
+            if (record === undefined) return undefined
+            return yield* requeueOrBury(tx, record, now, "lease expired")
+          }), { durable: false, ...retries }))
+        if (exit._tag === "Failure") {
+          // e.g. a record that does not decode: tried again next tick, without holding up the others
+          lease.reaping = false
+          yield* Effect.logWarning(`lease of ${id} could not be reaped`, exit.cause)
+          continue
+        }
+        const next = exit.value
+        if (leases.get(id) === lease) leases.delete(id)
+        if (next?.status === "Pending") announce(next.queue)
+        if (next?.status === "Dead") complete(id, Option.some(next))
+      }
+    })
+
+    const promoteDue = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const due = yield* kv.scan({ start: bytes(Keys.scheduledPrefix), end: bytes(Keys.timeBound(Keys.scheduledPrefix, now)) })
+      if (due.length === 0) return
+      const promoted = yield* kv.transaction((tx) =>
+        Effect.gen(function*() {
+          const queues = new Set<string>()
+          for (const entry of due) {
+            const record = yield* decodeOrSkip(entry.key, entry.value)
+            if (record === undefined) continue
+            yield* tx.delete(entry.key)
+            yield* stage(tx, { ...without(record, "runAt"), status: "Pending" })
+            yield* move(tx, record.queue, "Scheduled", "Pending")
+            queues.add(record.queue)
+          }
+          return queues
+        }), { durable: false, ...retries })
+      for (const queue of promoted) announce(queue)
+    })
+
+    /**
+     * Deletes done and dead jobs past their retention, found by their expiry entries (so a sweep
+     * reads only what is due, however many jobs are kept).
+     */
+    const sweepRetention = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const due = yield* kv.scan({ start: bytes(Keys.expiryPrefix), end: bytes(Keys.timeBound(Keys.expiryPrefix, now)) }, { limit: 10_000 })
+      if (due.length === 0) return
+      const ops: Array<Kv.WriteOp> = []
+      const expired: Array<JobRecord> = []
+      for (const entry of due) {
+        ops.push({ _tag: "Delete", key: entry.key })
+        const value = yield* kv.get(entry.value)
+        const record = Option.isNone(value) ? undefined : yield* decodeOrSkip(entry.value, value.value)
+        if (record === undefined || record.expiresAt === undefined || record.expiresAt > now) continue
+        expired.push(record)
+        ops.push(
+          { _tag: "Delete", key: entry.value },
+          { _tag: "Delete", key: bytes(Keys.index(record.id)) },
+          ...moveOps(record.queue, record.status, undefined)
+        )
+      }
+      // durable first when payload objects go next: a kept record never points to a deleted one
+      yield* kv.write(ops, { durable: expired.some((record) => record.payloadRef !== undefined) })
+      yield* dropPayloads(expired)
+    })
+
+    // Jobs left claimed by a previous process: requeued (the attempt counts) or dead-lettered.
+    const claimedAtOpen = yield* kv.scan({ prefix: bytes(Keys.claimedAll) })
+    if (claimedAtOpen.length > 0) {
+      const now = yield* Clock.currentTimeMillis
+      yield* kv.transaction((tx) =>
+        Effect.forEach(claimedAtOpen, (entry) =>
+          Effect.flatMap(decodeOrSkip(entry.key, entry.value), (record) =>
+            record === undefined ? Effect.void : Effect.asVoid(requeueOrBury(tx, record, now, "claim interrupted by process exit"))), {
+          discard: true
+        }), { durable: false, ...retries })
+    }
+
+    const every = (interval: Duration.Input | undefined, fallback: Duration.Input, step: Effect.Effect<void, unknown>) =>
+      step.pipe(
+        Effect.catchCause((cause) => Effect.logWarning("job queue background step failed", cause)),
+        Effect.repeat(Schedule.spaced(Duration.fromInputUnsafe(interval ?? fallback))),
+        Effect.forkScoped
+      )
+    const background = [
+      yield* every(options?.reaperInterval, "5 seconds", Effect.andThen(reapExpired, sweepRetention)),
+      yield* every(options?.schedulerInterval, "1 second", promoteDue)
+    ]
+
+    /** When the writer stops for good, the reaper and the scheduler stop too: nothing polls on. */
+    const stopWithWriter = Effect.flatMap(Effect.flip(kv.stopped), (failure) =>
+      Effect.andThen(Effect.logError(`job queue stopped: ${failure.message}`), Fiber.interruptAll(background)))
+    yield* Effect.forkScoped(stopWithWriter)
+  })

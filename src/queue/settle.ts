@@ -1,0 +1,204 @@
+/**
+ * Settling claims: `ack` (the job deleted, or kept as done for `keepDone`), `nack` (retried after
+ * its backoff, or dead-lettered once its attempts are used up), `release`, `discard`,
+ * `deadLetter`, `extendLease`, and `cancel` of any job. A settlement commits only while the claim
+ * holds its lease and its claimed record is still there (else `ClaimLost`, nothing changed); each
+ * returns once durable, and only then wakes the claims waiting for an arrival and the waiters of
+ * the job's completion. Payload objects of jobs removed are deleted after the commit.
+ *
+ * @internal
+ */
+import { Clock, Deferred, Duration, Effect, Option } from "effect"
+import type { JobRecord } from "../../schema/JobRecord.ts"
+import * as Job from "../Job.ts"
+import type { Claim, Service } from "../JobQueue.ts"
+import { CancelRequested, ClaimLost } from "../JobQueueError.ts"
+import type { Transaction } from "../Kv.ts"
+import type { ValueTooLarge } from "../KvError.ts"
+import type { QueueContext } from "./context.ts"
+import * as Keys from "./keys.ts"
+import type { Bookkeeping } from "./leases.ts"
+import * as QueueOptions from "./options.ts"
+import { checked } from "./options.ts"
+import type { Payloads } from "./payloads.ts"
+import { bury, bytes, encodeRecord, move, moveUpdates, read, retries, stage, without } from "./records.ts"
+
+/** The settlements of the queue of `ctx`, and `cancel`. */
+export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) => {
+  const { fast, kv, live, random } = ctx
+  const { announce, complete, holds, holdsNow, leases, letGo } = book
+  const { dropPayloads } = payloads
+
+  /** Runs a settlement of `claim`: the claimed record must still be there, or `ClaimLost`. */
+  const settle = <A>(
+    claim: Claim<any>,
+    f: (tx: Transaction, record: JobRecord, now: number) => Effect.Effect<A, ClaimLost | ValueTooLarge>
+  ) =>
+    Effect.gen(function*() {
+      yield* holds(claim)
+      const now = yield* Clock.currentTimeMillis
+      const result = yield* kv.transaction((tx) =>
+        Effect.gen(function*() {
+          const record = yield* read(tx, Keys.claimed(claim.record.queue, claim.record.id))
+          if (record === undefined) return yield* new ClaimLost({ id: claim.record.id })
+          yield* tx.delete(bytes(Keys.claimed(record.queue, record.id)))
+          return yield* f(tx, record, now)
+        }), retries)
+      letGo(claim)
+      return result
+    })
+
+  /**
+   * The ack of a job not kept: a plain write guarded at commit by the claimed record and the
+   * lease token, no transaction needed. A reaper or a cancel racing it conflicts with it, or it
+   * finds the record gone.
+   */
+  const ackAndForget = (claim: Claim<any>) =>
+    Effect.suspend(() => {
+      const { id, queue } = claim.record
+      const claimedKey = Keys.claimed(queue, id)
+      return fast.writeIf([[claimedKey, null], [Keys.index(id), null]], moveUpdates(queue, "Claimed", "Done"), [[claimedKey, true]], {
+        guard: () => holdsNow(claim)
+      }).pipe(
+        Effect.catchTag("WriteConditionFailed", () => Effect.fail(new ClaimLost({ id }))),
+        Effect.map(() => {
+          letGo(claim)
+          complete(id, Option.none())
+        }),
+        Effect.tap(() => (claim.record.payloadRef === undefined ? Effect.void : dropPayloads([claim.record])))
+      )
+    })
+
+  const ack: Service["ack"] = (claim) => {
+    const keepDone = claim.definition.keepDone
+    return keepDone === undefined ? ackAndForget(claim) : ackKept(claim, keepDone)
+  }
+
+  /** The ack of a job kept as done for `keepDone`: a transaction moving its record. */
+  const ackKept = (claim: Claim<any>, keepDone: Duration.Duration) =>
+    Effect.gen(function*() {
+      const done = yield* settle(claim, (tx, record, now) =>
+        Effect.gen(function*() {
+          yield* move(tx, record.queue, "Claimed", "Done")
+          if (keepDone === undefined) {
+            yield* tx.delete(bytes(Keys.index(record.id)))
+            return Option.none<JobRecord>()
+          }
+          const next: JobRecord = {
+            ...without(record, "claimedAt"),
+            status: "Done",
+            completedAt: now,
+            expiresAt: now + Duration.toMillis(keepDone)
+          }
+          yield* stage(tx, next)
+          return Option.some(next)
+        }))
+      complete(claim.record.id, done)
+    })
+
+  const nack: Service["nack"] = (claim, error, nackOptions) =>
+    Effect.gen(function*() {
+      yield* checked(QueueOptions.nackError(error, nackOptions))
+      const jitter = random()
+      const chosen = nackOptions?.delay === undefined ? undefined : Duration.fromInputUnsafe(nackOptions.delay)
+      // the backoff's delay, checked before anything is written (the claim holds its attempts)
+      const backoff = chosen !== undefined || claim.record.attempts >= claim.record.maxAttempts
+        ? 0
+        : QueueOptions.retryDelay(claim.definition.backoff, claim.record.attempts, (b, attempt) => Job.delayOf(b, attempt, jitter))
+      if (typeof backoff !== "number") return yield* backoff
+      const outcome = yield* settle(claim, (tx, record, now) =>
+        Effect.gen(function*() {
+          if (record.attempts >= record.maxAttempts) {
+            return { outcome: "DeadLettered" as const, record: yield* bury(tx, record, now, error) }
+          }
+          const delay = chosen === undefined ? backoff : Duration.toMillis(chosen)
+          const next: JobRecord = delay <= 0
+            ? { ...without(record, "claimedAt", "runAt"), status: "Pending", lastError: error }
+            : { ...without(record, "claimedAt"), status: "Scheduled", runAt: now + delay, lastError: error }
+          yield* stage(tx, next)
+          yield* move(tx, record.queue, "Claimed", next.status)
+          return { outcome: "Retried" as const, record: next }
+        }))
+      if (outcome.outcome === "DeadLettered") {
+        // the stored dead record (this attempt's error, failedAt, no claimedAt), not the claimed one
+        complete(claim.record.id, Option.some(outcome.record))
+      } else if (outcome.record.status === "Pending") announce(claim.record.queue)
+      return outcome.outcome
+    })
+
+  const release: Service["release"] = (claim) =>
+    Effect.gen(function*() {
+      yield* settle(claim, (tx, record) =>
+        Effect.gen(function*() {
+          const next: JobRecord = { ...without(record, "claimedAt"), status: "Pending", attempts: Math.max(0, record.attempts - 1) }
+          yield* stage(tx, next)
+          yield* move(tx, record.queue, "Claimed", "Pending")
+        }))
+      announce(claim.record.queue)
+    })
+
+  const discard: Service["discard"] = (claim) =>
+    Effect.gen(function*() {
+      yield* settle(claim, (tx, record) =>
+        Effect.andThen(tx.delete(bytes(Keys.index(record.id))), move(tx, record.queue, "Claimed", undefined)))
+      complete(claim.record.id, Option.none())
+      yield* dropPayloads([claim.record])
+    })
+
+  const deadLetter: Service["deadLetter"] = (claim, reason) =>
+    Effect.gen(function*() {
+      yield* checked(QueueOptions.reasonError("reason", reason))
+      // waiters get the stored dead record (no claimedAt, its expiry, a cancel flag set meanwhile)
+      const dead = yield* settle(claim, (tx, record, at) => bury(tx, record, at, reason))
+      complete(claim.record.id, Option.some(dead))
+    })
+
+  const extendLease: Service["extendLease"] = (claim, duration) =>
+    Effect.gen(function*() {
+      yield* checked(QueueOptions.extendLeaseError(duration))
+      yield* live
+      const lease = leases.get(claim.record.id)
+      if (lease === undefined || lease.token !== claim.token || lease.reaping) {
+        return yield* new ClaimLost({ id: claim.record.id })
+      }
+      if (Deferred.isDoneUnsafe(lease.cancel)) return yield* new CancelRequested({ id: claim.record.id })
+      lease.expiresAt = (yield* Clock.currentTimeMillis) + Duration.toMillis(Duration.fromInputUnsafe(duration))
+    })
+
+  const cancel: Service["cancel"] = (id) =>
+    Effect.gen(function*() {
+      let removed: JobRecord | undefined
+      const outcome = yield* kv.transaction((tx) =>
+        Effect.gen(function*() {
+          const index = yield* tx.get(bytes(Keys.index(id)))
+          if (Option.isNone(index)) return "NotFound" as const
+          const key = Keys.fromBytes(index.value)
+          const record = yield* read(tx, key)
+          if (record === undefined) return "NotFound" as const
+          if (record.status === "Pending" || record.status === "Scheduled") {
+            yield* tx.delete(bytes(key))
+            yield* tx.delete(bytes(Keys.index(id)))
+            yield* move(tx, record.queue, record.status, undefined)
+            if (record.dedupKey !== undefined) yield* tx.delete(bytes(Keys.dedup(record.queue, record.dedupKey)))
+            removed = record
+            return "Removed" as const
+          }
+          if (record.status === "Claimed") {
+            yield* tx.put(bytes(key), encodeRecord({ ...record, cancelRequested: true }))
+            return "Requested" as const
+          }
+          return "NotFound" as const
+        }), retries)
+      if (outcome === "Removed") {
+        complete(id, Option.none())
+        if (removed !== undefined) yield* dropPayloads([removed])
+      }
+      if (outcome === "Requested") {
+        const lease = leases.get(id)
+        if (lease !== undefined) Deferred.doneUnsafe(lease.cancel, Effect.void)
+      }
+      return outcome
+    })
+
+  return { ack, nack, release, discard, deadLetter, extendLease, cancel }
+}
