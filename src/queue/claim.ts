@@ -30,6 +30,9 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, d
   const { arrival, holdLease, lockOf } = book
   const { decodePayload } = payloads
 
+  // A hot path, like enqueue and ack: plain functions over a few combinators rather than
+  // generators (each step through the runtime costs, and most of the work is synchronous).
+
   /**
    * Moves up to `max` pending jobs of `queue` to claimed, at `now`. Claims of one queue are
    * serialized by its lock, so the only writers that can race this one are cancels of the same

@@ -23,14 +23,16 @@ import type { QueueContext } from "./context.ts"
 
 /** Encoded payloads up to this size are stored inline by default. */
 export const defaultOffloadThreshold = 256 * 1024
+/** The largest encoded payload taken by default. */
 export const defaultMaxPayload = 64 * 1024 * 1024
-export const payloadPrefix = "payloads/"
+/** Where payload objects are stored in the bucket. */
+const payloadPrefix = "payloads/"
 
 /** Payload codecs by schema, built once per schema rather than per job. */
-export const payloadEncoders = new WeakMap<object, (payload: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()
-export const payloadDecoders = new WeakMap<object, (input: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()
+const payloadEncoders = new WeakMap<object, (payload: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()
+const payloadDecoders = new WeakMap<object, (input: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()
 
-export const payloadEncoder = <A>(schema: Schema.Codec<A, any, never, never>): (payload: A) => Effect.Effect<unknown, Schema.SchemaError> => {
+const payloadEncoder = <A>(schema: Schema.Codec<A, any, never, never>): (payload: A) => Effect.Effect<unknown, Schema.SchemaError> => {
   let encode = payloadEncoders.get(schema)
   if (encode === undefined) {
     encode = Schema.encodeEffect(schema) as (payload: unknown) => Effect.Effect<unknown, Schema.SchemaError>
@@ -39,7 +41,7 @@ export const payloadEncoder = <A>(schema: Schema.Codec<A, any, never, never>): (
   return encode
 }
 
-export const payloadDecoder = <A>(schema: Schema.Codec<A, any, never, never>): (input: unknown) => Effect.Effect<A, Schema.SchemaError> => {
+const payloadDecoder = <A>(schema: Schema.Codec<A, any, never, never>): (input: unknown) => Effect.Effect<A, Schema.SchemaError> => {
   let decode = payloadDecoders.get(schema)
   if (decode === undefined) {
     decode = Schema.decodeUnknownEffect(schema)
@@ -49,7 +51,7 @@ export const payloadDecoder = <A>(schema: Schema.Codec<A, any, never, never>): (
 }
 
 /** The encoded payload a payload object holds, or `Corrupt` naming the object and the check it fails. */
-export const unframePayload = (key: string, bytes: Uint8Array): Effect.Effect<Uint8Array, Corrupt> =>
+const unframePayload = (key: string, bytes: Uint8Array): Effect.Effect<Uint8Array, Corrupt> =>
   Effect.try({
     try: () => PayloadObject.decode(bytes),
     catch: (error) => new Corrupt({ key, detail: error instanceof Error ? error.message : String(error) })

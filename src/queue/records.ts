@@ -18,14 +18,17 @@ import type { Transaction } from "../Kv.ts"
 import type { ValueTooLarge } from "../KvError.ts"
 import * as Keys from "./keys.ts"
 
+/** A key as the KV takes it. */
 export const bytes = (key: string) => Keys.toBytes(key)
+/** A record as stored. */
 export const encodeRecord = (record: JobRecord) => JobRecordSchema.encode(record)
 
 /** A record read inside a transaction (undefined when missing). */
 export const read = (tx: Pick<Transaction, "get">, key: string) =>
   Effect.map(tx.get(bytes(key)), (o) => (Option.isSome(o) ? JobRecordSchema.decode(o.value) : undefined))
 
-export const primaryKey = (record: JobRecord): string => {
+/** The key of a record in its status: where it is stored, and where the index points. */
+const primaryKey = (record: JobRecord): string => {
   switch (record.status) {
     case "Pending":
       return Keys.pending(record.queue, record.priority, record.id)
@@ -53,21 +56,21 @@ export const stage = (tx: Transaction, record: JobRecord) => {
 // Counters are stored as the ASCII digits of the number. They are read and written at every
 // commit that moves a job, so by char codes rather than through TextDecoder/TextEncoder.
 
-export const counterOf = (value: Option.Option<Uint8Array>): number => {
+const counterOf = (value: Option.Option<Uint8Array>): number => {
   if (Option.isNone(value)) return 0
   let digits = ""
   for (const byte of value.value) digits += String.fromCharCode(byte)
   return Number(digits)
 }
 
-export const counterBytes = (n: number): Uint8Array => {
+const counterBytes = (n: number): Uint8Array => {
   const digits = String(n)
   const out = new Uint8Array(digits.length)
   for (let i = 0; i < digits.length; i++) out[i] = digits.charCodeAt(i)
   return out
 }
 
-export const addTo = (delta: number) => (current: Option.Option<Uint8Array>) => counterBytes(counterOf(current) + delta)
+const addTo = (delta: number) => (current: Option.Option<Uint8Array>) => counterBytes(counterOf(current) + delta)
 
 /** The counter updates of `n` jobs leaving status `from` and entering `to`, as batch operations. */
 export const moveOps = (queue: string, from: JobStatus | undefined, to: JobStatus | undefined, n = 1): Array<Kv.WriteOp> =>
@@ -102,14 +105,16 @@ export const moveUpdates = (queue: string, from: JobStatus | undefined, to: JobS
   return updates
 }
 
+/** `record` without `keys`. */
 export const without = <R extends object, K extends keyof R>(record: R, ...keys: ReadonlyArray<K>): Omit<R, K> => {
   const out = { ...record }
   for (const key of keys) delete out[key]
   return out
 }
 
+/** The conflicts a queue transaction retries before it fails. */
 export const retries = { maxRetries: 1000 } as const
-export const defaultDeadRetention = 7 * 24 * 3600 * 1000
+const defaultDeadRetention = 7 * 24 * 3600 * 1000
 
 /** The record of a job that died now, kept for its dead retention. */
 export const deadRecord = (record: JobRecord, now: number, reason: string): JobRecord => ({

@@ -48,6 +48,9 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       return result
     })
 
+  // The ack of a job not kept is a hot path, like enqueue and claim: plain functions over a few
+  // combinators rather than generators (each step through the runtime costs).
+
   /**
    * The ack of a job not kept: a plain write guarded at commit by the claimed record and the
    * lease token, no transaction needed. A reaper or a cancel racing it conflicts with it, or it
