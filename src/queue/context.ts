@@ -13,7 +13,11 @@ import * as Latin1Kv from "../internal/latin1Kv.ts"
 import type { Options } from "../JobQueue.ts"
 import * as Kv from "../Kv.ts"
 import { ObjectStore, type Service as ObjectStoreService } from "../ObjectStore.ts"
-import { defaultMaxPayload, defaultOffloadThreshold } from "./payloads.ts"
+
+/** Encoded payloads up to this size are stored inline by default. */
+const defaultOffloadThreshold = 256 * 1024
+/** The largest encoded payload taken by default. */
+const defaultMaxPayload = 64 * 1024 * 1024
 
 /** The shared state of one queue (see the module's header). */
 export interface QueueContext {

@@ -21,10 +21,6 @@ import { Corrupt } from "../KvError.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import type { QueueContext } from "./context.ts"
 
-/** Encoded payloads up to this size are stored inline by default. */
-export const defaultOffloadThreshold = 256 * 1024
-/** The largest encoded payload taken by default. */
-export const defaultMaxPayload = 64 * 1024 * 1024
 /** Where payload objects are stored in the bucket. */
 const payloadPrefix = "payloads/"
 
