@@ -14,8 +14,9 @@
  * a previous writer of the same store fails with `Fenced` from its next write on and acknowledges
  * nothing more; one with nothing to write finds out within `fenceCheckInterval`. A stopped writer
  * (`failure`, `stopped`) touches the store no more. Recovery yields exactly a prefix of the
- * commit history that contains every acknowledged commit. The whole live state is kept in memory; the on-storage runs already carry a
- * block index and footer for bounded-memory reads later.
+ * commit history that contains every acknowledged commit. The whole live state is kept in
+ * memory; the on-storage runs already carry a block index and footer for bounded-memory reads
+ * later.
  *
  * @since 0.1.0
  */
@@ -232,6 +233,16 @@ export type CommitError = Fenced | Closed | ValueTooLarge
  * @since 0.1.0
  */
 export type StopError = Fenced | Closed
+
+/**
+ * Whether `error` says that the writer stopped for good (`Fenced` or `Closed`): a commit that
+ * failed so may still stand (applied, its WAL write landed), and nothing more can be committed.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export const isStopError = (error: unknown): error is StopError =>
+  typeof error === "object" && error !== null && "_tag" in error && (error._tag === "Fenced" || error._tag === "Closed")
 
 /**
  * @category models

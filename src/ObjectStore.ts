@@ -14,6 +14,7 @@
  * @since 0.1.0
  */
 import { Config, Context, Effect, Layer, Option, Result, type Stream } from "effect"
+import { checked } from "./internal/options.ts"
 import * as FileSystemStore from "./ObjectStore/FileSystem.ts"
 import type { LocalLog } from "./ObjectStore/LocalLog.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
@@ -186,10 +187,7 @@ const finish = (retry: RetryOptions | false | undefined) => (store: Service): Se
 
 /** Fails with the option `check` finds broken, when the layer is built (before any I/O). */
 const checkOptions = (check: () => InvalidOption | undefined): Effect.Effect<void, InvalidOption> =>
-  Effect.suspend(() => {
-    const invalid = check()
-    return invalid === undefined ? Effect.void : Effect.fail(invalid)
-  })
+  Effect.suspend(() => checked(check()))
 
 /**
  * Wraps the store in context with the retry policy: bounded exponential backoff with jitter

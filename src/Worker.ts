@@ -22,12 +22,13 @@
  */
 import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope } from "effect"
 import * as RateLimiter from "effect/persistence/RateLimiter"
+import { checked } from "./internal/options.ts"
 import { makeSignal } from "./internal/signal.ts"
 import * as Job from "./Job.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
 import { type Claim, JobQueue } from "./JobQueue.ts"
 import type { CancelRequested, ClaimLost, InvalidQueueName } from "./JobQueueError.ts"
-import type { StopError } from "./Kv.ts"
+import { isStopError, type StopError } from "./Kv.ts"
 import * as QueueOptions from "./queue/options.ts"
 
 /**
@@ -220,10 +221,6 @@ export interface Options<E> {
  * the queue's writer stopped for good (then the claim can be neither settled nor given back).
  */
 type Stop = "LeaseLost" | "Cancelled" | "WriterStopped"
-
-/** Whether `error` says that the queue's writer stopped for good: nothing can be claimed or settled any more. */
-const isStopError = (error: unknown): error is StopError =>
-  typeof error === "object" && error !== null && "_tag" in error && (error._tag === "Fenced" || error._tag === "Closed")
 
 
 /** Logs a settlement that failed (the claim was lost, the store failed): the job's lease runs out. */
@@ -502,10 +499,7 @@ const rateLimiterOf = () =>
 
 /** Fails with the first rule the definition, the handler or an option breaks. */
 const checkOptions = (definition: Job.Definition<any, any>, handler: unknown, options: unknown) =>
-  Effect.suspend(() => {
-    const invalid = QueueOptions.workerError(definition, handler, options)
-    return invalid === undefined ? Effect.void : Effect.fail(invalid)
-  })
+  Effect.suspend(() => checked(QueueOptions.workerError(definition, handler, options)))
 
 /**
  * Runs a layer's worker; if the queue's writer was fenced (`Fenced`: another process opened the

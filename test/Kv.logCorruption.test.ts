@@ -129,26 +129,32 @@ const writeAcknowledged = (kv: Kv.Service, count: number, tag: string) =>
     return acked
   })
 
+/**
+ * A writer that acknowledged `count` commits, then "crashed": `image` is a copy of its directory
+ * as it is on disk now (the writer never closed); `writer` is closed at the end of the test.
+ */
+const crashedWriter = (count: number) =>
+  Effect.gen(function*() {
+    const directory = yield* tempDirectory
+    const writer = yield* openKv(directory)
+    const acked = yield* writeAcknowledged(writer.kv, count, "a")
+    yield* Effect.addFinalizer(() => Scope.close(writer.scope, Exit.void))
+    return { acked, image: yield* copyOf(directory) }
+  })
+
 describe("Kv on a damaged local log", () => {
   it.live("a writer that crashed: every damage to its parts is Corrupt or leaves exactly what was acknowledged", () =>
     Effect.gen(function*() {
-      const directory = yield* tempDirectory
-      const a = yield* openKv(directory)
-      const acked = yield* writeAcknowledged(a.kv, 24, "a")
-      const image = yield* copyOf(directory) // the crash: what is on disk now, the writer never closed
+      const { acked, image } = yield* crashedWriter(24)
       assert.isAtLeast(logFiles(image).length, 3, "the log rotated into several parts")
       const outcomes = yield* sweep(image, acked)
       assert.isAbove(outcomes.corrupt, 100, "damage inside acknowledged history is found")
       assert.isAbove(outcomes.exact, 10, "damage past it (the torn tail's place) opens")
-      yield* Scope.close(a.scope, Exit.void)
-    }), 120_000)
+    }).pipe(Effect.scoped), 120_000)
 
   it.live("a part deleted from a crashed writer's log, first, middle or last, is Corrupt", () =>
     Effect.gen(function*() {
-      const directory = yield* tempDirectory
-      const a = yield* openKv(directory)
-      yield* writeAcknowledged(a.kv, 24, "a")
-      const image = yield* copyOf(directory)
+      const { image } = yield* crashedWriter(24)
       const parts = logFiles(image).filter((f) => f.endsWith(".log"))
       assert.isAtLeast(parts.length, 3)
       for (const part of parts) {
@@ -159,31 +165,23 @@ describe("Kv on a damaged local log", () => {
         assert.include(String(Exit.isFailure(exit) ? Cause.squash(exit.cause) : ""), "Corrupt", part)
         fs.rmSync(copy, { recursive: true, force: true })
       }
-      yield* Scope.close(a.scope, Exit.void)
-    }), 60_000)
+    }).pipe(Effect.scoped), 60_000)
 
   it.live("a sealed log: every damage to the seal or the sealed parts is Corrupt or leaves exactly what was acknowledged", () =>
     Effect.gen(function*() {
-      const directory = yield* tempDirectory
-      const a = yield* openKv(directory)
-      const acked = yield* writeAcknowledged(a.kv, 12, "a")
-      const first = yield* copyOf(directory)
+      const { acked, image: first } = yield* crashedWriter(12)
       const b = yield* openKv(first) // takes the log over and seals it; its own log stays empty
       const image = yield* copyOf(first)
       assert.isTrue(logFiles(image).some((f) => f.endsWith("seal")))
       const outcomes = yield* sweep(image, acked)
       assert.isAbove(outcomes.corrupt, 50)
       yield* Scope.close(b.scope, Exit.void)
-      yield* Scope.close(a.scope, Exit.void)
-    }), 120_000)
+    }).pipe(Effect.scoped), 120_000)
 
   it.live("a writer that crashed with appends in flight: the torn tail is dropped, and what it acknowledged is all there", () =>
     Effect.gen(function*() {
       // the last part's frames after the confirm frame were never acknowledged: any damage there opens
-      const directory = yield* tempDirectory
-      const a = yield* openKv(directory)
-      const acked = yield* writeAcknowledged(a.kv, 6, "a")
-      const image = yield* copyOf(directory)
+      const { acked, image } = yield* crashedWriter(6)
       const lastPart = logFiles(image).filter((f) => f.endsWith(".log")).pop()!
       const content = fs.readFileSync(path.join(image, lastPart))
       const end = frameStarts(content).pop()!
@@ -198,6 +196,5 @@ describe("Kv on a damaged local log", () => {
         assert.deepStrictEqual(yield* dump(kv), acked, `kept ${keep} bytes of the torn frame`)
         yield* Scope.close(scope, Exit.void)
       }
-      yield* Scope.close(a.scope, Exit.void)
-    }), 60_000)
+    }).pipe(Effect.scoped), 60_000)
 })

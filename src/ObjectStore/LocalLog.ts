@@ -73,6 +73,11 @@ export interface Options {
 const pad = (n: number) => String(n).padStart(20, "0")
 const partName = (part: number) => `${pad(part)}.log`
 
+/** Where an epoch's log is, relative to the store's root (for messages naming it). */
+export const epochPath = (epoch: number): string => `%wal/${pad(epoch)}`
+/** Where a part of an epoch's log is, relative to the store's root. */
+export const partPath = (epoch: number, part: number): string => `${epochPath(epoch)}/${partName(part)}`
+
 /** Builds the log of the store in `root`, using its coalesced directory fsync. */
 export const make = (
   root: string,
@@ -137,6 +142,8 @@ export const make = (
       return won ? seal : (yield* readSeal(epoch))!
     })
 
+  const orCorrupt = <A>(result: A | LogCorrupt) => result instanceof LogCorrupt ? Effect.fail(result) : Effect.succeed(result)
+
   /** A part's bytes (made durable first: a live writer's unsynced appends are read here), parsed. */
   const readPart = (epoch: number, part: number) =>
     Effect.gen(function*() {
@@ -144,7 +151,7 @@ export const make = (
       const bytes = yield* Fs.withFd(file, "r", (fd) =>
         Effect.andThen(Fs.fdatasync(fd), Effect.flatMap(Fs.fstat(fd), (stat) => Fs.readAt(fd, stat.size, 0))))
       const parsed = parsePart(relative(file), bytes, { epoch, part })
-      return parsed instanceof LogCorrupt ? yield* Effect.fail(parsed) : parsed
+      return yield* orCorrupt(parsed)
     })
 
   /** File system failures as store errors about `where` (a path under `%wal/`). */
@@ -156,7 +163,6 @@ export const make = (
         (error) => Effect.fail(Fs.storeError(operation, relative(where), error))
       ) as Effect.Effect<A, Exclude<E, Fs.FsError> | ObjectStoreError, R>
 
-  const orCorrupt = <A>(result: A | LogCorrupt) => result instanceof LogCorrupt ? Effect.fail(result) : Effect.succeed(result)
 
   /** Creates the epoch's fence (once), durably. */
   const fenceEpoch = (epoch: number) =>
@@ -184,7 +190,7 @@ export const make = (
       // another reader sealed first: its seal holds (it read the same durable frames, or more)
       return seal.size === taken.length && taken.every((p) => seal.get(p.part) === p.end)
         ? taken
-        : yield* orCorrupt(resolveSealed(parts.filter((p) => seal.has(p.part)), seal, relative(sealFile(epoch))))
+        : yield* orCorrupt(resolveSealed(parts, seal, relative(sealFile(epoch))))
     })
 
   return {

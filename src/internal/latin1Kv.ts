@@ -8,7 +8,19 @@
  * @internal
  */
 import { Effect } from "effect"
-import type { CommitError, Entry, Service, Transaction, Updater, WriteResult } from "../Kv.ts"
+import type {
+  CommitError,
+  Entry,
+  Range,
+  ScanOptions,
+  Service,
+  Transaction,
+  TransactionOptions,
+  Updater,
+  WriteOp,
+  WriteOptions,
+  WriteResult
+} from "../Kv.ts"
 import type { TransactionConflict, WriteConditionFailed } from "../KvError.ts"
 import { fromLatin1, toLatin1 } from "./binary.ts"
 import { ownOptions } from "./options.ts"
@@ -96,11 +108,12 @@ const overBytes = (kv: Service): Latin1Kv => {
  * from `scan`, `transaction` or `write` is a defect (see `ownOptions`), not one of its errors.
  */
 export interface OwnOptionsKv extends Omit<Service, "scan" | "transaction" | "write"> {
-  readonly scan: (...args: Parameters<Service["scan"]>) => Effect.Effect<ReadonlyArray<Entry>>
+  readonly scan: (range: Range, options?: ScanOptions) => Effect.Effect<ReadonlyArray<Entry>>
   readonly transaction: <A, E, R>(
-    ...args: Parameters<Service["transaction"]> extends [unknown, ...infer Rest] ? [f: (tx: Transaction) => Effect.Effect<A, E, R>, ...Rest] : never
+    f: (tx: Transaction) => Effect.Effect<A, E, R>,
+    options?: TransactionOptions
   ) => Effect.Effect<A, E | CommitError | TransactionConflict, R>
-  readonly write: (...args: Parameters<Service["write"]>) => Effect.Effect<WriteResult, CommitError>
+  readonly write: (batch: ReadonlyArray<WriteOp>, options?: WriteOptions) => Effect.Effect<WriteResult, CommitError>
 }
 
 /** `kv` with the calls of `OwnOptionsKv`. */

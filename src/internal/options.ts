@@ -219,3 +219,6 @@ export const ownOptions = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effe
     Exclude<E, InvalidOption>,
     R
   >
+
+/** Fails with `error` when there is one (an option check's verdict), else succeeds. */
+export const checked = <E>(error: E | undefined): Effect.Effect<void, E> => (error === undefined ? Effect.void : Effect.fail(error))

@@ -12,6 +12,7 @@ import { DecodeError } from "../internal/binary.ts"
 import type { BTree } from "../internal/btree.ts"
 import { Corrupt, Fenced } from "../KvError.ts"
 import type { LocalLog, Service as Store } from "../ObjectStore.ts"
+import { epochPath, partPath } from "../ObjectStore/LocalLog.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import { idOf, manifestKey, manifestPrefix, runKey, walKey, walPrefix } from "./paths.ts"
 import { newTree, opBytes } from "./state.ts"
@@ -92,7 +93,7 @@ const takeOverLogs = (log: LocalLog, epoch: number) =>
       for (const { part, records } of taken) {
         const logPart: LogPart = { epoch: older, part, maxSeq: 0 }
         for (const record of records) {
-          const segment = yield* decodeOrCorrupt(`%wal/${older}/${part}`, record, WalSegment.decode)
+          const segment = yield* decodeOrCorrupt(partPath(older, part), record, WalSegment.decode)
           segments.push(segment)
           logPart.maxSeq = Math.max(logPart.maxSeq, segment.commits[segment.commits.length - 1]?.seq ?? 0)
         }
@@ -221,7 +222,7 @@ const replayOrder = (
       if (commit.seq !== lastSeq + 1) {
         if (commits.slice(i).some((c) => c.logged)) {
           return new Corrupt({
-            key: `%wal/${String(epoch).padStart(20, "0")}`,
+            key: epochPath(epoch),
             detail: `commits ${lastSeq + 1} to ${commit.seq - 1} are missing, though the writer's log holds commit ${commit.seq}`
           })
         }

@@ -17,7 +17,7 @@ import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
-import { checked } from "./options.ts"
+import { checked } from "../internal/options.ts"
 import type { Payloads } from "./payloads.ts"
 import { bytes, move, moveUpdates, pushStageWrites, retries, stage } from "./records.ts"
 

@@ -28,8 +28,6 @@ export const maxPriority = 2 ** 32 - 1
 /** Named priorities (`Job.Priority` is this object). */
 export const priorities = { high: 100, normal: 1000, low: 10000 } as const
 
-/** Fails with `error` when there is one (an option check's verdict), else succeeds. */
-export const checked = <E>(error: E | undefined): Effect.Effect<void, E> => (error === undefined ? Effect.void : Effect.fail(error))
 
 // ---- queue names and job ids ----------------------------------------------------------------
 

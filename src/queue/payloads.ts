@@ -16,7 +16,7 @@ import * as Msgpack from "../internal/msgpack.ts"
 import type * as Job from "../Job.ts"
 import type { PayloadStoreError } from "../JobQueue.ts"
 import { InvalidPayload, PayloadMissing, PayloadTooLarge } from "../JobQueueError.ts"
-import type * as Kv from "../Kv.ts"
+import * as Kv from "../Kv.ts"
 import { Corrupt } from "../KvError.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import type { QueueContext } from "./context.ts"
@@ -52,9 +52,6 @@ const unframePayload = (key: string, bytes: Uint8Array): Effect.Effect<Uint8Arra
     try: () => PayloadObject.decode(bytes),
     catch: (error) => new Corrupt({ key, detail: error instanceof Error ? error.message : String(error) })
   })
-
-const mayHaveCommitted = (error: unknown) =>
-  typeof error === "object" && error !== null && "_tag" in error && (error._tag === "Fenced" || error._tag === "Closed")
 
 /** The payload operations of one queue. */
 export type Payloads = ReturnType<typeof make>
@@ -109,7 +106,7 @@ export const make = (ctx: QueueContext) => {
    * the objects stay, since deleting them could leave a stored job without its payload.
    */
   const committing = <A, E>(records: ReadonlyArray<JobRecord>, commit: Effect.Effect<A, E>) =>
-    Effect.tapError(commit, (error) => mayHaveCommitted(error) ? Effect.void : dropPayloads(records))
+    Effect.tapError(commit, (error) => Kv.isStopError(error) ? Effect.void : dropPayloads(records))
 
   /** The encoded payload of `record`, read from its object (and checked) when offloaded. */
   const payloadOf = (record: JobRecord): Effect.Effect<Uint8Array, PayloadStoreError> =>

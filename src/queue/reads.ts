@@ -10,7 +10,7 @@ import type { Service } from "../JobQueue.ts"
 import type { QueueContext } from "./context.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
-import { checked } from "./options.ts"
+import { checked } from "../internal/options.ts"
 import type { Payloads } from "./payloads.ts"
 import { counter, getStored } from "./records.ts"
 

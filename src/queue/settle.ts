@@ -19,7 +19,7 @@ import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
-import { checked } from "./options.ts"
+import { checked } from "../internal/options.ts"
 import type { Payloads } from "./payloads.ts"
 import { bury, bytes, encodeRecord, move, moveUpdates, read, retries, stage, without } from "./records.ts"
 
