@@ -1,6 +1,10 @@
 /**
- * The stored form of a job, format version 1: msgpack of `{ v: 1, ...encoded record }`. The
+ * The stored form of a job, format version 2: msgpack of `{ v: 2, ...encoded record }`. The
  * payload is kept in its encoded form (msgpack of the definition schema's encoded value).
+ *
+ * Version 2 added the attempt history, the encoded result and the payload's version, all
+ * optional: a version 1 record (written before them) decodes as a version 2 record without them,
+ * and is rewritten as version 2 at its next change.
  *
  * @since 0.1.0
  */
@@ -18,6 +22,56 @@ export const JobStatus = Schema.Literals(["Pending", "Scheduled", "Claimed", "Do
  * @since 0.1.0
  */
 export type JobStatus = typeof JobStatus.Type
+
+/**
+ * How a claim ended: `Completed` (acknowledged), `Retried` (nacked, attempts left),
+ * `DeadLettered` (nacked with none left, dead-lettered, or its lease ran out with none left),
+ * `LeaseExpired` (requeued by the reaper), `Interrupted` (left claimed by a process that ended,
+ * requeued at the next open), `Released` (given back unsettled), `Cancelled` (discarded after a
+ * cancel), and `Requeued`: not a claim but a dead job sent back by `requeueDead`.
+ *
+ * @category schemas
+ * @since 0.2.0
+ */
+export const AttemptOutcome = Schema.Literals([
+  "Completed",
+  "Retried",
+  "DeadLettered",
+  "LeaseExpired",
+  "Interrupted",
+  "Released",
+  "Cancelled",
+  "Requeued"
+])
+
+/**
+ * @category models
+ * @since 0.2.0
+ */
+export type AttemptOutcome = typeof AttemptOutcome.Type
+
+/**
+ * One ended attempt of a job (see `AttemptOutcome`); for `Requeued`, `claimedAt` and `endedAt`
+ * are both the instant of the requeue.
+ *
+ * @category schemas
+ * @since 0.2.0
+ */
+export const Attempt = Schema.Struct({
+  claimedAt: Schema.Number,
+  endedAt: Schema.Number,
+  outcome: AttemptOutcome,
+  error: Schema.optionalKey(Schema.String)
+})
+
+/**
+ * @category models
+ * @since 0.2.0
+ */
+export type Attempt = typeof Attempt.Type
+
+/** The attempts a record keeps: the last ones, older ones dropped. */
+export const maxHistory = 32
 
 /**
  * @category schemas
@@ -47,7 +101,13 @@ export const JobRecord = Schema.Struct({
   /** How long the job is kept once dead, from its definition at enqueue (ms). */
   deadRetentionMs: Schema.optionalKey(Schema.Number),
   /** Done or dead jobs are deleted by the retention sweep after this instant (ms). */
-  expiresAt: Schema.optionalKey(Schema.Number)
+  expiresAt: Schema.optionalKey(Schema.Number),
+  /** The ended attempts, oldest first, the last `maxHistory` of them (format 2). */
+  history: Schema.optionalKey(Schema.Array(Attempt)),
+  /** The handler's result in its encoded form, msgpack of the result schema's encoded value (format 2). */
+  result: Schema.optionalKey(Schema.Uint8Array),
+  /** The version of the definition's payload schema the payload was written with (format 2; none: version 1). */
+  payloadVersion: Schema.optionalKey(Schema.Int)
 })
 
 /**
@@ -56,8 +116,15 @@ export const JobRecord = Schema.Struct({
  */
 export type JobRecord = typeof JobRecord.Type
 
-/** @since 0.1.0 */
-export const version = 1
+/**
+ * The format written.
+ *
+ * @since 0.1.0
+ */
+export const version = 2
+
+/** The formats read: 1 (no history, result or payload version) and 2. */
+const readable = new Set<unknown>([1, 2])
 
 const decodeRecord = Schema.decodeUnknownSync(JobRecord)
 
@@ -78,7 +145,7 @@ export const encode = (record: JobRecord): Uint8Array => Msgpack.encode({ v: ver
  */
 export const decode = (bytes: Uint8Array): JobRecord => {
   const raw = Msgpack.decode(bytes) as { readonly v?: unknown }
-  if (raw === null || typeof raw !== "object" || raw.v !== version) throw new Error(`job record format ${String(raw?.v)}`)
+  if (raw === null || typeof raw !== "object" || !readable.has(raw.v)) throw new Error(`job record format ${String(raw?.v)}`)
   const { v: _, ...fields } = raw as Record<string, unknown>
   return decodeRecord(fields)
 }

@@ -138,3 +138,35 @@ export class CancelRequested extends Schema.TaggedError<CancelRequested>()("Canc
     return `job ${this.id} was asked to cancel: its lease is not extended`
   }
 }
+
+/**
+ * No job has this id (it never existed, or it was removed: acknowledged without `keepDone`,
+ * cancelled, swept by its retention). Nothing changed.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class JobNotFound extends Schema.TaggedError<JobNotFound>()("JobNotFound", {
+  id: Schema.String
+}) {
+  override get message(): string {
+    return `no job ${this.id}`
+  }
+}
+
+/**
+ * The job is not in the state the operation needs (`expected`), for example `requeueDead` of a job
+ * that is pending. Nothing changed.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class InvalidState extends Schema.TaggedError<InvalidState>()("InvalidState", {
+  id: Schema.String,
+  state: Schema.String,
+  expected: Schema.String
+}) {
+  override get message(): string {
+    return `job ${this.id} is ${this.state}, not ${this.expected}`
+  }
+}
