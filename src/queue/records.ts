@@ -10,7 +10,7 @@
  */
 import { Effect, Option } from "effect"
 import * as JobRecordSchema from "../../schema/JobRecord.ts"
-import type { JobRecord, JobStatus } from "../../schema/JobRecord.ts"
+import type { Attempt, AttemptOutcome, JobRecord, JobStatus } from "../../schema/JobRecord.ts"
 import { toLatin1 } from "../internal/binary.ts"
 import type * as Latin1Kv from "../internal/latin1Kv.ts"
 import type * as Kv from "../Kv.ts"
@@ -110,6 +110,24 @@ export const without = <R extends object, K extends keyof R>(record: R, ...keys:
   const out = { ...record }
   for (const key of keys) delete out[key]
   return out
+}
+
+/**
+ * `record` with one more ended attempt in its history (the last `maxHistory` kept). A claimed
+ * record's attempt began at its `claimedAt`; `Requeued` (no claim) begins and ends at `now`.
+ */
+export const withAttempt = <R extends JobRecord>(record: R, outcome: AttemptOutcome, now: number, error?: string): R => {
+  const attempt: Attempt = {
+    claimedAt: record.claimedAt ?? now,
+    endedAt: now,
+    outcome,
+    ...(error === undefined ? {} : { error })
+  }
+  const before = record.history ?? []
+  const history = before.length >= JobRecordSchema.maxHistory
+    ? [...before.slice(before.length - JobRecordSchema.maxHistory + 1), attempt]
+    : [...before, attempt]
+  return { ...record, history }
 }
 
 /** The conflicts a queue transaction retries before it fails. */
