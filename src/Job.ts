@@ -169,8 +169,22 @@ export const priorityValue = (priority: PriorityInput): number => (typeof priori
  * @category models
  * @since 0.1.0
  */
-export interface DefineOptions<S extends Schema.Codec<any, any, never, never>> {
+export interface DefineOptions<
+  S extends Schema.Codec<any, any, never, never>,
+  RS extends Schema.Codec<any, any, never, never> = never
+> {
   readonly payload: S
+  /**
+   * The schema of the job's result: what a Worker's handler returns (or `ack`'s `result`) is
+   * stored encoded with the done job, and `get` and `awaitCompletion` with the definition return
+   * it decoded. Without it a handler's return value is ignored.
+   */
+  readonly result?: RS | undefined
+  /**
+   * How long a result is kept once the job is done (default 1 hour): a done job with a result is
+   * kept for the longer of this and `keepDone`, so `awaitCompletion` after the fact still sees it.
+   */
+  readonly resultRetention?: Duration.Input | undefined
   /** Claims allowed before the job is dead-lettered (default 3). */
   readonly maxAttempts?: number | undefined
   /** Lease of a claim when the claim does not say (default 30 seconds). */
@@ -191,9 +205,12 @@ export interface DefineOptions<S extends Schema.Codec<any, any, never, never>> {
  * @category models
  * @since 0.1.0
  */
-export interface Definition<A, I = unknown> {
+export interface Definition<A, I = unknown, R = unknown> {
   readonly queue: string
   readonly payload: Schema.Codec<A, I, never, never>
+  /** The result's schema, when the job has one. */
+  readonly result: Schema.Codec<R, any, never, never> | undefined
+  readonly resultRetention: Duration.Duration
   readonly maxAttempts: number
   readonly leaseDuration: Duration.Duration
   readonly priority: number
@@ -215,21 +232,32 @@ export interface Definition<A, I = unknown> {
  * @category constructors
  * @since 0.1.0
  */
-export const define = <S extends Schema.Codec<any, any, never, never>>(
+export const define = <S extends Schema.Codec<any, any, never, never>, RS extends Schema.Codec<any, any, never, never> = never>(
   queue: string,
-  options: DefineOptions<S>
-): Definition<S["Type"], S["Encoded"]> => {
+  options: DefineOptions<S, RS>
+): Definition<S["Type"], S["Encoded"], ResultOf<RS>> => {
   orThrow(Options.defineError(queue, options))
   return definitionOf(queue, options)
 }
 
+/**
+ * The type of a definition's result: its schema's, or `unknown` (anything a handler returns,
+ * ignored) for a job without one.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type ResultOf<RS> = [RS] extends [never] ? unknown : RS extends Schema.Codec<infer R, any, never, never> ? R : unknown
+
 /** A definition from checked options, with the defaults filled in. */
-const definitionOf = <S extends Schema.Codec<any, any, never, never>>(
+const definitionOf = <S extends Schema.Codec<any, any, never, never>, RS extends Schema.Codec<any, any, never, never>>(
   queue: string,
-  options: DefineOptions<S>
-): Definition<S["Type"], S["Encoded"]> => ({
+  options: DefineOptions<S, RS>
+): Definition<S["Type"], S["Encoded"], ResultOf<RS>> => ({
   queue,
   payload: options.payload,
+  result: options.result,
+  resultRetention: Duration.fromInputUnsafe(options.resultRetention ?? "1 hour"),
   maxAttempts: options.maxAttempts ?? 3,
   leaseDuration: Duration.fromInputUnsafe(options.leaseDuration ?? "30 seconds"),
   priority: priorityValue(options.priority ?? "normal"),

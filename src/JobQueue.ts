@@ -18,7 +18,7 @@
  * @since 0.1.0
  */
 import { Context, type Duration, Effect, Layer, type Option, type Scope } from "effect"
-import type { JobRecord, JobStatus } from "../schema/JobRecord.ts"
+import type { Attempt, AttemptOutcome, JobRecord, JobStatus } from "../schema/JobRecord.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
 import type * as Job from "./Job.ts"
 import type {
@@ -28,6 +28,7 @@ import type {
   InvalidJobId,
   InvalidPayload,
   InvalidQueueName,
+  JobNotFound,
   PayloadMissing,
   PayloadTooLarge
 } from "./JobQueueError.ts"
@@ -37,6 +38,7 @@ import type { ObjectStore } from "./ObjectStore.ts"
 import type { ObjectStoreError } from "./ObjectStoreError.ts"
 import * as Claiming from "./queue/claim.ts"
 import * as QueueContext from "./queue/context.ts"
+import * as Effects from "./queue/effects.ts"
 import * as Enqueue from "./queue/enqueue.ts"
 import * as Leases from "./queue/leases.ts"
 import * as Maintenance from "./queue/maintenance.ts"
@@ -45,6 +47,7 @@ import { checked } from "./internal/options.ts"
 import * as Payloads from "./queue/payloads.ts"
 import * as Reads from "./queue/reads.ts"
 import * as Settle from "./queue/settle.ts"
+import * as UserKv from "./queue/userKv.ts"
 
 /**
  * The stored job record and its statuses (see `schema/JobRecord.ts`).
@@ -52,7 +55,7 @@ import * as Settle from "./queue/settle.ts"
  * @category models
  * @since 0.1.0
  */
-export type { JobRecord, JobStatus }
+export type { Attempt, AttemptOutcome, JobRecord, JobStatus }
 
 /**
  * Options of `enqueue`. Each is checked before anything is written; one that breaks its rule
@@ -79,6 +82,106 @@ export interface EnqueueOptions {
   readonly headers?: Readonly<Record<string, string>> | undefined
   /** An id of your own: 1 to 128 characters of `[A-Za-z0-9_-]`. */
   readonly id?: string | undefined
+  /**
+   * Writes to the user KV namespace (`queue.kv`) committed atomically with the job: keys and
+   * values as `kv.put` takes them. Nothing is written on a dedup hit.
+   */
+  readonly kv?: Readonly<Record<string, Uint8Array>> | undefined
+}
+
+/**
+ * A follow-up enqueue of a settlement: a definition, its payload and `enqueue`'s options (`kv`
+ * excepted: a settlement has its own).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type FollowUp = readonly [definition: Job.Definition<any, any>, payload: unknown, options?: Omit<EnqueueOptions, "kv">]
+
+/**
+ * What a settlement commits with it, atomically: a stale claim applies none of it (`ClaimLost`),
+ * and effects that do not check (a payload its schema refuses, a bad key or option, a value over
+ * 256 KiB) fail the settlement before anything is written, the claim left as it was.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface SettlementEffects {
+  /** Jobs to enqueue (a dedup hit enqueues nothing, as `enqueue` would). */
+  readonly enqueue?: ReadonlyArray<FollowUp> | undefined
+  /** Writes to the user KV namespace. */
+  readonly kv?: Readonly<Record<string, Uint8Array>> | undefined
+  /** Deletes from the user KV namespace (before the writes: a key in both ends written). */
+  readonly kvDelete?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * Options of `ack`: the settlement's effects, and the handler's result.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface AckOptions extends SettlementEffects {
+  /**
+   * The job's result, encoded with the definition's `result` schema and kept with the done job
+   * (see `Job.define`'s `result`); a definition without one refuses it (`InvalidOption`).
+   */
+  readonly result?: unknown
+}
+
+/**
+ * Options of `deadLetter`.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface DeadLetterOptions {
+  /** Committed with the dead-lettering. */
+  readonly effects?: SettlementEffects | undefined
+}
+
+/**
+ * An entry of the user KV namespace.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface KvEntry {
+  readonly key: string
+  readonly value: Uint8Array
+}
+
+/**
+ * The user KV namespace of a queue (`queue.kv`): string keys (well-formed, 1 to 1024 UTF-8
+ * bytes), byte values up to 256 KiB (`ValueTooLarge` above, nothing written), in a key space of
+ * its own that no queue key reaches. Writes return once durable. The same writes can be committed
+ * with an enqueue (`EnqueueOptions.kv`) or a settlement (`SettlementEffects`).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface QueueKv {
+  readonly get: (key: string) => Effect.Effect<Option.Option<Uint8Array>, InvalidOption | Kv.StopError>
+  readonly put: (key: string, value: Uint8Array) => Effect.Effect<void, InvalidOption | QueueError>
+  readonly delete: (key: string) => Effect.Effect<void, InvalidOption | QueueError>
+  /**
+   * Sets `key` to `next` (none: deletes it) only if its value is `expected` (none: absent), in one
+   * atomic step; `true` when it did.
+   */
+  readonly compareAndSet: (
+    key: string,
+    expected: Option.Option<Uint8Array> | Uint8Array,
+    next: Option.Option<Uint8Array> | Uint8Array
+  ) => Effect.Effect<boolean, InvalidOption | QueueError>
+  /**
+   * The entries whose key starts with `prefix` (`""`: all), in key order (UTF-8 byte order), at
+   * most `limit` (default 1000, up to 10 000), after the key `after` when given: page by passing
+   * the last key returned.
+   */
+  readonly scan: (
+    prefix: string,
+    options?: { readonly after?: string | undefined; readonly limit?: number | undefined }
+  ) => Effect.Effect<ReadonlyArray<KvEntry>, InvalidOption | Kv.StopError>
 }
 
 /**
@@ -144,6 +247,8 @@ export type NackOutcome = "Retried" | "DeadLettered"
 export interface NackOptions {
   /** Retry after this long instead of the definition's backoff (zero: at once): finite, non-negative. */
   readonly delay?: Duration.Input | undefined
+  /** Committed only if the nack dead-letters the job (its attempts used up). */
+  readonly effects?: SettlementEffects | undefined
 }
 
 /**
@@ -182,6 +287,25 @@ export interface QueueStats {
  * @since 0.1.0
  */
 export type QueueError = Fenced | Closed | TransactionConflict | ValueTooLarge
+
+/**
+ * Errors of settling a claim: the claim no longer held (`ClaimLost`), the commit's errors, and
+ * effects or a result refused (those of `enqueue` for a follow-up job, `InvalidOption`,
+ * `ValueTooLarge`), or the store failing to take a large follow-up payload.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export type SettleError =
+  | QueueError
+  | ClaimLost
+  | InvalidOption
+  | InvalidQueueName
+  | InvalidJobId
+  | InvalidPayload
+  | PayloadTooLarge
+  | DuplicateJobId
+  | ObjectStoreError
 
 /**
  * Errors of reading or writing a payload stored as an object of its own (over
@@ -249,7 +373,13 @@ export interface Service {
     definition: Job.Definition<A, I>,
     options?: ClaimOptions
   ) => Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName | InvalidOption | ObjectStoreError>
-  readonly ack: (claim: Claim<any>) => Effect.Effect<void, QueueError | ClaimLost>
+  /**
+   * Acknowledges the job: it is deleted, or kept as done (for the definition's `keepDone`, or with
+   * a `result` for its `resultRetention`). With options, its effects (see `SettlementEffects`) and
+   * its result are committed with it; effects or a result that do not check fail the ack with
+   * nothing written and the claim still held.
+   */
+  readonly ack: (claim: Claim<any>, options?: AckOptions) => Effect.Effect<void, SettleError>
   /**
    * Retries with the definition's backoff (or `delay`), or dead-letters when the attempts are used
    * up. `error` must be a string and `delay` a finite, non-negative duration; a custom backoff's
@@ -259,7 +389,7 @@ export interface Service {
     claim: Claim<any>,
     error: string,
     options?: NackOptions
-  ) => Effect.Effect<NackOutcome, QueueError | ClaimLost | InvalidOption>
+  ) => Effect.Effect<NackOutcome, SettleError>
   /**
    * Gives the claim back unsettled: the job is pending again in its place and the attempt does
    * not count (for a worker that stops before the job ran to an end).
@@ -271,7 +401,7 @@ export interface Service {
    */
   readonly discard: (claim: Claim<any>) => Effect.Effect<void, QueueError | ClaimLost>
   /** Dead-letters at once; the attempts are not consumed. `reason` must be a string (else `InvalidOption`). */
-  readonly deadLetter: (claim: Claim<any>, reason: string) => Effect.Effect<void, QueueError | ClaimLost | InvalidOption>
+  readonly deadLetter: (claim: Claim<any>, reason: string, options?: DeadLetterOptions) => Effect.Effect<void, SettleError>
   /**
    * The lease now ends `duration` from now (finite, non-negative, else `InvalidOption`); refused
    * once the job was asked to cancel.
@@ -285,6 +415,15 @@ export interface Service {
    * is `PayloadMissing`, one that fails its checks `Corrupt`.
    */
   readonly get: (id: string) => Effect.Effect<Option.Option<JobRecord>, PayloadStoreError | Kv.StopError>
+  /**
+   * The ended attempts of a job, oldest first (the last 32): when each claim began and ended,
+   * how (`Attempt["outcome"]`) and with what error. A job being worked on shows the attempts
+   * before its current claim. Kept while the job's record is: a job acknowledged without
+   * `keepDone` (or a result) or cancelled is gone, and so is its history (`JobNotFound`).
+   */
+  readonly history: (id: string) => Effect.Effect<ReadonlyArray<Attempt>, JobNotFound | InvalidOption | Kv.StopError>
+  /** The user KV namespace (see `QueueKv`). */
+  readonly kv: QueueKv
   /** The counters of a queue (all zero for a queue never used); a bad name is `InvalidQueueName`. */
   readonly stats: (queue: string) => Effect.Effect<QueueStats, InvalidQueueName | Kv.StopError>
   readonly cancel: (id: string) => Effect.Effect<CancelOutcome, QueueError>
@@ -320,10 +459,11 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
     const ctx = yield* QueueContext.make(options)
     const book = Leases.make(ctx.nextId)
     const payloads = Payloads.make(ctx)
-    const settlements = Settle.make(ctx, book, payloads)
-    const { enqueue, enqueueBatch } = Enqueue.make(ctx, book, payloads)
+    const enqueuing = Enqueue.make(ctx, book, payloads)
+    const { enqueue, enqueueBatch } = enqueuing
+    const settlements = Settle.make(ctx, book, payloads, Effects.make(enqueuing, payloads, book))
     const { claim } = Claiming.make(ctx, book, payloads, settlements.deadLetter)
-    const { awaitCompletion, get, stats } = Reads.make(ctx, book, payloads)
+    const { awaitCompletion, get, history, stats } = Reads.make(ctx, book, payloads)
     yield* Maintenance.start(ctx, book, payloads, options)
     const { ack, cancel, deadLetter, discard, extendLease, nack, release } = settlements
     return {
@@ -337,6 +477,8 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
       deadLetter,
       extendLease,
       get,
+      history,
+      kv: UserKv.make(ctx),
       stats,
       cancel,
       awaitCompletion

@@ -23,6 +23,8 @@ const samples: Record<string, Sample> = {
   InvalidPayload: [new JobQueueError.InvalidPayload({ detail: "Expected string, got 5" }), ["Expected string, got 5"]],
   ClaimLost: [new JobQueueError.ClaimLost({ id: "01LOST" }), ["01LOST"]],
   CancelRequested: [new JobQueueError.CancelRequested({ id: "01CANCEL" }), ["01CANCEL"]],
+  JobNotFound: [new JobQueueError.JobNotFound({ id: "01GONE" }), ["01GONE"]],
+  InvalidState: [new JobQueueError.InvalidState({ id: "01STATE", state: "Pending", expected: "Dead" }), ["01STATE", "Pending", "Dead"]],
   TransactionConflict: [new KvError.TransactionConflict({ attempts: 11 }), ["11"]],
   Fenced: [new KvError.Fenced({ epoch: 42, detail: "manifest 9 is newer" }), ["42", "manifest 9 is newer"]],
   Closed: [new KvError.Closed({ detail: "layer scope closed" }), ["layer scope closed"]],

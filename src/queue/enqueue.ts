@@ -12,16 +12,30 @@ import type { JobRecord } from "../../schema/JobRecord.ts"
 import type * as Latin1Kv from "../internal/latin1Kv.ts"
 import * as Job from "../Job.ts"
 import type { EnqueueOptions, Service } from "../JobQueue.ts"
-import { DuplicateJobId } from "../JobQueueError.ts"
+import type { InvalidOption } from "../InvalidOption.ts"
+import { DuplicateJobId, type InvalidJobId, type InvalidPayload, type InvalidQueueName, type PayloadTooLarge } from "../JobQueueError.ts"
+import type * as Kv from "../Kv.ts"
+import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
 import { checked } from "../internal/options.ts"
 import type { Payloads } from "./payloads.ts"
+import { stageWrites, type UserWrites, userWrites } from "./userKv.ts"
 import { bytes, move, moveUpdates, pushStageWrites, retries, stage } from "./records.ts"
 
-/** `enqueue` and `enqueueBatch` of the queue of `ctx`. */
+/** Why a job could not be made ready to commit. */
+export type PrepareError =
+  | InvalidQueueName
+  | InvalidJobId
+  | InvalidOption
+  | InvalidPayload
+  | PayloadTooLarge
+  | ObjectStoreError
+  | Kv.StopError
+
+/** `enqueue` and `enqueueBatch` of the queue of `ctx`, and the steps follow-up enqueues share. */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) => {
   const { fast, kv, nextId } = ctx
   const { announce } = book
@@ -56,43 +70,64 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
     }
   }
 
-  // The hot paths (enqueue, claim, ack) are plain functions over a few combinators rather than
-  // generators: each step through the runtime costs, and most of their work is synchronous.
-  const enqueue: Service["enqueue"] = (definition, payload, options) =>
-    Effect.suspend((): ReturnType<Service["enqueue"]> => {
+  /**
+   * A new job's record, checked, its payload encoded and, when large, offloaded (the object is
+   * written first: see `payloads.committing` for who deletes it when the commit fails).
+   */
+  const prepare = <A, I>(
+    definition: Job.Definition<A, I>,
+    payload: A,
+    options: EnqueueOptions | undefined
+  ): Effect.Effect<JobRecord, PrepareError> =>
+    Effect.suspend((): Effect.Effect<JobRecord, PrepareError> => {
       const invalid = QueueOptions.enqueueError(definition, options)
       if (invalid !== undefined) return Effect.fail(invalid)
       return Effect.flatMap(encodePayload(definition, payload), (encoded) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.flatMap(offload(newRecord(definition, options?.id ?? nextId(now), encoded, now, options), now), (record) => {
-            if (record.dedupKey !== undefined || options?.id !== undefined) return enqueueChecked(record, options)
-            // nothing to read first (a fresh ULID cannot exist yet): one plain commit
-            const commit = fast.write(pushStageWrites([], record), moveUpdates(record.queue, undefined, record.status))
-            return Effect.map(committing([record], commit), () => {
-              if (record.status === "Pending") announce(record.queue)
-              return { id: record.id, created: true }
-            })
-          })))
+        Effect.flatMap(Clock.currentTimeMillis, (now) => offload(newRecord(definition, options?.id ?? nextId(now), encoded, now, options), now)))
     })
 
-  /** Enqueues `record` in a transaction: its dedup key or its caller-chosen id checked first. */
-  const enqueueChecked = (record: JobRecord, options: EnqueueOptions | undefined) =>
+  /**
+   * Stages a prepared job in a transaction: a live job with its dedup key answers instead (nothing
+   * staged), an id of the caller's that exists is `DuplicateJobId` (`checkId`; a fresh ULID
+   * cannot exist yet). What follow-up enqueues of a settlement share with `enqueue`.
+   */
+  const stageNew = (tx: Kv.Transaction, record: JobRecord, checkId: boolean) =>
     Effect.gen(function*() {
       const id = record.id
+      if (record.dedupKey !== undefined) {
+        const existing = yield* tx.get(bytes(Keys.dedup(record.queue, record.dedupKey)))
+        if (Option.isSome(existing)) return { id: Keys.fromBytes(existing.value), created: false }
+      }
+      if (checkId && Option.isSome(yield* tx.get(bytes(Keys.index(id))))) return yield* new DuplicateJobId({ id })
+      yield* stage(tx, record)
+      yield* move(tx, record.queue, undefined, record.status)
+      if (record.dedupKey !== undefined) yield* tx.put(bytes(Keys.dedup(record.queue, record.dedupKey)), bytes(id))
+      return { id, created: true }
+    })
+
+  // The hot paths (enqueue, claim, ack) are plain functions over a few combinators rather than
+  // generators: each step through the runtime costs, and most of their work is synchronous.
+  const enqueue: Service["enqueue"] = (definition, payload, options) =>
+    Effect.flatMap(prepare(definition, payload, options), (record) => {
+      if (record.dedupKey !== undefined || options?.id !== undefined || options?.kv !== undefined) {
+        return Effect.flatMap(userWrites("", options?.kv, undefined), (writes) => enqueueChecked(record, options?.id !== undefined, writes))
+      }
+      // nothing to read first (a fresh ULID cannot exist yet): one plain commit
+      const commit = fast.write(pushStageWrites([], record), moveUpdates(record.queue, undefined, record.status))
+      return Effect.map(committing([record], commit), () => {
+        if (record.status === "Pending") announce(record.queue)
+        return { id: record.id, created: true }
+      })
+    })
+
+  /**
+   * Enqueues `record` in a transaction, with the user KV writes of its `kv` option: its dedup key
+   * or its caller-chosen id checked first; on a dedup hit nothing is written.
+   */
+  const enqueueChecked = (record: JobRecord, checkId: boolean, writes: UserWrites) =>
+    Effect.gen(function*() {
       const result = yield* committing([record], kv.transaction((tx) =>
-        Effect.gen(function*() {
-          if (record.dedupKey !== undefined) {
-            const existing = yield* tx.get(bytes(Keys.dedup(record.queue, record.dedupKey)))
-            if (Option.isSome(existing)) return { id: Keys.fromBytes(existing.value), created: false }
-          }
-          if (options?.id !== undefined && Option.isSome(yield* tx.get(bytes(Keys.index(id))))) {
-            return yield* new DuplicateJobId({ id })
-          }
-          yield* stage(tx, record)
-          yield* move(tx, record.queue, undefined, record.status)
-          if (record.dedupKey !== undefined) yield* tx.put(bytes(Keys.dedup(record.queue, record.dedupKey)), bytes(id))
-          return { id, created: true }
-        }), retries))
+        Effect.tap(stageNew(tx, record, checkId), (staged) => (staged.created ? stageWrites(tx, writes) : Effect.void)), retries))
       if (!result.created) yield* dropPayloads([record]) // the existing job keeps its own
       if (result.created && record.status === "Pending") announce(record.queue)
       return result
@@ -119,5 +154,5 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       return records.map((r) => r.id)
     })
 
-  return { enqueue, enqueueBatch }
+  return { enqueue, enqueueBatch, prepare, stageNew }
 }

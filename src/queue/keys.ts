@@ -16,11 +16,13 @@ const tag = {
   dead: "\x05\x01",
   index: "\x06\x01",
   dedup: "\x07\x01",
+  userKv: "\x08\x01",
   stats: "\x09\x01",
   expiry: "\x0a\x01"
 } as const
 
 const utf8 = new TextEncoder()
+const utf8Decoder = new TextDecoder()
 
 /** The UTF-8 bytes of a string, as latin1. */
 const bytesOf = (s: string): string => toLatin1(utf8.encode(s))
@@ -69,6 +71,16 @@ export const dead = (queue: string, id: string) => deadPrefix(queue) + id
 export const index = (id: string) => tag.index + id
 /** Dedup key of a queue to the id of its live job: `[7,1] | queue | key`. */
 export const dedup = (queue: string, key: string) => tag.dedup + queuePart(queue) + bytesOf(key)
+
+/**
+ * The user KV namespace (`queue.kv`): `[8,1] | key (UTF-8)`. Its tag is its own, so no key a
+ * caller chooses can reach a queue key, and no queue key is listed by a scan of it.
+ */
+export const userKvPrefix = tag.userKv
+/** A key of the user KV namespace. */
+export const userKey = (key: string) => tag.userKv + bytesOf(key)
+/** The caller's key of a user KV key. */
+export const userKeyName = (key: string): string => utf8Decoder.decode(fromLatin1(key.slice(tag.userKv.length)))
 
 /** The counter of jobs of one status in a queue (`done` counts every ack, kept or not). */
 export const stat = (queue: string, status: string) => tag.stats + queuePart(queue) + status

@@ -39,7 +39,7 @@ export const start = (
           Effect.gen(function*() {
             const record = yield* read(tx, Keys.claimed(lease.queue, id))
             if (record === undefined) return undefined
-            return yield* requeueOrBury(tx, record, now, "lease expired")
+            return yield* requeueOrBury(tx, record, now, "LeaseExpired", "lease expired")
           }), { durable: false, ...retries }))
         if (exit._tag === "Failure") {
           // e.g. a record that does not decode: tried again next tick, without holding up the others
@@ -108,7 +108,7 @@ export const start = (
       yield* kv.transaction((tx) =>
         Effect.forEach(claimedAtOpen, (entry) =>
           Effect.flatMap(decodeOrSkip(entry.key, entry.value), (record) =>
-            record === undefined ? Effect.void : Effect.asVoid(requeueOrBury(tx, record, now, "claim interrupted by process exit"))), {
+            record === undefined ? Effect.void : Effect.asVoid(requeueOrBury(tx, record, now, "Interrupted", "claim interrupted by process exit"))), {
           discard: true
         }), { durable: false, ...retries })
     }

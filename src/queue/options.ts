@@ -133,7 +133,9 @@ export const defineError = (queue: unknown, options: unknown): InvalidQueueName 
       optional(o.priority, (v) => priorityError("priority", v)) ??
       optional(o.backoff, (v) => backoffError("backoff", v)) ??
       optional(o.keepDone, (v) => duration("keepDone", v)) ??
-      optional(o.deadRetention, (v) => duration("deadRetention", v)))
+      optional(o.deadRetention, (v) => duration("deadRetention", v)) ??
+      optional(o.result, (v) => schemaError("result", v)) ??
+      optional(o.resultRetention, (v) => duration("resultRetention", v)))
 
 const checkedDefinitions = new WeakSet<object>()
 
@@ -151,7 +153,10 @@ export const definitionError = (definition: Definition<any, any>): InvalidQueueN
       integer("definition.priority", d.priority, 0, maxPriority) ??
       backoffError("definition.backoff", d.backoff) ??
       optional(d.keepDone, (v) => duration("definition.keepDone", v)) ??
-      duration("definition.deadRetention", d.deadRetention))
+      duration("definition.deadRetention", d.deadRetention) ??
+      optional(d.result, (v) => schemaError("definition.result", v)) ??
+      // definitions built by hand before results existed have no retention: the default applies
+      optional(d.resultRetention, (v) => duration("definition.resultRetention", v)))
   if (error === undefined) checkedDefinitions.add(definition)
   return error
 }
@@ -201,6 +206,7 @@ export const enqueueOptionsError = (options: unknown): InvalidOption | InvalidJo
         optional(f.dedupKey, (v) => Rules.string("dedupKey", v, 1, maxDedupKey)) ??
         optional(f.maxAttempts, (v) => maxAttemptsError("maxAttempts", v)) ??
         optional(f.headers, headersError) ??
+        optional(f.kv, (v) => userWritesError("kv", v)) ??
         jobIdError(f.id)))
 
 /** `enqueue(definition, payload, options)`. */
@@ -284,3 +290,38 @@ export const workerError = (definition: Definition<any, any>, handler: unknown, 
 
 /** `Worker.Retry(delay)`: a finite delay. */
 export const retryDecisionError = (delay: unknown): InvalidOption | undefined => optional(delay, (v) => duration("delay", v))
+
+// ---- the user KV namespace and settlement effects --------------------------------------------
+
+/** The longest key of the user KV namespace, in UTF-8 bytes. */
+export const maxUserKey = 1024
+/** The largest value of the user KV namespace, in bytes (above it: `ValueTooLarge`). */
+export const maxUserValue = 256 * 1024
+
+/** A key of the user KV namespace: a well-formed string of 1 to 1024 UTF-8 bytes. */
+export const userKeyError = (option: string, key: unknown): InvalidOption | undefined => Rules.string(option, key, 1, maxUserKey)
+
+/** A value of the user KV namespace: bytes (its size is checked apart, as `ValueTooLarge`). */
+export const userValueError = (option: string, value: unknown): InvalidOption | undefined =>
+  value instanceof Uint8Array ? undefined : invalid(option, value, "must be a Uint8Array")
+
+/** `kv: { key: bytes }` of an enqueue or a settlement: keys and values as `put` takes them. */
+export const userWritesError = (option: string, writes: unknown): InvalidOption | undefined =>
+  record(option, writes) ?? Object.entries(writes as object).reduce<InvalidOption | undefined>(
+    (error, [key, value]) =>
+      error ?? userKeyError(`${option} key`, key) ?? userValueError(`${option}[${JSON.stringify(key)}]`, value),
+    undefined
+  )
+
+/** `kvDelete: [key]` of a settlement. */
+export const userDeletesError = (option: string, keys: unknown): InvalidOption | undefined =>
+  Array.isArray(keys)
+    ? keys.reduce<InvalidOption | undefined>((error, key, i) => error ?? userKeyError(`${option}[${i}]`, key), undefined)
+    : invalid(option, keys, "must be an array of keys")
+
+/** `scan(prefix, { after, limit })` of the user KV namespace. */
+export const userScanError = (prefix: unknown, options: unknown): InvalidOption | undefined =>
+  Rules.string("prefix", prefix, 0, maxUserKey) ?? optional(options, (o) =>
+    record("options", o) ?? fields(o, (f) =>
+      optional(f.after, (v) => userKeyError("after", v)) ??
+        optional(f.limit, (v) => integer("limit", v, 1, 10_000))))

@@ -9,7 +9,7 @@
  *
  * @internal
  */
-import { Effect, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
 import * as PayloadObject from "../../schema/PayloadObject.ts"
 import * as Msgpack from "../internal/msgpack.ts"
@@ -17,12 +17,17 @@ import type * as Job from "../Job.ts"
 import type { PayloadStoreError } from "../JobQueue.ts"
 import { InvalidPayload, PayloadMissing, PayloadTooLarge } from "../JobQueueError.ts"
 import * as Kv from "../Kv.ts"
-import { Corrupt } from "../KvError.ts"
+import { Corrupt, ValueTooLarge } from "../KvError.ts"
+import type { InvalidOption } from "../InvalidOption.ts"
+import * as Rules from "../internal/options.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import type { QueueContext } from "./context.ts"
 
 /** Where payload objects are stored in the bucket. */
 const payloadPrefix = "payloads/"
+
+/** The largest encoded result, kept in the job's record. */
+const maxResultBytes = 64 * 1024
 
 /** Payload codecs by schema, built once per schema rather than per job. */
 const payloadEncoders = new WeakMap<object, (payload: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()
@@ -76,6 +81,32 @@ export const make = (ctx: QueueContext) => {
   const decodePayload = <A, I>(definition: Job.Definition<A, I>, record: JobRecord) =>
     Effect.flatMap(payloadOf(record), (bytes) => Effect.flatMap(Effect.try(() => Msgpack.decode(bytes)), payloadDecoder(definition.payload)))
 
+  /**
+   * A job's result encoded with the definition's `result` schema, msgpack'd: `InvalidOption`
+   * naming `result` when the definition has no result schema or the schema refuses it,
+   * `ValueTooLarge` over 64 KiB (it is stored in the job's record).
+   */
+  const encodeResult = (definition: Job.Definition<any, any, any>, result: unknown): Effect.Effect<Uint8Array, InvalidOption | ValueTooLarge> => {
+    if (definition.result === undefined) {
+      return Effect.fail(Rules.invalid("result", result, `job ${definition.queue} has no result schema (Job.define's result)`))
+    }
+    return payloadEncoder(definition.result)(result).pipe(
+      Effect.mapError((error) => Rules.invalid("result", result, error.message)),
+      Effect.flatMap((encoded) => {
+        const b = Msgpack.encode(encoded)
+        return b.length <= maxResultBytes ? Effect.succeed(b) : Effect.fail(new ValueTooLarge({ what: "value", size: b.length, limit: maxResultBytes }))
+      })
+    )
+  }
+
+  /** A stored result decoded with the definition's `result` schema (none without one, or without a result). */
+  const decodeResult = <R>(definition: Job.Definition<any, any, R>, record: JobRecord): Effect.Effect<Option.Option<R>, InvalidPayload> =>
+    definition.result === undefined || record.result === undefined ? Effect.succeedNone : Effect.try(() => Msgpack.decode(record.result!)).pipe(
+      Effect.flatMap(payloadDecoder(definition.result)),
+      Effect.map(Option.some),
+      Effect.mapError((error) => new InvalidPayload({ detail: `result of job ${record.id} does not decode: ${String(error)}` }))
+    )
+
   // ---- payloads over the threshold: objects of their own ------------------------------------
 
   /**
@@ -116,5 +147,5 @@ export const make = (ctx: QueueContext) => {
       Effect.catchTags({ InvalidKey: Effect.die, InvalidRange: Effect.die })
     )
 
-  return { encodePayload, decodePayload, offload, dropPayloads, committing, payloadOf }
+  return { encodePayload, decodePayload, encodeResult, decodeResult, offload, dropPayloads, committing, payloadOf }
 }

@@ -1,5 +1,6 @@
 /**
- * The queue's reads: `get` (a record, its offloaded payload read back and checked), `stats` (the
+ * The queue's reads: `get` (a record, its offloaded payload read back and checked), `history`
+ * (the attempts a record keeps), `stats` (the
  * counters kept by `records.ts`) and `awaitCompletion` (a waiter of `leases.ts`, answered from the
  * store when the job already ended). Each fails first with why the writer stopped, if it did.
  *
@@ -10,7 +11,9 @@ import type { Service } from "../JobQueue.ts"
 import type { QueueContext } from "./context.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
+import * as Rules from "../internal/options.ts"
 import { checked } from "../internal/options.ts"
+import { JobNotFound } from "../JobQueueError.ts"
 import type { Payloads } from "./payloads.ts"
 import { counter, getStored } from "./records.ts"
 
@@ -24,6 +27,15 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       Option.isNone(record) || record.value.payloadRef === undefined
         ? Effect.succeed(record)
         : Effect.map(payloadOf(record.value), (payload) => Option.some({ ...record.value, payload })))
+
+  const history: Service["history"] = (id) =>
+    Effect.gen(function*() {
+      yield* checked(Rules.text("id", id))
+      yield* live
+      const record = yield* getStored(kv, id)
+      if (Option.isNone(record)) return yield* new JobNotFound({ id })
+      return record.value.history ?? []
+    })
 
   const stats: Service["stats"] = (queue) =>
     Effect.gen(function*() {
@@ -59,5 +71,5 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       return Option.isNone(result) ? { _tag: "TimedOut" as const } : { _tag: "Completed" as const, job: result.value }
     })
 
-  return { get, stats, awaitCompletion }
+  return { get, history, stats, awaitCompletion }
 }

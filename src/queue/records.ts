@@ -134,9 +134,12 @@ export const withAttempt = <R extends JobRecord>(record: R, outcome: AttemptOutc
 export const retries = { maxRetries: 1000 } as const
 const defaultDeadRetention = 7 * 24 * 3600 * 1000
 
-/** The record of a job that died now, kept for its dead retention. */
+/**
+ * The record of a claimed job that died now, kept for its dead retention, its attempt recorded
+ * as `DeadLettered` with the reason.
+ */
 export const deadRecord = (record: JobRecord, now: number, reason: string): JobRecord => ({
-  ...without(record, "claimedAt"),
+  ...without(withAttempt(record, "DeadLettered", now, reason), "claimedAt"),
   status: "Dead",
   failedAt: now,
   lastError: reason,
@@ -153,13 +156,22 @@ export const decodeOrSkip = (key: Uint8Array, value: Uint8Array) =>
     }
   })
 
-/** Moves a claimed job back to pending (or to dead) after its lease or its process ended. */
-export const requeueOrBury = (tx: Transaction, record: JobRecord, now: number, reason: string) =>
+/**
+ * Moves a claimed job back to pending (or to dead, its attempts used up) after its lease or its
+ * process ended; the attempt is recorded with `outcome` (or `DeadLettered`) and the reason.
+ */
+export const requeueOrBury = (
+  tx: Transaction,
+  record: JobRecord,
+  now: number,
+  outcome: "LeaseExpired" | "Interrupted",
+  reason: string
+) =>
   Effect.gen(function*() {
     yield* tx.delete(bytes(Keys.claimed(record.queue, record.id)))
     const next: JobRecord = record.attempts >= record.maxAttempts
       ? deadRecord(record, now, reason)
-      : { ...without(record, "claimedAt"), status: "Pending" }
+      : { ...without(withAttempt(record, outcome, now, reason), "claimedAt"), status: "Pending" }
     yield* stage(tx, next)
     yield* move(tx, record.queue, "Claimed", next.status)
     return next

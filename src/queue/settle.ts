@@ -11,7 +11,7 @@
 import { Clock, Deferred, Duration, Effect, Option } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
 import * as Job from "../Job.ts"
-import type { Claim, Service } from "../JobQueue.ts"
+import type { AckOptions, Claim, NackOutcome, Service } from "../JobQueue.ts"
 import { CancelRequested, ClaimLost } from "../JobQueueError.ts"
 import type { Transaction } from "../Kv.ts"
 import type { ValueTooLarge } from "../KvError.ts"
@@ -19,32 +19,54 @@ import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
+import * as Rules from "../internal/options.ts"
 import { checked } from "../internal/options.ts"
+import * as Effects from "./effects.ts"
 import type { Payloads } from "./payloads.ts"
-import { bury, bytes, encodeRecord, move, moveUpdates, read, retries, stage, without } from "./records.ts"
+import { bury, bytes, encodeRecord, move, moveUpdates, read, retries, stage, withAttempt, without } from "./records.ts"
 
-/** The settlements of the queue of `ctx`, and `cancel`. */
-export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) => {
+/**
+ * How long a done job is kept (ms): for `keepDone`, and with a result for at least its
+ * retention; undefined: deleted at its ack.
+ */
+const keptFor = (definition: Job.Definition<any, any, any>, withResult: boolean): number | undefined => {
+  const keepDone = definition.keepDone === undefined ? undefined : Duration.toMillis(definition.keepDone)
+  if (!withResult) return keepDone
+  const forResult = Duration.toMillis(definition.resultRetention ?? Duration.hours(1))
+  return Math.max(keepDone ?? 0, forResult)
+}
+
+/** The settlements of the queue of `ctx`, and `cancel`; `effects` makes their effects ready. */
+export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, effects: Effects.Effects) => {
   const { fast, kv, live, random } = ctx
   const { announce, complete, holds, holdsNow, leases, letGo } = book
-  const { dropPayloads } = payloads
+  const { committing, dropPayloads, encodeResult } = payloads
 
-  /** Runs a settlement of `claim`: the claimed record must still be there, or `ClaimLost`. */
+  /**
+   * Runs a settlement of `claim` with its prepared effects: the claimed record must still be
+   * there, or `ClaimLost` and nothing applied. `f` says whether the effects apply (a nack that
+   * retries does not); once durable the effects' follow-ups are announced, and if it did not
+   * commit their payload objects are deleted.
+   */
   const settle = <A>(
     claim: Claim<any>,
-    f: (tx: Transaction, record: JobRecord, now: number) => Effect.Effect<A, ClaimLost | ValueTooLarge>
+    prepared: Effects.Prepared,
+    f: (tx: Transaction, record: JobRecord, now: number) => Effect.Effect<readonly [A, applyEffects: boolean], ClaimLost | ValueTooLarge>
   ) =>
     Effect.gen(function*() {
       yield* holds(claim)
       const now = yield* Clock.currentTimeMillis
-      const result = yield* kv.transaction((tx) =>
+      const [result, applied] = yield* committing(effects.records(prepared), kv.transaction((tx) =>
         Effect.gen(function*() {
           const record = yield* read(tx, Keys.claimed(claim.record.queue, claim.record.id))
           if (record === undefined) return yield* new ClaimLost({ id: claim.record.id })
           yield* tx.delete(bytes(Keys.claimed(record.queue, record.id)))
-          return yield* f(tx, record, now)
-        }), retries)
+          const [result, apply] = yield* f(tx, record, now)
+          const applied = apply ? yield* effects.stage(tx, prepared) : undefined
+          return [result, applied] as const
+        }), retries))
       letGo(claim)
+      yield* applied === undefined ? dropPayloads(effects.records(prepared)) : effects.settled(prepared, applied)
       return result
     })
 
@@ -72,31 +94,38 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       )
     })
 
-  const ack: Service["ack"] = (claim) => {
-    const keepDone = claim.definition.keepDone
-    return keepDone === undefined ? ackAndForget(claim) : ackKept(claim, keepDone)
-  }
+  const ack: Service["ack"] = (claim, options) =>
+    options === undefined && claim.definition.keepDone === undefined ? ackAndForget(claim) : ackSettled(claim, options)
 
-  /** The ack of a job kept as done for `keepDone`: a transaction moving its record. */
-  const ackKept = (claim: Claim<any>, keepDone: Duration.Duration) =>
+  /**
+   * The ack of a job kept as done (for `keepDone`, or for its result's retention), or with
+   * effects: a transaction moving its record.
+   */
+  const ackSettled = (claim: Claim<any>, options: AckOptions | undefined) =>
     Effect.gen(function*() {
-      const done = yield* settle(claim, (tx, record, now) =>
+      yield* checked(Rules.optional(options, (o) => Rules.record("options", o)))
+      const result = options?.result === undefined ? undefined : yield* encodeResult(claim.definition, options.result)
+      const keepFor = keptFor(claim.definition, result !== undefined)
+      const prepared = yield* effects.prepare("", options)
+      const done = yield* settle(claim, prepared, (tx, record, now) =>
         Effect.gen(function*() {
           yield* move(tx, record.queue, "Claimed", "Done")
-          if (keepDone === undefined) {
+          if (keepFor === undefined) {
             yield* tx.delete(bytes(Keys.index(record.id)))
-            return Option.none<JobRecord>()
+            return [Option.none<JobRecord>(), true] as const
           }
           const next: JobRecord = {
-            ...without(record, "claimedAt"),
+            ...without(withAttempt(record, "Completed", now), "claimedAt"),
             status: "Done",
             completedAt: now,
-            expiresAt: now + Duration.toMillis(keepDone)
+            expiresAt: now + keepFor,
+            ...(result === undefined ? {} : { result })
           }
           yield* stage(tx, next)
-          return Option.some(next)
+          return [Option.some(next), true] as const
         }))
       complete(claim.record.id, done)
+      if (Option.isNone(done) && claim.record.payloadRef !== undefined) yield* dropPayloads([claim.record])
     })
 
   const nack: Service["nack"] = (claim, error, nackOptions) =>
@@ -109,18 +138,20 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
         ? 0
         : QueueOptions.retryDelay(claim.definition.backoff, claim.record.attempts, (b, attempt) => Job.delayOf(b, attempt, jitter))
       if (typeof backoff !== "number") return yield* backoff
-      const outcome = yield* settle(claim, (tx, record, now) =>
-        Effect.gen(function*() {
+      const prepared = yield* effects.prepare("effects", nackOptions?.effects)
+      const outcome = yield* settle(claim, prepared, (tx, record, now) =>
+        Effect.gen(function*(): Effect.fn.Return<readonly [{ outcome: NackOutcome; record: JobRecord }, boolean], ValueTooLarge> {
           if (record.attempts >= record.maxAttempts) {
-            return { outcome: "DeadLettered" as const, record: yield* bury(tx, record, now, error) }
+            return [{ outcome: "DeadLettered" as const, record: yield* bury(tx, record, now, error) }, true] as const
           }
           const delay = chosen === undefined ? backoff : Duration.toMillis(chosen)
+          const retried = withAttempt(record, "Retried", now, error)
           const next: JobRecord = delay <= 0
-            ? { ...without(record, "claimedAt", "runAt"), status: "Pending", lastError: error }
-            : { ...without(record, "claimedAt"), status: "Scheduled", runAt: now + delay, lastError: error }
+            ? { ...without(retried, "claimedAt", "runAt"), status: "Pending", lastError: error }
+            : { ...without(retried, "claimedAt"), status: "Scheduled", runAt: now + delay, lastError: error }
           yield* stage(tx, next)
           yield* move(tx, record.queue, "Claimed", next.status)
-          return { outcome: "Retried" as const, record: next }
+          return [{ outcome: "Retried" as const, record: next }, false] as const
         }))
       if (outcome.outcome === "DeadLettered") {
         // the stored dead record (this attempt's error, failedAt, no claimedAt), not the claimed one
@@ -131,28 +162,37 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
 
   const release: Service["release"] = (claim) =>
     Effect.gen(function*() {
-      yield* settle(claim, (tx, record) =>
+      yield* settle(claim, Effects.none, (tx, record, now) =>
         Effect.gen(function*() {
-          const next: JobRecord = { ...without(record, "claimedAt"), status: "Pending", attempts: Math.max(0, record.attempts - 1) }
+          const next: JobRecord = {
+            ...without(withAttempt(record, "Released", now), "claimedAt"),
+            status: "Pending",
+            attempts: Math.max(0, record.attempts - 1)
+          }
           yield* stage(tx, next)
           yield* move(tx, record.queue, "Claimed", "Pending")
+          return [undefined, false] as const
         }))
       announce(claim.record.queue)
     })
 
   const discard: Service["discard"] = (claim) =>
     Effect.gen(function*() {
-      yield* settle(claim, (tx, record) =>
-        Effect.andThen(tx.delete(bytes(Keys.index(record.id))), move(tx, record.queue, "Claimed", undefined)))
+      yield* settle(claim, Effects.none, (tx, record) =>
+        tx.delete(bytes(Keys.index(record.id))).pipe(
+          Effect.andThen(move(tx, record.queue, "Claimed", undefined)),
+          Effect.as([undefined, false] as const)
+        ))
       complete(claim.record.id, Option.none())
       yield* dropPayloads([claim.record])
     })
 
-  const deadLetter: Service["deadLetter"] = (claim, reason) =>
+  const deadLetter: Service["deadLetter"] = (claim, reason, options) =>
     Effect.gen(function*() {
-      yield* checked(QueueOptions.reasonError("reason", reason))
+      yield* checked(QueueOptions.reasonError("reason", reason) ?? Rules.optional(options, (o) => Rules.record("options", o)))
+      const prepared = yield* effects.prepare("effects", options?.effects)
       // waiters get the stored dead record (no claimedAt, its expiry, a cancel flag set meanwhile)
-      const dead = yield* settle(claim, (tx, record, at) => bury(tx, record, at, reason))
+      const dead = yield* settle(claim, prepared, (tx, record, at) => Effect.map(bury(tx, record, at, reason), (dead) => [dead, true] as const))
       complete(claim.record.id, Option.some(dead))
     })
 

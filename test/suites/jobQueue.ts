@@ -877,7 +877,7 @@ export const jobQueueSuite = (backend: Backend) =>
       const high = yield* second.q.enqueue(Email, { to: "h" }, { priority: "high" })
       const claims = yield* second.q.claim(Email, { max: 10 })
       assert.deepStrictEqual(claims.map((x) => [x.job.id, x.job.attempts]), [[high.id, 1], [b, 2], [c, 1]])
-      yield* Effect.forEach(claims, second.q.ack, { discard: true })
+      yield* Effect.forEach(claims, (c) => second.q.ack(c), { discard: true })
       assert.deepStrictEqual(yield* second.q.claim(Email), [])
       yield* Scope.close(second.scope, Exit.void)
       const third = yield* openQueueAndKv(store)

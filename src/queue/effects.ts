@@ -1,0 +1,105 @@
+/**
+ * Settlement effects: follow-up enqueues and user KV writes committed in the same transaction as
+ * an ack, a dead-lettering or a nack that dead-letters. They are checked and made ready
+ * (payloads encoded, large ones offloaded) before the settlement's commit, so that effects that
+ * do not check fail the settlement with nothing written and the claim left as it was; a
+ * settlement that does not commit (`ClaimLost`, a conflict) applies none of them, and the
+ * payload objects written for them are deleted (see `payloads.committing`).
+ *
+ * @internal
+ */
+import { Effect } from "effect"
+import type { JobRecord } from "../../schema/JobRecord.ts"
+import type { InvalidOption } from "../InvalidOption.ts"
+import * as Rules from "../internal/options.ts"
+import type { EnqueueResult, FollowUp } from "../JobQueue.ts"
+import type { Transaction } from "../Kv.ts"
+import type { ValueTooLarge } from "../KvError.ts"
+import type { PrepareError } from "./enqueue.ts"
+import type { Bookkeeping } from "./leases.ts"
+import type { Payloads } from "./payloads.ts"
+import { noWrites, stageWrites, type UserWrites, userWrites } from "./userKv.ts"
+
+/** Effects checked and ready to stage. */
+export interface Prepared {
+  /** Follow-up jobs, and whether each one's id is the caller's (checked for a duplicate). */
+  readonly jobs: ReadonlyArray<{ readonly record: JobRecord; readonly checkId: boolean }>
+  readonly writes: UserWrites
+}
+
+/** No effects. */
+export const none: Prepared = { jobs: [], writes: noWrites }
+
+/** What the settlements need of enqueue: making a job ready, and staging it. */
+export interface Enqueuing {
+  readonly prepare: (definition: any, payload: unknown, options: any) => Effect.Effect<JobRecord, PrepareError>
+  readonly stageNew: (tx: Transaction, record: JobRecord, checkId: boolean) => Effect.Effect<EnqueueResult, any>
+}
+
+/** The effects of the settlements of one queue. */
+export type Effects = ReturnType<typeof make>
+
+/** Settlement effects over the queue's enqueue steps, payloads and bookkeeping. */
+export const make = (enqueuing: Enqueuing, payloads: Payloads, book: Bookkeeping) => {
+  /**
+   * Checks `effects` (the option named `option`) and makes its jobs ready: `InvalidOption` for a
+   * bad shape, key or value, the errors of `enqueue` for a follow-up that it would refuse. On a
+   * failure, the payload objects already written for the others are deleted.
+   */
+  const prepare = (option: string, effects: unknown): Effect.Effect<Prepared, PrepareError | ValueTooLarge> =>
+    Effect.suspend((): Effect.Effect<Prepared, PrepareError | ValueTooLarge> => {
+      if (effects === undefined) return Effect.succeed(none)
+      const shape = Rules.record(option, effects) ?? followUpsError(`${option}.enqueue`, (effects as { enqueue?: unknown }).enqueue)
+      if (shape !== undefined) return Effect.fail(shape)
+      const { enqueue = [], kv, kvDelete } = effects as { enqueue?: ReadonlyArray<FollowUp>; kv?: unknown; kvDelete?: unknown }
+      return Effect.flatMap(userWrites(`${option}.`, kv, kvDelete), (writes) => {
+        const ready: Array<{ record: JobRecord; checkId: boolean }> = []
+        return Effect.forEach(enqueue, ([definition, payload, options]) =>
+          Effect.map(enqueuing.prepare(definition, payload, options), (record) => {
+            ready.push({ record, checkId: options?.id !== undefined })
+          }), { discard: true }).pipe(
+            Effect.onError(() => payloads.dropPayloads(ready.map((job) => job.record))),
+            Effect.as({ jobs: ready, writes })
+          )
+      })
+    })
+
+  /** Stages prepared effects in the settlement's transaction; the enqueue results, in order. */
+  const stage = (tx: Transaction, prepared: Prepared) =>
+    Effect.andThen(
+      stageWrites(tx, prepared.writes),
+      Effect.forEach(prepared.jobs, ({ checkId, record }) => enqueuing.stageNew(tx, record, checkId))
+    )
+
+  /**
+   * Once the settlement is durable: the payload objects of follow-ups a dedup hit answered are
+   * deleted, and the claims waiting on the queues of the new pending jobs are woken.
+   */
+  const settled = (prepared: Prepared, results: ReadonlyArray<EnqueueResult>) =>
+    Effect.suspend(() => {
+      const unused: Array<JobRecord> = []
+      prepared.jobs.forEach(({ record }, i) => {
+        if (results[i]?.created === false) unused.push(record)
+        else if (record.status === "Pending") book.announce(record.queue)
+      })
+      return payloads.dropPayloads(unused)
+    })
+
+  /** The records whose payload objects a failed settlement leaves behind. */
+  const records = (prepared: Prepared): ReadonlyArray<JobRecord> => prepared.jobs.map((job) => job.record)
+
+  return { prepare, stage, settled, records }
+}
+
+/** `enqueue: [[definition, payload, options?], …]` of a settlement's effects. */
+const followUpsError = (option: string, followUps: unknown): InvalidOption | undefined => {
+  if (followUps === undefined) return undefined
+  if (!Array.isArray(followUps)) return Rules.invalid(option, followUps, "must be an array of [definition, payload, options?]")
+  return followUps.reduce<InvalidOption | undefined>(
+    (error, followUp, i) =>
+      error ?? (Array.isArray(followUp) && (followUp.length === 2 || followUp.length === 3)
+        ? undefined
+        : Rules.invalid(`${option}[${i}]`, followUp, "must be [definition, payload, options?]")),
+    undefined
+  )
+}

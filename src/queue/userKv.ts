@@ -1,0 +1,149 @@
+/**
+ * The user KV namespace (`queue.kv`): string keys and byte values in a key space of its own
+ * (`keys.ts` `userKey`), written durably like every queue change. The same writes can ride on a
+ * queue commit (`stageWrites`): an enqueue's `kv`, a settlement's `kv` and `kvDelete`, so that a
+ * handler's bookkeeping and its job's outcome are one atomic step.
+ *
+ * Every key and value is checked before anything is written: a key is a well-formed string of 1
+ * to 1024 UTF-8 bytes, a value a `Uint8Array` of at most 256 KiB (`ValueTooLarge` above it).
+ *
+ * @internal
+ */
+import { Effect, Option } from "effect"
+import type { InvalidOption } from "../InvalidOption.ts"
+import * as Latin1Kv from "../internal/latin1Kv.ts"
+import { checked } from "../internal/options.ts"
+import type { QueueKv } from "../JobQueue.ts"
+import type { Transaction } from "../Kv.ts"
+import { ValueTooLarge } from "../KvError.ts"
+import type { QueueContext } from "./context.ts"
+import * as Keys from "./keys.ts"
+import * as QueueOptions from "./options.ts"
+import { bytes, retries } from "./records.ts"
+
+/** Puts and deletes of the user namespace, checked, to stage in a commit. */
+export interface UserWrites {
+  readonly put: ReadonlyArray<readonly [key: string, value: Uint8Array]>
+  readonly delete: ReadonlyArray<string>
+}
+
+/** No user writes. */
+export const noWrites: UserWrites = { put: [], delete: [] }
+
+/** `ValueTooLarge` for a value over the namespace's limit. */
+const sizeError = (value: Uint8Array): ValueTooLarge | undefined =>
+  value.length > QueueOptions.maxUserValue
+    ? new ValueTooLarge({ what: "value", size: value.length, limit: QueueOptions.maxUserValue })
+    : undefined
+
+/**
+ * The user writes of `kv: { key: bytes }` and `kvDelete: [key]` (either left out), checked:
+ * `InvalidOption` naming the option, or `ValueTooLarge`.
+ */
+export const userWrites = (
+  option: string,
+  kv: unknown,
+  kvDelete: unknown
+): Effect.Effect<UserWrites, InvalidOption | ValueTooLarge> =>
+  Effect.suspend((): Effect.Effect<UserWrites, InvalidOption | ValueTooLarge> => {
+    const invalid = (kv === undefined ? undefined : QueueOptions.userWritesError(`${option}kv`, kv)) ??
+      (kvDelete === undefined ? undefined : QueueOptions.userDeletesError(`${option}kvDelete`, kvDelete))
+    if (invalid !== undefined) return Effect.fail(invalid)
+    const put = kv === undefined ? [] : Object.entries(kv as Record<string, Uint8Array>)
+    for (const [, value] of put) {
+      const tooLarge = sizeError(value)
+      if (tooLarge !== undefined) return Effect.fail(tooLarge)
+    }
+    // a copy: the caller may reuse its buffers once the call returns
+    return Effect.succeed({ put: put.map(([key, value]) => [key, value.slice()] as const), delete: [...(kvDelete as ReadonlyArray<string> ?? [])] })
+  })
+
+/** Stages checked user writes in a queue transaction (deletes first: a key both put and deleted ends put). */
+export const stageWrites = (tx: Transaction, writes: UserWrites) =>
+  Effect.andThen(
+    Effect.forEach(writes.delete, (key) => tx.delete(bytes(Keys.userKey(key))), { discard: true }),
+    Effect.forEach(writes.put, ([key, value]) => tx.put(bytes(Keys.userKey(key)), value), { discard: true })
+  )
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** A value or none, as `compareAndSet` takes them. */
+const asOption = (value: Option.Option<Uint8Array> | Uint8Array): Option.Option<Uint8Array> =>
+  Option.isOption(value) ? value : Option.some(value)
+
+/** `userValueError` of a value or of the value in an `Option` (none passes). */
+const maybeValueError = (option: string, value: unknown) =>
+  Option.isOption(value)
+    ? Option.isSome(value) ? QueueOptions.userValueError(option, value.value) : undefined
+    : QueueOptions.userValueError(option, value)
+
+/** The user KV namespace of the queue of `ctx`. */
+export const make = (ctx: QueueContext): QueueKv => {
+  const { kv, live } = ctx
+
+  const get: QueueKv["get"] = (key) =>
+    Effect.gen(function*() {
+      yield* checked(QueueOptions.userKeyError("key", key))
+      yield* live
+      return yield* kv.get(bytes(Keys.userKey(key)))
+    })
+
+  const put: QueueKv["put"] = (key, value) =>
+    Effect.gen(function*() {
+      yield* checked(QueueOptions.userKeyError("key", key) ?? QueueOptions.userValueError("value", value))
+      const tooLarge = sizeError(value)
+      if (tooLarge !== undefined) return yield* tooLarge
+      // a copy: the caller may reuse its buffer once the call returns
+      yield* kv.write([{ _tag: "Put", key: bytes(Keys.userKey(key)), value: value.slice() }])
+    })
+
+  const del: QueueKv["delete"] = (key) =>
+    Effect.gen(function*() {
+      yield* checked(QueueOptions.userKeyError("key", key))
+      yield* kv.write([{ _tag: "Delete", key: bytes(Keys.userKey(key)) }])
+    })
+
+  const compareAndSet: QueueKv["compareAndSet"] = (key, expected, next) =>
+    Effect.gen(function*() {
+      yield* checked(QueueOptions.userKeyError("key", key) ?? maybeValueError("expected", expected) ?? maybeValueError("next", next))
+      const value = asOption(next)
+      if (Option.isSome(value)) {
+        const tooLarge = sizeError(value.value)
+        if (tooLarge !== undefined) return yield* tooLarge
+      }
+      const stored = Option.map(value, (v) => v.slice())
+      const want = asOption(expected)
+      const userKey = bytes(Keys.userKey(key))
+      return yield* kv.transaction((tx) =>
+        Effect.gen(function*() {
+          const current = yield* tx.get(userKey)
+          const matches = Option.isNone(want)
+            ? Option.isNone(current)
+            : Option.isSome(current) && sameBytes(current.value, want.value)
+          if (!matches) return false
+          yield* Option.isSome(stored) ? tx.put(userKey, stored.value) : tx.delete(userKey)
+          return true
+        }), retries)
+    })
+
+  const scan: QueueKv["scan"] = (prefix, options) =>
+    Effect.gen(function*() {
+      yield* checked(QueueOptions.userScanError(prefix, options))
+      yield* live
+      const from = Keys.userKey(prefix)
+      const after = options?.after === undefined ? undefined : Keys.userKey(options.after) + "\x00"
+      // keys are latin1 strings, so `>` is byte order
+      const start = after !== undefined && after > from ? after : from
+      const end = Latin1Kv.afterPrefix(from)
+      const entries = yield* kv.scan({ start: bytes(start), end: end === undefined ? undefined : bytes(end) }, {
+        limit: options?.limit ?? 1000
+      })
+      return entries.map((entry) => ({ key: Keys.userKeyName(Keys.fromBytes(entry.key)), value: entry.value }))
+    })
+
+  return { get, put, delete: del, compareAndSet, scan }
+}
