@@ -412,9 +412,17 @@ export interface Service {
   ) => Effect.Effect<void, ClaimLost | CancelRequested | InvalidOption | Kv.StopError>
   /**
    * The job's record, its payload read back from its object when offloaded: an object that is gone
-   * is `PayloadMissing`, one that fails its checks `Corrupt`.
+   * is `PayloadMissing`, one that fails its checks `Corrupt`. Given the job's definition first,
+   * the payload and the result are decoded with it (`DecodedJob`; `InvalidPayload` when either
+   * does not decode, `InvalidOption` for a job of another queue).
    */
-  readonly get: (id: string) => Effect.Effect<Option.Option<JobRecord>, PayloadStoreError | Kv.StopError>
+  readonly get: {
+    (id: string): Effect.Effect<Option.Option<JobRecord>, PayloadStoreError | Kv.StopError>
+    <A, I, R>(
+      definition: Job.Definition<A, I, R>,
+      id: string
+    ): Effect.Effect<Option.Option<DecodedJob<A, R>>, PayloadStoreError | DecodeError | Kv.StopError>
+  }
   /**
    * The ended attempts of a job, oldest first (the last 32): when each claim began and ended,
    * how (`Attempt["outcome"]`) and with what error. A job being worked on shows the attempts
@@ -434,11 +442,60 @@ export interface Service {
    * wait fails with why at once: this process can no longer see the job end (it may still, under
    * the writer that took over).
    */
-  readonly awaitCompletion: (
-    id: string,
-    options?: { readonly timeout?: Duration.Input | undefined }
-  ) => Effect.Effect<CompletionOutcome, InvalidOption | Kv.StopError>
+  readonly awaitCompletion: {
+    (id: string, options?: AwaitOptions): Effect.Effect<CompletionOutcome, InvalidOption | Kv.StopError>
+    /** With the job's definition first: `Completed` carries the result, decoded with it. */
+    <A, I, R>(
+      definition: Job.Definition<A, I, R>,
+      id: string,
+      options?: AwaitOptions
+    ): Effect.Effect<ResultOutcome<R>, DecodeError | Kv.StopError>
+  }
 }
+
+/**
+ * Options of `awaitCompletion`.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface AwaitOptions {
+  /** How long to wait (`Infinity`, or left out: until the job ends). */
+  readonly timeout?: Duration.Input | undefined
+}
+
+/**
+ * Errors of reading a job with its definition: the definition or the id refused, or the payload
+ * or result not decoding with it.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export type DecodeError = InvalidOption | InvalidQueueName | InvalidPayload
+
+/**
+ * A job read with its definition: the payload and the result decoded.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface DecodedJob<A, R> extends Omit<JobRecord, "payload" | "result"> {
+  readonly payload: A
+  /** The result, when the job is done with one. */
+  readonly result: Option.Option<R>
+}
+
+/**
+ * `awaitCompletion` with a definition: `Completed` also carries the job's result, decoded (none
+ * when it ended without one: dead, cancelled, or acknowledged without a result).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type ResultOutcome<R> =
+  | { readonly _tag: "Completed"; readonly job: Option.Option<JobRecord>; readonly result: Option.Option<R> }
+  | { readonly _tag: "TimedOut" }
+  | { readonly _tag: "NotFound" }
 
 /**
  * The job queue service.

@@ -56,7 +56,7 @@ export interface JobContext {
  * @category models
  * @since 0.1.0
  */
-export type Handler<A, E, R> = (payload: A, context: JobContext) => Effect.Effect<void, E, R>
+export type Handler<A, E, R, Out = unknown> = (payload: A, context: JobContext) => Effect.Effect<Out, E, R>
 
 /**
  * What to do with a failed attempt (see `Options.retry`).
@@ -255,9 +255,9 @@ const describe = <E>(error: E, schema: Schema.Codec<E, any, never, never> | unde
  * @category running
  * @since 0.1.0
  */
-export const run = <A, I, E, R>(
-  definition: Job.Definition<A, I>,
-  handler: Handler<A, E, R>,
+export const run = <A, I, Out, E, R>(
+  definition: Job.Definition<A, I, Out>,
+  handler: Handler<A, E, R, Out>,
   options?: Options<E>
 ): Effect.Effect<never, InvalidOption | InvalidQueueName | StopError, JobQueue | R> =>
   Effect.gen(function*() {
@@ -303,7 +303,7 @@ export const run = <A, I, E, R>(
 
     // taken in creation order (the innermost last): a fixed order across workers, so no deadlock
     const permits = [...(options?.permits ?? [])].sort((a, b) => b.order - a.order)
-    const withPermits = (effect: Effect.Effect<void, E | JobTimeout, R>) =>
+    const withPermits = (effect: Effect.Effect<Out, E | JobTimeout, R>) =>
       permits.reduce((inner, p) => p.withPermit(inner), effect)
 
     /** Stops a job's handler: its fiber is interrupted and settles by `why`. */
@@ -335,10 +335,23 @@ export const run = <A, I, E, R>(
       }
     })
 
+    /**
+     * The ack of a handler that succeeded, with its value as the job's result when the
+     * definition has a result schema. A value the schema refuses (or over the result's size
+     * limit) is a failed attempt: retried, with why, like any other failure.
+     */
+    const ack = (claim: Claim<A>, value: Out) =>
+      definition.result === undefined ? queue.ack(claim) : queue.ack(claim, { result: value }).pipe(
+        Effect.catchTags({
+          InvalidOption: (error) => queue.nack(claim, `the handler's result was refused: ${error.message}`),
+          ValueTooLarge: (error) => queue.nack(claim, `the handler's result was refused: ${error.message}`)
+        })
+      )
+
     /** Settles the claim by how its handler ended. */
-    const settle = (claim: Claim<A>, ctx: JobContext, exit: Exit.Exit<void, E | JobTimeout>) =>
+    const settle = (claim: Claim<A>, ctx: JobContext, exit: Exit.Exit<Out, E | JobTimeout>) =>
       Effect.gen(function*() {
-        if (Exit.isSuccess(exit)) return yield* queue.ack(claim)
+        if (Exit.isSuccess(exit)) return yield* ack(claim, exit.value)
         const failure = exit.cause.reasons.find(Cause.isFailReason)?.error
         if (failure === undefined) {
           yield* Effect.logError(`job ${ctx.id}: the handler died`, exit.cause)
@@ -526,9 +539,9 @@ const interruptingBuilderWhenFenced = <R>(
  * @category layers
  * @since 0.1.0
  */
-export const layer = <A, I, E, R>(
-  definition: Job.Definition<A, I>,
-  handler: Handler<A, E, R>,
+export const layer = <A, I, Out, E, R>(
+  definition: Job.Definition<A, I, Out>,
+  handler: Handler<A, E, R, Out>,
   options?: Options<E>
 ): Layer.Layer<never, InvalidOption | InvalidQueueName, JobQueue | R> =>
   Layer.effectDiscard(Effect.andThen(

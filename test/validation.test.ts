@@ -49,7 +49,7 @@ const queueOver = (env: Env, options: unknown) =>
 const kvOver = (env: Env, options: unknown) =>
   buildWith(Kv.layer(any(options)).pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, env.store))))
 const workerOver = (env: Env, options: unknown, handler: unknown = () => Effect.void, definition: unknown = V) =>
-  buildWith(Worker.layer<string, string, never, never>(any(definition), any(handler), any(options)).pipe(
+  buildWith(Worker.layer<string, string, unknown, never, never>(any(definition), any(handler), any(options)).pipe(
     Layer.provide(Layer.succeed(JobQueue.JobQueue, env.q))
   ))
 

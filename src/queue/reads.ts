@@ -7,26 +7,51 @@
  * @internal
  */
 import { Deferred, Duration, Effect, Option } from "effect"
-import type { Service } from "../JobQueue.ts"
+import type { JobRecord } from "../../schema/JobRecord.ts"
+import type * as Job from "../Job.ts"
+import type { AwaitOptions, DecodedJob, ResultOutcome, Service } from "../JobQueue.ts"
 import type { QueueContext } from "./context.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
 import * as Rules from "../internal/options.ts"
 import { checked } from "../internal/options.ts"
-import { JobNotFound } from "../JobQueueError.ts"
+import { InvalidPayload, JobNotFound } from "../JobQueueError.ts"
 import type { Payloads } from "./payloads.ts"
 import { counter, getStored } from "./records.ts"
 
 /** `get`, `stats` and `awaitCompletion` of the queue of `ctx`. */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) => {
   const { kv, live } = ctx
-  const { payloadOf } = payloads
+  const { decodePayload, decodeResult, payloadOf } = payloads
 
-  const get: Service["get"] = (id) =>
+  /** The record as stored, its offloaded payload read back. */
+  const getRecord = (id: string) =>
     Effect.flatMap(Effect.andThen(live, getStored(kv, id)), (record) =>
       Option.isNone(record) || record.value.payloadRef === undefined
         ? Effect.succeed(record)
         : Effect.map(payloadOf(record.value), (payload) => Option.some({ ...record.value, payload })))
+
+  /** A record decoded with its definition: its payload (read back when offloaded) and its result. */
+  const decoded = <A, I, R>(definition: Job.Definition<A, I, R>, record: JobRecord) =>
+    Effect.gen(function*() {
+      if (record.queue !== definition.queue) {
+        return yield* Rules.invalid("definition", definition.queue, `job ${record.id} is in queue ${JSON.stringify(record.queue)}`)
+      }
+      const payload = yield* decodePayload(definition, record).pipe(
+        Effect.catchTag("SchemaError", (error) => Effect.fail(new InvalidPayload({ detail: `payload of job ${record.id} does not decode: ${error.message}` }))),
+        Effect.catchDefect((defect) => Effect.fail(new InvalidPayload({ detail: `payload of job ${record.id} does not decode: ${String(defect)}` })))
+      )
+      const result = yield* decodeResult(definition, record)
+      const { result: _, ...rest } = record
+      return { ...rest, payload, result } satisfies DecodedJob<A, R>
+    })
+
+  const get = ((first: string | Job.Definition<any, any, any>, id?: string) =>
+    typeof first === "string" ? getRecord(first) : Effect.gen(function*() {
+      yield* checked(QueueOptions.definitionError(first) ?? Rules.text("id", id))
+      const record = yield* Effect.andThen(live, getStored(kv, id!))
+      return Option.isNone(record) ? Option.none() : Option.some(yield* decoded(first, record.value))
+    })) as Service["get"]
 
   const history: Service["history"] = (id) =>
     Effect.gen(function*() {
@@ -51,7 +76,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       }
     })
 
-  const awaitCompletion: Service["awaitCompletion"] = (id, waitOptions) =>
+  const awaitEncoded = (id: string, waitOptions: AwaitOptions | undefined) =>
     Effect.gen(function*() {
       yield* checked(QueueOptions.awaitCompletionError(waitOptions))
       yield* live
@@ -70,6 +95,21 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       )
       return Option.isNone(result) ? { _tag: "TimedOut" as const } : { _tag: "Completed" as const, job: result.value }
     })
+
+  /** `awaitEncoded`, the result of a completed job decoded with its definition. */
+  const awaitDecoded = <A, I, R>(definition: Job.Definition<A, I, R>, id: string, waitOptions: AwaitOptions | undefined) =>
+    Effect.gen(function*() {
+      yield* checked(QueueOptions.definitionError(definition) ?? Rules.text("id", id))
+      const outcome = yield* awaitEncoded(id, waitOptions)
+      if (outcome._tag !== "Completed") return outcome
+      const result = Option.isNone(outcome.job) ? Option.none<R>() : yield* decodeResult(definition, outcome.job.value)
+      return { ...outcome, result } satisfies ResultOutcome<R>
+    })
+
+  const awaitCompletion = ((first: string | Job.Definition<any, any, any>, second?: string | AwaitOptions, third?: AwaitOptions) =>
+    typeof first === "string"
+      ? awaitEncoded(first, second as AwaitOptions | undefined)
+      : awaitDecoded(first, second as string, third)) as Service["awaitCompletion"]
 
   return { get, history, stats, awaitCompletion }
 }
