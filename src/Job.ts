@@ -228,7 +228,8 @@ export const migration = <S extends Schema.Codec<any, any, never, never>, Out>(
 /**
  * The migrations `define` takes: none, or steps in ascending order of `from` whose last one
  * yields the current payload type `A` (the steps before it are not checked by the compiler; see
- * `Migration`).
+ * `Migration`). Written inline in `define`'s options, the array is typed as this tuple; an array
+ * kept in a variable needs `as const`.
  *
  * @category models
  * @since 0.2.0

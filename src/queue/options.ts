@@ -129,10 +129,11 @@ const schemaError = (option: string, value: unknown): InvalidOption | undefined 
 /** The migration steps `Job.migration` made: only these are taken by `define`. */
 const madeMigrations = new WeakSet<object>()
 
-/** Remembers a step as made by `Job.migration` (its fields checked) and returns it. */
+/** Remembers a step as made by `Job.migration` (its fields checked) and returns it, frozen: checked once, it stays so. */
 export const registerMigration = <M extends Migration>(migration: M): M => {
-  madeMigrations.add(migration)
-  return migration
+  const frozen = Object.freeze(migration)
+  madeMigrations.add(frozen)
+  return frozen
 }
 
 /** A payload version: an integer from 1 to 2^31 − 1. */
