@@ -16,6 +16,11 @@
  * })
  * ```
  *
+ * **Versioned payloads.** A definition can declare the version of its payload schema and
+ * migrations from older versions (`version`, `migrations`, `migration`): a job stored with an
+ * older version is decoded with that version's schema and brought up to date by the migration
+ * functions when it is claimed.
+ *
  * **Validation.** `define` and the `Backoff` constructors check every option when they are
  * called and throw `InvalidOption` (or `InvalidQueueName`) if one breaks its rule: definitions
  * are module-level constants, so a bad one fails the program at its start, never later inside a
@@ -160,11 +165,84 @@ export type PriorityInput = keyof typeof Priority | number
  */
 export const priorityValue = (priority: PriorityInput): number => (typeof priority === "number" ? priority : Priority[priority])
 
+// ---- versioned payloads ----------------------------------------------------------------------
+
+/**
+ * A step of a payload's migration chain, made by `migration`: a payload stored with version
+ * `from` is decoded with `schema` (the codec of that old shape), and `migrate` turns the decoded
+ * old value into the decoded value of version `from + 1`.
+ *
+ * `Out` is that next version's decoded type. In a definition's `migrations` only the last step's
+ * `Out` is checked (it must be the current payload type); the steps before are `Migration<any>`,
+ * since TypeScript cannot check that each step's output is the next step's input without
+ * recursive types. Each output is checked at run time instead, against the next version's schema.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface Migration<out Out = any> {
+  readonly _tag: "Migration"
+  /** The stored version this step reads. */
+  readonly from: number
+  /** The codec of the payload as it was stored with version `from`. */
+  readonly schema: Schema.Codec<any, any, never, never>
+  /** The decoded old value to the decoded value of version `from + 1`; may throw (the job is dead-lettered). */
+  readonly migrate: (old: any) => Out
+}
+
+/**
+ * A migration step from stored version `from` (see `Migration`): `schema` decodes a payload
+ * stored with that version, `f` turns the decoded value into the decoded value of version
+ * `from + 1`. The step is typed by `schema`: `f` gets its decoded type.
+ *
+ * **Example** (Two steps up to version 3)
+ *
+ * ```ts
+ * const Email = Job.define("emails", {
+ *   payload: EmailV3, version: 3,
+ *   migrations: [
+ *     Job.migration(1, EmailV1, (v1) => ({ to: [v1.to] })),            // version 1 to 2
+ *     Job.migration(2, EmailV2, (v2) => ({ ...v2, subject: "(none)" }))  // version 2 to 3
+ *   ]
+ * })
+ * ```
+ *
+ * **Gotchas**
+ *
+ * Throws `InvalidOption` unless `from` is an integer from 1 to 2^31 − 2, `schema` a Schema and
+ * `f` a function. `f` is called at claim time: a throw, or an output the next version's schema
+ * rejects, dead-letters the job (its stored payload kept), it is never handed to a handler.
+ *
+ * @category constructors
+ * @since 0.2.0
+ */
+export const migration = <S extends Schema.Codec<any, any, never, never>, Out>(
+  from: number,
+  schema: S,
+  f: (old: S["Type"]) => Out
+): Migration<Out> => {
+  orThrow(Options.migrationError(from, schema, f))
+  return Options.registerMigration({ _tag: "Migration", from, schema, migrate: f })
+}
+
+/**
+ * The migrations `define` takes: none, or steps in ascending order of `from` whose last one
+ * yields the current payload type `A` (the steps before it are not checked by the compiler; see
+ * `Migration`). Written inline in `define`'s options, the array is typed as this tuple; an array
+ * kept in a variable needs `as const`.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type Migrations<A> = readonly [] | readonly [...ReadonlyArray<Migration<any>>, Migration<A>]
+
 /**
  * Options of `define`; every one has a default. Rules (else `InvalidOption`): `payload` is a
  * Schema; `maxAttempts` an integer from 1 to 2^31 − 1; `priority` a name or an integer from 0 to
  * 2^32 − 1; `leaseDuration`, `keepDone` and `deadRetention` finite, non-negative durations up to
- * 10^15 ms; `backoff` a `Backoff` policy or a function.
+ * 10^15 ms; `backoff` a `Backoff` policy or a function; `version` an integer from 1 to 2^31 − 1;
+ * `migrations` an array of steps made by `migration`, in ascending order of `from`, no two from
+ * the same version, each below `version`, contiguous (no hole) and ending at `version − 1`.
  *
  * @category models
  * @since 0.1.0
@@ -197,6 +275,14 @@ export interface DefineOptions<
   readonly keepDone?: Duration.Input | undefined
   /** Keep dead jobs this long (default 7 days). */
   readonly deadRetention?: Duration.Input | undefined
+  /** The version of `payload` (default 1): written with every job enqueued. */
+  readonly version?: number | undefined
+  /**
+   * Steps from older stored versions up to `version` (default none). Older steps can be dropped
+   * once no job stored with their version is left: a job stored with a version that has no step
+   * is dead-lettered at claim.
+   */
+  readonly migrations?: Migrations<S["Type"]> | undefined
 }
 
 /**
@@ -217,6 +303,10 @@ export interface Definition<A, I = unknown, R = unknown> {
   readonly backoff: Backoff
   readonly keepDone: Duration.Duration | undefined
   readonly deadRetention: Duration.Duration
+  /** The version of `payload` (absent: 1), stored with each job enqueued. */
+  readonly version?: number | undefined
+  /** The steps from older stored versions, ascending and contiguous up to `version − 1` (absent: none). */
+  readonly migrations?: ReadonlyArray<Migration> | undefined
 }
 
 /**
@@ -263,7 +353,9 @@ const definitionOf = <S extends Schema.Codec<any, any, never, never>, RS extends
   priority: priorityValue(options.priority ?? "normal"),
   backoff: typeof options.backoff === "function" ? Backoff.custom(options.backoff) : options.backoff ?? Backoff.exponential(),
   keepDone: options.keepDone === undefined ? undefined : Duration.fromInputUnsafe(options.keepDone),
-  deadRetention: Duration.fromInputUnsafe(options.deadRetention ?? "7 days")
+  deadRetention: Duration.fromInputUnsafe(options.deadRetention ?? "7 days"),
+  version: options.version ?? 1,
+  migrations: [...(options.migrations ?? [])]
 })
 
 /**

@@ -363,9 +363,13 @@ export interface Service {
     payloads: ReadonlyArray<A>
   ) => Effect.Effect<ReadonlyArray<string>, QueueError | InvalidQueueName | InvalidOption | PayloadTooLarge | InvalidPayload | ObjectStoreError>
   /**
-   * Claims up to `max` jobs, priority first (lower number), then in enqueue order. A job whose
-   * payload does not decode, or whose payload object is gone or fails its checks (`Corrupt`), is
-   * dead-lettered with that reason in one durable commit, never returned. If an
+   * Claims up to `max` jobs, priority first (lower number), then in enqueue order. A job stored
+   * with an older payload version than the definition's is brought up to date through the
+   * definition's migrations (see `Job.migration`). A job whose payload does not decode (or does
+   * not migrate: no step from its version, a step that throws or returns what the next version
+   * rejects, a version newer than the definition's), or whose payload object is gone or fails
+   * its checks (`Corrupt`), is dead-lettered with that reason in one durable commit, its stored
+   * payload kept, never returned. If an
    * offloaded payload cannot be read (`ObjectStoreError`), the claims of the call stay taken until
    * their leases expire. Bad options (see `ClaimOptions`) fail with `InvalidOption`, claiming nothing.
    */

@@ -9,8 +9,9 @@
  *
  * Outcomes: success acks the job; failing with `Job.PermanentFailure` dead-letters it at once; any
  * other failure retries it with the definition's backoff unless `retry` decides otherwise; a
- * timeout fails the attempt; a defect is logged and retried; a payload that does not decode is
- * dead-lettered by the queue before the handler sees it. A lost lease (the job was requeued
+ * timeout fails the attempt; a defect is logged and retried; a payload of an older version is
+ * migrated by the queue's claim (the handler gets the current version), and one that does not
+ * decode or migrate is dead-lettered by the queue before the handler sees it. A lost lease (the job was requeued
  * meanwhile) or a cancel request interrupts the handler.
  *
  * A worker ends when its queue's writer stops for good (`Fenced`: another process opened the same

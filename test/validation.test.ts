@@ -84,6 +84,8 @@ const jobQueueCases: ReadonlyArray<Case> = [
   { operation: "enqueue", option: "definition.keepDone", kind: duration(), run: (e, v) => e.q.enqueue({ ...V, keepDone: any(v) }, "x") },
   { operation: "enqueue", option: "definition.backoff", kind: k("backoff"), run: (e, v) => e.q.enqueue({ ...V, backoff: any(v) }, "x") },
   { operation: "enqueue", option: "definition.payload", kind: k("schema"), run: (e, v) => e.q.enqueue({ ...V, payload: any(v) }, "x") },
+  { operation: "enqueue", option: "definition.version", kind: count(1), run: (e, v) => e.q.enqueue({ ...V, version: any(v) }, "x") },
+  { operation: "enqueue", option: "definition.migrations", kind: k("array"), run: (e, v) => e.q.enqueue({ ...V, version: 2, migrations: any(v) }, "x") },
   // enqueueBatch
   { operation: "enqueueBatch", option: "payloads", kind: k("array"), run: (e, v) => e.q.enqueueBatch(V, any(v)) },
   { operation: "enqueueBatch", option: "queue", kind: k("queueName"), expect: "InvalidQueueName", run: (e, v) => e.q.enqueueBatch({ ...V, queue: any(v) }, ["x"]) },
@@ -137,13 +139,18 @@ const defineCases: ReadonlyArray<Case> = [
     ["leaseDuration", duration()],
     ["keepDone", duration()],
     ["deadRetention", duration()],
-    ["backoff", k("backoff")]
+    ["backoff", k("backoff")],
+    ["version", count(1)]
   ] as const).map(([option, kind]): Case => ({
     operation: "Job.define",
     option,
     kind,
     run: (_, v) => sync(() => Job.define("v", { payload: Schema.String, [option]: v }))
   })),
+  { operation: "Job.define", option: "migrations", kind: k("array"), run: (_, v) => sync(() => Job.define("v", { payload: Schema.String, version: 2, migrations: any(v) })) },
+  { operation: "Job.migration", option: "from", kind: count(1, 2 ** 31 - 2), run: (_, v) => sync(() => Job.migration(any(v), Schema.String, (s) => s)) },
+  { operation: "Job.migration", option: "schema", kind: k("schema"), run: (_, v) => sync(() => Job.migration(1, any(v), (s) => s)) },
+  { operation: "Job.migration", option: "f", kind: k("function"), run: (_, v) => sync(() => Job.migration(1, Schema.String, any(v))) },
   { operation: "Job.Backoff.exponential", option: "backoff", kind: k("record"), run: (_, v) => sync(() => Job.Backoff.exponential(any(v))) },
   ...(["base", "max"] as const).map((option): Case => ({
     operation: "Job.Backoff.exponential",

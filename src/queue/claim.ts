@@ -1,7 +1,8 @@
 /**
  * Claiming: up to `max` pending jobs of a queue moved to claimed in one conditional write (claims
  * of a queue serialized by its lock), each lease held before its payload is read, payloads that
- * no longer decode (or whose object is gone or damaged) dead-lettered on the way, never returned;
+ * no longer decode (or whose object is gone or damaged, or whose stored version does not migrate
+ * to the definition's) dead-lettered on the way, their stored payload kept, never returned;
  * and the wait for an arrival when nothing is pending. A claim is not durable: a crash requeues
  * it at the next open.
  *
@@ -81,6 +82,8 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, d
         ? `payload object ${failure.key} is missing`
         : failure?._tag === "Corrupt"
         ? `payload object ${failure.key} is corrupt: ${failure.detail}`
+        : failure?._tag === "PayloadVersionError"
+        ? failure.message // names the stored and current versions and the step that failed
         : `payload does not decode: ${String(decoded.cause)}`
       return Effect.as(Effect.ignore(deadLetter(claim, reason)), undefined)
     })

@@ -1,6 +1,6 @@
 /**
  * Enqueueing: a new job's record (its status, priority, due time and dedup key from the options
- * and the definition), its payload encoded and offloaded when large, committed with its counter.
+ * and the definition, the definition's payload version when it is not 1), its payload encoded and offloaded when large, committed with its counter.
  * A job with a fresh id and no dedup key is one plain write with nothing to read first; a dedup
  * key or an id of the caller's is checked in a transaction. Claims waiting on the queue are woken
  * once the job is durable and pending.
@@ -66,7 +66,9 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       enqueuedAt: now,
       deadRetentionMs: Duration.toMillis(definition.deadRetention),
       ...(scheduledLater ? { runAt } : {}),
-      ...(options?.dedupKey === undefined ? {} : { dedupKey: options.dedupKey })
+      ...(options?.dedupKey === undefined ? {} : { dedupKey: options.dedupKey }),
+      // version 1 is left out (absent reads as 1): records stay as small as before versions
+      ...(definition.version === undefined || definition.version === 1 ? {} : { payloadVersion: definition.version })
     }
   }
 

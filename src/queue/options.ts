@@ -17,7 +17,7 @@
 import { Duration, Effect, Schema } from "effect"
 import type { InvalidOption } from "../InvalidOption.ts"
 import * as Rules from "../internal/options.ts"
-import type { Backoff, Definition } from "../Job.ts"
+import type { Backoff, Definition, Migration } from "../Job.ts"
 import { InvalidJobId, InvalidQueueName } from "../JobQueueError.ts"
 
 const { duration, instant, integer, invalid, optional, record, maxCount } = Rules
@@ -124,6 +124,59 @@ export const backoffError = (option: string, backoff: unknown): InvalidOption | 
 const schemaError = (option: string, value: unknown): InvalidOption | undefined =>
   Schema.isSchema(value) ? undefined : invalid(option, value, "must be a Schema")
 
+// ---- versioned payloads --------------------------------------------------------------------
+
+/** The migration steps `Job.migration` made: only these are taken by `define`. */
+const madeMigrations = new WeakSet<object>()
+
+/** Remembers a step as made by `Job.migration` (its fields checked) and returns it, frozen: checked once, it stays so. */
+export const registerMigration = <M extends Migration>(migration: M): M => {
+  const frozen = Object.freeze(migration)
+  madeMigrations.add(frozen)
+  return frozen
+}
+
+/** A payload version: an integer from 1 to 2^31 − 1. */
+export const versionError = (option: string, value: unknown): InvalidOption | undefined => integer(option, value, 1, maxCount)
+
+/** `Job.migration(from, schema, f)`: a version below the highest one, a Schema, a function. */
+export const migrationError = (from: unknown, schema: unknown, f: unknown): InvalidOption | undefined =>
+  integer("from", from, 1, maxCount - 1) ?? schemaError("schema", schema) ?? Rules.func("f", f)
+
+/**
+ * A definition's migration steps, for a payload of `version`: an array of steps made by
+ * `Job.migration`, in ascending order of `from`, none from the same version as another, each
+ * below `version`, with no hole between them and the last one from `version − 1`. (An older
+ * step may be missing: jobs of that version are then dead-lettered at claim.)
+ */
+export const migrationsError = (option: string, migrations: unknown, version: number): InvalidOption | undefined => {
+  if (!Array.isArray(migrations)) return invalid(option, migrations, "must be an array of Job.migration steps")
+  for (let i = 0; i < migrations.length; i++) {
+    const m: unknown = migrations[i]
+    if (typeof m !== "object" || m === null || !madeMigrations.has(m)) {
+      return invalid(`${option}[${i}]`, m, "must be made by Job.migration")
+    }
+    const from = (m as Migration).from
+    if (from >= version) return invalid(`${option}[${i}].from`, from, `must be below version (${version})`)
+    if (i === 0) continue
+    const previous = (migrations[i - 1] as Migration).from
+    if (from === previous) return invalid(`${option}[${i}].from`, from, `duplicates ${option}[${i - 1}] (from ${previous})`)
+    if (from < previous) return invalid(`${option}[${i}].from`, from, `must be in ascending order (after ${previous})`)
+    if (from > previous + 1) {
+      return invalid(`${option}[${i}].from`, from, `leaves a hole: no migration from version ${previous + 1}`)
+    }
+  }
+  const last = migrations.length === 0 ? undefined : (migrations[migrations.length - 1] as Migration).from
+  return last === undefined || last === version - 1
+    ? undefined
+    : invalid(option, migrations.map((m: Migration) => m.from), `leaves a hole: no migration from version ${version - 1} (the chain must reach version ${version})`)
+}
+
+/** `version` and `migrations` of a definition or of `define`'s options, each optional. */
+const versionsError = (prefix: string, version: unknown, migrations: unknown): InvalidOption | undefined =>
+  optional(version, (v) => versionError(`${prefix}version`, v)) ??
+    optional(migrations, (m) => migrationsError(`${prefix}migrations`, m, (version as number | undefined) ?? 1))
+
 /** `Job.define(queue, options)`: the name, then every option given. */
 export const defineError = (queue: unknown, options: unknown): InvalidQueueName | InvalidOption | undefined =>
   queueNameError(queue) ?? record("options", options) ?? fields(options, (o) =>
@@ -135,7 +188,8 @@ export const defineError = (queue: unknown, options: unknown): InvalidQueueName 
       optional(o.keepDone, (v) => duration("keepDone", v)) ??
       optional(o.deadRetention, (v) => duration("deadRetention", v)) ??
       optional(o.result, (v) => schemaError("result", v)) ??
-      optional(o.resultRetention, (v) => duration("resultRetention", v)))
+      optional(o.resultRetention, (v) => duration("resultRetention", v)) ??
+      versionsError("", o.version, o.migrations))
 
 const checkedDefinitions = new WeakSet<object>()
 
@@ -156,7 +210,8 @@ export const definitionError = (definition: Definition<any, any>): InvalidQueueN
       duration("definition.deadRetention", d.deadRetention) ??
       optional(d.result, (v) => schemaError("definition.result", v)) ??
       // definitions built by hand before results existed have no retention: the default applies
-      optional(d.resultRetention, (v) => duration("definition.resultRetention", v)))
+      optional(d.resultRetention, (v) => duration("definition.resultRetention", v)) ??
+      versionsError("definition.", d.version, d.migrations))
   if (error === undefined) checkedDefinitions.add(definition)
   return error
 }

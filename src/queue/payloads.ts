@@ -3,13 +3,15 @@
  * schema), their limits (`PayloadTooLarge` above `maxPayloadBytes`), and payloads over
  * `offloadThreshold` kept as objects of their own under `payloads/`, framed by
  * `schema/PayloadObject.ts` (magic, kind, format version and a CRC32; failing a check is `Corrupt`
- * naming the object). The contract with the commits: an object is written before the commit of
+ * naming the object). A payload stored with an older version of its definition's schema is
+ * decoded through the definition's migrations (`decodePayload`); a current one takes the same
+ * path as before versions existed: one cached decoder, nothing else. The contract with the commits: an object is written before the commit of
  * the record pointing to it and deleted only after the commit removing that record, so a stored
  * job never lacks its payload (an orphan object is possible, and logged).
  *
  * @internal
  */
-import { Effect, Option, Schema } from "effect"
+import { Data, Effect, Option, Schema } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
 import * as PayloadObject from "../../schema/PayloadObject.ts"
 import * as Msgpack from "../internal/msgpack.ts"
@@ -51,6 +53,64 @@ const payloadDecoder = <A>(schema: Schema.Codec<A, any, never, never>): (input: 
   return decode as (input: unknown) => Effect.Effect<A, Schema.SchemaError>
 }
 
+/** Type-side validators by schema: a migration's output checked against the next version's schema. */
+const typeValidators = new WeakMap<object, (input: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()
+
+const typeValidator = (schema: Schema.Codec<any, any, never, never>): (input: unknown) => Effect.Effect<unknown, Schema.SchemaError> => {
+  let validate = typeValidators.get(schema)
+  if (validate === undefined) {
+    validate = Schema.decodeUnknownEffect(Schema.toType(schema))
+    typeValidators.set(schema, validate)
+  }
+  return validate
+}
+
+/**
+ * A stored payload that cannot be brought to its definition's version: its version has no
+ * migration, or a step failed. Internal: a claim dead-letters the job with `message` as reason.
+ */
+export class PayloadVersionError extends Data.TaggedError("PayloadVersionError")<{ readonly message: string }> {}
+
+/**
+ * The decoded payload of version `current` from `input`, stored with version `stored` (≠
+ * `current`): decoded with the schema of the step from `stored`, then through each step up to
+ * `current`, each output checked against the next version's schema (the next step's, or the
+ * payload's for the last). Fails with `PayloadVersionError` naming the versions and what failed.
+ */
+const migrate = (definition: Job.Definition<any, any>, stored: number, current: number, input: unknown) => {
+  const steps = definition.migrations ?? []
+  const first = steps.findIndex((step) => step.from === stored)
+  const failed = (detail: string) =>
+    new PayloadVersionError({ message: `payload version ${stored} does not migrate to version ${current}: ${detail}` })
+  if (first < 0) {
+    const known = steps.length === 0 ? "none" : `from ${steps[0]!.from} to ${steps[steps.length - 1]!.from}`
+    return Effect.fail(failed(
+      stored > current
+        ? `it is newer than the definition's version ${current}`
+        : `the definition of "${definition.queue}" has no migration from version ${stored} (migrations: ${known})`
+    ))
+  }
+  const decodeOld = Effect.mapError(
+    payloadDecoder(steps[first]!.schema)(input),
+    (error) => failed(`it does not decode as version ${stored}: ${error.message}`)
+  )
+  const step = (value: unknown, i: number): Effect.Effect<unknown, PayloadVersionError> => {
+    if (i === steps.length) return Effect.succeed(value)
+    const { from, migrate: f } = steps[i]!
+    const next = i + 1 < steps.length ? steps[i + 1]!.schema : definition.payload
+    return Effect.try({ try: () => f(value), catch: (error) => failed(`the migration from version ${from} threw: ${String(error)}`) }).pipe(
+      Effect.flatMap((out) =>
+        Effect.mapError(
+          typeValidator(next)(out),
+          (error) => failed(`the migration from version ${from} returned a value version ${from + 1} rejects: ${error.message}`)
+        )
+      ),
+      Effect.flatMap((checked) => step(checked, i + 1))
+    )
+  }
+  return Effect.flatMap(decodeOld, (value) => step(value, first))
+}
+
 /** The encoded payload a payload object holds, or `Corrupt` naming the object and the check it fails. */
 const unframePayload = (key: string, bytes: Uint8Array): Effect.Effect<Uint8Array, Corrupt> =>
   Effect.try({
@@ -77,9 +137,21 @@ export const make = (ctx: QueueContext) => {
       })
     )
 
-  /** The payload of `record` decoded with the definition, read from its object first when offloaded. */
+  /**
+   * The payload of `record` decoded with the definition, read from its object first when
+   * offloaded. Stored with the definition's version (absent: 1), it is decoded with the payload
+   * schema; stored with another, through the definition's migrations (`PayloadVersionError` when
+   * it cannot be): the current version pays for nothing more than the comparison.
+   */
   const decodePayload = <A, I>(definition: Job.Definition<A, I>, record: JobRecord) =>
-    Effect.flatMap(payloadOf(record), (bytes) => Effect.flatMap(Effect.try(() => Msgpack.decode(bytes)), payloadDecoder(definition.payload)))
+    Effect.flatMap(payloadOf(record), (bytes) =>
+      Effect.flatMap(Effect.try(() => Msgpack.decode(bytes)), (input): Effect.Effect<A, Schema.SchemaError | PayloadVersionError> => {
+        const stored = record.payloadVersion ?? 1
+        const current = definition.version ?? 1
+        return stored === current
+          ? payloadDecoder(definition.payload)(input)
+          : migrate(definition, stored, current, input) as Effect.Effect<A, PayloadVersionError>
+      }))
 
   /**
    * A job's result encoded with the definition's `result` schema, msgpack'd: `InvalidOption`

@@ -9,7 +9,7 @@
 import { Deferred, Duration, Effect, Option } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
 import type * as Job from "../Job.ts"
-import type { AwaitOptions, DecodedJob, ResultOutcome, Service } from "../JobQueue.ts"
+import type { AwaitOptions, DecodedJob, PayloadStoreError, ResultOutcome, Service } from "../JobQueue.ts"
 import type { QueueContext } from "./context.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
@@ -38,8 +38,11 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
         return yield* Rules.invalid("definition", definition.queue, `job ${record.id} is in queue ${JSON.stringify(record.queue)}`)
       }
       const payload = yield* decodePayload(definition, record).pipe(
-        Effect.catchTag("SchemaError", (error) => Effect.fail(new InvalidPayload({ detail: `payload of job ${record.id} does not decode: ${error.message}` }))),
-        Effect.catchDefect((defect) => Effect.fail(new InvalidPayload({ detail: `payload of job ${record.id} does not decode: ${String(defect)}` })))
+        Effect.catchIf(
+          (error): error is Exclude<typeof error, PayloadStoreError> =>
+            error._tag !== "ObjectStoreError" && error._tag !== "PayloadMissing" && error._tag !== "Corrupt",
+          (error) => Effect.fail(new InvalidPayload({ detail: `payload of job ${record.id} does not decode: ${error.message}` }))
+        )
       )
       const result = yield* decodeResult(definition, record)
       const { result: _, ...rest } = record
