@@ -101,3 +101,12 @@ export const fromBytes = (key: Uint8Array): string => toLatin1(key)
 
 /** The smallest key after every key of `[tag, version]` + time `≤ time`: a scan bound. */
 export const timeBound = (prefix: string, time: number) => prefix + u64(Math.max(0, Math.floor(time)) + 1)
+
+/** The prefixes of job records in every status (pending, claimed, scheduled, done, dead): a full scan's. */
+export const recordPrefixes: ReadonlyArray<string> = [tag.pending, tag.claimed, tag.scheduled, tag.done, tag.dead]
+/** Index entries of every job. */
+export const indexPrefix = tag.index
+/** The job id of an index key. */
+export const idOfIndex = (key: string): string => key.slice(tag.index.length)
+/** Dedup entries of every queue. */
+export const dedupPrefix = tag.dedup

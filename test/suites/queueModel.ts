@@ -479,7 +479,7 @@ const backgroundDone = (kv: Kv.Service, now: number, leasesExpired: boolean) =>
   Effect.gen(function*() {
     const due = (prefix: string) => kv.scan({ start: Keys.toBytes(prefix), end: Keys.toBytes(Keys.timeBound(prefix, now)) }, { limit: 1 })
     if ((yield* due(Keys.scheduledPrefix)).length > 0 || (yield* due(Keys.expiryPrefix)).length > 0) return false
-    return !leasesExpired || (yield* kv.scan({ prefix: new Uint8Array([2, 1]) }, { limit: 1 })).length === 0
+    return !leasesExpired || (yield* kv.scan({ prefix: Keys.toBytes(Keys.claimedAll) }, { limit: 1 })).length === 0
   })
 
 /** Lets the background work due at `now` run (for up to 2 s of virtual time; a check then tells what it did). */
@@ -496,12 +496,12 @@ const settleBackground = (kv: Kv.Service, now: number, leasesExpired: boolean) =
 const observe = (process: Process, raw: ObjectStore.Service, where: string) =>
   Effect.gen(function*() {
     const { kv, queue } = process
-    const scan = (tag: number) => kv.scan({ prefix: new Uint8Array([tag, 1]) })
+    const scan = (prefix: string) => kv.scan({ prefix: Keys.toBytes(prefix) })
     const problems: Array<string> = []
     const jobs = new Map<number, MJob>()
     const records: Array<readonly [string, JobRecord]> = []
-    for (const tag of [1, 2, 3, 4, 5]) {
-      for (const entry of yield* scan(tag)) records.push([Keys.fromBytes(entry.key), JobRecordSchema.decode(entry.value)])
+    for (const prefix of Keys.recordPrefixes) {
+      for (const entry of yield* scan(prefix)) records.push([Keys.fromBytes(entry.key), JobRecordSchema.decode(entry.value)])
     }
     const recordKeys = new Map<string, string>()
     for (const [key, record] of records) {
@@ -549,14 +549,14 @@ const observe = (process: Process, raw: ObjectStore.Service, where: string) =>
       }
     }
     // the index: one entry per record, pointing to it
-    const index = yield* scan(6)
+    const index = yield* scan(Keys.indexPrefix)
     for (const entry of index) {
-      const id = Keys.fromBytes(entry.key).slice(2)
+      const id = Keys.idOfIndex(Keys.fromBytes(entry.key))
       if (recordKeys.get(id) !== Keys.fromBytes(entry.value)) problems.push(`index entry of ${id} points to no record of it`)
     }
     if (index.length !== records.length) problems.push(`${index.length} index entries for ${records.length} records`)
     // dedup entries: exactly the pending or scheduled jobs with a dedup key
-    const dedup = yield* scan(7)
+    const dedup = yield* scan(Keys.dedupPrefix)
     const holders = [...jobs.values()].filter((j) => isLive(j) && j.dedupKey !== undefined)
     for (const entry of dedup) {
       const id = Keys.fromBytes(entry.value)
@@ -565,7 +565,7 @@ const observe = (process: Process, raw: ObjectStore.Service, where: string) =>
     }
     if (dedup.length !== holders.length) problems.push(`${dedup.length} dedup entries for ${holders.length} jobs holding a key`)
     // expiry entries: exactly the done and dead jobs
-    const expiry = yield* scan(10)
+    const expiry = yield* scan(Keys.expiryPrefix)
     const ending = records.filter(([, r]) => r.status === "Done" || r.status === "Dead")
     for (const entry of expiry) {
       const key = Keys.fromBytes(entry.value)
