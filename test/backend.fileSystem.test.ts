@@ -2,6 +2,7 @@
 import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
+import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
 import { fileSystem } from "./utils/stores.ts"
 
@@ -9,3 +10,4 @@ objectStoreConformance(fileSystem)
 kvOnBackend(fileSystem)
 jobQueueSuite(fileSystem)
 workerSuite(fileSystem)
+queueManagementSuite(fileSystem)

@@ -2,6 +2,7 @@
 import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
+import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
 import { memory } from "./utils/stores.ts"
 
@@ -9,3 +10,4 @@ objectStoreConformance(memory)
 kvOnBackend(memory)
 jobQueueSuite(memory)
 workerSuite(memory)
+queueManagementSuite(memory)

@@ -2,6 +2,7 @@
 import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
+import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
 import { s3 } from "./utils/stores.ts"
 
@@ -9,3 +10,4 @@ objectStoreConformance(s3)
 kvOnBackend(s3)
 jobQueueSuite(s3)
 workerSuite(s3)
+queueManagementSuite(s3)
