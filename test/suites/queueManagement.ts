@@ -349,8 +349,10 @@ export const queueManagementSuite = (backend: Backend) =>
 
     it.effect("requeueDead of one job: pending with attempts 0, history ending in Requeued, lastError kept, counters exact", () =>
       Effect.gen(function*() {
-        const q = yield* fresh
+        const { kv, q } = yield* openQueue(yield* storeOf)
+        const expiries = Effect.map(kv.scan({ prefix: new Uint8Array([10, 1]) }), (entries) => entries.length)
         const [id] = yield* deadOnes(q, 1)
+        assert.strictEqual(yield* expiries, 1)
         const before = Option.getOrThrow(yield* q.get(id!))
         yield* TestClock.adjust("5 seconds")
         const waiter = yield* q.awaitCompletion(id!, { timeout: 0 })
@@ -365,6 +367,7 @@ export const queueManagementSuite = (backend: Backend) =>
         assert.deepStrictEqual(history.slice(0, -1), before.history ?? [])
         assert.deepStrictEqual(history.at(-1), { claimedAt: 5000, endedAt: 5000, outcome: "Requeued" })
         assert.deepStrictEqual(yield* q.stats("once"), { queue: "once", pending: 1, scheduled: 0, claimed: 0, done: 0, dead: 0 })
+        assert.strictEqual(yield* expiries, 0, "its retention expiry entry left with it")
         // alive again: a new wait sees its new end
         const waiting = yield* Effect.forkChild(q.awaitCompletion(id!), { startImmediately: true })
         yield* q.ack((yield* q.claim(Once))[0]!)
@@ -419,7 +422,7 @@ export const queueManagementSuite = (backend: Backend) =>
     it.effect("purgeDead deletes every dead job of the queue with its payload object and counter; others stay", () =>
       Effect.gen(function*() {
         const store = yield* storeOf
-        const { q } = yield* openQueue(store, { offloadThreshold: 64 })
+        const { kv, q } = yield* openQueue(store, { offloadThreshold: 64 })
         const objects = Effect.map(Stream.runCollect(store.list("payloads/")), (e) => e.length)
         const dead = yield* q.enqueueBatch(Blob, [big("a"), big("b"), { data: "small" }])
         const claims = yield* q.claim(Blob, { max: 3 })
@@ -434,6 +437,7 @@ export const queueManagementSuite = (backend: Backend) =>
         assert.strictEqual((yield* q.stats("once")).dead, 2)
         assert.deepStrictEqual(Option.map(yield* q.get(live.id), (r) => r.status), Option.some("Pending"))
         assert.strictEqual(yield* q.purgeDead("blobs"), 0)
+        assert.strictEqual((yield* kv.scan({ prefix: new Uint8Array([10, 1]) })).length, 2, "only the other queue's expiry entries are left")
         // the retention sweep finds nothing left of them later
         yield* TestClock.adjust("2 hours")
         yield* eventually(Effect.map(q.stats("once"), (s) => s.dead === 0), "the other queue's dead swept")
