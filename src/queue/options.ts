@@ -250,9 +250,9 @@ export const idArgumentError = (id: unknown): InvalidJobId | undefined =>
     ? undefined
     : new InvalidJobId({ id: typeof id === "string" ? id : Rules.render(id), reason: "1 to 128 characters of [A-Za-z0-9_-]" })
 
-/** What a listing is of: a queue name, or a definition (payloads decoded). */
+/** What a listing is of: a definition (payloads decoded), or else a queue name. */
 const listTargetError = (target: unknown): InvalidQueueName | InvalidOption | undefined =>
-  typeof target === "string" ? queueNameError(target) : definitionError(target as Definition<any, any>)
+  typeof target === "object" && target !== null ? definitionError(target as Definition<any, any>) : queueNameError(target)
 
 const limitError = (value: unknown): InvalidOption | undefined => integer("limit", value, 1, maxListLimit)
 

@@ -264,7 +264,7 @@ export const queueManagementSuite = (backend: Backend) =>
         }
         assert.strictEqual(yield* exit(q.list("emails", "Lost" as JobQueue.JobStatus)), "InvalidOption")
         assert.strictEqual(yield* exit(q.list("../x", "Pending")), "InvalidQueueName")
-        assert.strictEqual(yield* exit(q.list(42 as unknown as string, "Pending")), "InvalidOption")
+        assert.strictEqual(yield* exit(q.list(42 as unknown as string, "Pending")), "InvalidQueueName")
         assert.strictEqual(yield* exit(q.list("emails", "Pending", "x" as unknown as JobQueue.ListOptions)), "InvalidOption")
         assert.strictEqual(yield* exit(q.deadJobs("emails", { after: "no such id!" })), "InvalidOption")
         assert.strictEqual(yield* exit(q.deadJobs("", {})), "InvalidQueueName")
