@@ -10,6 +10,10 @@
  * fails with `ClaimLost` and changes nothing. Jobs left claimed by a previous process are requeued
  * (their attempt counted) or dead-lettered when the layer opens.
  *
+ * Jobs can be inspected and managed: listed by queue and state (`list`, `deadJobs`, `queues`),
+ * requeued from or purged out of the dead-letter queue (`requeueDead`, `purgeDead`), woken before
+ * their due time (`wake`), and a queue's claims paused and resumed (`pause`, `resume`).
+ *
  * The queue lives as long as its KV writer: once that stops for good (`Fenced`, when another
  * process opened the same store, or `Closed`), every operation fails with why, claim and
  * completion waits end with it at once, and the reaper and scheduler stop, so that nothing
