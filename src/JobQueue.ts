@@ -10,6 +10,10 @@
  * fails with `ClaimLost` and changes nothing. Jobs left claimed by a previous process are requeued
  * (their attempt counted) or dead-lettered when the layer opens.
  *
+ * Jobs can be inspected and managed: listed by queue and state (`list`, `deadJobs`, `queues`),
+ * requeued from or purged out of the dead-letter queue (`requeueDead`, `purgeDead`), woken before
+ * their due time (`wake`), and a queue's claims paused and resumed (`pause`, `resume`).
+ *
  * The queue lives as long as its KV writer: once that stops for good (`Fenced`, when another
  * process opened the same store, or `Closed`), every operation fails with why, claim and
  * completion waits end with it at once, and the reaper and scheduler stop, so that nothing
@@ -28,6 +32,7 @@ import type {
   InvalidJobId,
   InvalidPayload,
   InvalidQueueName,
+  InvalidState,
   JobNotFound,
   PayloadMissing,
   PayloadTooLarge
@@ -39,8 +44,11 @@ import type { ObjectStoreError } from "./ObjectStoreError.ts"
 import * as Claiming from "./queue/claim.ts"
 import * as QueueContext from "./queue/context.ts"
 import * as Effects from "./queue/effects.ts"
+import * as Control from "./queue/control.ts"
+import * as Dead from "./queue/dead.ts"
 import * as Enqueue from "./queue/enqueue.ts"
 import * as Leases from "./queue/leases.ts"
+import * as Listing from "./queue/listing.ts"
 import * as Maintenance from "./queue/maintenance.ts"
 import * as QueueOptions from "./queue/options.ts"
 import { checked } from "./internal/options.ts"
@@ -281,6 +289,87 @@ export interface QueueStats {
 }
 
 /**
+ * A queue's counters (see `QueueStats`) and whether its claims are paused: what `queues()` lists.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface QueueInfo extends QueueStats {
+  /** `pause` was called and `resume` not since: its claims return nothing. */
+  readonly paused: boolean
+}
+
+/**
+ * Options of `list`; one that breaks its rule fails the listing with `InvalidOption`.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface ListOptions {
+  /**
+   * Where to go on: the `cursor` of the previous page of the same listing (opaque; one that is
+   * not a cursor of this listing is `InvalidOption`). Left out: the first page.
+   */
+  readonly cursor?: string | undefined
+  /** Most jobs on the page (default 100): an integer from 1 to 1000. */
+  readonly limit?: number | undefined
+}
+
+/**
+ * A page of a listing: its jobs, and the cursor of the next page (`None`: the listing is at its
+ * end). A page can hold fewer jobs than the limit, even none, while the cursor is `Some` (a
+ * listing of scheduled or done jobs reads a bounded number of keys per call): go on until `None`.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface JobPage<J> {
+  readonly jobs: ReadonlyArray<J>
+  readonly cursor: Option.Option<string>
+}
+
+/**
+ * A job of a listing by queue name (and of `deadJobs`): its record as `get` returns it, the payload
+ * encoded and read back from its object when offloaded. When that object is gone or damaged, the
+ * record is as stored (`payload` empty, `payloadRef` naming the object) and `payloadError` says why.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type ListedRecord = JobRecord & { readonly payloadError?: string | undefined }
+
+/**
+ * A job of a listing by definition: its payload decoded (`payloadError` undefined), or, when the
+ * payload cannot be decoded (it does not match the schema, its object is gone or damaged), the
+ * record as `get` returns it with `payloadError` saying why. Such a job is listed, never hidden.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type ListedJob<A> =
+  | (Omit<JobRecord, "payload"> & { readonly payload: A; readonly payloadError?: undefined })
+  | (JobRecord & { readonly payloadError: string })
+
+/**
+ * Options of `deadJobs`; one that breaks its rule fails with `InvalidOption`.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface DeadJobsOptions {
+  /** List the dead jobs whose id comes after this one (the last id of the previous page). */
+  readonly after?: string | undefined
+  /** Most jobs (default 100): an integer from 1 to 1000. */
+  readonly limit?: number | undefined
+}
+
+/**
+ * @category models
+ * @since 0.2.0
+ */
+export type WakeOutcome = "Woken" | "NotScheduled" | "NotFound"
+
+/**
  * Errors of writing operations.
  *
  * @category errors
@@ -455,6 +544,77 @@ export interface Service {
       options?: AwaitOptions
     ): Effect.Effect<ResultOutcome<R>, DecodeError | Kv.StopError>
   }
+  /**
+   * A page of the jobs of a queue in one state: `Pending` in claim order (priority, then enqueue
+   * order), `Scheduled` by due time, `Claimed` and `Dead` by id, `Done` (the jobs kept by
+   * `keepDone`) by completion time. Given a definition, the payloads are decoded (`ListedJob`);
+   * given a queue name, they are encoded, as `get` returns them (`ListedRecord`).
+   *
+   * The cursor of a page goes on strictly after it, and stays valid while jobs come and go: no
+   * job is listed twice in one pass (unless it left and came back behind the cursor, such as a
+   * retry scheduled later), and every job there for the whole pass is listed. A bad queue name is
+   * `InvalidQueueName`; a bad state, limit or cursor `InvalidOption`; a store failing while an
+   * offloaded payload is read fails the listing with its `ObjectStoreError`.
+   */
+  readonly list: {
+    <A, I>(
+      definition: Job.Definition<A, I>,
+      state: JobStatus,
+      options?: ListOptions
+    ): Effect.Effect<JobPage<ListedJob<A>>, InvalidQueueName | InvalidOption | ObjectStoreError | Kv.StopError>
+    (
+      queue: string,
+      state: JobStatus,
+      options?: ListOptions
+    ): Effect.Effect<JobPage<ListedRecord>, InvalidQueueName | InvalidOption | ObjectStoreError | Kv.StopError>
+  }
+  /**
+   * Every queue that has jobs or counters (or is paused), by name, with its counters and whether
+   * it is paused.
+   */
+  readonly queues: () => Effect.Effect<ReadonlyArray<QueueInfo>, Kv.StopError>
+  /**
+   * The dead jobs of a queue by id, after the id `after` (the last of the previous page), at most
+   * `limit`; as `list(queue, "Dead")` returns them.
+   */
+  readonly deadJobs: (
+    queue: string,
+    options?: DeadJobsOptions
+  ) => Effect.Effect<ReadonlyArray<ListedRecord>, InvalidQueueName | InvalidOption | ObjectStoreError | Kv.StopError>
+  /**
+   * Makes a dead job pending again, once durable: its attempts reset to 0, its history kept with a
+   * `Requeued` entry, its `lastError` kept, its retention ended. An unknown id is `JobNotFound`, a
+   * job that is not dead `InvalidState`; nothing changes then. The job is alive again: an
+   * `awaitCompletion` called after the requeue waits for its new end (one that already answered
+   * with the dead record stays answered).
+   *
+   * With a queue name and `{ all: true }`, requeues every dead job of the queue, in pages of up to
+   * 500 jobs, each one durable commit (a failure midway leaves the pages before it requeued), and
+   * returns how many.
+   */
+  readonly requeueDead: {
+    (id: string): Effect.Effect<void, QueueError | InvalidJobId | JobNotFound | InvalidState | Kv.StopError>
+    (queue: string, options: { readonly all: true }): Effect.Effect<number, QueueError | InvalidQueueName | InvalidOption>
+  }
+  /**
+   * Deletes every dead job of a queue, in durable commits of up to 500 jobs, their payload objects
+   * deleted after each commit; returns how many.
+   */
+  readonly purgeDead: (queue: string) => Effect.Effect<number, QueueError | InvalidQueueName>
+  /**
+   * Makes a scheduled job (delayed, or waiting out its backoff) pending now, once durable, and
+   * wakes the claims waiting on its queue: `Woken`; `NotScheduled` for a job in another state,
+   * `NotFound` for none. An id that is not one (1 to 128 of `[A-Za-z0-9_-]`) is `InvalidJobId`.
+   */
+  readonly wake: (id: string) => Effect.Effect<WakeOutcome, QueueError | InvalidJobId>
+  /**
+   * Pauses a queue's claims, durably (it stays paused after a reopen): claims return nothing (one
+   * with `wait` waits, until `resume` or its wait ends), so Workers idle without spinning.
+   * Enqueues still succeed. Idempotent.
+   */
+  readonly pause: (queue: string) => Effect.Effect<void, QueueError | InvalidQueueName>
+  /** Resumes a paused queue's claims, durably, and wakes the claims waiting on it. Idempotent. */
+  readonly resume: (queue: string) => Effect.Effect<void, QueueError | InvalidQueueName>
 }
 
 /**
@@ -523,8 +683,11 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
     const enqueuing = Enqueue.make(ctx, book, payloads)
     const { enqueue, enqueueBatch } = enqueuing
     const settlements = Settle.make(ctx, book, payloads, Effects.make(enqueuing, payloads, book))
-    const { claim } = Claiming.make(ctx, book, payloads, settlements.deadLetter)
+    const { isPaused, pause, queues, resume, wake } = yield* Control.make(ctx, book)
+    const { claim } = Claiming.make(ctx, book, payloads, settlements.deadLetter, isPaused)
     const { awaitCompletion, get, history, stats } = Reads.make(ctx, book, payloads)
+    const { deadJobs, list } = Listing.make(ctx, payloads)
+    const { purgeDead, requeueDead } = Dead.make(ctx, book, payloads)
     yield* Maintenance.start(ctx, book, payloads, options)
     const { ack, cancel, deadLetter, discard, extendLease, nack, release } = settlements
     return {
@@ -542,7 +705,15 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
       kv: UserKv.make(ctx),
       stats,
       cancel,
-      awaitCompletion
+      awaitCompletion,
+      list,
+      queues,
+      deadJobs,
+      requeueDead,
+      purgeDead,
+      wake,
+      pause,
+      resume
     } satisfies Service
   })
 

@@ -1,6 +1,7 @@
 // The queue's counters against the records themselves, through random workloads with time moving:
 // enqueues (some delayed, some deduplicated), claims, acks, nacks, dead-letters, cancels, lease
-// expiries, promotions, retention sweeps and a reopen.
+// expiries, promotions, retention sweeps, wakes, requeues of dead jobs (one, or all), purges of
+// the dead and a reopen.
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
@@ -41,9 +42,14 @@ const actual = (kv: Kv.Service) =>
     return counts
   })
 
+/** The ids of every job stored (from the index). */
+const jobIds = (kv: Kv.Service) =>
+  Effect.map(kv.scan({ prefix: new Uint8Array([6, 1]) }), (entries) => entries.map((e) => new TextDecoder().decode(e.key.subarray(2))))
+
 describe("JobQueue counters", () => {
-  it.effect("5 seeds × 150 random steps: pending, scheduled, claimed and dead match the records", () =>
+  it.effect("5 seeds × 150 random steps: pending, scheduled, claimed and dead match the records, wakes and dead-letter management included", () =>
     Effect.gen(function*() {
+      const tally = { woken: 0, requeued: 0, purged: 0 }
       for (let seed = 0; seed < 5; seed++) {
         const prng = makePrng(`stats-${seed}`)
         const store = yield* Effect.provide(Effect.map(ObjectStore.ObjectStore, (s) => s), ObjectStore.layerMemory())
@@ -64,9 +70,21 @@ describe("JobQueue counters", () => {
             const how = prng.int(0, 3)
             const exit = yield* Effect.exit(how === 0 ? q.ack(claim) : how === 1 ? q.nack(claim, "x") : q.deadLetter(claim, "y"))
             if (how === 0 && exit._tag === "Success") acks++
-          } else if (roll < 0.8) {
-            const ids = (yield* kv.scan({ prefix: new Uint8Array([6, 1]) })).map((e) => new TextDecoder().decode(e.key.subarray(2)))
+          } else if (roll < 0.78) {
+            const ids = yield* jobIds(kv)
             if (ids.length > 0) yield* q.cancel(ids[prng.int(0, ids.length)]!)
+          } else if (roll < 0.84) {
+            // wake, or requeue one dead job, of any job: the wrong state changes nothing
+            const ids = yield* jobIds(kv)
+            if (ids.length > 0) {
+              const id = ids[prng.int(0, ids.length)]!
+              if (prng.next() < 0.5) {
+                if ((yield* q.wake(id)) === "Woken") tally.woken++
+              } else if ((yield* Effect.exit(q.requeueDead(id)))._tag === "Success") tally.requeued++
+            }
+          } else if (roll < 0.86) {
+            if (prng.next() < 0.5) tally.requeued += yield* q.requeueDead("t", { all: true })
+            else tally.purged += yield* q.purgeDead("t")
           } else if (roll < 0.97) {
             yield* TestClock.adjust(prng.int(100, 3000))
           } else {
@@ -83,5 +101,9 @@ describe("JobQueue counters", () => {
           assert.isAtLeast(stats.done, acks)
         }
       }
+      // the workload did move jobs by each of them
+      assert.isAbove(tally.woken, 0)
+      assert.isAbove(tally.requeued, 0)
+      assert.isAbove(tally.purged, 0)
     }))
 })

@@ -3,6 +3,7 @@ import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
 import { versionedPayloadsSuite } from "./suites/versionedPayloads.ts"
+import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
 import { fileSystem } from "./utils/stores.ts"
 
@@ -11,3 +12,4 @@ kvOnBackend(fileSystem)
 jobQueueSuite(fileSystem)
 workerSuite(fileSystem)
 versionedPayloadsSuite(fileSystem)
+queueManagementSuite(fileSystem)

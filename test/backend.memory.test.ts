@@ -3,6 +3,7 @@ import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
 import { versionedPayloadsSuite } from "./suites/versionedPayloads.ts"
+import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
 import { memory } from "./utils/stores.ts"
 
@@ -11,3 +12,4 @@ kvOnBackend(memory)
 jobQueueSuite(memory)
 workerSuite(memory)
 versionedPayloadsSuite(memory)
+queueManagementSuite(memory)

@@ -3,6 +3,7 @@ import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
 import { versionedPayloadsSuite } from "./suites/versionedPayloads.ts"
+import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
 import { s3 } from "./utils/stores.ts"
 
@@ -11,3 +12,4 @@ kvOnBackend(s3)
 jobQueueSuite(s3)
 workerSuite(s3)
 versionedPayloadsSuite(s3)
+queueManagementSuite(s3)

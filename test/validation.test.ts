@@ -117,6 +117,24 @@ const jobQueueCases: ReadonlyArray<Case> = [
     run: (e, v, held) => e.q.awaitCompletion(held.job.id, { timeout: any(v) })
   },
   { operation: "stats", option: "queue", kind: k("queueName"), expect: "InvalidQueueName", run: (e, v) => e.q.stats(any(v)) },
+  // listings and management
+  { operation: "list", option: "queue", kind: k("queueName"), expect: "InvalidQueueName", run: (e, v) => e.q.list(any(v), "Pending") },
+  { operation: "list", option: "definition", kind: k("queueName"), expect: "InvalidQueueName", run: (e, v) => e.q.list({ ...V, queue: any(v) }, "Pending") },
+  { operation: "list", option: "state", kind: k("text"), run: (e, v) => e.q.list("v", any(v)) },
+  { operation: "list", option: "options", kind: k("record"), run: (e, v) => e.q.list(V, "Pending", any(v)) },
+  { operation: "list", option: "limit", kind: count(1, 1000), run: (e, v) => e.q.list("v", "Dead", { limit: any(v) }) },
+  { operation: "deadJobs", option: "queue", kind: k("queueName"), expect: "InvalidQueueName", run: (e, v) => e.q.deadJobs(any(v)) },
+  { operation: "deadJobs", option: "options", kind: k("record"), run: (e, v) => e.q.deadJobs("v", any(v)) },
+  { operation: "deadJobs", option: "limit", kind: count(1, 1000), run: (e, v) => e.q.deadJobs("v", { limit: any(v) }) },
+  { operation: "deadJobs", option: "after", kind: k("jobId"), run: (e, v) => e.q.deadJobs("v", { after: any(v) }) },
+  { operation: "requeueDead", option: "id", kind: k("jobId"), expect: "InvalidJobId", run: (e, v) => e.q.requeueDead(any(v)) },
+  { operation: "requeueDead", option: "queue", kind: k("queueName"), expect: "InvalidQueueName", run: (e, v) => e.q.requeueDead(any(v), { all: true }) },
+  { operation: "requeueDead", option: "options", kind: k("record"), run: (e, v) => e.q.requeueDead("v", any(v)) },
+  { operation: "requeueDead", option: "all", kind: k("boolean"), run: (e, v) => e.q.requeueDead("v", { all: any(v) }) },
+  { operation: "purgeDead", option: "queue", kind: k("queueName"), expect: "InvalidQueueName", run: (e, v) => e.q.purgeDead(any(v)) },
+  { operation: "wake", option: "id", kind: k("jobId"), expect: "InvalidJobId", run: (e, v) => e.q.wake(any(v)) },
+  { operation: "pause", option: "queue", kind: k("queueName"), expect: "InvalidQueueName", run: (e, v) => e.q.pause(any(v)) },
+  { operation: "resume", option: "queue", kind: k("queueName"), expect: "InvalidQueueName", run: (e, v) => e.q.resume(any(v)) },
   // the layer's options (over the same KV: a layer that opened would requeue the held claim)
   { operation: "JobQueue.layer", option: "options", kind: k("record"), run: (e, v) => queueOver(e, v) },
   ...(["reaperInterval", "schedulerInterval"] as const).map((option): Case => ({

@@ -25,8 +25,17 @@ import * as QueueOptions from "./options.ts"
 import type { Payloads } from "./payloads.ts"
 import { moveUpdates, pushStageWrites, without } from "./records.ts"
 
-/** `claim` of the queue of `ctx`; `deadLetter` takes the jobs whose payload does not decode. */
-export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, deadLetter: Service["deadLetter"]) => {
+/**
+ * `claim` of the queue of `ctx`; `deadLetter` takes the jobs whose payload does not decode, and
+ * `isPaused` tells the queues whose claims return nothing (see `control.ts`).
+ */
+export const make = (
+  ctx: QueueContext,
+  book: Bookkeeping,
+  payloads: Payloads,
+  deadLetter: Service["deadLetter"],
+  isPaused: (queue: string) => boolean
+) => {
   const { fast, kv, live } = ctx
   const { arrival, holdLease, lockOf } = book
   const { decodePayload } = payloads
@@ -92,14 +101,15 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, d
   /**
    * Claims up to `max` jobs. Jobs whose payload does not decode are dead-lettered on the way;
    * if that leaves nothing while jobs were there, it looks again, so a bad job never makes a
-   * caller wait for an arrival while good ones are pending.
+   * caller wait for an arrival while good ones are pending. A paused queue gives nothing (a
+   * waiting claim then waits for `resume`'s announce).
    */
   const claimOnce = <A, I>(
     definition: Job.Definition<A, I>,
     max: number,
     lease: Duration.Duration
   ): Effect.Effect<Array<Claim<A>>, QueueError | ObjectStoreError> =>
-    Effect.flatMap(
+    isPaused(definition.queue) ? Effect.succeed([]) : Effect.flatMap(
       lockOf(definition.queue).withPermits(1)(Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.flatMap(claimRecords(definition.queue, max, now), (claimed) => {
           const expiresAt = now + Duration.toMillis(lease)

@@ -18,7 +18,8 @@ const tag = {
   dedup: "\x07\x01",
   userKv: "\x08\x01",
   stats: "\x09\x01",
-  expiry: "\x0a\x01"
+  expiry: "\x0a\x01",
+  paused: "\x0c\x01"
 } as const
 
 const utf8 = new TextEncoder()
@@ -84,6 +85,70 @@ export const userKeyName = (key: string): string => utf8Decoder.decode(fromLatin
 
 /** The counter of jobs of one status in a queue (`done` counts every ack, kept or not). */
 export const stat = (queue: string, status: string) => tag.stats + queuePart(queue) + status
+/** The counters of every queue: `[9,1] | queue | status`. */
+export const statsPrefix = tag.stats
+
+/** The queue name in a key at `offset` (`len u8 | UTF-8`), and where it ends; undefined when cut short. */
+const queueAt = (key: string, offset: number): { readonly queue: string; readonly end: number } | undefined => {
+  if (key.length <= offset) return undefined
+  const length = key.charCodeAt(offset)
+  const end = offset + 1 + length
+  if (length === 0 || key.length < end) return undefined
+  return { queue: utf8Text.decode(fromLatin1(key.slice(offset + 1, end))), end }
+}
+
+const utf8Text = new TextDecoder()
+
+/** The queue and status of a counter's key (see `stat`), or undefined for another key. */
+export const parseStat = (key: string): { readonly queue: string; readonly status: string } | undefined => {
+  if (!key.startsWith(tag.stats)) return undefined
+  const at = queueAt(key, tag.stats.length)
+  return at === undefined || at.end === key.length ? undefined : { queue: at.queue, status: key.slice(at.end) }
+}
+
+/** A queue's pause flag: `[12,1] | queue`, present while the queue is paused. */
+export const paused = (queue: string) => tag.paused + queuePart(queue)
+/** The pause flags of every queue. */
+export const pausedPrefix = tag.paused
+/** The queue of a pause flag's key, or undefined for another key. */
+export const parsePaused = (key: string): string | undefined => {
+  if (!key.startsWith(tag.paused)) return undefined
+  const at = queueAt(key, tag.paused.length)
+  return at === undefined || at.end !== key.length ? undefined : at.queue
+}
+
+/** Where the queue starts in a time-first key: after `[tag, version]` and the u64 time. */
+const timedQueueOffset = 10
+
+/**
+ * Whether a time-first key (`scheduled`, `done`: `[tag] | time u64 | queue | id`) holds a job of
+ * `queue` (a listing of one queue filters the global time order with it).
+ */
+export const isTimedOf = (key: string, queue: string): boolean => {
+  const part = queuePart(queue)
+  return key.startsWith(part, timedQueueOffset) && key.length > timedQueueOffset + part.length
+}
+
+
+/** Whether `key` is a well-formed time-first key (`scheduled`, `done`) under `prefix`. */
+export const isTimedKey = (prefix: string, key: string): boolean => {
+  if (!key.startsWith(prefix)) return false
+  const at = queueAt(key, timedQueueOffset)
+  return at !== undefined && at.end < key.length
+}
+
+/** The smallest key after `key`: a scan resumed strictly after it starts here. */
+export const justAfter = (key: string): string => key + "\x00"
+
+/** The key a listing's cursor stands for: base64url of its bytes, opaque to callers. */
+export const toCursor = (key: string): string => Buffer.from(key, "latin1").toString("base64url")
+
+/** The key of a cursor made by `toCursor`, or undefined when the text is not one (not strict base64url). */
+export const fromCursor = (cursor: string): string | undefined => {
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) return undefined
+  const key = Buffer.from(cursor, "base64url").toString("latin1")
+  return key.length > 0 && toCursor(key) === cursor ? key : undefined
+}
 
 
 /** Done and dead jobs by the instant their retention ends: `[10,1] | expiresAt u64 | id` -> primary key. */

@@ -84,20 +84,25 @@ export const start = (
       if (due.length === 0) return
       const ops: Array<Kv.WriteOp> = []
       const expired: Array<JobRecord> = []
+      const present: Array<{ readonly key: Uint8Array; readonly present: boolean }> = []
       for (const entry of due) {
         ops.push({ _tag: "Delete", key: entry.key })
         const value = yield* kv.get(entry.value)
         const record = Option.isNone(value) ? undefined : yield* decodeOrSkip(entry.value, value.value)
         if (record === undefined || record.expiresAt === undefined || record.expiresAt > now) continue
         expired.push(record)
+        present.push({ key: entry.value, present: true })
         ops.push(
           { _tag: "Delete", key: entry.value },
           { _tag: "Delete", key: bytes(Keys.index(record.id)) },
           ...moveOps(record.queue, record.status, undefined)
         )
       }
-      // durable first when payload objects go next: a kept record never points to a deleted one
-      yield* kv.write(ops, { durable: expired.some((record) => record.payloadRef !== undefined) })
+      // Durable first when payload objects go next: a kept record never points to a deleted one.
+      // Each record must still be there at the commit: one requeued or purged since it was read
+      // (requeueDead, purgeDead) fails the sweep, tried again at the next tick, rather than
+      // deleting the index of its new record or counting it twice.
+      yield* kv.writeIf(ops, present, { durable: expired.some((record) => record.payloadRef !== undefined) })
       yield* dropPayloads(expired)
     })
 

@@ -296,6 +296,52 @@ export const extendLeaseError = (value: unknown): InvalidOption | undefined => d
 export const awaitCompletionError = (options: unknown): InvalidOption | undefined =>
   optional(options, (o) => record("options", o) ?? fields(o, (f) => optional(f.timeout, (v) => duration("timeout", v, { infinite: true }))))
 
+// ---- inspecting and managing jobs -----------------------------------------------------------
+
+/** The states a listing takes. */
+export const listStates: ReadonlyArray<string> = ["Pending", "Scheduled", "Claimed", "Done", "Dead"]
+
+/** The most jobs of one listing page, and the default. */
+export const maxListLimit = 1000
+export const defaultListLimit = 100
+
+/** A job id given as an argument (`wake`, `requeueDead`): 1 to 128 characters of `[A-Za-z0-9_-]`. */
+export const idArgumentError = (id: unknown): InvalidJobId | undefined =>
+  typeof id === "string" && idPattern.test(id)
+    ? undefined
+    : new InvalidJobId({ id: typeof id === "string" ? id : Rules.render(id), reason: "1 to 128 characters of [A-Za-z0-9_-]" })
+
+/** What a listing is of: a definition (payloads decoded), or else a queue name. */
+const listTargetError = (target: unknown): InvalidQueueName | InvalidOption | undefined =>
+  typeof target === "object" && target !== null ? definitionError(target as Definition<any, any>) : queueNameError(target)
+
+const limitError = (value: unknown): InvalidOption | undefined => integer("limit", value, 1, maxListLimit)
+
+/** `list(queue | definition, state, { cursor, limit })`: the cursor's fit to the listing is checked by the listing. */
+export const listError = (target: unknown, state: unknown, options: unknown) =>
+  listTargetError(target) ??
+    (typeof state === "string" && listStates.includes(state)
+      ? undefined
+      : invalid("state", state, `must be one of ${listStates.join(", ")}`)) ??
+    optional(options, (o) =>
+      record("options", o) ?? fields(o, (f) =>
+        optional(f.cursor, (v) => Rules.string("cursor", v, 1, 8192)) ??
+          optional(f.limit, limitError)))
+
+/** `deadJobs(queue, { after, limit })`: `after` a job id. */
+export const deadJobsError = (queue: unknown, options: unknown) =>
+  queueNameError(queue) ?? optional(options, (o) =>
+    record("options", o) ?? fields(o, (f) =>
+      optional(f.after, (v) => (typeof v === "string" && idPattern.test(v) ? undefined : invalid("after", v, "must be a job id"))) ??
+        optional(f.limit, limitError)))
+
+/** `requeueDead(id)` or `requeueDead(queue, { all: true })`. */
+export const requeueDeadError = (target: unknown, options: unknown) =>
+  options === undefined
+    ? idArgumentError(target)
+    : queueNameError(target) ?? record("options", options) ?? fields(options, (f) =>
+      f.all === true ? undefined : invalid("all", f.all, "must be true (requeueDead(id) requeues one job)"))
+
 /**
  * `JobQueue.Options`: intervals above zero, sizes whole bytes, and an offload threshold no
  * larger than the largest payload.

@@ -56,7 +56,8 @@ export const stage = (tx: Transaction, record: JobRecord) => {
 // Counters are stored as the ASCII digits of the number. They are read and written at every
 // commit that moves a job, so by char codes rather than through TextDecoder/TextEncoder.
 
-const counterOf = (value: Option.Option<Uint8Array>): number => {
+/** The number a stored counter holds (0 when there is none). */
+export const counterOf = (value: Option.Option<Uint8Array>): number => {
   if (Option.isNone(value)) return 0
   let digits = ""
   for (const byte of value.value) digits += String.fromCharCode(byte)

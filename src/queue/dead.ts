@@ -1,0 +1,153 @@
+/**
+ * Dead-letter management: `requeueDead` of one job (pending again with its attempts reset, its
+ * history kept with a `Requeued` entry, its last error kept), of every dead job of a queue, and
+ * `purgeDead`. Each commit is a durable transaction that reads the dead records it moves, so a
+ * race with a claim, a cancel or the retention sweep conflicts and is retried, never applied
+ * twice; the counters move in the same commit, and the retention expiry entry of each job leaves
+ * with it. A whole queue goes in pages (`pageSize` jobs, at most `pageBytes` of records), one
+ * commit each: a failure midway leaves the pages before it done. Claims waiting on the queue are
+ * woken once requeued jobs are durable; payload objects of purged jobs are deleted after the
+ * commit (a failed delete leaves an orphan, logged).
+ *
+ * @internal
+ */
+import { Clock, Effect, Option } from "effect"
+import type { JobRecord } from "../../schema/JobRecord.ts"
+import * as Latin1Kv from "../internal/latin1Kv.ts"
+import { checked } from "../internal/options.ts"
+import type { Service } from "../JobQueue.ts"
+import { InvalidState, JobNotFound } from "../JobQueueError.ts"
+import type { Transaction } from "../Kv.ts"
+import type { ValueTooLarge } from "../KvError.ts"
+import type { QueueContext } from "./context.ts"
+import * as Keys from "./keys.ts"
+import type { Bookkeeping } from "./leases.ts"
+import * as QueueOptions from "./options.ts"
+import type { Payloads } from "./payloads.ts"
+import { bytes, decodeOrSkip, move, read, retries, stage, withAttempt, without } from "./records.ts"
+
+/** Dead jobs moved per commit when a whole queue is requeued or purged. */
+const pageSize = 500
+/** At most this many bytes of dead records per commit (a commit holds at most 16 MiB by default). */
+const pageBytes = 4 * 1024 * 1024
+
+/** A step applied to one dead record inside a page's transaction. */
+type Step = (tx: Transaction, key: string, record: JobRecord, now: number) => Effect.Effect<void, ValueTooLarge>
+
+/** Deletes a dead record's key and the retention expiry entry that would sweep it. */
+const unbury = (tx: Transaction, key: string, record: JobRecord) =>
+  Effect.andThen(
+    tx.delete(bytes(key)),
+    record.expiresAt === undefined ? Effect.void : tx.delete(bytes(Keys.expiry(record.expiresAt, record.id)))
+  )
+
+/**
+ * The dead record at `key` made pending again: attempts 0, a `Requeued` entry in its history, its
+ * last error kept; what belonged to its death (failure time, expiry, a cancel asked of it) dropped,
+ * and any dedup key (released at its claim: another job may hold it now).
+ */
+const requeueStep: Step = (tx, key, record, now) =>
+  Effect.gen(function*() {
+    yield* unbury(tx, key, record)
+    const pending: JobRecord = {
+      ...without(record, "failedAt", "expiresAt", "claimedAt", "runAt", "cancelRequested", "dedupKey"),
+      status: "Pending",
+      attempts: 0
+    }
+    yield* stage(tx, withAttempt(pending, "Requeued", now))
+    yield* move(tx, record.queue, "Dead", "Pending")
+  })
+
+/** The dead record at `key` deleted, with its index and its counter. */
+const purgeStep: Step = (tx, key, record) =>
+  Effect.gen(function*() {
+    yield* unbury(tx, key, record)
+    yield* tx.delete(bytes(Keys.index(record.id)))
+    yield* move(tx, record.queue, "Dead", undefined)
+  })
+
+/** The first entries of `scanned` holding at most `pageBytes` of values (at least one). */
+const byBytes = <E extends readonly [string, string]>(scanned: ReadonlyArray<E>): ReadonlyArray<E> => {
+  let size = 0
+  let n = 0
+  while (n < scanned.length && (n === 0 || size + scanned[n]![1].length <= pageBytes)) size += scanned[n++]![1].length
+  return scanned.slice(0, n)
+}
+
+/** `requeueDead` and `purgeDead` of the queue of `ctx`. */
+export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) => {
+  const { fast, kv, live } = ctx
+  const { announce } = book
+  const { dropPayloads } = payloads
+
+  const requeueOne = (id: string) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const queue = yield* kv.transaction((tx) =>
+        Effect.gen(function*() {
+          const index = yield* tx.get(bytes(Keys.index(id)))
+          if (Option.isNone(index)) return yield* new JobNotFound({ id })
+          const key = Keys.fromBytes(index.value)
+          const record = yield* read(tx, key)
+          if (record === undefined) return yield* new JobNotFound({ id })
+          if (record.status !== "Dead") return yield* new InvalidState({ id, state: record.status, expected: "Dead" })
+          yield* requeueStep(tx, key, record, now)
+          return record.queue
+        }), retries)
+      announce(queue)
+    })
+
+  /**
+   * Applies `step` to every dead job of `queue`, a page per durable commit, each record read again
+   * in the commit (one gone or no longer dead meanwhile is left alone); `then` runs after each
+   * commit with the records it moved. Returns how many were moved.
+   */
+  const eachDeadPage = (queue: string, step: Step, then: (moved: ReadonlyArray<JobRecord>) => Effect.Effect<void>) =>
+    Effect.gen(function*() {
+      const prefix = Keys.deadPrefix(queue)
+      const end = Latin1Kv.afterPrefix(prefix)
+      let start = prefix
+      let total = 0
+      while (true) {
+        const scanned = yield* fast.scan(start, end, pageSize)
+        if (scanned.length === 0) return total
+        const page = byBytes(scanned)
+        const now = yield* Clock.currentTimeMillis
+        const moved = yield* kv.transaction((tx) =>
+          Effect.gen(function*() {
+            const out: Array<JobRecord> = []
+            for (const [key] of page) {
+              const value = yield* tx.get(bytes(key))
+              if (Option.isNone(value)) continue
+              const record = yield* decodeOrSkip(bytes(key), value.value)
+              if (record === undefined || record.status !== "Dead") continue
+              yield* step(tx, key, record, now)
+              out.push(record)
+            }
+            return out
+          }), retries)
+        total += moved.length
+        yield* then(moved)
+        if (page.length === scanned.length && scanned.length < pageSize) return total
+        // records that were skipped (gone, or not decoding) are behind this: never read again
+        start = Keys.justAfter(page[page.length - 1]![0])
+      }
+    })
+
+  const requeueDead = ((target: string, options?: { readonly all: true }) =>
+    Effect.gen(function*() {
+      yield* checked(QueueOptions.requeueDeadError(target, options))
+      yield* live
+      if (options === undefined) return yield* requeueOne(target)
+      return yield* eachDeadPage(target, requeueStep, (moved) => Effect.sync(() => moved.length > 0 && announce(target)))
+    })) as Service["requeueDead"]
+
+  const purgeDead: Service["purgeDead"] = (queue) =>
+    Effect.gen(function*() {
+      yield* checked(QueueOptions.queueNameError(queue))
+      yield* live
+      return yield* eachDeadPage(queue, purgeStep, dropPayloads)
+    })
+
+  return { requeueDead, purgeDead }
+}
