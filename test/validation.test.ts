@@ -7,7 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
-import { Effect, Layer, Redacted, Schema } from "effect"
+import { Effect, Layer, Option, Redacted, Schema } from "effect"
 import { afterAll } from "vitest"
 import { makePrng } from "../src/internal/prng.ts"
 import { InvalidOption } from "../src/InvalidOption.ts"
@@ -107,6 +107,16 @@ const jobQueueCases: ReadonlyArray<Case> = [
     run: (e, v, held) => e.q.nack({ ...held, definition: Job.define("v", { payload: Schema.String, backoff: () => any(v) }) }, "e")
   },
   { operation: "deadLetter", option: "reason", kind: k("text"), run: (e, v, held) => e.q.deadLetter(held, any(v)) },
+  { operation: "deadLetter", option: "options", kind: k("record"), run: (e, v, held) => e.q.deadLetter(held, "r", any(v)) },
+  { operation: "deadLetter", option: "effects", kind: k("record"), run: (e, v, held) => e.q.deadLetter(held, "r", { effects: any(v) }) },
+  { operation: "ack", option: "options", kind: k("record"), run: (e, v, held) => e.q.ack(held, any(v)) },
+  { operation: "ack", option: "enqueue", kind: k("array"), run: (e, v, held) => e.q.ack(held, { enqueue: any(v) }) },
+  { operation: "ack", option: "enqueue[0]", kind: k("array"), run: (e, v, held) => e.q.ack(held, { enqueue: [any(v)] }) },
+  { operation: "ack", option: "kv", kind: k("record"), run: (e, v, held) => e.q.ack(held, { kv: any(v) }) },
+  { operation: "ack", option: "kvDelete", kind: k("array"), run: (e, v, held) => e.q.ack(held, { kvDelete: any(v) }) },
+  { operation: "ack", option: "kvDelete[0]", kind: k("dedupKey"), run: (e, v, held) => e.q.ack(held, { kvDelete: [any(v)] }) },
+  { operation: "ack", option: "kv[\"k\"]", kind: k("record"), run: (e, v, held) => e.q.ack(held, { kv: { k: any(v) } }) },
+  { operation: "nack", option: "effects", kind: k("record"), run: (e, v, held) => e.q.nack(held, "e", { effects: any(v) }) },
   { operation: "extendLease", option: "duration", kind: duration(), run: (e, v, held) => e.q.extendLease(held, any(v)) },
   // reads
   { operation: "awaitCompletion", option: "options", kind: k("record"), run: (e, v, held) => e.q.awaitCompletion(held.job.id, any(v)) },
@@ -117,6 +127,19 @@ const jobQueueCases: ReadonlyArray<Case> = [
     run: (e, v, held) => e.q.awaitCompletion(held.job.id, { timeout: any(v) })
   },
   { operation: "stats", option: "queue", kind: k("queueName"), expect: "InvalidQueueName", run: (e, v) => e.q.stats(any(v)) },
+  { operation: "history", option: "id", kind: k("text"), run: (e, v) => e.q.history(any(v)) },
+  // the user KV namespace
+  { operation: "enqueue", option: "kv", kind: k("record"), run: (e, v) => e.q.enqueue(V, "x", { kv: any(v) }) },
+  { operation: "enqueue", option: "kv[\"k\"]", kind: k("record"), run: (e, v) => e.q.enqueue(V, "x", { kv: { k: any(v) } }) },
+  { operation: "kv.get", option: "key", kind: k("dedupKey"), run: (e, v) => e.q.kv.get(any(v)) },
+  { operation: "kv.put", option: "key", kind: k("dedupKey"), run: (e, v) => e.q.kv.put(any(v), new Uint8Array(1)) },
+  { operation: "kv.put", option: "value", kind: k("record"), run: (e, v) => e.q.kv.put("k", any(v)) },
+  { operation: "kv.delete", option: "key", kind: k("dedupKey"), run: (e, v) => e.q.kv.delete(any(v)) },
+  { operation: "kv.compareAndSet", option: "key", kind: k("dedupKey"), run: (e, v) => e.q.kv.compareAndSet(any(v), Option.none(), new Uint8Array(1)) },
+  { operation: "kv.compareAndSet", option: "next", kind: k("record"), run: (e, v) => e.q.kv.compareAndSet("k", Option.none(), any(v)) },
+  { operation: "kv.scan", option: "options", kind: k("record"), run: (e, v) => e.q.kv.scan("", any(v)) },
+  { operation: "kv.scan", option: "limit", kind: count(1, 10_000), run: (e, v) => e.q.kv.scan("", { limit: any(v) }) },
+  { operation: "kv.scan", option: "after", kind: k("dedupKey"), run: (e, v) => e.q.kv.scan("", { after: any(v) }) },
   // listings and management
   { operation: "list", option: "queue", kind: k("queueName"), expect: "InvalidQueueName", run: (e, v) => e.q.list(any(v), "Pending") },
   { operation: "list", option: "definition", kind: k("queueName"), expect: "InvalidQueueName", run: (e, v) => e.q.list({ ...V, queue: any(v) }, "Pending") },
