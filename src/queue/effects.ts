@@ -42,17 +42,21 @@ export type Effects = ReturnType<typeof make>
 /** Settlement effects over the queue's enqueue steps, payloads and bookkeeping. */
 export const make = (enqueuing: Enqueuing, payloads: Payloads, book: Bookkeeping) => {
   /**
-   * Checks `effects` (the option named `option`) and makes its jobs ready: `InvalidOption` for a
+   * Checks `effects` (the option named `option`; `""`: the operation's own options, as ack's
+   * are) and makes its jobs ready: `InvalidOption` for a
    * bad shape, key or value, the errors of `enqueue` for a follow-up that it would refuse. On a
    * failure, the payload objects already written for the others are deleted.
    */
   const prepare = (option: string, effects: unknown): Effect.Effect<Prepared, PrepareError | ValueTooLarge> =>
     Effect.suspend((): Effect.Effect<Prepared, PrepareError | ValueTooLarge> => {
       if (effects === undefined) return Effect.succeed(none)
-      const shape = Rules.record(option, effects) ?? followUpsError(`${option}.enqueue`, (effects as { enqueue?: unknown }).enqueue)
+      // ack's effects are its own options ("" here): `kv`, not `.kv`; nack's are `effects.kv`
+      const prefix = option === "" ? "" : `${option}.`
+      const shape = Rules.record(option === "" ? "options" : option, effects) ??
+        followUpsError(`${prefix}enqueue`, (effects as { enqueue?: unknown }).enqueue)
       if (shape !== undefined) return Effect.fail(shape)
       const { enqueue = [], kv, kvDelete } = effects as { enqueue?: ReadonlyArray<FollowUp>; kv?: unknown; kvDelete?: unknown }
-      return Effect.flatMap(userWrites(`${option}.`, kv, kvDelete), (writes) => {
+      return Effect.flatMap(userWrites(prefix, kv, kvDelete), (writes) => {
         const ready: Array<{ record: JobRecord; checkId: boolean }> = []
         return Effect.forEach(enqueue, ([definition, payload, options]) =>
           Effect.map(enqueuing.prepare(definition, payload, options), (record) => {
