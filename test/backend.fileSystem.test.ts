@@ -2,6 +2,7 @@
 import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
+import { queueContractSuite } from "./suites/queueContract.ts"
 import { versionedPayloadsSuite } from "./suites/versionedPayloads.ts"
 import { workerSuite } from "./suites/worker.ts"
 import { fileSystem } from "./utils/stores.ts"
@@ -11,3 +12,4 @@ kvOnBackend(fileSystem)
 jobQueueSuite(fileSystem)
 workerSuite(fileSystem)
 versionedPayloadsSuite(fileSystem)
+queueContractSuite(fileSystem)
