@@ -1,6 +1,7 @@
 // The queue's counters against the records themselves, through random workloads with time moving:
 // enqueues (some delayed, some deduplicated), claims, acks, nacks, dead-letters, cancels, lease
-// expiries, promotions, retention sweeps and a reopen.
+// expiries, promotions, retention sweeps and a reopen; and settlements carrying effects: follow-up
+// enqueues into the same queue and another one (some delayed, some deduplicated), on stale claims too.
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
@@ -19,6 +20,9 @@ const Task = Job.define("t", {
   deadRetention: "20 seconds"
 })
 
+/** The queue follow-ups go to, besides the task's own. */
+const FollowUp = Job.define("f", { payload: Schema.Number, backoff: Job.Backoff.none() })
+
 const open = (store: ObjectStore.Service) =>
   Effect.gen(function*() {
     const context = yield* Layer.buildWithScope(
@@ -31,25 +35,43 @@ const open = (store: ObjectStore.Service) =>
     return { q: Context.get(context, JobQueue.JobQueue), kv: Context.get(context, Kv.Kv) }
   })
 
-/** The live counts by status, from the records (`done`: the kept done records). */
-const actual = (kv: Kv.Service) =>
+/** The live counts by status of `queue`, from the records (`done`: the kept done records). */
+const actual = (kv: Kv.Service, queue: string) =>
   Effect.gen(function*() {
     const counts = { Pending: 0, Scheduled: 0, Claimed: 0, Done: 0, Dead: 0 }
     for (const tag of [1, 2, 3, 4, 5]) {
-      for (const entry of yield* kv.scan({ prefix: new Uint8Array([tag, 1]) })) counts[JobRecord.decode(entry.value).status]++
+      for (const entry of yield* kv.scan({ prefix: new Uint8Array([tag, 1]) })) {
+        const record = JobRecord.decode(entry.value)
+        if (record.queue === queue) counts[record.status]++
+      }
     }
     return counts
   })
 
+/** Settlement effects drawn at random: follow-ups into both queues, some delayed, some deduplicated. */
+const randomEffects = (prng: ReturnType<typeof makePrng>, step: number): JobQueue.SettlementEffects => ({
+  enqueue: Array.from({ length: prng.int(1, 4) }, (_, i): JobQueue.FollowUp => [
+    prng.next() < 0.5 ? Task : FollowUp,
+    step * 10 + i,
+    {
+      ...(prng.next() < 0.3 ? { delay: `${prng.int(1, 5)} seconds` } : {}),
+      ...(prng.next() < 0.3 ? { dedupKey: `e${prng.int(0, 3)}` } : {})
+    }
+  ]),
+  kv: { [`step/${step}`]: new Uint8Array([step & 0xff]) }
+})
+
 describe("JobQueue counters", () => {
-  it.effect("5 seeds × 150 random steps: pending, scheduled, claimed and dead match the records", () =>
+  it.effect("5 seeds × 150 random steps, settlements with follow-up effects among them: every counter of both queues matches the records, done the acks", () =>
     Effect.gen(function*() {
       for (let seed = 0; seed < 5; seed++) {
         const prng = makePrng(`stats-${seed}`)
         const store = yield* Effect.provide(Effect.map(ObjectStore.ObjectStore, (s) => s), ObjectStore.layerMemory())
         let { kv, q } = yield* open(store)
         const claims: Array<JobQueue.Claim<number>> = []
-        let acks = 0
+        const followUpClaims: Array<JobQueue.Claim<number>> = []
+        const acks = { t: 0, f: 0 }
+        let withEffects = 0 // settlements that committed effects
         for (let step = 0; step < 150; step++) {
           const roll = prng.next()
           if (roll < 0.3) {
@@ -62,8 +84,26 @@ describe("JobQueue counters", () => {
           } else if (roll < 0.75 && claims.length > 0) {
             const claim = claims.splice(prng.int(0, claims.length), 1)[0]!
             const how = prng.int(0, 3)
-            const exit = yield* Effect.exit(how === 0 ? q.ack(claim) : how === 1 ? q.nack(claim, "x") : q.deadLetter(claim, "y"))
-            if (how === 0 && exit._tag === "Success") acks++
+            // half the settlements carry effects (a stale claim's apply none of them)
+            const effects = prng.next() < 0.5 ? randomEffects(prng, step) : undefined
+            const exit = yield* Effect.exit(
+              how === 0
+                ? q.ack(claim, effects)
+                : how === 1
+                ? q.nack(claim, "x", effects === undefined ? undefined : { effects })
+                : q.deadLetter(claim, "y", effects === undefined ? undefined : { effects })
+            )
+            if (how === 0 && exit._tag === "Success") acks.t++
+            if (effects !== undefined && exit._tag === "Success") withEffects++
+          } else if (roll < 0.78) {
+            followUpClaims.push(...yield* q.claim(FollowUp, { max: prng.int(1, 4), lease: `${prng.int(1, 6)} seconds` }))
+            const claim = followUpClaims.splice(prng.int(0, followUpClaims.length), 1)[0]
+            if (claim !== undefined) {
+              const effects = prng.next() < 0.5 ? randomEffects(prng, step) : undefined
+              const exit = yield* Effect.exit(q.ack(claim, effects))
+              if (exit._tag === "Success") acks.f++
+              if (effects !== undefined && exit._tag === "Success") withEffects++
+            }
           } else if (roll < 0.8) {
             const ids = (yield* kv.scan({ prefix: new Uint8Array([6, 1]) })).map((e) => new TextDecoder().decode(e.key.subarray(2)))
             if (ids.length > 0) yield* q.cancel(ids[prng.int(0, ids.length)]!)
@@ -72,16 +112,22 @@ describe("JobQueue counters", () => {
           } else {
             ;({ kv, q } = yield* open(store)) // a restart: claims are requeued
             claims.length = 0
+            followUpClaims.length = 0
           }
-          const stats = yield* q.stats("t")
-          const counts = yield* actual(kv)
-          assert.deepStrictEqual(
-            [stats.pending, stats.scheduled, stats.claimed, stats.dead],
-            [counts.Pending, counts.Scheduled, counts.Claimed, counts.Dead],
-            `seed ${seed} step ${step}`
-          )
-          assert.isAtLeast(stats.done, acks)
+          for (const queue of ["t", "f"] as const) {
+            const stats = yield* q.stats(queue)
+            const counts = yield* actual(kv, queue)
+            assert.deepStrictEqual(
+              [stats.pending, stats.scheduled, stats.claimed, stats.dead],
+              [counts.Pending, counts.Scheduled, counts.Claimed, counts.Dead],
+              `seed ${seed} step ${step} queue ${queue}`
+            )
+            // done counts every ack that committed, kept or not, and nothing else
+            assert.strictEqual(stats.done, acks[queue], `seed ${seed} step ${step} queue ${queue}: done`)
+          }
         }
+        assert.isAtLeast(withEffects, 5, `seed ${seed}: settlements with effects`)
+        assert.isAtLeast(acks.f, 1, `seed ${seed}: follow-ups acknowledged`)
       }
     }))
 })
