@@ -449,6 +449,8 @@ export const queueContractSuite = (backend: Backend) =>
           [{ enqueue: [[{ ...Notify, queue: "" }, { user: "u" }]] }, "InvalidQueueName", undefined],
           [{ enqueue: "not an array" as never }, "InvalidOption", "enqueue"],
           [{ enqueue: [[Notify]] as never }, "InvalidOption", "enqueue[0]"],
+          [{ enqueue: [[Notify, { user: "u" }, { kv: { k: bytes("v") } } as never]] }, "InvalidOption", "enqueue[0].kv"],
+          [{ enqueue: [[Notify, { user: "u" }, "options" as never]] }, "InvalidOption", undefined],
           [{ kv: { "": bytes("v") } }, "InvalidOption", undefined],
           [{ kv: { k: "text" as never } }, "InvalidOption", undefined],
           [{ kv: { k: new Uint8Array(256 * 1024 + 1) } }, "ValueTooLarge", undefined],
