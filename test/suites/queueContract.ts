@@ -8,6 +8,7 @@ import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
 import * as Kv from "../../src/Kv.ts"
 import * as ObjectStore from "../../src/ObjectStore.ts"
+import * as Keys from "../../src/queue/keys.ts"
 import * as Worker from "../../src/Worker.ts"
 import { bytes, reasonOf, text } from "../utils/exits.ts"
 import type { Backend } from "../utils/stores.ts"
@@ -310,6 +311,10 @@ export const queueContractSuite = (backend: Backend) =>
         yield* first.q.kv.compareAndSet("c", Option.none(), bytes("3"))
         yield* first.q.kv.delete("b")
         yield* Scope.close(first.scope, Exit.void)
+        // the closed queue refuses its KV and its reads with why
+        for (const op of [first.q.kv.get("a"), first.q.kv.put("a", bytes("x")), first.q.kv.scan(""), first.q.history("x")]) {
+          assert.strictEqual(reasonOf(yield* Effect.exit(op as Effect.Effect<unknown, unknown>)), "Closed")
+        }
         const second = yield* openQueueAndKv(store)
         assert.deepStrictEqual(yield* userEntries(second.q), { a: "1", c: "3" })
         yield* Scope.close(second.scope, Exit.void)
@@ -661,24 +666,57 @@ export const queueContractSuite = (backend: Backend) =>
         assert.deepStrictEqual(done._tag === "Completed" && done.result, Option.none())
       }))
 
-    it.effect("a Worker's handler value is the job's result; a value the schema refuses makes the job retry with why", () =>
+    it.effect("a Worker's handler value is the job's result; a value the schema refuses or over 64 KiB makes the job retry with why", () =>
       Effect.gen(function*() {
         const q = yield* fresh
         const scope = yield* Scope.make()
         const ok = yield* q.enqueue(Send, { to: "good" })
         const bad = yield* q.enqueue(Send, { to: "bad" }, { maxAttempts: 2 })
+        const huge = yield* q.enqueue(Send, { to: "huge" }, { maxAttempts: 2 })
         yield* Layer.buildWithScope(
           Worker.layer(Send, (payload) =>
-            Effect.succeed({ messageId: `m-${payload.to}`, size: payload.to === "bad" ? -1 : payload.to.length })).pipe(
-              Layer.provide(Layer.succeed(JobQueue.JobQueue, q))
-            ),
+            Effect.succeed({
+              messageId: payload.to === "huge" ? "x".repeat(70 * 1024) : `m-${payload.to}`,
+              size: payload.to === "bad" ? -1 : payload.to.length
+            })).pipe(Layer.provide(Layer.succeed(JobQueue.JobQueue, q))),
           scope
         )
-        yield* eventually(Effect.map(q.stats("send"), (s) => s.done === 1 && s.dead === 1), "one done, one dead")
+        yield* eventually(Effect.map(q.stats("send"), (s) => s.done === 1 && s.dead === 2), "one done, two dead")
         assert.deepStrictEqual(Option.map(yield* q.get(Send, ok.id), (j) => j.result), Option.some(Option.some({ messageId: "m-good", size: 4 })))
-        const history = yield* q.history(bad.id)
-        assert.deepStrictEqual(history.map((a) => a.outcome), ["Retried", "DeadLettered"])
-        assert.isTrue(history.every((a) => a.error?.startsWith("the handler's result was refused") === true), JSON.stringify(history))
+        for (const id of [bad.id, huge.id]) {
+          const history = yield* q.history(id)
+          assert.deepStrictEqual(history.map((a) => a.outcome), ["Retried", "DeadLettered"])
+          assert.isTrue(history.every((a) => a.error?.startsWith("the handler's result was refused") === true), JSON.stringify(history))
+        }
         yield* Scope.close(scope, Exit.void)
+      }))
+
+    it.effect("get with a definition reads an offloaded payload back and decodes it with the result", () =>
+      Effect.gen(function*() {
+        const store = yield* storeOf
+        const q = yield* openQueue(store, { offloadThreshold: 64 })
+        const Render = Job.define("render", { payload: Schema.Struct({ data: Schema.String }), result: Schema.Number })
+        const { id } = yield* q.enqueue(Render, big("page"))
+        assert.deepStrictEqual(Option.map(yield* q.get(Render, id), (j) => [j.status, j.payload, Option.isNone(j.result)]), Option.some(["Pending", big("page"), true]))
+        yield* q.ack((yield* q.claim(Render))[0]!, { result: 42 })
+        assert.deepStrictEqual(Option.map(yield* q.get(Render, id), (j) => [j.payload, j.result]), Option.some([big("page"), Option.some(42)]))
+        assert.strictEqual((yield* payloadObjects(store)).length, 1, "kept with the done job")
+        yield* TestClock.adjust("61 minutes")
+        yield* eventually(Effect.map(payloadObjects(store), (keys) => keys.length === 0), "the object deleted with the swept job", 100)
+        assert.isTrue(Option.isNone(yield* q.get(Render, id)))
+      }))
+
+    it.effect("a settlement whose claimed record is gone while its lease is held is ClaimLost, its follow-up's object deleted", () =>
+      Effect.gen(function*() {
+        const store = yield* storeOf
+        const { kv, q } = yield* openQueueAndKv(store, { offloadThreshold: 64 })
+        yield* q.enqueue(Email, { to: "a" })
+        const claim = (yield* q.claim(Email))[0]!
+        yield* kv.write([{ _tag: "Delete", key: Keys.toBytes(Keys.claimed("emails", claim.job.id)) }])
+        const effects: JobQueue.SettlementEffects = { enqueue: [[Blob, big("lost")]], kv: { k: bytes("v") } }
+        assert.strictEqual(reasonOf(yield* Effect.exit(q.ack(claim, effects))), "ClaimLost")
+        assert.strictEqual(reasonOf(yield* Effect.exit(q.deadLetter(claim, "r", { effects }))), "ClaimLost")
+        assert.deepStrictEqual([yield* payloadObjects(store), yield* q.kv.scan("")], [[], []])
+        assert.deepStrictEqual(yield* counts(q, "blobs"), [0, 0, 0, 0, 0])
       }))
   })
