@@ -2,6 +2,7 @@
 import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
+import { queueContractSuite } from "./suites/queueContract.ts"
 import { versionedPayloadsSuite } from "./suites/versionedPayloads.ts"
 import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
@@ -13,3 +14,4 @@ jobQueueSuite(s3)
 workerSuite(s3)
 versionedPayloadsSuite(s3)
 queueManagementSuite(s3)
+queueContractSuite(s3)

@@ -42,14 +42,15 @@ export type Effects = ReturnType<typeof make>
 /** Settlement effects over the queue's enqueue steps, payloads and bookkeeping. */
 export const make = (enqueuing: Enqueuing, payloads: Payloads, book: Bookkeeping) => {
   /**
-   * Checks `effects` (the option named `option`; `""`: the effects are the options bag itself,
-   * as `ack`'s) and makes its jobs ready: `InvalidOption` for a
+   * Checks `effects` (the option named `option`; `""`: the operation's own options, as ack's
+   * are) and makes its jobs ready: `InvalidOption` for a
    * bad shape, key or value, the errors of `enqueue` for a follow-up that it would refuse. On a
    * failure, the payload objects already written for the others are deleted.
    */
   const prepare = (option: string, effects: unknown): Effect.Effect<Prepared, PrepareError | ValueTooLarge> =>
     Effect.suspend((): Effect.Effect<Prepared, PrepareError | ValueTooLarge> => {
       if (effects === undefined) return Effect.succeed(none)
+      // ack's effects are its own options ("" here): `kv`, not `.kv`; nack's are `effects.kv`
       const prefix = option === "" ? "" : `${option}.`
       const shape = Rules.record(option === "" ? "options" : option, effects) ??
         followUpsError(`${prefix}enqueue`, (effects as { enqueue?: unknown }).enqueue)
@@ -94,15 +95,24 @@ export const make = (enqueuing: Enqueuing, payloads: Payloads, book: Bookkeeping
   return { prepare, stage, settled, records }
 }
 
-/** `enqueue: [[definition, payload, options?], …]` of a settlement's effects. */
+/**
+ * `enqueue: [[definition, payload, options?], …]` of a settlement's effects. A follow-up's options
+ * are `enqueue`'s but `kv` (the settlement has its own): given anyway, it is refused rather than
+ * dropped.
+ */
 const followUpsError = (option: string, followUps: unknown): InvalidOption | undefined => {
   if (followUps === undefined) return undefined
   if (!Array.isArray(followUps)) return Rules.invalid(option, followUps, "must be an array of [definition, payload, options?]")
   return followUps.reduce<InvalidOption | undefined>(
     (error, followUp, i) =>
       error ?? (Array.isArray(followUp) && (followUp.length === 2 || followUp.length === 3)
-        ? undefined
+        ? kvOfFollowUpError(`${option}[${i}]`, followUp[2])
         : Rules.invalid(`${option}[${i}]`, followUp, "must be [definition, payload, options?]")),
     undefined
   )
 }
+
+const kvOfFollowUpError = (option: string, options: unknown): InvalidOption | undefined =>
+  typeof options === "object" && options !== null && (options as { kv?: unknown }).kv !== undefined
+    ? Rules.invalid(`${option}.kv`, (options as { kv?: unknown }).kv, "is not taken by a follow-up: give the settlement's kv")
+    : undefined

@@ -54,17 +54,20 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
     f: (tx: Transaction, record: JobRecord, now: number) => Effect.Effect<readonly [A, applyEffects: boolean], ClaimLost | ValueTooLarge>
   ) =>
     Effect.gen(function*() {
-      yield* holds(claim)
       const now = yield* Clock.currentTimeMillis
-      const [result, applied] = yield* committing(effects.records(prepared), kv.transaction((tx) =>
+      // the lease checked under `committing` too: a claim found lost before the transaction
+      // deletes the payload objects written for its follow-ups, as one lost inside it does
+      const [result, applied] = yield* committing(effects.records(prepared), Effect.andThen(holds(claim), kv.transaction((tx) =>
         Effect.gen(function*() {
           const record = yield* read(tx, Keys.claimed(claim.record.queue, claim.record.id))
-          if (record === undefined) return yield* new ClaimLost({ id: claim.record.id })
+          // the token again, in the commit: a reap and a new claim of the job between `holds` and
+          // here leave a claimed record at the same key, the new claim's (as ackAndForget's guard)
+          if (record === undefined || !holdsNow(claim)) return yield* new ClaimLost({ id: claim.record.id })
           yield* tx.delete(bytes(Keys.claimed(record.queue, record.id)))
           const [result, apply] = yield* f(tx, record, now)
           const applied = apply ? yield* effects.stage(tx, prepared) : undefined
           return [result, applied] as const
-        }), retries))
+        }), retries)))
       letGo(claim)
       yield* applied === undefined ? dropPayloads(effects.records(prepared)) : effects.settled(prepared, applied)
       return result
