@@ -19,7 +19,13 @@ import { InvalidPayload, JobNotFound } from "../JobQueueError.ts"
 import type { Payloads } from "./payloads.ts"
 import { counter, getStored } from "./records.ts"
 
-/** `get`, `stats` and `awaitCompletion` of the queue of `ctx`. */
+/** `InvalidOption` when the job is not of the definition's queue (read with another job's definition). */
+const queueMismatch = (definition: Job.Definition<any, any, any>, record: JobRecord) =>
+  record.queue === definition.queue
+    ? undefined
+    : Rules.invalid("definition", definition.queue, `job ${record.id} is in queue ${JSON.stringify(record.queue)}`)
+
+/** `get`, `history`, `stats` and `awaitCompletion` of the queue of `ctx`. */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) => {
   const { kv, live } = ctx
   const { decodePayload, decodeResult, payloadOf } = payloads
@@ -34,9 +40,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
   /** A record decoded with its definition: its payload (read back when offloaded) and its result. */
   const decoded = <A, I, R>(definition: Job.Definition<A, I, R>, record: JobRecord) =>
     Effect.gen(function*() {
-      if (record.queue !== definition.queue) {
-        return yield* Rules.invalid("definition", definition.queue, `job ${record.id} is in queue ${JSON.stringify(record.queue)}`)
-      }
+      yield* checked(queueMismatch(definition, record))
       const payload = yield* decodePayload(definition, record).pipe(
         Effect.catchIf(
           (error): error is Exclude<typeof error, PayloadStoreError> =>
@@ -105,7 +109,9 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       yield* checked(QueueOptions.definitionError(definition) ?? Rules.text("id", id))
       const outcome = yield* awaitEncoded(id, waitOptions)
       if (outcome._tag !== "Completed") return outcome
-      const result = Option.isNone(outcome.job) ? Option.none<R>() : yield* decodeResult(definition, outcome.job.value)
+      if (Option.isNone(outcome.job)) return { ...outcome, result: Option.none<R>() } satisfies ResultOutcome<R>
+      yield* checked(queueMismatch(definition, outcome.job.value))
+      const result = yield* decodeResult(definition, outcome.job.value)
       return { ...outcome, result } satisfies ResultOutcome<R>
     })
 

@@ -642,7 +642,7 @@ export const queueContractSuite = (backend: Backend) =>
         assert.deepStrictEqual(Option.map(yield* q.get(Big, bigClaim.job.id), (j) => Option.map(j.result, (r) => r.length)), Option.some(Option.some(60 * 1024)))
       }))
 
-    it.effect("awaitCompletion with a definition: a dead job has no result; get with the definition of another queue is InvalidOption", () =>
+    it.effect("awaitCompletion with a definition: a dead job has no result; get and awaitCompletion with the definition of another queue are InvalidOption", () =>
       Effect.gen(function*() {
         const q = yield* fresh
         const { id } = yield* q.enqueue(Send, { to: "a" }, { maxAttempts: 1 })
@@ -657,6 +657,8 @@ export const queueContractSuite = (backend: Backend) =>
         assert.deepStrictEqual([stored.status, Option.isNone(stored.result), stored.payload], ["Dead", true, { to: "a" }])
         const other = failureOf(yield* Effect.exit(q.get(Email, id)))
         assert.deepStrictEqual([other._tag, other.option], ["InvalidOption", "definition"])
+        const otherAwait = failureOf(yield* Effect.exit(q.awaitCompletion(Email, id)))
+        assert.deepStrictEqual([otherAwait._tag, otherAwait.option], ["InvalidOption", "definition"])
         assert.deepStrictEqual(yield* q.get(Send, "01ARZ3NDEKTSV4RRFFQ69G5FAV"), Option.none())
         assert.deepStrictEqual(yield* q.awaitCompletion(Send, "01ARZ3NDEKTSV4RRFFQ69G5FAV"), { _tag: "NotFound" })
         // a job of a definition without a result schema completes with none
