@@ -17,7 +17,8 @@ const tag = {
   index: "\x06\x01",
   dedup: "\x07\x01",
   stats: "\x09\x01",
-  expiry: "\x0a\x01"
+  expiry: "\x0a\x01",
+  schedule: "\x0b\x01"
 } as const
 
 const utf8 = new TextEncoder()
@@ -78,6 +79,11 @@ export const stat = (queue: string, status: string) => tag.stats + queuePart(que
 export const expiryPrefix = tag.expiry
 /** @internal */
 export const expiry = (expiresAt: number, id: string) => tag.expiry + u64(Math.max(0, Math.floor(expiresAt))) + id
+
+/** Cron schedules, by their key: `[11,1] | key (UTF-8)`. */
+export const schedulePrefix = tag.schedule
+/** A cron schedule's key. */
+export const schedule = (key: string) => tag.schedule + bytesOf(key)
 
 /** A key without its `[tag, version]`, as log messages name a record. */
 export const describe = (key: string): string => key.slice(2)
