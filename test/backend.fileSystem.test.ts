@@ -1,4 +1,5 @@
 // Every suite written once, run on this backend.
+import { cronSchedulesSuite } from "./suites/cronSchedules.ts"
 import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
@@ -9,3 +10,4 @@ objectStoreConformance(fileSystem)
 kvOnBackend(fileSystem)
 jobQueueSuite(fileSystem)
 workerSuite(fileSystem)
+cronSchedulesSuite(fileSystem)

@@ -57,11 +57,13 @@ const base64url = (data: Uint8Array): string =>
 
 /**
  * The id of the job of slot `slot` (epoch ms) of schedule `key`: base64url of the key's UTF-8,
- * `-`, the slot's epoch ms in decimal. Injective (the last `-` separates the two: the digits
- * have none), and within the job id rule: a key of at most 64 bytes is 86 characters, and a slot
- * within a `Date`'s range at most 16 digits.
+ * `-`, the slot's epoch ms as 16 decimal digits (zero-padded, so that ids order as their slots
+ * and a schedule's jobs are claimed oldest slot first). Injective (the last `-` separates the
+ * two: the digits have none), and within the job id rule: a key of at most 64 bytes is at most
+ * 86 characters, and every instant of a `Date` fits 16 digits (at most 103 characters in all).
  */
-export const slotJobId = (key: string, slot: number): string => `${base64url(utf8.encode(key))}-${Math.max(0, Math.floor(slot))}`
+export const slotJobId = (key: string, slot: number): string =>
+  `${base64url(utf8.encode(key))}-${String(Math.max(0, Math.floor(slot))).padStart(16, "0")}`
 
 /** The next slot strictly after `instant`, or undefined when the expression has none. */
 const nextSlot = (cron: Cron.Cron, instant: number): number | undefined => {
