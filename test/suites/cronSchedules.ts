@@ -219,6 +219,36 @@ export const cronSchedulesSuite = (backend: Backend) =>
         assert.deepStrictEqual((yield* writer.q.schedules()).map((s) => s.key), ["t"])
       }))
 
+    it.effect("a slot whose job id exists already is not enqueued again, and the counters stay exact", () =>
+      Effect.gen(function*() {
+        const { q } = yield* openQueue(yield* storeOf)
+        yield* q.schedule(Digest, { key: "taken", cron: "* * * * *", payload: { to: "schedule" } })
+        yield* q.enqueue(Digest, { to: "mine" }, { id: slotJobId("taken", minute) })
+        yield* runFor(q, 2 * minute)
+        const claims = yield* q.claim(Digest, { max: 10 })
+        assert.deepStrictEqual(claims.map((c) => [c.job.id, c.job.payload]), [
+          [slotJobId("taken", minute), { to: "mine" }],
+          [slotJobId("taken", 2 * minute), { to: "schedule" }]
+        ])
+        assert.deepStrictEqual(yield* q.stats("digest"), { queue: "digest", pending: 0, scheduled: 0, claimed: 2, done: 0, dead: 0 })
+      }))
+
+    it.effect("a large catch-up is committed in several batches: the newest maxCatchUp slots, each once", () =>
+      Effect.gen(function*() {
+        const store = yield* storeOf
+        const cron = Cron.parseUnsafe("* * * * *", "UTC")
+        const first = yield* openQueue(store)
+        const payload = { to: "x".repeat(60_000) } // about 62 jobs fit one commit
+        yield* first.q.schedule(Digest, { key: "big", cron: "* * * * *", payload, missed: "all", maxCatchUp: 150 })
+        yield* first.close
+        yield* TestClock.adjust(5 * 60 * minute)
+        const second = yield* openQueue(store)
+        yield* runFor(second.q, 0)
+        const ids = yield* drain(second.q)
+        assert.deepStrictEqual(ids, slotsIn(cron, 0, 5 * 60 * minute).slice(-150).map((slot) => slotJobId("big", slot)))
+        assert.deepStrictEqual((yield* second.q.schedules())[0]?.lastSlot, Option.some(5 * 60 * minute))
+      }))
+
     it.effect("in a time zone with DST changes the slots are what Cron.next says, each once (Europe/Paris, 02:30 daily)", () =>
       Effect.gen(function*() {
         const cron = Cron.parseUnsafe("30 2 * * *", "Europe/Paris")
