@@ -26,25 +26,29 @@ const openQueue = (store: ObjectStore.Service, schedulerInterval: Duration.Input
     const scope = yield* Scope.make()
     const context = yield* Layer.buildWithScope(
       JobQueue.layer({ reaperInterval: "1 hour", schedulerInterval }).pipe(
-        Layer.provide(Kv.layer(kvOptions)),
+        Layer.provideMerge(Kv.layer(kvOptions)),
         Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
       ),
       scope
     )
-    return { q: Context.get(context, JobQueue.JobQueue), close: Scope.close(scope, Exit.void) }
+    return { q: Context.get(context, JobQueue.JobQueue), kv: Context.get(context, Kv.Kv), close: Scope.close(scope, Exit.void) }
   })
+
+/** A queue opened by `openQueue`. */
+type Opened = Effect.Success<ReturnType<typeof openQueue>>
 
 /**
  * Moves virtual time on by at least `millis` ms, until every schedule of `q` has handled every
  * slot up to now (its next slot is in the future). `interval` is the queue's scheduler interval.
  *
- * Time jumps only while the schedules are caught up, and then at most to the tick after the next
+ * Time jumps only while the schedules are caught up and the KV flushed, and then at most to the tick after the next
  * slot: so a commit of the scheduler is in flight only across small steps (the S3 store times a
  * request out after 30 virtual seconds). While not caught up, real time passes, and virtual time
  * by one interval now and then (a tick that ran before the slot sleeps until the next one).
  */
-const runFor = (q: JobQueue.Service, millis: number, interval: number = 10_000) =>
+const runFor = (queue: Opened, millis: number, interval: number = 10_000) =>
   Effect.gen(function*() {
+    const { kv, q } = queue
     const end = (yield* Clock.currentTimeMillis) + millis
     let waits = 0
     for (let i = 0; i < 1_000_000; i++) {
@@ -54,6 +58,8 @@ const runFor = (q: JobQueue.Service, millis: number, interval: number = 10_000) 
       if (caughtUp && now >= end) return
       if (caughtUp) {
         waits = 0
+        // what the schedules show is committed; durable before time jumps (a WAL put in flight would time out)
+        yield* kv.flush
         yield* TestClock.adjust(Math.max(1, Math.min(end, Math.min(...next) + interval) - now))
       } else if (++waits % 20 === 0) {
         yield* TestClock.adjust(interval)
@@ -104,7 +110,8 @@ export const cronSchedulesSuite = (backend: Backend) =>
 
     it.effect("a schedule enqueues one job per slot as time passes, its id derived from the key and the slot", () =>
       Effect.gen(function*() {
-        const { q } = yield* openQueue(yield* storeOf)
+        const queue = yield* openQueue(yield* storeOf)
+        const { q } = queue
         yield* TestClock.adjust(30_000) // the first slot is the first one after schedule was called
         const info = yield* q.schedule(Digest, { key: "digest", cron: "* * * * *", payload: { to: "all" }, priority: "high" })
         assert.deepStrictEqual(info, {
@@ -118,7 +125,7 @@ export const cronSchedulesSuite = (backend: Backend) =>
           lastSlot: Option.none()
         })
         assert.deepStrictEqual(yield* drain(q), [])
-        yield* runFor(q, 3 * minute)
+        yield* runFor(queue, 3 * minute)
         const claims = yield* q.claim(Digest, { max: 10 })
         assert.deepStrictEqual(claims.map((c) => c.job.id), [minute, 2 * minute, 3 * minute].map((slot) => slotJobId("digest", slot)))
         assert.deepStrictEqual(claims.map((c) => [c.job.payload, c.job.priority]), [[{ to: "all" }, 100], [{ to: "all" }, 100], [{ to: "all" }, 100]])
@@ -130,16 +137,17 @@ export const cronSchedulesSuite = (backend: Backend) =>
 
     it.effect("unschedule stops a schedule, and tells NotFound for a key never scheduled", () =>
       Effect.gen(function*() {
-        const { q } = yield* openQueue(yield* storeOf)
+        const queue = yield* openQueue(yield* storeOf)
+        const { q } = queue
         yield* q.schedule(Digest, { key: "a", cron: "* * * * *", payload: { to: "a" } })
         yield* q.schedule(Digest, { key: "b", cron: "*/2 * * * *", payload: { to: "b" }, missed: "all", maxCatchUp: 5 })
-        yield* runFor(q, 2 * minute)
+        yield* runFor(queue, 2 * minute)
         assert.strictEqual(yield* q.unschedule("a"), "Removed")
         assert.strictEqual(yield* q.unschedule("a"), "NotFound")
         assert.strictEqual(yield* q.unschedule("never"), "NotFound")
         const list = yield* q.schedules()
         assert.deepStrictEqual(list.map((s) => [s.key, s.cron, s.missed, s.maxCatchUp]), [["b", "*/2 * * * *", "all", 5]])
-        yield* runFor(q, 4 * minute)
+        yield* runFor(queue, 4 * minute)
         assert.deepStrictEqual(
           sorted(yield* drain(q)),
           sorted([slotJobId("a", minute), slotJobId("a", 2 * minute), ...[2, 4, 6].map((m) => slotJobId("b", m * minute))])
@@ -151,18 +159,18 @@ export const cronSchedulesSuite = (backend: Backend) =>
         const store = yield* storeOf
         const first = yield* openQueue(store)
         yield* first.q.schedule(Digest, { key: "digest", cron: "* * * * *", payload: { to: "x" }, missed: "all" })
-        yield* runFor(first.q, 2 * minute)
+        yield* runFor(first, 2 * minute)
         assert.deepStrictEqual(yield* drain(first.q), [minute, 2 * minute].map((s) => slotJobId("digest", s)))
         yield* first.close
         const second = yield* openQueue(store)
         const [carried] = yield* second.q.schedules()
         assert.deepStrictEqual([carried?.key, carried?.lastSlot], ["digest", Option.some(2 * minute)])
-        yield* runFor(second.q, 2 * minute)
+        yield* runFor(second, 2 * minute)
         assert.deepStrictEqual(yield* drain(second.q), [3 * minute, 4 * minute].map((s) => slotJobId("digest", s)))
         // replaced: every 2 minutes now; its progress kept, so no slot up to now comes again
         const replaced = yield* second.q.schedule(Digest, { key: "digest", cron: "*/2 * * * *", payload: { to: "y" } })
         assert.deepStrictEqual([replaced.cron, replaced.lastSlot, replaced.nextSlot], ["*/2 * * * *", Option.some(4 * minute), Option.some(6 * minute)])
-        yield* runFor(second.q, 4 * minute)
+        yield* runFor(second, 4 * minute)
         const claims = yield* second.q.claim(Digest, { max: 10 })
         assert.deepStrictEqual(claims.map((c) => [c.job.id, c.job.payload]), [[slotJobId("digest", 6 * minute), { to: "y" }], [slotJobId("digest", 8 * minute), { to: "y" }]])
       }))
@@ -183,7 +191,7 @@ export const cronSchedulesSuite = (backend: Backend) =>
             const expected: Array<number> = []
             let runningFrom = createdAt
             for (let round = 0; round < 4; round++) {
-              yield* runFor(queue.q, Math.floor(random() * 30) * minute)
+              yield* runFor(queue, Math.floor(random() * 30) * minute)
               const closedAt = yield* Clock.currentTimeMillis
               expected.push(...slotsIn(cron, runningFrom, closedAt))
               seen.push(...(yield* drain(queue.q)))
@@ -195,7 +203,7 @@ export const cronSchedulesSuite = (backend: Backend) =>
               expected.push(...(missed === "all" ? missedSlots.slice(-maxCatchUp) : missed === "latest" ? missedSlots.slice(-1) : []))
               runningFrom = openedAt
             }
-            yield* runFor(queue.q, 20 * minute)
+            yield* runFor(queue, 20 * minute)
             expected.push(...slotsIn(cron, runningFrom, yield* Clock.currentTimeMillis))
             seen.push(...(yield* drain(queue.q)))
             yield* queue.close
@@ -214,7 +222,7 @@ export const cronSchedulesSuite = (backend: Backend) =>
         yield* writer.q.schedule(Digest, { key: "t", cron: "* * * * *", payload: { to: "t" }, missed: "all" })
         const seen: Array<string> = []
         for (const offset of [0, 500, 1_000, 15_000]) {
-          yield* runFor(writer.q, 3 * minute, 1_000)
+          yield* runFor(writer, 3 * minute, 1_000)
           seen.push(...(yield* drain(writer.q)))
           // a slot falls due, and the next writer opens while the current one may be committing it
           yield* TestClock.adjust(minute - 1 + offset)
@@ -223,7 +231,7 @@ export const cronSchedulesSuite = (backend: Backend) =>
           assert.strictEqual(reasonOf(fenced), "Fenced")
           writer = next
         }
-        yield* runFor(writer.q, 3 * minute, 1_000)
+        yield* runFor(writer, 3 * minute, 1_000)
         seen.push(...(yield* drain(writer.q)))
         const end = yield* Clock.currentTimeMillis
         assert.deepStrictEqual(sorted(seen), sorted(slotsIn(cron, createdAt, end).map((slot) => slotJobId("t", slot))))
@@ -233,10 +241,11 @@ export const cronSchedulesSuite = (backend: Backend) =>
 
     it.effect("a slot whose job id exists already is not enqueued again, and the counters stay exact", () =>
       Effect.gen(function*() {
-        const { q } = yield* openQueue(yield* storeOf)
+        const queue = yield* openQueue(yield* storeOf)
+        const { q } = queue
         yield* q.schedule(Digest, { key: "taken", cron: "* * * * *", payload: { to: "schedule" } })
         yield* q.enqueue(Digest, { to: "mine" }, { id: slotJobId("taken", minute) })
-        yield* runFor(q, 2 * minute)
+        yield* runFor(queue, 2 * minute)
         const claims = yield* q.claim(Digest, { max: 10 })
         assert.deepStrictEqual(claims.map((c) => [c.job.id, c.job.payload]), [
           [slotJobId("taken", minute), { to: "mine" }],
@@ -255,7 +264,7 @@ export const cronSchedulesSuite = (backend: Backend) =>
         yield* first.close
         yield* TestClock.adjust(5 * 60 * minute)
         const second = yield* openQueue(store)
-        yield* runFor(second.q, 0)
+        yield* runFor(second, 0)
         const ids = yield* drain(second.q)
         assert.deepStrictEqual(ids, slotsIn(cron, 0, 5 * 60 * minute).slice(-150).map((slot) => slotJobId("big", slot)))
         assert.deepStrictEqual((yield* second.q.schedules())[0]?.lastSlot, Option.some(5 * 60 * minute))
@@ -269,10 +278,11 @@ export const cronSchedulesSuite = (backend: Backend) =>
         for (const [from, days] of [["2026-03-26T12:00:00Z", 6], ["2026-10-22T12:00:00Z", 6]] as const) {
           yield* TestClock.setTime(Date.parse(from))
           // a queue of its own for each change (no fence check: days go by)
-          const { close, q } = yield* openQueue(yield* storeOf, "20 seconds", { fenceCheckInterval: false })
+          const queue = yield* openQueue(yield* storeOf, "20 seconds", { fenceCheckInterval: false })
+          const { close, q } = queue
           yield* q.schedule(Digest, { key: "paris", cron: "30 2 * * *", timezone: "Europe/Paris", payload: { to: "p" } })
           const start = yield* Clock.currentTimeMillis
-          yield* runFor(q, days * 24 * 60 * minute, 20_000)
+          yield* runFor(queue, days * 24 * 60 * minute, 20_000)
           expected.push(...slotsIn(cron, start, yield* Clock.currentTimeMillis))
           seen.push(...(yield* drain(q)))
           yield* close
@@ -289,7 +299,8 @@ export const cronSchedulesSuite = (backend: Backend) =>
 
     it.effect("every option outside its rule is InvalidOption naming it, and nothing is stored", () =>
       Effect.gen(function*() {
-        const { q } = yield* openQueue(yield* storeOf)
+        const queue = yield* openQueue(yield* storeOf)
+        const { q } = queue
         const base = { key: "k", cron: "* * * * *", payload: { to: "x" } }
         const cases: ReadonlyArray<readonly [string, unknown]> = [
           ["key", { ...base, key: "" }],
@@ -326,7 +337,8 @@ export const cronSchedulesSuite = (backend: Backend) =>
 
     it.effect("a queue name, a payload and a key refused: InvalidQueueName, InvalidPayload, PayloadTooLarge, InvalidOption; nothing stored", () =>
       Effect.gen(function*() {
-        const { q } = yield* openQueue(yield* storeOf)
+        const queue = yield* openQueue(yield* storeOf)
+        const { q } = queue
         const badQueue = { ...Digest, queue: "../up" }
         assert.strictEqual(reasonOf(yield* Effect.exit(q.schedule(badQueue, { key: "k", cron: "* * * * *", payload: { to: "x" } }))), "InvalidQueueName")
         const notAPayload = { to: 42 } as unknown as { to: string }
@@ -336,16 +348,17 @@ export const cronSchedulesSuite = (backend: Backend) =>
         assert.strictEqual(reasonOf(yield* Effect.exit(q.unschedule(""))), "InvalidOption")
         assert.strictEqual(reasonOf(yield* Effect.exit(q.unschedule(7 as unknown as string))), "InvalidOption")
         assert.deepStrictEqual(yield* q.schedules(), [])
-        yield* runFor(q, 2 * minute)
+        yield* runFor(queue, 2 * minute)
         assert.deepStrictEqual(yield* q.stats("digest"), { queue: "digest", pending: 0, scheduled: 0, claimed: 0, done: 0, dead: 0 })
       }))
 
     it.effect("the longest key (64 bytes of UTF-8) gives a job id within the rule", () =>
       Effect.gen(function*() {
-        const { q } = yield* openQueue(yield* storeOf)
+        const queue = yield* openQueue(yield* storeOf)
+        const { q } = queue
         const key = "é".repeat(32)
         yield* q.schedule(Digest, { key, cron: "* * * * *", payload: { to: "x" } })
-        yield* runFor(q, minute)
+        yield* runFor(queue, minute)
         const [claim] = yield* q.claim(Digest)
         assert.strictEqual(claim?.job.id, slotJobId(key, minute))
         assert.match(claim!.job.id, /^[A-Za-z0-9_-]{1,128}$/)
