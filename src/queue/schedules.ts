@@ -285,19 +285,22 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
           yield* stage(tx, record)
           enqueued++
         }
-        for (const op of moveOps(stored.queue, undefined, "Pending", enqueued)) {
-          if (op._tag === "Update" && enqueued > 0) yield* tx.update(op.key, op.update)
+        if (enqueued > 0) {
+          for (const op of moveOps(stored.queue, undefined, "Pending", enqueued)) {
+            if (op._tag === "Update") yield* tx.update(op.key, op.update)
+          }
         }
+        // handled through the batch's last slot when slots are left, else through now
         const last = batch.at(-1)
         const after = more && last !== undefined ? last : now
         const next = nextSlot(cron, after)
+        const { next: _, ...rest } = stored
         const progressed: Schedule = {
-          ...stored,
+          ...rest,
           after,
           ...(next === undefined ? {} : { next }),
           ...(last === undefined ? {} : { lastSlot: last })
         }
-        if (next === undefined) delete (progressed as { next?: number }).next
         yield* tx.put(bytes(Keys.schedule(key)), ScheduleSchema.encode(progressed))
         return { queue: stored.queue, enqueued, more }
       }), retries)
