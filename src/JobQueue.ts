@@ -19,10 +19,13 @@
  * completion waits end with it at once, and the reaper and scheduler stop, so that nothing
  * touches the store any more.
  *
+ * Cron schedules (`schedule`) are stored in the KV too: the scheduler enqueues their due slots.
+ *
  * @since 0.1.0
  */
 import { Context, type Duration, Effect, Layer, type Option, type Scope } from "effect"
 import type { Attempt, AttemptOutcome, JobRecord, JobStatus } from "../schema/JobRecord.ts"
+import type { MissedPolicy } from "../schema/Schedule.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
 import type * as Job from "./Job.ts"
 import type {
@@ -54,6 +57,7 @@ import * as QueueOptions from "./queue/options.ts"
 import { checked } from "./internal/options.ts"
 import * as Payloads from "./queue/payloads.ts"
 import * as Reads from "./queue/reads.ts"
+import * as Schedules from "./queue/schedules.ts"
 import * as Settle from "./queue/settle.ts"
 import * as UserKv from "./queue/userKv.ts"
 
@@ -370,6 +374,75 @@ export interface DeadJobsOptions {
 export type WakeOutcome = "Woken" | "NotScheduled" | "NotFound"
 
 /**
+ * What a schedule does with the slots that fell due while no process ran the queue (see
+ * `ScheduleOptions.missed`).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type { MissedPolicy }
+
+/**
+ * Options of `schedule`. Each is checked before anything is written; one that breaks its rule
+ * fails with `InvalidOption` naming it.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface ScheduleOptions<A> {
+  /**
+   * The schedule's name, unique in the queue's store (scheduling it again replaces it): a
+   * well-formed string of 1 to 64 UTF-8 bytes. Its jobs' ids are derived from it and the slot.
+   */
+  readonly key: string
+  /** When to enqueue: a cron expression `Cron.parse` takes (5 fields, or 6 with seconds first). */
+  readonly cron: string
+  /** The time zone the expression is read in (default `"UTC"`): an IANA name or an offset. */
+  readonly timezone?: string | undefined
+  /** The payload of every job, encoded with the definition now (`InvalidPayload`, `PayloadTooLarge` over 64 KiB). */
+  readonly payload: A
+  /**
+   * Slots that fell due while no process ran the queue (before it opened): one job for the most
+   * recent (`"latest"`, the default), one per slot oldest first, the newest `maxCatchUp` of them
+   * (`"all"`), or none (`"none"`, on to the next slot).
+   */
+  readonly missed?: MissedPolicy | undefined
+  /** The most jobs one catch-up enqueues (default 100): an integer from 1 to 10 000. */
+  readonly maxCatchUp?: number | undefined
+  /** As in `enqueue` (default: the definition's). */
+  readonly priority?: Job.PriorityInput | undefined
+  /** As in `enqueue` (default: the definition's). */
+  readonly maxAttempts?: number | undefined
+  /** As in `enqueue`: string values, given to every job. */
+  readonly headers?: Readonly<Record<string, string>> | undefined
+}
+
+/**
+ * A stored schedule, as `schedules` and `schedule` tell it. Instants are epoch milliseconds.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface ScheduleInfo {
+  readonly key: string
+  readonly queue: string
+  readonly cron: string
+  readonly timezone: string
+  readonly missed: MissedPolicy
+  readonly maxCatchUp: number
+  /** The next slot not yet handled (none when the expression has no slot left). */
+  readonly nextSlot: Option.Option<number>
+  /** The last slot a job was enqueued for (none yet). */
+  readonly lastSlot: Option.Option<number>
+}
+
+/**
+ * @category models
+ * @since 0.2.0
+ */
+export type UnscheduleOutcome = "Removed" | "NotFound"
+
+/**
  * Errors of writing operations.
  *
  * @category errors
@@ -615,6 +688,37 @@ export interface Service {
   readonly pause: (queue: string) => Effect.Effect<void, QueueError | InvalidQueueName>
   /** Resumes a paused queue's claims, durably, and wakes the claims waiting on it. Idempotent. */
   readonly resume: (queue: string) => Effect.Effect<void, QueueError | InvalidQueueName>
+  /**
+   * Stores a cron schedule: from now on, the queue's scheduler enqueues one job of `definition`
+   * with `options.payload` at every slot of `options.cron` in `options.timezone`, the first slot
+   * being the first one after this call. The schedule is kept in the store, so whichever process
+   * runs the queue next carries it on. Each slot is enqueued exactly once, across restarts and
+   * writer takeovers: its job and the schedule's progress are one durable commit, and its job id
+   * is derived from the key and the slot (base64url of the key, `-`, the slot's epoch ms); a slot
+   * whose job id exists already is not enqueued again. Slots that fell due while no process ran
+   * are handled by `options.missed`.
+   *
+   * Scheduling an existing key replaces that schedule (its definition, payload, expression and
+   * policy) and keeps its progress: slots up to now are treated as handled and its last
+   * enqueued slot is kept, so no slot fires twice; the new expression's first slot is the first
+   * one after now.
+   *
+   * A bad definition or option fails with `InvalidOption` (`InvalidQueueName`), a payload that
+   * does not encode with `InvalidPayload`, one over 64 KiB encoded with `PayloadTooLarge` (a
+   * schedule's payload is stored with it, never as an object of its own); nothing is stored then.
+   * Returns the schedule as stored.
+   */
+  readonly schedule: <A, I>(
+    definition: Job.Definition<A, I>,
+    options: ScheduleOptions<A>
+  ) => Effect.Effect<ScheduleInfo, QueueError | InvalidQueueName | InvalidOption | InvalidPayload | PayloadTooLarge>
+  /**
+   * Removes the schedule with this key: `"Removed"`, or `"NotFound"` when there is none. Jobs it
+   * enqueued already stay. A key that is not a string of 1 to 64 UTF-8 bytes is `InvalidOption`.
+   */
+  readonly unschedule: (key: string) => Effect.Effect<UnscheduleOutcome, QueueError | InvalidOption>
+  /** Every stored schedule, by key (a stored schedule that does not decode is logged and left out). */
+  readonly schedules: () => Effect.Effect<ReadonlyArray<ScheduleInfo>, Kv.StopError>
 }
 
 /**
@@ -688,7 +792,8 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
     const { awaitCompletion, get, history, stats } = Reads.make(ctx, book, payloads)
     const { deadJobs, list } = Listing.make(ctx, payloads)
     const { purgeDead, requeueDead } = Dead.make(ctx, book, payloads)
-    yield* Maintenance.start(ctx, book, payloads, options)
+    const schedules = Schedules.make(ctx, book, payloads)
+    yield* Maintenance.start(ctx, book, payloads, schedules, options)
     const { ack, cancel, deadLetter, discard, extendLease, nack, release } = settlements
     return {
       enqueue,
@@ -713,7 +818,10 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
       purgeDead,
       wake,
       pause,
-      resume
+      resume,
+      schedule: schedules.schedule,
+      unschedule: schedules.unschedule,
+      schedules: schedules.schedules
     } satisfies Service
   })
 

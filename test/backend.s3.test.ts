@@ -1,4 +1,5 @@
 // Every suite written once, run on this backend.
+import { cronSchedulesSuite } from "./suites/cronSchedules.ts"
 import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
@@ -15,3 +16,4 @@ workerSuite(s3)
 versionedPayloadsSuite(s3)
 queueManagementSuite(s3)
 queueContractSuite(s3)
+cronSchedulesSuite(s3)

@@ -23,7 +23,7 @@ import * as QueueOptions from "./options.ts"
 import { checked } from "../internal/options.ts"
 import type { Payloads } from "./payloads.ts"
 import { stageWrites, type UserWrites, userWrites } from "./userKv.ts"
-import { bytes, move, moveUpdates, pushStageWrites, retries, stage } from "./records.ts"
+import { bytes, move, moveUpdates, payloadVersionField, pushStageWrites, retries, stage } from "./records.ts"
 
 /** Why a job could not be made ready to commit. */
 export type PrepareError =
@@ -67,8 +67,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       deadRetentionMs: Duration.toMillis(definition.deadRetention),
       ...(scheduledLater ? { runAt } : {}),
       ...(options?.dedupKey === undefined ? {} : { dedupKey: options.dedupKey }),
-      // version 1 is left out (absent reads as 1): records stay as small as before versions
-      ...(definition.version === undefined || definition.version === 1 ? {} : { payloadVersion: definition.version })
+      ...payloadVersionField(definition)
     }
   }
 

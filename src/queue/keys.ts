@@ -19,6 +19,7 @@ const tag = {
   userKv: "\x08\x01",
   stats: "\x09\x01",
   expiry: "\x0a\x01",
+  schedule: "\x0b\x01",
   paused: "\x0c\x01"
 } as const
 
@@ -155,6 +156,11 @@ export const fromCursor = (cursor: string): string | undefined => {
 export const expiryPrefix = tag.expiry
 /** @internal */
 export const expiry = (expiresAt: number, id: string) => tag.expiry + u64(Math.max(0, Math.floor(expiresAt))) + id
+
+/** Cron schedules, by their key: `[11,1] | key (UTF-8)`. */
+export const schedulePrefix = tag.schedule
+/** A cron schedule's key. */
+export const schedule = (key: string) => tag.schedule + bytesOf(key)
 
 /** A key without its `[tag, version]`, as log messages name a record. */
 export const describe = (key: string): string => key.slice(2)

@@ -3,7 +3,7 @@
  * left claimed by a previous process requeued, their attempt counted, or dead-lettered), then,
  * forked in the layer's scope, the reaper (expired leases requeued or dead-lettered, then the
  * retention sweep of done and dead jobs past their expiry) and the scheduler (due scheduled jobs
- * made pending). A failed step is logged and tried again at the next tick; both loops stop when
+ * made pending, and the due slots of cron schedules enqueued: see `schedules.ts`). A failed step is logged and tried again at the next tick; both loops stop when
  * the KV's writer stops for good, so that nothing touches the store any more.
  *
  * @internal
@@ -16,13 +16,18 @@ import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import type { Payloads } from "./payloads.ts"
+import type { Schedules } from "./schedules.ts"
 import { bytes, decodeOrSkip, move, moveOps, read, requeueOrBury, retries, stage, without } from "./records.ts"
 
-/** Requeues the jobs left claimed, then forks the reaper and the scheduler of the queue of `ctx` in the scope. */
+/**
+ * Requeues the jobs left claimed, then forks the reaper and the scheduler of the queue of `ctx`
+ * in the scope (the scheduler's cron step told when the queue opened).
+ */
 export const start = (
   ctx: QueueContext,
   book: Bookkeeping,
   payloads: Payloads,
+  schedules: Schedules,
   options: Options | undefined
 ): Effect.Effect<void, QueueError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -118,6 +123,9 @@ export const start = (
         }), { durable: false, ...retries })
     }
 
+    // Cron slots due until now were due while no process ran this queue: the schedules' `missed` decides.
+    const openedAt = yield* Clock.currentTimeMillis
+
     const every = (interval: Duration.Input | undefined, fallback: Duration.Input, step: Effect.Effect<void, unknown>) =>
       step.pipe(
         Effect.catchCause((cause) => Effect.logWarning("job queue background step failed", cause)),
@@ -126,7 +134,8 @@ export const start = (
       )
     const background = [
       yield* every(options?.reaperInterval, "5 seconds", Effect.andThen(reapExpired, sweepRetention)),
-      yield* every(options?.schedulerInterval, "1 second", promoteDue)
+      yield* every(options?.schedulerInterval, "1 second", promoteDue),
+      yield* every(options?.schedulerInterval, "1 second", schedules.fireDue(openedAt))
     ]
 
     /** When the writer stops for good, the reaper and the scheduler stop too: nothing polls on. */

@@ -1,6 +1,6 @@
 /**
  * The rules of every option of the job queue's public operations, in one place: queue names, job
- * ids, `Job.define` and its backoff policies, `enqueue`, `claim`, `nack`, `extendLease`,
+ * ids, `Job.define` and its backoff policies, `enqueue`, `schedule`, `claim`, `nack`, `extendLease`,
  * `awaitCompletion`, `JobQueue.Options` and `Worker.Options`. Each function returns the error an
  * input breaks (`InvalidOption`, `InvalidQueueName`, `InvalidJobId`), or `undefined`; the
  * operations call them first, before reading the clock or writing anything.
@@ -14,7 +14,7 @@
  *
  * @internal
  */
-import { Duration, Effect, Schema } from "effect"
+import { Cron, DateTime, Duration, Effect, Option, Schema } from "effect"
 import type { InvalidOption } from "../InvalidOption.ts"
 import * as Rules from "../internal/options.ts"
 import type { Backoff, Definition, Migration } from "../Job.ts"
@@ -271,6 +271,50 @@ export const enqueueError = (definition: Definition<any, any>, options: unknown)
 /** `enqueueBatch(definition, payloads)`. */
 export const enqueueBatchError = (definition: Definition<any, any>, payloads: unknown) =>
   definitionError(definition) ?? (Array.isArray(payloads) ? undefined : invalid("payloads", payloads, "must be an array"))
+
+/** The longest schedule key, in UTF-8 bytes: its base64url (86 characters), `-` and a slot's epoch ms fit a job id. */
+export const maxScheduleKey = 64
+
+/** The most jobs one catch-up of a schedule enqueues. */
+export const maxCatchUpLimit = 10_000
+
+/** The missed-slot policies of a schedule. */
+const missedPolicies = new Set<unknown>(["latest", "all", "none"])
+
+/** A schedule's key: a well-formed string of 1 to `maxScheduleKey` UTF-8 bytes. */
+export const scheduleKeyError = (key: unknown): InvalidOption | undefined => Rules.string("key", key, 1, maxScheduleKey)
+
+/** A time zone `DateTime.zoneFromString` knows (an IANA name such as `Europe/Paris`, or an offset such as `+01:00`). */
+const timezoneError = (value: unknown): InvalidOption | undefined =>
+  typeof value !== "string"
+    ? invalid("timezone", value, "must be a string")
+    : Option.isNone(DateTime.zoneFromString(value))
+    ? invalid("timezone", value, "must be a time zone, e.g. \"Europe/Paris\" or \"UTC\"")
+    : undefined
+
+/** A cron expression `Cron.parse` takes (5 fields, or 6 with seconds first). */
+const cronError = (value: unknown): InvalidOption | undefined => {
+  if (typeof value !== "string") return invalid("cron", value, "must be a string")
+  const parsed = Cron.parse(value, "UTC")
+  return parsed._tag === "Failure" ? invalid("cron", value, `must be a cron expression: ${parsed.failure.message}`) : undefined
+}
+
+/**
+ * `schedule(definition, options)`: the definition as `enqueue` checks it, then the key, the
+ * cron expression, the time zone, the missed policy, `maxCatchUp` (an integer from 1 to 10 000)
+ * and the enqueue options a schedule takes (priority, maxAttempts, headers). The payload is
+ * checked by encoding it.
+ */
+export const scheduleError = (definition: Definition<any, any>, options: unknown) =>
+  definitionError(definition) ?? record("options", options) ?? fields(options, (f) =>
+    scheduleKeyError(f.key) ??
+      cronError(f.cron) ??
+      optional(f.timezone, timezoneError) ??
+      optional(f.missed, (v) => (missedPolicies.has(v) ? undefined : invalid("missed", v, "must be \"latest\", \"all\" or \"none\""))) ??
+      optional(f.maxCatchUp, (v) => integer("maxCatchUp", v, 1, maxCatchUpLimit)) ??
+      optional(f.priority, (v) => priorityError("priority", v)) ??
+      optional(f.maxAttempts, (v) => maxAttemptsError("maxAttempts", v)) ??
+      optional(f.headers, headersError))
 
 /** `claim(definition, options)`: `max` from 0, a finite `lease`, a `wait` (`Infinity`: until one arrives). */
 export const claimError = (definition: Definition<any, any>, options: unknown) =>

@@ -131,6 +131,13 @@ export const withAttempt = <R extends JobRecord>(record: R, outcome: AttemptOutc
   return { ...record, history }
 }
 
+/**
+ * The `payloadVersion` field of a job of `definition`: version 1 is left out (absent reads as 1),
+ * so records stay as small as before versions.
+ */
+export const payloadVersionField = (definition: { readonly version?: number | undefined }): { readonly payloadVersion?: number } =>
+  definition.version === undefined || definition.version === 1 ? {} : { payloadVersion: definition.version }
+
 /** The conflicts a queue transaction retries before it fails. */
 export const retries = { maxRetries: 1000 } as const
 const defaultDeadRetention = 7 * 24 * 3600 * 1000
