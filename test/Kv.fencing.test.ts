@@ -151,6 +151,22 @@ describe("Kv fencing", () => {
       assert.strictEqual((yield* b.kv.scan({ prefix: bytes("") })).length, 11)
     }))
 
+  it.effect("a WAL or manifest put whose response is lost past the store's own retries: the writer's retry finds its own object, not a newer writer's", () =>
+    Effect.gen(function*() {
+      // the store retries nothing here, so the writer's own retry meets the object its lost put wrote
+      const { control, reliable, store } = yield* faultyMemory({ seed: 11, retry: { maxAttempts: 1 } })
+      const a = yield* driveOrDie(openKv(store, { runFlushSegments: 1, maxRuns: 2 }), "open")
+      yield* control.setFaults({ put: { lostResponseRate: 1 } })
+      for (let i = 0; i < 6; i++) yield* driveOrDie(a.kv.write([put(`k${i}`, "v")]), `write ${i}`)
+      yield* driveOrDie(Effect.sleep("50 millis"), "runs and manifests")
+      assert.isAbove((yield* control.counters).put.lostResponses, 10)
+      assert.isTrue(Option.isNone(yield* a.kv.failure), "the writer still runs")
+      yield* control.setFaults({})
+      yield* driveOrDie(a.kv.write([put("last", "v")]), "still the writer")
+      const b = yield* driveOrDie(openKv(reliable), "reopen")
+      assert.strictEqual((yield* b.kv.scan({ prefix: bytes("") })).length, 7)
+    }))
+
   it.effect("two writers opening at once: both open, the later epoch keeps writing, the other is fenced", () =>
     Effect.gen(function*() {
       const { store } = yield* faultyMemory({ seed: 10, faults: { all: { latency: { _tag: "Uniform", min: 0, max: 3 } } } })

@@ -178,3 +178,10 @@ export const fromLatin1 = (s: string): Uint8Array => {
   const buffer = Buffer.from(s, "latin1")
   return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
 }
+
+/** Whether two byte arrays hold the same bytes. */
+export const equalBytes = (a: Uint8Array, b: Uint8Array): boolean => {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}

@@ -25,6 +25,7 @@ import { decodeTime, monotonicFactory } from "ulid"
 import * as Manifest from "../../schema/Manifest.ts"
 import * as Run from "../../schema/Run.ts"
 import * as WalSegment from "../../schema/WalSegment.ts"
+import { equalBytes } from "../internal/binary.ts"
 import type { BTree } from "../internal/btree.ts"
 import { makeSignal } from "../internal/signal.ts"
 import { Closed, Fenced } from "../KvError.ts"
@@ -77,6 +78,7 @@ const retryForever = Schedule.exponential("100 millis").pipe(
 )
 
 const retryable = (error: unknown) => error instanceof ObjectStoreError && isRetryable(error)
+
 
 const isPreconditionFailed = (error: unknown) =>
   error instanceof ObjectStoreError && error.reason._tag === "PreconditionFailed"
@@ -176,16 +178,38 @@ export const startWriter = (
     const putUntilDone = (key: string, bytes: Uint8Array, conditional: boolean): Effect.Effect<"landed" | "taken" | "failed"> =>
       Effect.suspend(() => state.failure !== undefined ? Effect.succeed("failed" as const) : putOnce(key, bytes, conditional))
 
-    const putOnce = (key: string, bytes: Uint8Array, conditional: boolean) =>
-      store.put(key, bytes, conditional ? { ifNoneMatch: "*" } : {}).pipe(
-        Effect.tapError((error) => retryable(error) ? Effect.logWarning(`put ${key} failed; retrying`, error) : Effect.void),
+    const putOnce = (key: string, bytes: Uint8Array, conditional: boolean) => {
+      // Set once an attempt failed past the store's own retries in a way that may have applied it
+      // (a lost response): then the key taken at a later attempt may be our own object.
+      let uncertain = false
+      return store.put(key, bytes, conditional ? { ifNoneMatch: "*" } : {}).pipe(
+        Effect.tapError((error) => {
+          if (!retryable(error)) return Effect.void
+          uncertain = true
+          return Effect.logWarning(`put ${key} failed; retrying`, error)
+        }),
         Effect.retry({ while: retryWhileRunning, schedule: retryForever }),
         Effect.as("landed" as const),
         Effect.catch((error) => {
-          if (conditional && isPreconditionFailed(error)) return Effect.succeed("taken" as const)
+          if (conditional && isPreconditionFailed(error)) {
+            return uncertain ? Effect.map(holdsBytes(key, bytes), (ours) => (ours ? "landed" as const : "taken" as const)) : Effect.succeed("taken" as const)
+          }
           stop(new Closed({ detail: `put ${key} failed: ${String(error)}` }))
           return Effect.succeed("failed" as const)
         })
+      )
+    }
+
+    /**
+     * Whether `key` holds exactly `bytes`: our own earlier attempt, applied though its response was
+     * lost (a segment or manifest names this writer's epoch and its contents, so another writer's
+     * object never equals it). Unreadable: not known to be ours.
+     */
+    const holdsBytes = (key: string, bytes: Uint8Array) =>
+      store.get(key).pipe(
+        Effect.retry({ while: retryWhileRunning, schedule: retryForever }),
+        Effect.map((object) => equalBytes(object.bytes, bytes)),
+        Effect.catch(() => Effect.succeed(false))
       )
 
     /** Whether the segment that took our WAL id is an older writer's, which landed late. */

@@ -11,6 +11,7 @@
  */
 import { Effect, Option } from "effect"
 import type { InvalidOption } from "../InvalidOption.ts"
+import { equalBytes } from "../internal/binary.ts"
 import * as Latin1Kv from "../internal/latin1Kv.ts"
 import { checked } from "../internal/options.ts"
 import type { QueueKv } from "../JobQueue.ts"
@@ -65,11 +66,6 @@ export const stageWrites = (tx: Transaction, writes: UserWrites) =>
     Effect.forEach(writes.put, ([key, value]) => tx.put(bytes(Keys.userKey(key)), value), { discard: true })
   )
 
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
 
 /** A value or none, as `compareAndSet` takes them. */
 const asOption = (value: Option.Option<Uint8Array> | Uint8Array): Option.Option<Uint8Array> =>
@@ -123,7 +119,7 @@ export const make = (ctx: QueueContext): QueueKv => {
           const current = yield* tx.get(userKey)
           const matches = Option.isNone(want)
             ? Option.isNone(current)
-            : Option.isSome(current) && sameBytes(current.value, want.value)
+            : Option.isSome(current) && equalBytes(current.value, want.value)
           if (!matches) return false
           yield* Option.isSome(stored) ? tx.put(userKey, stored.value) : tx.delete(userKey)
           return true
