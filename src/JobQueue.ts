@@ -23,7 +23,7 @@
  *
  * @since 0.1.0
  */
-import { Context, type Duration, Effect, Layer, type Option, type Scope } from "effect"
+import { Context, type Duration, Effect, Layer, type Option, type Scope, type Stream } from "effect"
 import type { Attempt, AttemptOutcome, JobRecord, JobStatus } from "../schema/JobRecord.ts"
 import type { MissedPolicy } from "../schema/Schedule.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
@@ -443,6 +443,31 @@ export interface ScheduleInfo {
 export type UnscheduleOutcome = "Removed" | "NotFound"
 
 /**
+ * What happened to a job, as `queue.events` tells it: `Enqueued` (by `enqueue`, `enqueueBatch`, a
+ * settlement's follow-up or a cron slot), `Claimed` (with its attempt), `Completed` (acknowledged),
+ * `Retried` (nacked with attempts left, or requeued by the reaper after its lease expired:
+ * `runAt` when it waits out a backoff), `DeadLettered` (with the reason), `Cancelled` (removed
+ * by `cancel`, or discarded by its holder after one). `at` is the instant (epoch ms).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type JobEvent =
+  | { readonly _tag: "Enqueued"; readonly id: string; readonly queue: string; readonly at: number }
+  | { readonly _tag: "Claimed"; readonly id: string; readonly queue: string; readonly attempt: number; readonly at: number }
+  | { readonly _tag: "Completed"; readonly id: string; readonly queue: string; readonly at: number }
+  | {
+    readonly _tag: "Retried"
+    readonly id: string
+    readonly queue: string
+    readonly error: string
+    readonly runAt: Option.Option<number>
+    readonly at: number
+  }
+  | { readonly _tag: "DeadLettered"; readonly id: string; readonly queue: string; readonly reason: string; readonly at: number }
+  | { readonly _tag: "Cancelled"; readonly id: string; readonly queue: string; readonly at: number }
+
+/**
  * Errors of writing operations.
  *
  * @category errors
@@ -598,6 +623,13 @@ export interface Service {
   readonly history: (id: string) => Effect.Effect<ReadonlyArray<Attempt>, JobNotFound | InvalidOption | Kv.StopError>
   /** The user KV namespace (see `QueueKv`). */
   readonly kv: QueueKv
+  /**
+   * The events of this process's queue (see `JobEvent`) from the moment the stream is run, each
+   * once the change it tells is committed. For watching (a dashboard, logs, metrics), not for
+   * driving work: a subscriber 4096 events behind misses new ones until it catches up, events of
+   * other processes are not seen, and the stream ends when the queue closes.
+   */
+  readonly events: Stream.Stream<JobEvent>
   /** The counters of a queue (all zero for a queue never used); a bad name is `InvalidQueueName`. */
   readonly stats: (queue: string) => Effect.Effect<QueueStats, InvalidQueueName | Kv.StopError>
   readonly cancel: (id: string) => Effect.Effect<CancelOutcome, QueueError>
@@ -786,7 +818,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
     const payloads = Payloads.make(ctx)
     const enqueuing = Enqueue.make(ctx, book, payloads)
     const { enqueue, enqueueBatch } = enqueuing
-    const settlements = Settle.make(ctx, book, payloads, Effects.make(enqueuing, payloads, book))
+    const settlements = Settle.make(ctx, book, payloads, Effects.make(enqueuing, payloads, book, ctx.events))
     const { isPaused, pause, queues, resume, wake } = yield* Control.make(ctx, book)
     const { claim } = Claiming.make(ctx, book, payloads, settlements.deadLetter, isPaused)
     const { awaitCompletion, get, history, stats } = Reads.make(ctx, book, payloads)
@@ -808,6 +840,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
       get,
       history,
       kv: UserKv.make(ctx),
+      events: ctx.events.stream,
       stats,
       cancel,
       awaitCompletion,

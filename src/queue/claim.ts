@@ -36,7 +36,7 @@ export const make = (
   deadLetter: Service["deadLetter"],
   isPaused: (queue: string) => boolean
 ) => {
-  const { fast, kv, live } = ctx
+  const { events, fast, kv, live } = ctx
   const { arrival, holdLease, lockOf } = book
   const { decodePayload } = payloads
 
@@ -114,6 +114,7 @@ export const make = (
         Effect.flatMap(claimRecords(definition.queue, max, now), (claimed) => {
           const expiresAt = now + Duration.toMillis(lease)
           const held = claimed.map((record) => holdLease(record, now, expiresAt))
+          events.emitAll(() => claimed.map((r) => ({ _tag: "Claimed", id: r.id, queue: r.queue, attempt: r.attempts, at: now })))
           const started = held.length === 1
             ? Effect.map(startClaim(definition, held[0]!), (c) => (c === undefined ? [] : [c]))
             : Effect.map(

@@ -2,16 +2,18 @@
  * What the parts of one queue share, built once by `JobQueue.make` and handed to each part
  * explicitly: the KV (its calls with the queue's own options, and its latin1 fast path), the
  * object store, the generator of job ids and claim tokens, the guard against a stopped writer,
- * and the payload limits. No module under `src/queue/` keeps state of its own: two queues in one
+ * the payload limits and the event hub. No module under `src/queue/` keeps state of its own: two queues in one
  * process share nothing.
  *
  * @internal
  */
-import { Effect, Option, Random } from "effect"
+import { Clock, Effect, Option, Random, type Scope } from "effect"
 import { monotonicFactory } from "ulid"
 import * as Latin1Kv from "../internal/latin1Kv.ts"
 import type { Options } from "../JobQueue.ts"
 import * as Kv from "../Kv.ts"
+import * as Events from "./events.ts"
+import type { EventHub } from "./events.ts"
 import { ObjectStore, type Service as ObjectStoreService } from "../ObjectStore.ts"
 
 /** Encoded payloads up to this size are stored inline by default. */
@@ -39,10 +41,14 @@ export interface QueueContext {
   readonly offloadThreshold: number
   /** The largest encoded payload taken. */
   readonly maxPayload: number
+  /** The queue's events (see `events.ts`). */
+  readonly events: EventHub
+  /** The instant now, from the `Clock` the queue was built with (for events built synchronously). */
+  readonly now: () => number
 }
 
 /** The context of a queue over the KV and the store in context (its options already checked). */
-export const make = (options: Options | undefined): Effect.Effect<QueueContext, never, Kv.Kv | ObjectStore> =>
+export const make = (options: Options | undefined): Effect.Effect<QueueContext, never, Kv.Kv | ObjectStore | Scope.Scope> =>
   Effect.gen(function*() {
     const kvService = yield* Kv.Kv
     const kv = Latin1Kv.withOwnOptions(kvService)
@@ -51,6 +57,7 @@ export const make = (options: Options | undefined): Effect.Effect<QueueContext, 
     const maxPayload = Math.max(offloadThreshold, options?.maxPayloadBytes ?? defaultMaxPayload)
     const fast = Latin1Kv.latin1Of(kvService)
     const random = yield* Random.Random
+    const clock = yield* Clock.Clock
     const newUlid = monotonicFactory(() => random.nextDoubleUnsafe())
     // Job ids and claim tokens come from one monotonic generator: never reused, even within a millisecond.
     const nextId = (now: number) => newUlid(Math.floor(now))
@@ -64,6 +71,8 @@ export const make = (options: Options | undefined): Effect.Effect<QueueContext, 
       nextId,
       live,
       offloadThreshold,
-      maxPayload
+      maxPayload,
+      events: yield* Events.make,
+      now: () => clock.currentTimeMillisUnsafe()
     }
   })

@@ -16,6 +16,7 @@ import type { EnqueueResult, FollowUp } from "../JobQueue.ts"
 import type { Transaction } from "../Kv.ts"
 import type { ValueTooLarge } from "../KvError.ts"
 import type { PrepareError } from "./enqueue.ts"
+import * as Events from "./events.ts"
 import type { Bookkeeping } from "./leases.ts"
 import type { Payloads } from "./payloads.ts"
 import { noWrites, stageWrites, type UserWrites, userWrites } from "./userKv.ts"
@@ -40,7 +41,7 @@ export interface Enqueuing {
 export type Effects = ReturnType<typeof make>
 
 /** Settlement effects over the queue's enqueue steps, payloads and bookkeeping. */
-export const make = (enqueuing: Enqueuing, payloads: Payloads, book: Bookkeeping) => {
+export const make = (enqueuing: Enqueuing, payloads: Payloads, book: Bookkeeping, events: Events.EventHub) => {
   /**
    * Checks `effects` (the option named `option`; `""`: the operation's own options, as ack's
    * are) and makes its jobs ready: `InvalidOption` for a
@@ -83,8 +84,9 @@ export const make = (enqueuing: Enqueuing, payloads: Payloads, book: Bookkeeping
     Effect.suspend(() => {
       const unused: Array<JobRecord> = []
       prepared.jobs.forEach(({ record }, i) => {
-        if (results[i]?.created === false) unused.push(record)
-        else if (record.status === "Pending") book.announce(record.queue)
+        if (results[i]?.created === false) return unused.push(record)
+        if (record.status === "Pending") book.announce(record.queue)
+        events.emit(() => Events.enqueued(record))
       })
       return payloads.dropPayloads(unused)
     })

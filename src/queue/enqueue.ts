@@ -21,6 +21,7 @@ import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
 import { checked } from "../internal/options.ts"
+import * as Events from "./events.ts"
 import type { Payloads } from "./payloads.ts"
 import { stageWrites, type UserWrites, userWrites } from "./userKv.ts"
 import { bytes, move, moveUpdates, payloadVersionField, pushStageWrites, retries, stage } from "./records.ts"
@@ -37,7 +38,7 @@ export type PrepareError =
 
 /** `enqueue` and `enqueueBatch` of the queue of `ctx`, and the steps follow-up enqueues share. */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) => {
-  const { fast, kv, nextId } = ctx
+  const { events, fast, kv, nextId } = ctx
   const { announce } = book
   const { committing, dropPayloads, encodePayload, offload } = payloads
 
@@ -117,6 +118,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       const commit = fast.write(pushStageWrites([], record), moveUpdates(record.queue, undefined, record.status))
       return Effect.map(committing([record], commit), () => {
         if (record.status === "Pending") announce(record.queue)
+        events.emit(() => Events.enqueued(record))
         return { id: record.id, created: true }
       })
     })
@@ -131,6 +133,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
         Effect.tap(stageNew(tx, record, checkId), (staged) => (staged.created ? stageWrites(tx, writes) : Effect.void)), retries))
       if (!result.created) yield* dropPayloads([record]) // the existing job keeps its own
       if (result.created && record.status === "Pending") announce(record.queue)
+      if (result.created) events.emit(() => Events.enqueued(record))
       return result
     })
 
@@ -152,6 +155,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       for (const record of records) pushStageWrites(writes, record)
       yield* committing(offloaded, fast.write(writes, moveUpdates(definition.queue, undefined, "Pending", records.length)))
       announce(definition.queue)
+      events.emitAll(() => records.map(Events.enqueued))
       return records.map((r) => r.id)
     })
 

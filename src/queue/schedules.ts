@@ -34,6 +34,7 @@ import * as Kv from "../Kv.ts"
 import { Corrupt } from "../KvError.ts"
 import type { Transaction } from "../Kv.ts"
 import type { QueueContext } from "./context.ts"
+import * as Events from "./events.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
@@ -154,7 +155,7 @@ export type Schedules = ReturnType<typeof make>
 
 /** `schedule`, `unschedule`, `schedules` and the scheduler's `fireDue` of the queue of `ctx`. */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) => {
-  const { kv, live } = ctx
+  const { events, kv, live } = ctx
   const { announce } = book
   const { encodePayload } = payloads
 
@@ -265,13 +266,14 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
         const perCommit = Math.max(1, Math.floor(commitBudget / (stored.payload.length + 1024)))
         const batch = slots.slice(0, perCommit)
         const more = slots.length > batch.length
-        let enqueued = 0
+        const created: Array<JobRecord> = []
         for (const slot of batch) {
           const record = slotRecord(stored, slot, now)
           if (Option.isSome(yield* tx.get(bytes(Keys.index(record.id))))) continue // enqueued before
           yield* stage(tx, record)
-          enqueued++
+          created.push(record)
         }
+        const enqueued = created.length
         if (enqueued > 0) {
           for (const op of moveOps(stored.queue, undefined, "Pending", enqueued)) {
             if (op._tag === "Update") yield* tx.update(op.key, op.update)
@@ -289,7 +291,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
           ...(last === undefined ? {} : { lastSlot: last })
         }
         yield* tx.put(bytes(Keys.schedule(key)), ScheduleSchema.encode(progressed))
-        return { queue: stored.queue, enqueued, more }
+        return { queue: stored.queue, enqueued, created, more }
       }), retries)
 
   /**
@@ -309,6 +311,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
           for (let more = true; more;) {
             const result = yield* fireBatch(stored.key, now, openedAt)
             if (result.queue !== undefined && result.enqueued > 0) announce(result.queue)
+            if (result.created !== undefined) events.emitAll(() => result.created.map(Events.enqueued))
             more = result.more
           }
         })

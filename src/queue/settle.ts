@@ -22,6 +22,7 @@ import * as QueueOptions from "./options.ts"
 import * as Rules from "../internal/options.ts"
 import { checked } from "../internal/options.ts"
 import * as Effects from "./effects.ts"
+import * as Events from "./events.ts"
 import type { Payloads } from "./payloads.ts"
 import { bury, bytes, encodeRecord, move, moveUpdates, read, retries, stage, withAttempt, without } from "./records.ts"
 
@@ -38,20 +39,22 @@ const keptFor = (definition: Job.Definition<any, any, any>, withResult: boolean)
 
 /** The settlements of the queue of `ctx`, and `cancel`; `effects` makes their effects ready. */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, effects: Effects.Effects) => {
-  const { fast, kv, live, random } = ctx
+  const { events, fast, kv, live, now, random } = ctx
   const { announce, complete, holds, holdsNow, leases, letGo } = book
   const { committing, dropPayloads, encodeResult } = payloads
 
   /**
    * Runs a settlement of `claim` with its prepared effects: the claimed record must still be
    * there, or `ClaimLost` and nothing applied. `f` says whether the effects apply (a nack that
-   * retries does not); once durable the effects' follow-ups are announced, and if it did not
-   * commit their payload objects are deleted.
+   * retries does not). Once durable, `told` tells the outcome (completion waiters, claims waiting
+   * for an arrival, events), then the effects' follow-ups are; if it did not commit, their payload
+   * objects are deleted.
    */
   const settle = <A>(
     claim: Claim<any>,
     prepared: Effects.Prepared,
-    f: (tx: Transaction, record: JobRecord, now: number) => Effect.Effect<readonly [A, applyEffects: boolean], ClaimLost | ValueTooLarge>
+    f: (tx: Transaction, record: JobRecord, now: number) => Effect.Effect<readonly [A, applyEffects: boolean], ClaimLost | ValueTooLarge>,
+    told: (result: A, now: number) => void
   ) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
@@ -69,6 +72,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
           return [result, applied] as const
         }), retries)))
       letGo(claim)
+      told(result, now)
       yield* applied === undefined ? dropPayloads(effects.records(prepared)) : effects.settled(prepared, applied)
       return result
     })
@@ -92,6 +96,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
         Effect.map(() => {
           letGo(claim)
           complete(id, Option.none())
+          events.emit(() => ({ _tag: "Completed", id, queue, at: now() }))
         }),
         Effect.tap(() => (claim.record.payloadRef === undefined ? Effect.void : dropPayloads([claim.record])))
       )
@@ -126,8 +131,10 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
           }
           yield* stage(tx, next)
           return [Option.some(next), true] as const
-        }))
-      complete(claim.record.id, done)
+        }), (done, at) => {
+        complete(claim.record.id, done)
+        events.emit(() => ({ _tag: "Completed", id: claim.record.id, queue: claim.record.queue, at }))
+      })
       if (Option.isNone(done) && claim.record.payloadRef !== undefined) yield* dropPayloads([claim.record])
     })
 
@@ -155,11 +162,12 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
           yield* stage(tx, next)
           yield* move(tx, record.queue, "Claimed", next.status)
           return [{ outcome: "Retried" as const, record: next }, false] as const
-        }))
-      if (outcome.outcome === "DeadLettered") {
+        }), ({ outcome, record }, at) => {
         // the stored dead record (this attempt's error, failedAt, no claimedAt), not the claimed one
-        complete(claim.record.id, Option.some(outcome.record))
-      } else if (outcome.record.status === "Pending") announce(claim.record.queue)
+        if (outcome === "DeadLettered") complete(claim.record.id, Option.some(record))
+        else if (record.status === "Pending") announce(claim.record.queue)
+        events.emit(() => Events.claimEnded(record, error, at))
+      })
       return outcome.outcome
     })
 
@@ -175,8 +183,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
           yield* stage(tx, next)
           yield* move(tx, record.queue, "Claimed", "Pending")
           return [undefined, false] as const
-        }))
-      announce(claim.record.queue)
+        }), () => announce(claim.record.queue))
     })
 
   const discard: Service["discard"] = (claim) =>
@@ -185,8 +192,10 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
         tx.delete(bytes(Keys.index(record.id))).pipe(
           Effect.andThen(move(tx, record.queue, "Claimed", undefined)),
           Effect.as([undefined, false] as const)
-        ))
-      complete(claim.record.id, Option.none())
+        ), (_, at) => {
+        complete(claim.record.id, Option.none())
+        events.emit(() => ({ _tag: "Cancelled", id: claim.record.id, queue: claim.record.queue, at }))
+      })
       yield* dropPayloads([claim.record])
     })
 
@@ -195,8 +204,10 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
       yield* checked(QueueOptions.reasonError("reason", reason) ?? Rules.optional(options, (o) => Rules.record("options", o)))
       const prepared = yield* effects.prepare("effects", options?.effects)
       // waiters get the stored dead record (no claimedAt, its expiry, a cancel flag set meanwhile)
-      const dead = yield* settle(claim, prepared, (tx, record, at) => Effect.map(bury(tx, record, at, reason), (dead) => [dead, true] as const))
-      complete(claim.record.id, Option.some(dead))
+      yield* settle(claim, prepared, (tx, record, at) => Effect.map(bury(tx, record, at, reason), (dead) => [dead, true] as const), (dead, at) => {
+        complete(claim.record.id, Option.some(dead))
+        events.emit(() => Events.claimEnded(dead, reason, at))
+      })
     })
 
   const extendLease: Service["extendLease"] = (claim, duration) =>
@@ -237,7 +248,11 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
         }), retries)
       if (outcome === "Removed") {
         complete(id, Option.none())
-        if (removed !== undefined) yield* dropPayloads([removed])
+        if (removed !== undefined) {
+          const { queue } = removed
+          events.emit(() => ({ _tag: "Cancelled", id, queue, at: now() }))
+          yield* dropPayloads([removed])
+        }
       }
       if (outcome === "Requested") {
         const lease = leases.get(id)

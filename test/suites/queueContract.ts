@@ -721,4 +721,67 @@ export const queueContractSuite = (backend: Backend) =>
         assert.deepStrictEqual([yield* payloadObjects(store), yield* q.kv.scan("")], [[], []])
         assert.deepStrictEqual(yield* counts(q, "blobs"), [0, 0, 0, 0, 0])
       }))
+
+    it.effect("events: each change told once it is committed, in order, to every subscriber; the streams end when the queue closes", () =>
+      Effect.gen(function*() {
+        const store = yield* storeOf
+        const { q, scope } = yield* openQueueAndKv(store)
+        const watch = (n: number) =>
+          Effect.forkChild(Stream.runCollect(Stream.take(q.events, n)), { startImmediately: true })
+        const first = yield* watch(10)
+        const second = yield* watch(2)
+        yield* Effect.yieldNow
+        const a = yield* q.enqueue(Email, { to: "a" })
+        const [claimA] = yield* q.claim(Email)
+        yield* q.ack(claimA!)
+        const b = yield* q.enqueue(Email, { to: "b" }, { maxAttempts: 2 })
+        yield* q.nack((yield* q.claim(Email))[0]!, "smtp 451")
+        yield* q.claim(Email, { lease: "1 second" })
+        yield* TestClock.adjust("2 seconds") // the reaper: its last attempt's lease ran out
+        const c = yield* q.enqueue(Email, { to: "c" }, { delay: "1 hour" })
+        yield* q.cancel(c.id)
+        const events = yield* Fiber.join(first)
+        const instants = events.map((e) => e.at)
+        assert.deepStrictEqual(instants, [...instants].sort((x, y) => x - y), "in order of time")
+        const got = events.map((e) => {
+          const { at: _, ...rest } = e
+          return rest
+        })
+        assert.deepStrictEqual(got, [
+          { _tag: "Enqueued", id: a.id, queue: "emails" },
+          { _tag: "Claimed", id: a.id, queue: "emails", attempt: 1 },
+          { _tag: "Completed", id: a.id, queue: "emails" },
+          { _tag: "Enqueued", id: b.id, queue: "emails" },
+          { _tag: "Claimed", id: b.id, queue: "emails", attempt: 1 },
+          { _tag: "Retried", id: b.id, queue: "emails", error: "smtp 451", runAt: Option.none() },
+          { _tag: "Claimed", id: b.id, queue: "emails", attempt: 2 },
+          { _tag: "DeadLettered", id: b.id, queue: "emails", reason: "lease expired" },
+          { _tag: "Enqueued", id: c.id, queue: "emails" },
+          { _tag: "Cancelled", id: c.id, queue: "emails" }
+        ])
+        assert.deepStrictEqual((yield* Fiber.join(second)).map((e) => e._tag), ["Enqueued", "Claimed"])
+        // the streams end with the queue
+        const late = yield* watch(100)
+        yield* Effect.yieldNow
+        yield* Scope.close(scope, Exit.void)
+        assert.deepStrictEqual(yield* Fiber.join(late), [])
+      }))
+
+    it.effect("events of a batch, a settlement's follow-ups, a dead-letter and a discard after a cancel", () =>
+      Effect.gen(function*() {
+        const q = yield* fresh
+        const watching = yield* Effect.forkChild(Stream.runCollect(Stream.take(q.events, 10)), { startImmediately: true })
+        yield* Effect.yieldNow
+        const [x, y] = yield* q.enqueueBatch(Email, [{ to: "x" }, { to: "y" }])
+        const [claimX, claimY] = yield* q.claim(Email, { max: 2 })
+        yield* q.ack(claimX!, { enqueue: [[Email, { to: "follow" }], [Email, { to: "later" }, { delay: "1 minute" }]] })
+        yield* q.deadLetter(claimY!, "bad address")
+        const [follow] = yield* q.claim(Email)
+        assert.strictEqual(yield* q.cancel(follow!.job.id), "Requested")
+        yield* q.discard(follow!)
+        const tags = (yield* Fiber.join(watching)).map((e) => [e._tag, e.id])
+        assert.deepStrictEqual(tags.slice(0, 5), [["Enqueued", x], ["Enqueued", y], ["Claimed", x], ["Claimed", y], ["Completed", x]])
+        assert.deepStrictEqual(tags.slice(5, 7).map(([tag]) => tag), ["Enqueued", "Enqueued"])
+        assert.deepStrictEqual(tags.slice(7), [["DeadLettered", y], ["Claimed", follow!.job.id], ["Cancelled", follow!.job.id]])
+      }))
   })
