@@ -394,9 +394,10 @@ export const queueContractSuite = (backend: Backend) =>
         assert.deepStrictEqual(Object.keys(yield* userEntries(q)), ["counter", "sent/a", "sent/b"])
       }))
 
-    it.effect("enqueue with an id and kv writes both; the same id again is DuplicateJobId and writes none of its kv", () =>
+    it.effect("enqueue with an id and kv writes both; the same id again is DuplicateJobId and writes none of its kv, nor leaves its payload object", () =>
       Effect.gen(function*() {
-        const q = yield* fresh
+        const store = yield* storeOf
+        const q = yield* openQueue(store, { offloadThreshold: 64 })
         const first = yield* q.enqueue(Email, { to: "a" }, { id: "custom-1", kv: { a: bytes("1") } })
         assert.deepStrictEqual(first, { id: "custom-1", created: true })
         assert.deepStrictEqual(yield* userEntries(q), { a: "1" })
@@ -406,6 +407,10 @@ export const queueContractSuite = (backend: Backend) =>
         assert.deepStrictEqual(yield* userEntries(q), { a: "1" })
         assert.deepStrictEqual(yield* counts(q, "emails"), before)
         assert.deepStrictEqual(before, [1, 0, 0, 0, 0])
+        // with a payload stored as an object of its own (in another queue: ids are unique across queues)
+        const offloaded = failureOf(yield* Effect.exit(q.enqueue(Blob, big("dup"), { id: "custom-1", kv: { c: bytes("3") } })))
+        assert.strictEqual(offloaded._tag, "DuplicateJobId")
+        assert.deepStrictEqual([yield* userEntries(q), yield* payloadObjects(store), yield* counts(q, "blobs")], [{ a: "1" }, [], [0, 0, 0, 0, 0]])
         assert.deepStrictEqual((yield* q.claim(Email, { max: 5 })).map((c) => c.job.payload), [{ to: "a" }])
       }))
 
@@ -607,6 +612,41 @@ export const queueContractSuite = (backend: Backend) =>
           assert.deepStrictEqual([yield* counts(q, "blobs"), yield* userEntries(q), yield* payloadObjects(store)], [[0, 0, 0, 0, 0], { keep: "as it was" }, []])
         }
         assert.deepStrictEqual([yield* counts(q, "emails"), yield* counts(q, "kept")], [[0, 0, 0, 1, 0], [0, 0, 0, 1, 0]])
+      }))
+
+    it.effect("one claim settled four ways at once (a plain ack on the fast path, and three settlements with effects): one wins, only its effects land, the losers' objects are deleted", () =>
+      Effect.gen(function*() {
+        const store = yield* storeOf
+        const q = yield* openQueue(store, { offloadThreshold: 64 })
+        let followUps = 0
+        for (let round = 0; round < 4; round++) {
+          yield* q.enqueue(Email, { to: `r${round}` }, { maxAttempts: 1 })
+          const [claim] = yield* q.claim(Email)
+          const effects = (tag: string): JobQueue.SettlementEffects => ({ enqueue: [[Blob, big(`${round}-${tag}`)]], kv: { [`${round}/${tag}`]: bytes(tag) } })
+          const settlements: ReadonlyArray<readonly [string, Effect.Effect<unknown, unknown>]> = [
+            ["ack", q.ack(claim!, effects("ack"))],
+            ["dead", q.deadLetter(claim!, "r", { effects: effects("dead") })],
+            ["nack", q.nack(claim!, "n", { effects: effects("nack") })],
+            ["plain", q.ack(claim!)]
+          ]
+          // each round starts a different settlement first
+          const ordered = [...settlements.slice(round), ...settlements.slice(0, round)]
+          const exits = yield* Effect.forEach(ordered, ([, settle]) => Effect.exit(settle), { concurrency: "unbounded" })
+          const winners = ordered.filter((_, i) => Exit.isSuccess(exits[i]!)).map(([tag]) => tag)
+          assert.strictEqual(winners.length, 1, `round ${round}: ${exits.map(reasonOf).join(", ")}`)
+          assert.isTrue(exits.every((exit) => Exit.isSuccess(exit) || reasonOf(exit) === "ClaimLost"), exits.map(reasonOf).join(", "))
+          const followUp = yield* q.claim(Blob, { max: 5 })
+          if (winners[0] === "plain") {
+            assert.deepStrictEqual([yield* userEntries(q, `${round}/`), followUp], [{}, []])
+          } else {
+            assert.deepStrictEqual(Object.keys(yield* userEntries(q, `${round}/`)), [`${round}/${winners[0]}`])
+            assert.deepStrictEqual(followUp.map((c) => c.job.payload), [big(`${round}-${winners[0]}`)])
+            yield* q.ack(followUp[0]!)
+            followUps++
+          }
+          assert.deepStrictEqual(yield* payloadObjects(store), [], `round ${round}: no object left`)
+        }
+        assert.deepStrictEqual(yield* counts(q, "blobs"), [0, 0, 0, followUps, 0])
       }))
 
     // ---- results -----------------------------------------------------------------------------
