@@ -649,6 +649,20 @@ export const queueContractSuite = (backend: Backend) =>
         assert.deepStrictEqual(yield* counts(q, "blobs"), [0, 0, 0, followUps, 0])
       }))
 
+    it.effect("a nack that retries applies none of its effects and deletes the object written for its offloaded follow-up", () =>
+      Effect.gen(function*() {
+        const store = yield* storeOf
+        const q = yield* openQueue(store, { offloadThreshold: 64 })
+        const { id } = yield* q.enqueue(Email, { to: "a" }, { maxAttempts: 2 })
+        const effects: JobQueue.SettlementEffects = { enqueue: [[Blob, big("retry")]], kv: { k: bytes("v") } }
+        assert.strictEqual(yield* q.nack((yield* q.claim(Email))[0]!, "once", { effects }), "Retried")
+        assert.deepStrictEqual([yield* payloadObjects(store), yield* q.kv.scan(""), yield* counts(q, "blobs")], [[], [], [0, 0, 0, 0, 0]])
+        assert.strictEqual(yield* q.nack((yield* q.claim(Email))[0]!, "twice", { effects }), "DeadLettered")
+        assert.strictEqual((yield* payloadObjects(store)).length, 1)
+        assert.deepStrictEqual([yield* userEntries(q), yield* counts(q, "blobs")], [{ k: "v" }, [1, 0, 0, 0, 0]])
+        assert.deepStrictEqual(Option.map(yield* q.get(id), (r) => r.status), Option.some("Dead"))
+      }))
+
     // ---- results -----------------------------------------------------------------------------
 
     it.effect("ack with a result keeps the done job for resultRetention: get and awaitCompletion return it decoded, then the sweep deletes it", () =>
