@@ -6,10 +6,10 @@
 // fault-injecting wrapper of the same raw store (latency, ~5% errors, lost put responses), which
 // freezes at a random store operation (the crash: every request from then on hangs, as in a dead
 // process), and runs random operations one at a time (and, now and then, a few settlements or
-// enqueues at once): enqueues (delayed, deduplicated, with ids of their own, in batches), claims,
-// acks, nacks, dead-letters, releases, discards, cancels, settlements with stale claims, settlements
-// carrying effects (a follow-up job, offloaded when large, and a user KV write), and time
-// moving on (promotions, lease expiries, retention sweeps); now and then a call is interrupted by its
+// enqueues at once): enqueues (delayed, deduplicated, with ids of their own, with user KV writes,
+// in batches), claims, acks, nacks, dead-letters, releases, discards, cancels, settlements with
+// stale claims, settlements carrying effects (a follow-up job, offloaded when large, and a user KV
+// write), and time moving on (promotions, lease expiries, retention sweeps); now and then a call is interrupted by its
 // caller after a few milliseconds (then what is stored tells whether it landed). The model predicts the outcome of every
 // call and the state after it; a call that did not return (the crash) or returned a failure
 // that commits nothing changes nothing in the model, or is a "maybe".
@@ -301,7 +301,7 @@ const describeEffects = (followUp: FollowUp | undefined) =>
 const describeSub = (sub: Sub): string => {
   switch (sub._tag) {
     case "Enqueue":
-      return `enqueue ${sub.queue} n${sub.n} ${JSON.stringify(sub.options)}`
+      return `enqueue ${sub.queue} n${sub.n} ${JSON.stringify({ ...sub.options, kv: sub.options.kv === undefined ? undefined : Object.keys(sub.options.kv) })}`
     case "Batch":
       return `enqueueBatch ${sub.queue} ${sub.ns.map((n) => `n${n}`).join(",")}`
     case "Claim":
@@ -394,7 +394,13 @@ const predict = (state: MState, sub: Sub, now: number, tokens: ReadonlyMap<numbe
       }
       return {
         expected: `created ${options.id ?? "*"}`,
-        apply: (s, actual) => withJob(s, { ...job, id: (actual as JobQueue.EnqueueResult | undefined)?.id ?? job.id })
+        apply: (s, actual) => {
+          const enqueued = withJob(s, { ...job, id: (actual as JobQueue.EnqueueResult | undefined)?.id ?? job.id })
+          if (options.kv === undefined) return enqueued
+          const kv = new Map(enqueued.kv)
+          for (const [key, value] of Object.entries(options.kv)) kv.set(key, new TextDecoder().decode(value))
+          return { ...enqueued, kv }
+        }
       }
     }
     case "Batch":
@@ -913,6 +919,8 @@ export const runQueueSchedule = (
           const reuse = customIds > 0 && roll() < 0.25
           options.id = `c${reuse ? prng.int(0, customIds) : customIds++}`
         }
+        // a user KV write committed with the job (none on a dedup hit or a duplicate id)
+        if (roll() < 0.2) options.kv = { [`q/${n}`]: new TextEncoder().encode(String(n)) }
       }
       return { _tag: "Enqueue", queue, n, options }
     }
