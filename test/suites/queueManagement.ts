@@ -2,7 +2,7 @@
 // state, its order and its cursors), queues(), the dead-letter queue (deadJobs, requeueDead,
 // purgeDead), wake, and pause/resume. Taquba's tests of these (reference §3) are ported here.
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
@@ -430,6 +430,28 @@ export const queueManagementSuite = (backend: Backend) =>
         assert.deepStrictEqual(yield* q.stats("brief"), { queue: "brief", pending: 0, scheduled: 0, claimed: 0, done: 0, dead: 0 })
         assert.deepStrictEqual(yield* q.deadJobs("brief"), [])
         assert.deepStrictEqual(yield* q.claim(Brief), [])
+      }))
+
+    it.effect("a dead job and a kept done job whose retention is not a whole number of milliseconds are swept once it ends", () =>
+      Effect.gen(function*() {
+        const q = yield* fresh
+        // 60 000.5 ms: the sweep at 60 000 finds their expiry entries (whole milliseconds) before they expire
+        const Dead = Job.define("frac-dead", { payload: Schema.Number, deadRetention: Duration.micros(60_000_500n) })
+        const Done = Job.define("frac-done", { payload: Schema.Number, keepDone: Duration.micros(60_000_500n) })
+        const dead = yield* q.enqueue(Dead, 1)
+        yield* q.deadLetter((yield* q.claim(Dead))[0]!, "no")
+        const done = yield* q.enqueue(Done, 2)
+        yield* q.ack((yield* q.claim(Done))[0]!)
+        assert.deepStrictEqual([Option.getOrThrow(yield* q.get(dead.id)).expiresAt, Option.getOrThrow(yield* q.get(done.id)).expiresAt], [60_000.5, 60_000.5])
+        for (let second = 0; second < 60; second++) yield* TestClock.adjust("1 second") // each sweep at its tick
+        assert.isTrue(Option.isSome(yield* q.get(dead.id)) && Option.isSome(yield* q.get(done.id)), "kept until its retention ends")
+        yield* TestClock.adjust("1 second")
+        yield* eventually(
+          Effect.map(Effect.all([q.get(dead.id), q.get(done.id)]), ([a, b]) => Option.isNone(a) && Option.isNone(b)),
+          "both swept at the next tick",
+          100
+        )
+        assert.deepStrictEqual([(yield* q.stats("frac-dead")).dead, (yield* q.stats("frac-done")).done], [0, 1])
       }))
 
     it.effect("history after a requeue: the first death, a Requeued entry at the requeue instant, then the second death", () =>
