@@ -70,7 +70,9 @@ export const start = (
           const queues = new Set<string>()
           for (const entry of due) {
             const record = yield* decodeOrSkip(entry.key, entry.value)
-            if (record === undefined) continue
+            // the key's time is whole milliseconds: a run time that is not (a delay of 1500 micros)
+            // is found in its millisecond before it is due, and waits for the next run
+            if (record === undefined || (record.runAt !== undefined && record.runAt > now)) continue
             yield* tx.delete(entry.key)
             yield* stage(tx, { ...without(record, "runAt"), status: "Pending" })
             yield* move(tx, record.queue, "Scheduled", "Pending")

@@ -132,6 +132,21 @@ export const queueManagementSuite = (backend: Backend) =>
         assert.deepStrictEqual([claim?.job.id, claim?.job.attempts, claim?.job.lastError], [id, 2, "boom"])
       }))
 
+    it.effect("a job delayed by a duration that is not whole milliseconds is not made pending before its run time", () =>
+      Effect.gen(function*() {
+        const q = yield* fresh
+        // due at 100.5 ms: the scheduler's run at 100 ms finds its key (whole milliseconds) before it is due
+        const { id } = yield* q.enqueue(Email, { to: "later" }, { delay: Duration.micros(100_500n) })
+        assert.strictEqual(Option.getOrThrow(yield* q.get(id)).runAt, 100.5)
+        yield* TestClock.adjust("100 millis")
+        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
+        assert.deepStrictEqual(yield* q.claim(Email), [])
+        assert.strictEqual((yield* q.stats("emails")).scheduled, 1)
+        yield* TestClock.adjust("100 millis")
+        yield* eventually(Effect.map(q.stats("emails"), (s) => s.pending === 1), "promoted at the next run")
+        assert.strictEqual((yield* q.claim(Email))[0]?.job.id, id)
+      }))
+
     it.effect("wake refuses what cannot be a job id, with InvalidJobId", () =>
       Effect.gen(function*() {
         const q = yield* fresh
