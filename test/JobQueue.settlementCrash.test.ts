@@ -4,7 +4,7 @@
 // follow-up and the KV write are there together with the settlement or not at all, no job lacks its
 // payload object, and the job settles again with the same effects exactly once.
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Option, Schema, Scope, Stream } from "effect"
 import * as JobRecordSchema from "../schema/JobRecord.ts"
 import * as Job from "../src/Job.ts"
 import * as JobQueue from "../src/JobQueue.ts"
@@ -120,7 +120,7 @@ const scenario = (how: Settlement, cut: Cut) =>
       }
       const [followUp] = yield* q.claim(Notify)
       assert.deepStrictEqual(followUp?.job.payload, bigNotify)
-      return
+      return yield* Scope.close(second.scope, Exit.void)
     }
     assert.deepStrictEqual(notify, [0, 0, 0, 0, 0])
     const job = Option.getOrThrow(stored)
@@ -143,7 +143,6 @@ const scenario = (how: Settlement, cut: Cut) =>
     assert.deepStrictEqual((yield* q.claim(Notify, { max: 5 })).map((c) => c.job.payload), [bigNotify])
     assert.deepStrictEqual(yield* jobsMissingTheirPayload(kv, raw), [])
     yield* Scope.close(second.scope, Exit.void)
-    yield* Fiber.interrupt(settling).pipe(Effect.forkDetach)
   })
 
 describe("JobQueue settlement effects across a crash", () => {
