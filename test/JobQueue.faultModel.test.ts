@@ -9,7 +9,7 @@ const count = Number(process.env.QUEUE_SCHEDULES ?? 200)
 const base = Number(process.env.QUEUE_SEED ?? 0)
 
 describe("JobQueue model with store faults and crashes", () => {
-  it.effect(`${count} schedules from seed ${base}: after every reopen each acknowledged job is there once, in its state, with exact counters`, () =>
+  it.effect(`${count} schedules from seed ${base}: after every reopen each acknowledged job is there once, in its state, with exact counters, and settlement effects landed with their settlement or not at all`, () =>
     Effect.gen(function*() {
       const totals = {
         operations: 0,
@@ -19,7 +19,9 @@ describe("JobQueue model with store faults and crashes", () => {
         landedUncertain: 0,
         interruptedNotLanded: 0,
         interruptedLanded: 0,
-        jobs: 0
+        jobs: 0,
+        effectsCommitted: 0,
+        effectsCut: 0
       }
       for (let seed = base; seed < base + count; seed++) {
         if (process.env.QUEUE_TRACE) console.log(`seed ${seed}`)
@@ -33,6 +35,9 @@ describe("JobQueue model with store faults and crashes", () => {
         assert.isAbove(totals.lostUnacknowledged, 0)
         assert.isAbove(totals.landedUncertain, 0)
         assert.isAbove(totals.interruptedLanded, 0)
+        // settlements committed their effects, and crashes cut some of them
+        assert.isAbove(totals.effectsCommitted, 0)
+        assert.isAbove(totals.effectsCut, 0)
       }
     }), { timeout: 600_000 })
 })

@@ -70,7 +70,9 @@ export const start = (
           const queues = new Set<string>()
           for (const entry of due) {
             const record = yield* decodeOrSkip(entry.key, entry.value)
-            if (record === undefined) continue
+            // the key's time is whole milliseconds: a run time that is not (a delay of 1500 micros)
+            // is found in its millisecond before it is due, and waits for the next run
+            if (record === undefined || (record.runAt !== undefined && record.runAt > now)) continue
             yield* tx.delete(entry.key)
             yield* stage(tx, { ...without(record, "runAt"), status: "Pending" })
             yield* move(tx, record.queue, "Scheduled", "Pending")
@@ -93,10 +95,15 @@ export const start = (
       const expired: Array<JobRecord> = []
       const present: Array<{ readonly key: Uint8Array; readonly present: boolean }> = []
       for (const entry of due) {
-        ops.push({ _tag: "Delete", key: entry.key })
         const value = yield* kv.get(entry.value)
         const record = Option.isNone(value) ? undefined : yield* decodeOrSkip(entry.value, value.value)
-        if (record === undefined || record.expiresAt === undefined || record.expiresAt > now) continue
+        // An entry's key holds its time in whole milliseconds: a record's own entry is found in the
+        // millisecond its expiry falls in, before that expiry when it is not whole (a retention of
+        // 1500 micros). It stays for the next sweep; deleted, the record would be kept for good.
+        const notYet = record?.expiresAt !== undefined && record.expiresAt > now
+        if (notYet && Keys.expiry(record.expiresAt!, record.id) === Keys.fromBytes(entry.key)) continue
+        ops.push({ _tag: "Delete", key: entry.key })
+        if (record === undefined || record.expiresAt === undefined || notYet) continue
         expired.push(record)
         present.push({ key: entry.value, present: true })
         ops.push(

@@ -259,6 +259,27 @@ export const queueContractSuite = (backend: Backend) =>
         assert.isTrue(Option.isNone(yield* q.kv.get("absent")))
       }))
 
+    it.effect("kv.compareAndSet under contention: 4 fibers × 25 get-and-compareAndSet increments of one counter end at 100, with no TransactionConflict", () =>
+      Effect.gen(function*() {
+        const q = yield* fresh
+        const read = Effect.map(q.kv.get("counter"), (v) => Option.match(v, { onNone: () => 0, onSome: (b) => Number(text(b)) }))
+        const increment = Effect.gen(function*() {
+          for (let tries = 1; ; tries++) {
+            const current = yield* q.kv.get("counter")
+            const next = Option.match(current, { onNone: () => 1, onSome: (b) => Number(text(b)) + 1 })
+            yield* Effect.yieldNow // the other fibers read the same value meanwhile: all but one compareAndSet lose
+            if (yield* q.kv.compareAndSet("counter", current, bytes(String(next)))) return tries
+          }
+        })
+        const tries = yield* Effect.all(
+          Array.from({ length: 4 }, () => Effect.forEach(Array.from({ length: 25 }), () => increment)),
+          { concurrency: "unbounded" }
+        )
+        assert.strictEqual(yield* read, 100)
+        const attempts = tries.flat().reduce((a, b) => a + b, 0)
+        assert.isAbove(attempts, 100, "some compareAndSet lost a race and was tried again")
+      }))
+
     it.effect("kv.scan: a prefix's entries in UTF-8 byte order, paged with after and limit; scan(\"\") lists every user key and no queue key", () =>
       Effect.gen(function*() {
         const q = yield* fresh
@@ -371,6 +392,26 @@ export const queueContractSuite = (backend: Backend) =>
         assert.strictEqual(reasonOf(yield* Effect.exit(q.enqueue(Email, { to: "c" }, { kv: { big: new Uint8Array(256 * 1024 + 1) } }))), "ValueTooLarge")
         assert.deepStrictEqual(yield* counts(q, "emails"), [2, 0, 0, 0, 0])
         assert.deepStrictEqual(Object.keys(yield* userEntries(q)), ["counter", "sent/a", "sent/b"])
+      }))
+
+    it.effect("enqueue with an id and kv writes both; the same id again is DuplicateJobId and writes none of its kv, nor leaves its payload object", () =>
+      Effect.gen(function*() {
+        const store = yield* storeOf
+        const q = yield* openQueue(store, { offloadThreshold: 64 })
+        const first = yield* q.enqueue(Email, { to: "a" }, { id: "custom-1", kv: { a: bytes("1") } })
+        assert.deepStrictEqual(first, { id: "custom-1", created: true })
+        assert.deepStrictEqual(yield* userEntries(q), { a: "1" })
+        const before = yield* counts(q, "emails")
+        const again = failureOf(yield* Effect.exit(q.enqueue(Email, { to: "b" }, { id: "custom-1", kv: { b: bytes("2"), a: bytes("overwritten") } })))
+        assert.strictEqual(again._tag, "DuplicateJobId")
+        assert.deepStrictEqual(yield* userEntries(q), { a: "1" })
+        assert.deepStrictEqual(yield* counts(q, "emails"), before)
+        assert.deepStrictEqual(before, [1, 0, 0, 0, 0])
+        // with a payload stored as an object of its own (in another queue: ids are unique across queues)
+        const offloaded = failureOf(yield* Effect.exit(q.enqueue(Blob, big("dup"), { id: "custom-1", kv: { c: bytes("3") } })))
+        assert.strictEqual(offloaded._tag, "DuplicateJobId")
+        assert.deepStrictEqual([yield* userEntries(q), yield* payloadObjects(store), yield* counts(q, "blobs")], [{ a: "1" }, [], [0, 0, 0, 0, 0]])
+        assert.deepStrictEqual((yield* q.claim(Email, { max: 5 })).map((c) => c.job.payload), [{ to: "a" }])
       }))
 
     // ---- settlement effects ----------------------------------------------------------------------
@@ -551,6 +592,75 @@ export const queueContractSuite = (backend: Backend) =>
         assert.strictEqual((yield* payloadObjects(store)).length, 1)
         assert.deepStrictEqual((yield* q.claim(Blob)).map((c) => c.job.payload), [big("existing")])
         assert.deepStrictEqual(yield* counts(q, "blobs"), [0, 0, 1, 2, 0])
+      }))
+
+    it.effect("a claim settled once is ClaimLost when settled again with effects, on the fast and the transactional ack path: no follow-up, no KV change, no object left", () =>
+      Effect.gen(function*() {
+        const store = yield* storeOf
+        const q = yield* openQueue(store, { offloadThreshold: 64 })
+        yield* q.kv.put("keep", bytes("as it was"))
+        const effects: JobQueue.SettlementEffects = { enqueue: [[Blob, big("follow-up")]], kv: { written: bytes("no") }, kvDelete: ["keep"] }
+        for (const definition of [Email, Kept] as const) {
+          yield* q.enqueue(definition as Job.Definition<any, any>, definition === Email ? { to: "a" } : { n: 1 })
+          const [claim] = yield* q.claim(definition as Job.Definition<any, any>)
+          yield* q.ack(claim!) // Email: the fast path; Kept (keepDone): a transaction
+          const before = yield* counts(q, definition.queue)
+          assert.strictEqual(reasonOf(yield* Effect.exit(q.ack(claim!, effects))), "ClaimLost", definition.queue)
+          assert.strictEqual(reasonOf(yield* Effect.exit(q.deadLetter(claim!, "r", { effects }))), "ClaimLost", definition.queue)
+          assert.strictEqual(reasonOf(yield* Effect.exit(q.nack(claim!, "r", { effects }))), "ClaimLost", definition.queue)
+          assert.deepStrictEqual(yield* counts(q, definition.queue), before)
+          assert.deepStrictEqual([yield* counts(q, "blobs"), yield* userEntries(q), yield* payloadObjects(store)], [[0, 0, 0, 0, 0], { keep: "as it was" }, []])
+        }
+        assert.deepStrictEqual([yield* counts(q, "emails"), yield* counts(q, "kept")], [[0, 0, 0, 1, 0], [0, 0, 0, 1, 0]])
+      }))
+
+    it.effect("one claim settled four ways at once (a plain ack on the fast path, and three settlements with effects): one wins, only its effects land, the losers' objects are deleted", () =>
+      Effect.gen(function*() {
+        const store = yield* storeOf
+        const q = yield* openQueue(store, { offloadThreshold: 64 })
+        let followUps = 0
+        for (let round = 0; round < 4; round++) {
+          yield* q.enqueue(Email, { to: `r${round}` }, { maxAttempts: 1 })
+          const [claim] = yield* q.claim(Email)
+          const effects = (tag: string): JobQueue.SettlementEffects => ({ enqueue: [[Blob, big(`${round}-${tag}`)]], kv: { [`${round}/${tag}`]: bytes(tag) } })
+          const settlements: ReadonlyArray<readonly [string, Effect.Effect<unknown, unknown>]> = [
+            ["ack", q.ack(claim!, effects("ack"))],
+            ["dead", q.deadLetter(claim!, "r", { effects: effects("dead") })],
+            ["nack", q.nack(claim!, "n", { effects: effects("nack") })],
+            ["plain", q.ack(claim!)]
+          ]
+          // each round starts a different settlement first
+          const ordered = [...settlements.slice(round), ...settlements.slice(0, round)]
+          const exits = yield* Effect.forEach(ordered, ([, settle]) => Effect.exit(settle), { concurrency: "unbounded" })
+          const winners = ordered.filter((_, i) => Exit.isSuccess(exits[i]!)).map(([tag]) => tag)
+          assert.strictEqual(winners.length, 1, `round ${round}: ${exits.map(reasonOf).join(", ")}`)
+          assert.isTrue(exits.every((exit) => Exit.isSuccess(exit) || reasonOf(exit) === "ClaimLost"), exits.map(reasonOf).join(", "))
+          const followUp = yield* q.claim(Blob, { max: 5 })
+          if (winners[0] === "plain") {
+            assert.deepStrictEqual([yield* userEntries(q, `${round}/`), followUp], [{}, []])
+          } else {
+            assert.deepStrictEqual(Object.keys(yield* userEntries(q, `${round}/`)), [`${round}/${winners[0]}`])
+            assert.deepStrictEqual(followUp.map((c) => c.job.payload), [big(`${round}-${winners[0]}`)])
+            yield* q.ack(followUp[0]!)
+            followUps++
+          }
+          assert.deepStrictEqual(yield* payloadObjects(store), [], `round ${round}: no object left`)
+        }
+        assert.deepStrictEqual(yield* counts(q, "blobs"), [0, 0, 0, followUps, 0])
+      }))
+
+    it.effect("a nack that retries applies none of its effects and deletes the object written for its offloaded follow-up", () =>
+      Effect.gen(function*() {
+        const store = yield* storeOf
+        const q = yield* openQueue(store, { offloadThreshold: 64 })
+        const { id } = yield* q.enqueue(Email, { to: "a" }, { maxAttempts: 2 })
+        const effects: JobQueue.SettlementEffects = { enqueue: [[Blob, big("retry")]], kv: { k: bytes("v") } }
+        assert.strictEqual(yield* q.nack((yield* q.claim(Email))[0]!, "once", { effects }), "Retried")
+        assert.deepStrictEqual([yield* payloadObjects(store), yield* q.kv.scan(""), yield* counts(q, "blobs")], [[], [], [0, 0, 0, 0, 0]])
+        assert.strictEqual(yield* q.nack((yield* q.claim(Email))[0]!, "twice", { effects }), "DeadLettered")
+        assert.strictEqual((yield* payloadObjects(store)).length, 1)
+        assert.deepStrictEqual([yield* userEntries(q), yield* counts(q, "blobs")], [{ k: "v" }, [1, 0, 0, 0, 0]])
+        assert.deepStrictEqual(Option.map(yield* q.get(id), (r) => r.status), Option.some("Dead"))
       }))
 
     // ---- results -----------------------------------------------------------------------------

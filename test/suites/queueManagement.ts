@@ -2,7 +2,7 @@
 // state, its order and its cursors), queues(), the dead-letter queue (deadJobs, requeueDead,
 // purgeDead), wake, and pause/resume. Taquba's tests of these (reference §3) are ported here.
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
@@ -132,6 +132,21 @@ export const queueManagementSuite = (backend: Backend) =>
         assert.deepStrictEqual([claim?.job.id, claim?.job.attempts, claim?.job.lastError], [id, 2, "boom"])
       }))
 
+    it.effect("a job delayed by a duration that is not whole milliseconds is not made pending before its run time", () =>
+      Effect.gen(function*() {
+        const q = yield* fresh
+        // due at 100.5 ms: the scheduler's run at 100 ms finds its key (whole milliseconds) before it is due
+        const { id } = yield* q.enqueue(Email, { to: "later" }, { delay: Duration.micros(100_500n) })
+        assert.strictEqual(Option.getOrThrow(yield* q.get(id)).runAt, 100.5)
+        yield* TestClock.adjust("100 millis")
+        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
+        assert.deepStrictEqual(yield* q.claim(Email), [])
+        assert.strictEqual((yield* q.stats("emails")).scheduled, 1)
+        yield* TestClock.adjust("100 millis")
+        yield* eventually(Effect.map(q.stats("emails"), (s) => s.pending === 1), "promoted at the next run")
+        assert.strictEqual((yield* q.claim(Email))[0]?.job.id, id)
+      }))
+
     it.effect("wake refuses what cannot be a job id, with InvalidJobId", () =>
       Effect.gen(function*() {
         const q = yield* fresh
@@ -188,6 +203,19 @@ export const queueManagementSuite = (backend: Backend) =>
         assert.deepStrictEqual(pages, [[ours[0]], [ours[1]], [ours[2]]])
         const all = yield* q.list("emails", "Claimed")
         assert.isTrue(all.jobs.every((j) => j.status === "Claimed" && j.queue === "emails"))
+      }))
+
+    it.effect("list Claimed stays in id order after the first-claimed job's lease is extended past the others'", () =>
+      Effect.gen(function*() {
+        const q = yield* fresh
+        const ids = yield* q.enqueueBatch(Email, [{ to: "a" }, { to: "b" }, { to: "c" }])
+        const [first] = yield* q.claim(Email, { max: 1, lease: "30 seconds" })
+        yield* TestClock.adjust("1 second")
+        yield* q.claim(Email, { max: 2, lease: "60 seconds" })
+        assert.strictEqual(first?.job.id, ids[0])
+        yield* q.extendLease(first!, "1 hour")
+        assert.deepStrictEqual((yield* q.list("emails", "Claimed")).jobs.map((j) => j.id), [...ids])
+        assert.deepStrictEqual(yield* allPages((cursor) => q.list(Email, "Claimed", { cursor, limit: 1 })), ids.map((id) => [id]))
       }))
 
     it.effect("list Done lists the kept done jobs by completion time, and none of a queue that keeps none", () =>
@@ -401,6 +429,94 @@ export const queueManagementSuite = (backend: Backend) =>
         assert.strictEqual(reasonOf(yield* Effect.exit(q.requeueDead("../x", { all: true }))), "InvalidQueueName")
         assert.strictEqual(reasonOf(yield* Effect.exit(q.purgeDead("a//b"))), "InvalidQueueName")
         assert.deepStrictEqual(yield* q.stats("emails"), { queue: "emails", pending: 0, scheduled: 0, claimed: 1, done: 0, dead: 0 })
+      }))
+
+    it.effect("requeueDead of a dead job the retention sweep deleted is JobNotFound, and nothing comes back", () =>
+      Effect.gen(function*() {
+        const q = yield* fresh
+        const Brief = Job.define("brief", { payload: Schema.Number, deadRetention: "1 minute" })
+        const { id } = yield* q.enqueue(Brief, 1)
+        yield* q.deadLetter((yield* q.claim(Brief))[0]!, "no")
+        assert.deepStrictEqual((yield* q.deadJobs("brief")).map((j) => j.id), [id])
+        yield* TestClock.adjust("61 seconds")
+        yield* eventually(Effect.map(q.get(id), Option.isNone), "the dead job swept")
+        const missing = yield* Effect.flip(q.requeueDead(id))
+        assert.deepStrictEqual([missing._tag, missing._tag === "JobNotFound" && missing.id], ["JobNotFound", id])
+        assert.deepStrictEqual(yield* q.stats("brief"), { queue: "brief", pending: 0, scheduled: 0, claimed: 0, done: 0, dead: 0 })
+        assert.deepStrictEqual(yield* q.deadJobs("brief"), [])
+        assert.deepStrictEqual(yield* q.claim(Brief), [])
+      }))
+
+    it.effect("a dead job and a kept done job whose retention is not a whole number of milliseconds are swept once it ends", () =>
+      Effect.gen(function*() {
+        const q = yield* fresh
+        // 60 000.5 ms: the sweep at 60 000 finds their expiry entries (whole milliseconds) before they expire
+        const Dead = Job.define("frac-dead", { payload: Schema.Number, deadRetention: Duration.micros(60_000_500n) })
+        const Done = Job.define("frac-done", { payload: Schema.Number, keepDone: Duration.micros(60_000_500n) })
+        const dead = yield* q.enqueue(Dead, 1)
+        yield* q.deadLetter((yield* q.claim(Dead))[0]!, "no")
+        const done = yield* q.enqueue(Done, 2)
+        yield* q.ack((yield* q.claim(Done))[0]!)
+        assert.deepStrictEqual([Option.getOrThrow(yield* q.get(dead.id)).expiresAt, Option.getOrThrow(yield* q.get(done.id)).expiresAt], [60_000.5, 60_000.5])
+        for (let second = 0; second < 60; second++) yield* TestClock.adjust("1 second") // each sweep at its tick
+        assert.isTrue(Option.isSome(yield* q.get(dead.id)) && Option.isSome(yield* q.get(done.id)), "kept until its retention ends")
+        yield* TestClock.adjust("1 second")
+        yield* eventually(
+          Effect.map(Effect.all([q.get(dead.id), q.get(done.id)]), ([a, b]) => Option.isNone(a) && Option.isNone(b)),
+          "both swept at the next tick",
+          100
+        )
+        assert.deepStrictEqual([(yield* q.stats("frac-dead")).dead, (yield* q.stats("frac-done")).done], [0, 1])
+      }))
+
+    it.effect("history after a requeue: the first death, a Requeued entry at the requeue instant, then the second death", () =>
+      Effect.gen(function*() {
+        const q = yield* fresh
+        const { id } = yield* q.enqueue(Once, 1)
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual(yield* q.nack((yield* q.claim(Once))[0]!, "unroutable"), "DeadLettered")
+        yield* TestClock.adjust("2 seconds")
+        yield* q.requeueDead(id)
+        yield* TestClock.adjust("3 seconds")
+        const [claim] = yield* q.claim(Once)
+        assert.deepStrictEqual([claim?.job.id, claim?.job.attempts], [id, 1])
+        yield* TestClock.adjust("4 seconds")
+        yield* q.deadLetter(claim!, "again")
+        assert.deepStrictEqual(yield* q.history(id), [
+          { claimedAt: 1000, endedAt: 1000, outcome: "DeadLettered", error: "unroutable" },
+          { claimedAt: 3000, endedAt: 3000, outcome: "Requeued" },
+          { claimedAt: 6000, endedAt: 10_000, outcome: "DeadLettered", error: "again" }
+        ])
+        assert.deepStrictEqual(Option.map(yield* q.get(id), (r) => [r.status, r.attempts, r.lastError]), Option.some(["Dead", 1, "again"]))
+      }))
+
+    it.effect("an offloaded job dead by its lease after a cancel request: requeued with its payload object, the request cleared, the object deleted at its ack", () =>
+      Effect.gen(function*() {
+        const store = yield* storeOf
+        const { q } = yield* openQueue(store, { offloadThreshold: 64 })
+        const objects = Effect.map(Stream.runCollect(store.list("payloads/")), (e) => e.length)
+        const { id } = yield* q.enqueue(Blob, big("dead"))
+        const [first] = yield* q.claim(Blob, { lease: "1 second" })
+        assert.strictEqual(yield* q.cancel(id), "Requested")
+        yield* TestClock.adjust("3 seconds")
+        yield* eventually(Effect.map(q.stats("blobs"), (s) => s.dead === 1), "dead-lettered by the reaper")
+        assert.strictEqual(reasonOf(yield* Effect.exit(q.ack(first!))), "ClaimLost")
+        assert.strictEqual(yield* objects, 1)
+        const [dead] = yield* q.deadJobs("blobs")
+        assert.deepStrictEqual([dead?.id, dead?.cancelRequested, dead?.payloadError, dead?.payloadRef !== undefined], [id, true, undefined, true])
+        assert.deepStrictEqual((yield* q.list(Blob, "Dead")).jobs.map((j) => j.payload), [big("dead")])
+        yield* q.requeueDead(id)
+        assert.strictEqual(yield* objects, 1)
+        assert.isUndefined(Option.getOrThrow(yield* q.get(id)).cancelRequested)
+        const [claim] = yield* q.claim(Blob)
+        assert.deepStrictEqual([claim?.job.id, claim?.job.payload], [id, big("dead")])
+        const cancelled = yield* Effect.forkChild(claim!.cancelled, { startImmediately: true })
+        yield* Effect.yieldNow
+        assert.isUndefined(cancelled.pollUnsafe(), "the requeued claim is not asked to cancel")
+        yield* q.extendLease(claim!, "1 minute") // refused were a cancel asked
+        yield* q.ack(claim!)
+        assert.strictEqual(yield* objects, 0)
+        assert.deepStrictEqual(yield* q.stats("blobs"), { queue: "blobs", pending: 0, scheduled: 0, claimed: 0, done: 1, dead: 0 })
       }))
 
     it.effect("requeueDead of a whole queue takes more than one page, and every job comes back once", () =>

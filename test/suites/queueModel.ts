@@ -6,9 +6,10 @@
 // fault-injecting wrapper of the same raw store (latency, ~5% errors, lost put responses), which
 // freezes at a random store operation (the crash: every request from then on hangs, as in a dead
 // process), and runs random operations one at a time (and, now and then, a few settlements or
-// enqueues at once): enqueues (delayed, deduplicated, with ids of their own, in batches), claims,
-// acks, nacks, dead-letters, releases, discards, cancels, settlements with stale claims, and time
-// moving on (promotions, lease expiries, retention sweeps); now and then a call is interrupted by its
+// enqueues at once): enqueues (delayed, deduplicated, with ids of their own, with user KV writes,
+// in batches), claims, acks, nacks, dead-letters, releases, discards, cancels, settlements with
+// stale claims, settlements carrying effects (a follow-up job, offloaded when large, and a user KV
+// write), and time moving on (promotions, lease expiries, retention sweeps); now and then a call is interrupted by its
 // caller after a few milliseconds (then what is stored tells whether it landed). The model predicts the outcome of every
 // call and the state after it; a call that did not return (the crash) or returned a failure
 // that commits nothing changes nothing in the model, or is a "maybe".
@@ -19,8 +20,9 @@
 // and a call cut by the crash may or may not have landed), then reopened: jobs left claimed
 // requeued (their attempt counted) or dead-lettered, due jobs promoted, expired ones swept. The
 // check after each reopen reads every record, index, dedup and expiry entry in the KV and the
-// counters (`stats`), and asks for one such state exactly: every job once, in its state, with its
-// attempts, priority, run time, dedup key, cancel flag and last error, and exact counters. The
+// counters (`stats`) and the user KV namespace, and asks for one such state exactly: every job once,
+// in its state, with its attempts, priority, run time, dedup key, cancel flag and last error, exact
+// counters, and each settlement's follow-up and KV write there exactly when its settlement is. The
 // model then takes on the state found (a "maybe" resolved one way stays that way).
 import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Random, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
@@ -89,6 +91,11 @@ interface MJob {
   readonly priority: number
   /** Of a scheduled job. */
   readonly runAt: number | undefined
+  /**
+   * How much later than `runAt` the stored one may be: a nack with effects puts its offloaded
+   * follow-up's object (with the store's latency) before it reads the clock for its commit.
+   */
+  readonly runAtLate?: number | undefined
   readonly dedupKey: string | undefined
   readonly cancelRequested: boolean
   readonly lastError: string | undefined
@@ -102,14 +109,16 @@ interface MState {
   readonly jobs: ReadonlyMap<number, MJob>
   /** The `done` counter of each queue: every ack, kept or not. */
   readonly done: Readonly<Record<QueueName, number>>
+  /** The user KV namespace: the writes of settlement effects. */
+  readonly kv: ReadonlyMap<string, string>
 }
 
-const emptyState: MState = { jobs: new Map(), done: { kept: 0, forgotten: 0 } }
+const emptyState: MState = { jobs: new Map(), done: { kept: 0, forgotten: 0 }, kv: new Map() }
 
-const withJobs = (state: MState, f: (jobs: Map<number, MJob>) => void, done = state.done): MState => {
+const withJobs = (state: MState, f: (jobs: Map<number, MJob>) => void, done = state.done, kv = state.kv): MState => {
   const jobs = new Map(state.jobs)
   f(jobs)
-  return { jobs, done }
+  return { jobs, done, kv }
 }
 
 const isLive = (job: MJob) => job.status === "Pending" || job.status === "Scheduled"
@@ -188,7 +197,8 @@ const jobMismatch = (expected: MJob, found: MJob): string | undefined => {
     expected.attempts === found.attempts &&
     expected.maxAttempts === found.maxAttempts &&
     expected.priority === found.priority &&
-    (expected.status !== "Scheduled" || expected.runAt === found.runAt) &&
+    (expected.status !== "Scheduled" ||
+      (expected.runAt! <= found.runAt! && found.runAt! <= expected.runAt! + (expected.runAtLate ?? 0))) &&
     expected.dedupKey === found.dedupKey &&
     expected.cancelRequested === found.cancelRequested &&
     (expected.lastError === found.lastError || (expected.lastErrorAlt !== undefined && expected.lastErrorAlt === found.lastError))
@@ -210,10 +220,55 @@ const stateMismatch = (expected: MState, found: MState): Array<string> => {
   for (const queue of queueNames) {
     if (expected.done[queue] !== found.done[queue]) out.push(`done counter of ${queue}: expected ${expected.done[queue]}, found ${found.done[queue]}`)
   }
+  for (const [key, value] of expected.kv) {
+    if (found.kv.get(key) !== value) out.push(`user KV ${key}: expected ${value}, found ${found.kv.get(key) ?? "none"}`)
+  }
+  for (const key of found.kv.keys()) if (!expected.kv.has(key)) out.push(`user KV ${key}: unexpected`)
   return out
 }
 
 // ---- operations ----------------------------------------------------------------------------------
+
+/**
+ * The effects a settlement carries: a follow-up job n (its id `f<n>`, known before the call) into
+ * `queue`, and the user KV write `e/<n>` = `<n>`. They land with the settlement or not at all.
+ */
+interface FollowUp {
+  readonly n: number
+  readonly queue: QueueName
+}
+
+const followUpId = (n: number) => `f${n}`
+
+const effectsOf = (followUp: FollowUp | undefined): JobQueue.SettlementEffects | undefined =>
+  followUp === undefined ? undefined : {
+    enqueue: [[definitions[followUp.queue], payloadOf(followUp.n), { id: followUpId(followUp.n) }]],
+    kv: { [`e/${followUp.n}`]: new TextEncoder().encode(String(followUp.n)) }
+  }
+
+/** `state` with the effects of a settlement applied. */
+const withEffects = (state: MState, followUp: FollowUp | undefined): MState => {
+  if (followUp === undefined) return state
+  const definition = definitions[followUp.queue]
+  const job: MJob = {
+    n: followUp.n,
+    id: followUpId(followUp.n),
+    queue: followUp.queue,
+    status: "Pending",
+    attempts: 0,
+    maxAttempts: definition.maxAttempts,
+    priority: definition.priority,
+    runAt: undefined,
+    dedupKey: undefined,
+    cancelRequested: false,
+    lastError: undefined,
+    lastErrorAlt: undefined,
+    expiresAt: undefined
+  }
+  const kv = new Map(state.kv)
+  kv.set(`e/${followUp.n}`, String(followUp.n))
+  return withJobs(state, (jobs) => void jobs.set(job.n, job), state.done, kv)
+}
 
 /** A claim the driver holds, from this process or an earlier one. */
 interface Held {
@@ -226,30 +281,40 @@ type Sub =
   | { readonly _tag: "Enqueue"; readonly queue: QueueName; readonly n: number; readonly options: JobQueue.EnqueueOptions }
   | { readonly _tag: "Batch"; readonly queue: QueueName; readonly ns: ReadonlyArray<number> }
   | { readonly _tag: "Claim"; readonly queue: QueueName; readonly max: number; readonly lease: Duration.Input | undefined }
-  | { readonly _tag: "Ack"; readonly held: Held }
-  | { readonly _tag: "Nack"; readonly held: Held; readonly reason: string; readonly delay: number | undefined }
-  | { readonly _tag: "DeadLetter"; readonly held: Held; readonly reason: string }
+  | { readonly _tag: "Ack"; readonly held: Held; readonly effects?: FollowUp | undefined }
+  | {
+    readonly _tag: "Nack"
+    readonly held: Held
+    readonly reason: string
+    readonly delay: number | undefined
+    readonly effects?: FollowUp | undefined
+  }
+  | { readonly _tag: "DeadLetter"; readonly held: Held; readonly reason: string; readonly effects?: FollowUp | undefined }
   | { readonly _tag: "Release"; readonly held: Held }
   | { readonly _tag: "Discard"; readonly held: Held }
   | { readonly _tag: "Cancel"; readonly id: string }
   | { readonly _tag: "Advance"; readonly millis: number }
 
+const describeEffects = (followUp: FollowUp | undefined) =>
+  followUp === undefined ? "" : ` with effects (follow-up n${followUp.n} into ${followUp.queue}, kv e/${followUp.n})`
+
 const describeSub = (sub: Sub): string => {
   switch (sub._tag) {
     case "Enqueue":
-      return `enqueue ${sub.queue} n${sub.n} ${JSON.stringify(sub.options)}`
+      return `enqueue ${sub.queue} n${sub.n} ${JSON.stringify({ ...sub.options, kv: sub.options.kv === undefined ? undefined : Object.keys(sub.options.kv) })}`
     case "Batch":
       return `enqueueBatch ${sub.queue} ${sub.ns.map((n) => `n${n}`).join(",")}`
     case "Claim":
       return `claim ${sub.queue} max ${sub.max}${sub.lease === undefined ? "" : ` lease ${String(sub.lease)}`}`
     case "Ack":
+      return `ack n${sub.held.n} (claim of process ${sub.held.incarnation})${describeEffects(sub.effects)}`
     case "Release":
     case "Discard":
       return `${sub._tag.toLowerCase()} n${sub.held.n} (claim of process ${sub.held.incarnation})`
     case "Nack":
-      return `nack n${sub.held.n} (claim of process ${sub.held.incarnation})${sub.delay === undefined ? "" : ` delay ${sub.delay} ms`}`
+      return `nack n${sub.held.n} (claim of process ${sub.held.incarnation})${sub.delay === undefined ? "" : ` delay ${sub.delay} ms`}${describeEffects(sub.effects)}`
     case "DeadLetter":
-      return `deadLetter n${sub.held.n} (claim of process ${sub.held.incarnation})`
+      return `deadLetter n${sub.held.n} (claim of process ${sub.held.incarnation})${describeEffects(sub.effects)}`
     case "Cancel":
       return `cancel ${sub.id}`
     case "Advance":
@@ -329,7 +394,13 @@ const predict = (state: MState, sub: Sub, now: number, tokens: ReadonlyMap<numbe
       }
       return {
         expected: `created ${options.id ?? "*"}`,
-        apply: (s, actual) => withJob(s, { ...job, id: (actual as JobQueue.EnqueueResult | undefined)?.id ?? job.id })
+        apply: (s, actual) => {
+          const enqueued = withJob(s, { ...job, id: (actual as JobQueue.EnqueueResult | undefined)?.id ?? job.id })
+          if (options.kv === undefined) return enqueued
+          const kv = new Map(enqueued.kv)
+          for (const [key, value] of Object.entries(options.kv)) kv.set(key, new TextDecoder().decode(value))
+          return { ...enqueued, kv }
+        }
       }
     }
     case "Batch":
@@ -376,7 +447,8 @@ const predict = (state: MState, sub: Sub, now: number, tokens: ReadonlyMap<numbe
         expected: "ok",
         apply: (s) => {
           const done = { ...s.done, [job.queue]: s.done[job.queue] + 1 }
-          return keep === undefined ? withoutJob(s, job.n, done) : withJob(s, { ...job, status: "Done", expiresAt: now + keep }, done)
+          const settled = keep === undefined ? withoutJob(s, job.n, done) : withJob(s, { ...job, status: "Done", expiresAt: now + keep }, done)
+          return withEffects(settled, sub.effects)
         }
       }
     }
@@ -387,13 +459,23 @@ const predict = (state: MState, sub: Sub, now: number, tokens: ReadonlyMap<numbe
         return {
           expected: "DeadLettered",
           apply: (s) =>
-            withJob(s, { ...job, status: "Dead", lastError: sub.reason, lastErrorAlt: undefined, expiresAt: now + deadRetentionMillis })
+            withEffects(
+              withJob(s, { ...job, status: "Dead", lastError: sub.reason, lastErrorAlt: undefined, expiresAt: now + deadRetentionMillis }),
+              sub.effects
+            )
         }
       }
       const delay = sub.delay ?? backoffMillis[job.queue]
       const next: MJob = delay <= 0
         ? { ...job, status: "Pending", lastError: sub.reason, lastErrorAlt: undefined }
-        : { ...job, status: "Scheduled", runAt: now + delay, lastError: sub.reason, lastErrorAlt: undefined }
+        : {
+          ...job,
+          status: "Scheduled",
+          runAt: now + delay,
+          runAtLate: sub.effects === undefined ? undefined : 1000,
+          lastError: sub.reason,
+          lastErrorAlt: undefined
+        }
       return { expected: "Retried", apply: (s) => withJob(s, next) }
     }
     case "DeadLetter": {
@@ -401,7 +483,11 @@ const predict = (state: MState, sub: Sub, now: number, tokens: ReadonlyMap<numbe
       if (job === undefined) return unchanged("ClaimLost")
       return {
         expected: "ok",
-        apply: (s) => withJob(s, { ...job, status: "Dead", lastError: sub.reason, lastErrorAlt: undefined, expiresAt: now + deadRetentionMillis })
+        apply: (s) =>
+          withEffects(
+            withJob(s, { ...job, status: "Dead", lastError: sub.reason, lastErrorAlt: undefined, expiresAt: now + deadRetentionMillis }),
+            sub.effects
+          )
       }
     }
     case "Release": {
@@ -577,13 +663,14 @@ const observe = (process: Process, raw: ObjectStore.Service, where: string) =>
     for (const name of queueNames) {
       const stats = yield* queue.stats(name)
       done[name] = stats.done
-      const counted = countersOf({ jobs, done }, name)
+      const counted = countersOf({ jobs, done, kv: new Map() }, name)
       for (const field of ["pending", "scheduled", "claimed", "dead"] as const) {
         if (stats[field] !== counted[field]) problems.push(`stats(${name}).${field} is ${stats[field]}, the records say ${counted[field]}`)
       }
     }
     if (problems.length > 0) return yield* Effect.die(new Error(`${where}: the stored state is inconsistent:\n  ${problems.join("\n  ")}`))
-    return { jobs, done } satisfies MState
+    const userKv = new Map((yield* queue.kv.scan("")).map((entry) => [entry.key, new TextDecoder().decode(entry.value)] as const))
+    return { jobs, done, kv: userKv } satisfies MState
   })
 
 const outcomeOf = (sub: Sub, exit: Exit.Exit<unknown, unknown>): string => {
@@ -623,11 +710,16 @@ const runSub = (queue: JobQueue.Service, sub: Sub): Effect.Effect<unknown, unkno
     case "Claim":
       return queue.claim(definitions[sub.queue], { max: sub.max, ...(sub.lease === undefined ? {} : { lease: sub.lease }) })
     case "Ack":
-      return queue.ack(sub.held.claim)
-    case "Nack":
-      return queue.nack(sub.held.claim, sub.reason, sub.delay === undefined ? undefined : { delay: Duration.millis(sub.delay) })
+      return queue.ack(sub.held.claim, effectsOf(sub.effects))
+    case "Nack": {
+      const effects = effectsOf(sub.effects)
+      return queue.nack(sub.held.claim, sub.reason, {
+        ...(sub.delay === undefined ? {} : { delay: Duration.millis(sub.delay) }),
+        ...(effects === undefined ? {} : { effects })
+      })
+    }
     case "DeadLetter":
-      return queue.deadLetter(sub.held.claim, sub.reason)
+      return queue.deadLetter(sub.held.claim, sub.reason, sub.effects === undefined ? undefined : { effects: effectsOf(sub.effects) })
     case "Release":
       return queue.release(sub.held.claim)
     case "Discard":
@@ -659,6 +751,9 @@ export interface QueueScheduleReport {
   /** Calls interrupted by their caller (not by a crash) whose effect was not found, or found. */
   readonly interruptedNotLanded: number
   readonly interruptedLanded: number
+  /** Settlements carrying effects (a follow-up and a KV write) that committed them, and those cut by a crash. */
+  readonly effectsCommitted: number
+  readonly effectsCut: number
   readonly jobs: number
 }
 
@@ -703,6 +798,8 @@ export const runQueueSchedule = (
     let crashes = 0
     let lostUnacknowledged = 0
     let landedUncertain = 0
+    let effectsCommitted = 0
+    let effectsCut = 0
     let uncertainCut: ReadonlyArray<Sub> = []
     let shortAdvances = 0
     let current = 0
@@ -781,7 +878,15 @@ export const runQueueSchedule = (
         const adopted = withJobs(allowed[chosen]!, (jobs) => {
           for (const [n, job] of jobs) {
             const seen = found.jobs.get(n)!
-            jobs.set(n, { ...job, id: seen.id, expiresAt: seen.expiresAt, lastError: seen.lastError, lastErrorAlt: undefined })
+            jobs.set(n, {
+              ...job,
+              id: seen.id,
+              runAt: seen.runAt,
+              runAtLate: undefined,
+              expiresAt: seen.expiresAt,
+              lastError: seen.lastError,
+              lastErrorAlt: undefined
+            })
           }
         })
         log.push(`   reopened: ${found.jobs.size} jobs, the state after operation ${after} of the ${candidates.length - 1} since the last acknowledged one${frozen ? " (its store froze while opening)" : ""}`)
@@ -814,9 +919,15 @@ export const runQueueSchedule = (
           const reuse = customIds > 0 && roll() < 0.25
           options.id = `c${reuse ? prng.int(0, customIds) : customIds++}`
         }
+        // a user KV write committed with the job (none on a dedup hit or a duplicate id)
+        if (roll() < 0.2) options.kv = { [`q/${n}`]: new TextEncoder().encode(String(n)) }
       }
       return { _tag: "Enqueue", queue, n, options }
     }
+
+    /** A settlement's effects, now and then: a follow-up job (a new n) and a user KV write. */
+    const maybeEffects = (): FollowUp | undefined =>
+      prng.next() < 0.3 ? { n: nextN++, queue: queueNames[prng.int(0, 2)]! } : undefined
 
     const nextSub = (now: number): Array<Sub> => {
       const roll = prng.next()
@@ -849,11 +960,11 @@ export const runQueueSchedule = (
             const kind = prng.int(0, 4)
             subs.push(
               kind === 0
-                ? { _tag: "Ack", held: h }
+                ? { _tag: "Ack", held: h, effects: maybeEffects() }
                 : kind === 1
-                ? { _tag: "Nack", held: h, reason: `failed ${i}`, delay: undefined }
+                ? { _tag: "Nack", held: h, reason: `failed ${i}`, delay: undefined, effects: maybeEffects() }
                 : kind === 2
-                ? { _tag: "DeadLetter", held: h, reason: `bad ${i}` }
+                ? { _tag: "DeadLetter", held: h, reason: `bad ${i}`, effects: maybeEffects() }
                 : { _tag: "Release", held: h }
             )
           } else subs.push(newEnqueue(true))
@@ -864,12 +975,12 @@ export const runQueueSchedule = (
         const h = pickHeld()
         if (h === undefined) return [claimSub()]
         const kind = prng.next()
-        if (kind < 0.4) return [{ _tag: "Ack", held: h }]
+        if (kind < 0.4) return [{ _tag: "Ack", held: h, effects: maybeEffects() }]
         if (kind < 0.65) {
           const delays = [undefined, undefined, 0, 20 * 60_000] as const
-          return [{ _tag: "Nack", held: h, reason: `attempt failed at ${operations}`, delay: delays[prng.int(0, 4)] }]
+          return [{ _tag: "Nack", held: h, reason: `attempt failed at ${operations}`, delay: delays[prng.int(0, 4)], effects: maybeEffects() }]
         }
-        if (kind < 0.77) return [{ _tag: "DeadLetter", held: h, reason: `permanent failure at ${operations}` }]
+        if (kind < 0.77) return [{ _tag: "DeadLetter", held: h, reason: `permanent failure at ${operations}`, effects: maybeEffects() }]
         if (kind < 0.92) return [{ _tag: "Release", held: h }]
         return [{ _tag: "Discard", held: h }]
       }
@@ -932,7 +1043,7 @@ export const runQueueSchedule = (
               if (landed) interrupted.landed++
               else interrupted.notLanded++
               model = withJobs(landed ? after : before, (jobs) => {
-                for (const [n, job] of jobs) jobs.set(n, { ...job, id: found.jobs.get(n)!.id })
+                for (const [n, job] of jobs) jobs.set(n, { ...job, id: found.jobs.get(n)!.id, runAt: found.jobs.get(n)!.runAt, runAtLate: undefined })
               })
               candidates = [model]
               return "done" as const
@@ -955,6 +1066,11 @@ export const runQueueSchedule = (
         // the states a crash may leave: the calls cut by it landed or not, in any combination
         const possible = subsets(cut).map((landed) => landed.reduce((s, i) => predictions[i]!.apply(s, undefined), base))
         const acknowledged = answered.some((i) => isDurable(subs[i]!, outcomes[i]!))
+        for (const [i, sub] of subs.entries()) {
+          if (!("effects" in sub) || sub.effects === undefined) continue
+          if (outcomes[i] === undefined) effectsCut++
+          else if (outcomes[i] === "ok" || outcomes[i] === "DeadLettered") effectsCommitted++
+        }
         candidates = acknowledged ? possible : [...candidates, ...possible]
         model = base
         // claims taken or given up
@@ -1038,7 +1154,9 @@ export const runQueueSchedule = (
       landedUncertain,
       interruptedNotLanded: interrupted.notLanded,
       interruptedLanded: interrupted.landed,
-      jobs: model.jobs.size
+      jobs: model.jobs.size,
+      effectsCommitted,
+      effectsCut
     } satisfies QueueScheduleReport
   }).pipe(Random.withSeed(seed))
 
