@@ -11,40 +11,13 @@ import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as Keys from "../../src/queue/keys.ts"
 import { reasonOf } from "../utils/exits.ts"
 import type { Backend } from "../utils/stores.ts"
+import { openQueue, openQueueAndKv } from "../utils/queue.ts"
 
 const Email = Job.define("emails", {
   payload: Schema.Struct({ to: Schema.String }),
   backoff: Job.Backoff.exponential({ base: "1 second", max: "5 minutes" })
 })
 const NoBackoff = Job.define("fast", { payload: Schema.Struct({ n: Schema.Number }), backoff: Job.Backoff.none() })
-
-/** A queue over `store` in a scope of its own (never closed: a crash when abandoned). */
-const openQueue = (store: ObjectStore.Service, options?: JobQueue.Options) =>
-  Effect.gen(function*() {
-    const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(
-      JobQueue.layer({ reaperInterval: "1 second", schedulerInterval: "100 millis", ...options }).pipe(
-        Layer.provide(Kv.layer()),
-        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
-      ),
-      scope
-    )
-    return Context.get(context, JobQueue.JobQueue)
-  })
-
-/** A queue and its KV over `store`, with the scope that closes them (a clean shutdown). */
-const openQueueAndKv = (store: ObjectStore.Service) =>
-  Effect.gen(function*() {
-    const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(
-      JobQueue.layer({ reaperInterval: "1 second", schedulerInterval: "100 millis" }).pipe(
-        Layer.provideMerge(Kv.layer()),
-        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
-      ),
-      scope
-    )
-    return { q: Context.get(context, JobQueue.JobQueue), kv: Context.get(context, Kv.Kv), scope }
-  })
 
 export const jobQueueSuite = (backend: Backend) =>
   describe(`JobQueue on ${backend.name}`, () => {

@@ -6,12 +6,12 @@ import { Cause, Context, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stre
 import { TestClock } from "effect/testing"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
-import * as Kv from "../../src/Kv.ts"
 import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as Keys from "../../src/queue/keys.ts"
 import * as Worker from "../../src/Worker.ts"
 import { bytes, reasonOf, text } from "../utils/exits.ts"
 import type { Backend } from "../utils/stores.ts"
+import { eventually, openQueue, openQueueAndKv } from "../utils/queue.ts"
 
 const Email = Job.define("emails", { payload: Schema.Struct({ to: Schema.String }), backoff: Job.Backoff.none() })
 const Kept = Job.define("kept", { payload: Schema.Struct({ n: Schema.Number }), keepDone: "1 hour", backoff: Job.Backoff.none() })
@@ -19,34 +19,6 @@ const Receipt = Schema.Struct({ messageId: Schema.String, size: Schema.Number.ch
 const Send = Job.define("send", { payload: Schema.Struct({ to: Schema.String }), result: Receipt, backoff: Job.Backoff.none() })
 const Blob = Job.define("blobs", { payload: Schema.Struct({ data: Schema.String }) })
 const big = (tag: string) => ({ data: `${tag}:${"x".repeat(200)}` })
-
-/** A queue over `store` in a scope of its own (never closed: a crash when abandoned). */
-const openQueue = (store: ObjectStore.Service, options?: JobQueue.Options) =>
-  Effect.gen(function*() {
-    const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(
-      JobQueue.layer({ reaperInterval: "1 second", schedulerInterval: "100 millis", ...options }).pipe(
-        Layer.provide(Kv.layer()),
-        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
-      ),
-      scope
-    )
-    return Context.get(context, JobQueue.JobQueue)
-  })
-
-/** A queue and its KV over `store`, with the scope that closes them (a clean shutdown). */
-const openQueueAndKv = (store: ObjectStore.Service, options?: JobQueue.Options) =>
-  Effect.gen(function*() {
-    const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(
-      JobQueue.layer({ reaperInterval: "1 second", schedulerInterval: "100 millis", ...options }).pipe(
-        Layer.provideMerge(Kv.layer()),
-        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
-      ),
-      scope
-    )
-    return { q: Context.get(context, JobQueue.JobQueue), kv: Context.get(context, Kv.Kv), scope }
-  })
 
 /** The typed failure of an exit (fails the test when it succeeded or died). */
 const failureOf = (exit: Exit.Exit<unknown, unknown>): { readonly _tag: string; readonly option?: string; readonly reason?: string } => {
@@ -66,20 +38,6 @@ const payloadObjects = (store: ObjectStore.Service) =>
 /** The user KV as `{ key: text }`. */
 const userEntries = (q: JobQueue.Service, prefix = "") =>
   Effect.map(q.kv.scan(prefix), (entries) => Object.fromEntries(entries.map((e) => [e.key, text(e.value)])))
-
-/**
- * Waits until `condition` holds, moving the TestClock on `step` ms at a time and letting real time
- * pass too (the directory and S3 backends answer in real time).
- */
-const eventually = (condition: Effect.Effect<boolean, unknown>, what: string, step = 10) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 3000; i++) {
-      if (yield* condition) return
-      yield* TestClock.adjust(step)
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2)))
-    }
-    assert.fail(`not reached: ${what}`)
-  })
 
 export const queueContractSuite = (backend: Backend) =>
   describe(`history, results, user KV and settlement effects on ${backend.name}`, () => {
@@ -447,7 +405,7 @@ export const queueContractSuite = (backend: Backend) =>
         const [chained] = yield* q.claim(Email)
         assert.deepStrictEqual([chained!.job.id, chained!.job.maxAttempts, chained!.job.payload], ["chained-1", 7, { to: "chained" }])
         yield* TestClock.adjust("10 seconds")
-        yield* eventually(Effect.map(q.stats("notify"), (s) => s.pending === 1), "the delayed follow-up promoted")
+        yield* eventually(Effect.map(q.stats("notify"), (s) => s.pending === 1), "the delayed follow-up promoted", 10)
         assert.deepStrictEqual((yield* q.claim(Notify)).map((c) => c.job.payload.user), ["later"])
         assert.deepStrictEqual(yield* counts(q, "notify"), [0, 0, 4, 0, 0])
       }))
@@ -793,7 +751,7 @@ export const queueContractSuite = (backend: Backend) =>
             })).pipe(Layer.provide(Layer.succeed(JobQueue.JobQueue, q))),
           scope
         )
-        yield* eventually(Effect.map(q.stats("send"), (s) => s.done === 1 && s.dead === 2), "one done, two dead")
+        yield* eventually(Effect.map(q.stats("send"), (s) => s.done === 1 && s.dead === 2), "one done, two dead", 10)
         assert.deepStrictEqual(Option.map(yield* q.get(Send, ok.id), (j) => j.result), Option.some(Option.some({ messageId: "m-good", size: 4 })))
         for (const id of [bad.id, huge.id]) {
           const history = yield* q.history(id)

@@ -6,11 +6,11 @@ import { Context, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope, S
 import { TestClock } from "effect/testing"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
-import * as Kv from "../../src/Kv.ts"
 import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as Worker from "../../src/Worker.ts"
 import { reasonOf } from "../utils/exits.ts"
 import type { Backend } from "../utils/stores.ts"
+import { eventually, openQueueAndKv } from "../utils/queue.ts"
 
 const Email = Job.define("emails", {
   payload: Schema.Struct({ to: Schema.String }),
@@ -23,34 +23,6 @@ const Blob = Job.define("blobs", { payload: Schema.Struct({ data: Schema.String 
 /** The same queue read with another schema: the payloads written by `Blob` do not decode with it. */
 const BlobAsNumber = Job.define("blobs", { payload: Schema.Number })
 const big = (tag: string) => ({ data: `${tag}:${"x".repeat(200)}` })
-
-/** A queue and its KV over `store`, with the scope that closes them (a clean shutdown). */
-const openQueue = (store: ObjectStore.Service, options?: JobQueue.Options) =>
-  Effect.gen(function*() {
-    const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(
-      JobQueue.layer({ reaperInterval: "1 second", schedulerInterval: "100 millis", ...options }).pipe(
-        Layer.provideMerge(Kv.layer()),
-        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
-      ),
-      scope
-    )
-    return { q: Context.get(context, JobQueue.JobQueue), kv: Context.get(context, Kv.Kv), scope }
-  })
-
-/**
- * Waits until `condition` holds, moving the TestClock on `step` ms at a time and letting real time
- * pass too (the directory and S3 backends answer in real time).
- */
-const eventually = (condition: Effect.Effect<boolean, unknown>, what: string, step = 10) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 3000; i++) {
-      if (yield* condition) return
-      yield* TestClock.adjust(step)
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2)))
-    }
-    assert.fail(`not reached: ${what}`)
-  })
 
 /** Every page of a listing, each page's ids. */
 const allPages = <J extends { readonly id: string }>(
@@ -79,7 +51,7 @@ const deadOnes = (q: JobQueue.Service, n: number) =>
 export const queueManagementSuite = (backend: Backend) =>
   describe(`Inspecting and managing jobs on ${backend.name}`, () => {
     const storeOf = Effect.map(Layer.build(backend.layer()), (context) => Context.get(context, ObjectStore.ObjectStore))
-    const fresh = Effect.flatMap(Effect.flatMap(storeOf, (store) => openQueue(store)), ({ q }) => Effect.succeed(q))
+    const fresh = Effect.flatMap(Effect.flatMap(storeOf, (store) => openQueueAndKv(store)), ({ q }) => Effect.succeed(q))
 
     // ---- wake ---------------------------------------------------------------------------------
 
@@ -116,7 +88,7 @@ export const queueManagementSuite = (backend: Backend) =>
         const q = yield* fresh
         const { id } = yield* q.enqueue(Email, { to: "soon" }, { delay: "1 second" })
         yield* TestClock.adjust("1500 millis")
-        yield* eventually(Effect.map(q.stats("emails"), (s) => s.pending === 1), "promoted")
+        yield* eventually(Effect.map(q.stats("emails"), (s) => s.pending === 1), "promoted", 10)
         assert.strictEqual(yield* q.wake(id), "NotScheduled")
       }))
 
@@ -143,7 +115,7 @@ export const queueManagementSuite = (backend: Backend) =>
         assert.deepStrictEqual(yield* q.claim(Email), [])
         assert.strictEqual((yield* q.stats("emails")).scheduled, 1)
         yield* TestClock.adjust("100 millis")
-        yield* eventually(Effect.map(q.stats("emails"), (s) => s.pending === 1), "promoted at the next run")
+        yield* eventually(Effect.map(q.stats("emails"), (s) => s.pending === 1), "promoted at the next run", 10)
         assert.strictEqual((yield* q.claim(Email))[0]?.job.id, id)
       }))
 
@@ -304,7 +276,7 @@ export const queueManagementSuite = (backend: Backend) =>
     it.effect("decoded and encoded listings: offloaded payloads read back, a payload that does not decode listed with why", () =>
       Effect.gen(function*() {
         const store = yield* storeOf
-        const { q } = yield* openQueue(store, { offloadThreshold: 64 })
+        const { q } = yield* openQueueAndKv(store, { offloadThreshold: 64 })
         const large = yield* q.enqueue(Blob, big("large"))
         const small = yield* q.enqueue(Blob, { data: "s" })
         const decoded = yield* q.list(Blob, "Pending")
@@ -377,7 +349,7 @@ export const queueManagementSuite = (backend: Backend) =>
 
     it.effect("requeueDead of one job: pending with attempts 0, history ending in Requeued, lastError kept, counters exact", () =>
       Effect.gen(function*() {
-        const { kv, q } = yield* openQueue(yield* storeOf)
+        const { kv, q } = yield* openQueueAndKv(yield* storeOf)
         const expiries = Effect.map(kv.scan({ prefix: new Uint8Array([10, 1]) }), (entries) => entries.length)
         const [id] = yield* deadOnes(q, 1)
         assert.strictEqual(yield* expiries, 1)
@@ -408,7 +380,7 @@ export const queueManagementSuite = (backend: Backend) =>
         const [id, other] = yield* deadOnes(q, 2)
         yield* q.requeueDead(id!)
         yield* TestClock.adjust("2 hours")
-        yield* eventually(Effect.map(q.get(other!), Option.isNone), "the other dead job swept")
+        yield* eventually(Effect.map(q.get(other!), Option.isNone), "the other dead job swept", 10)
         assert.deepStrictEqual(Option.map(yield* q.get(id!), (r) => r.status), Option.some("Pending"))
         assert.deepStrictEqual(yield* q.stats("once"), { queue: "once", pending: 1, scheduled: 0, claimed: 0, done: 0, dead: 0 })
       }))
@@ -439,7 +411,7 @@ export const queueManagementSuite = (backend: Backend) =>
         yield* q.deadLetter((yield* q.claim(Brief))[0]!, "no")
         assert.deepStrictEqual((yield* q.deadJobs("brief")).map((j) => j.id), [id])
         yield* TestClock.adjust("61 seconds")
-        yield* eventually(Effect.map(q.get(id), Option.isNone), "the dead job swept")
+        yield* eventually(Effect.map(q.get(id), Option.isNone), "the dead job swept", 10)
         const missing = yield* Effect.flip(q.requeueDead(id))
         assert.deepStrictEqual([missing._tag, missing._tag === "JobNotFound" && missing.id], ["JobNotFound", id])
         assert.deepStrictEqual(yield* q.stats("brief"), { queue: "brief", pending: 0, scheduled: 0, claimed: 0, done: 0, dead: 0 })
@@ -493,13 +465,13 @@ export const queueManagementSuite = (backend: Backend) =>
     it.effect("an offloaded job dead by its lease after a cancel request: requeued with its payload object, the request cleared, the object deleted at its ack", () =>
       Effect.gen(function*() {
         const store = yield* storeOf
-        const { q } = yield* openQueue(store, { offloadThreshold: 64 })
+        const { q } = yield* openQueueAndKv(store, { offloadThreshold: 64 })
         const objects = Effect.map(Stream.runCollect(store.list("payloads/")), (e) => e.length)
         const { id } = yield* q.enqueue(Blob, big("dead"))
         const [first] = yield* q.claim(Blob, { lease: "1 second" })
         assert.strictEqual(yield* q.cancel(id), "Requested")
         yield* TestClock.adjust("3 seconds")
-        yield* eventually(Effect.map(q.stats("blobs"), (s) => s.dead === 1), "dead-lettered by the reaper")
+        yield* eventually(Effect.map(q.stats("blobs"), (s) => s.dead === 1), "dead-lettered by the reaper", 10)
         assert.strictEqual(reasonOf(yield* Effect.exit(q.ack(first!))), "ClaimLost")
         assert.strictEqual(yield* objects, 1)
         const [dead] = yield* q.deadJobs("blobs")
@@ -538,7 +510,7 @@ export const queueManagementSuite = (backend: Backend) =>
     it.effect("purgeDead deletes every dead job of the queue with its payload object and counter; others stay", () =>
       Effect.gen(function*() {
         const store = yield* storeOf
-        const { kv, q } = yield* openQueue(store, { offloadThreshold: 64 })
+        const { kv, q } = yield* openQueueAndKv(store, { offloadThreshold: 64 })
         const objects = Effect.map(Stream.runCollect(store.list("payloads/")), (e) => e.length)
         const dead = yield* q.enqueueBatch(Blob, [big("a"), big("b"), { data: "small" }])
         const claims = yield* q.claim(Blob, { max: 3 })
@@ -556,7 +528,7 @@ export const queueManagementSuite = (backend: Backend) =>
         assert.strictEqual((yield* kv.scan({ prefix: new Uint8Array([10, 1]) })).length, 2, "only the other queue's expiry entries are left")
         // the retention sweep finds nothing left of them later
         yield* TestClock.adjust("2 hours")
-        yield* eventually(Effect.map(q.stats("once"), (s) => s.dead === 0), "the other queue's dead swept")
+        yield* eventually(Effect.map(q.stats("once"), (s) => s.dead === 0), "the other queue's dead swept", 10)
         assert.strictEqual((yield* q.stats("blobs")).dead, 0)
       }))
 
@@ -613,7 +585,7 @@ export const queueManagementSuite = (backend: Backend) =>
         assert.deepStrictEqual(handled, [])
         assert.isAtMost(claims, 10, "a claim every idleWait, not a spin")
         yield* q.resume("emails")
-        yield* eventually(Effect.map(q.stats("emails"), (s) => s.done === 2), "both done once resumed")
+        yield* eventually(Effect.map(q.stats("emails"), (s) => s.done === 2), "both done once resumed", 10)
         assert.deepStrictEqual(handled.sort(), ["a", "b"])
         yield* Scope.close(scope, Exit.void)
       }))
@@ -621,16 +593,16 @@ export const queueManagementSuite = (backend: Backend) =>
     it.effect("a pause survives a reopen of the queue on the same store, and so does a resume", () =>
       Effect.gen(function*() {
         const store = yield* storeOf
-        const first = yield* openQueue(store)
+        const first = yield* openQueueAndKv(store)
         yield* first.q.pause("emails")
         const { id } = yield* first.q.enqueue(Email, { to: "x" })
         yield* Scope.close(first.scope, Exit.void)
-        const second = yield* openQueue(store)
+        const second = yield* openQueueAndKv(store)
         assert.deepStrictEqual(yield* second.q.claim(Email), [])
         assert.isTrue((yield* second.q.queues()).find((i) => i.queue === "emails")?.paused)
         yield* second.q.resume("emails")
         yield* Scope.close(second.scope, Exit.void)
-        const third = yield* openQueue(store)
+        const third = yield* openQueueAndKv(store)
         assert.strictEqual((yield* third.q.claim(Email))[0]?.job.id, id)
         assert.isFalse((yield* third.q.queues()).find((i) => i.queue === "emails")?.paused)
       }))

@@ -9,6 +9,7 @@ import * as Kv from "../../src/Kv.ts"
 import * as ObjectStoreError from "../../src/ObjectStoreError.ts"
 import * as Worker from "../../src/Worker.ts"
 import type { Backend } from "../utils/stores.ts"
+import { eventually } from "../utils/queue.ts"
 
 const Task = Job.define("tasks", { payload: Schema.Struct({ n: Schema.Number }), backoff: Job.Backoff.none() })
 const Other = Job.define("others", { payload: Schema.Struct({ n: Schema.Number }), backoff: Job.Backoff.none() })
@@ -27,20 +28,6 @@ const makeGauge = () => {
     now: () => now
   }
 }
-
-/**
- * Waits until `condition` holds, moving the TestClock on 1 ms at a time and letting real time pass
- * too (the directory and S3 backends answer in real time, after the virtual time the test set).
- */
-const eventually = (condition: Effect.Effect<boolean, unknown>, what: string, step = 1) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 3000; i++) {
-      if (yield* condition) return
-      yield* TestClock.adjust(step)
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2)))
-    }
-    assert.fail(`not reached: ${what}`)
-  })
 
 /** Moves the TestClock on in steps of `step` ms, `times` times, letting fibers run in between. */
 const advance = (times: number, step = 10) =>
