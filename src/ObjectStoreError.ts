@@ -201,6 +201,16 @@ export const isRetryable = (error: ObjectStoreError): boolean => {
 }
 
 /**
+ * Whether `error` is an `ObjectStoreError` whose put found its condition false: the key existed
+ * (`ifNoneMatch: "*"`), or its etag was another (`ifMatch`).
+ *
+ * @category predicates
+ * @since 0.2.0
+ */
+export const isPreconditionFailed = (error: unknown): boolean =>
+  error instanceof ObjectStoreError && error.reason._tag === "PreconditionFailed"
+
+/**
  * A key was refused before any I/O.
  *
  * **Details**

@@ -13,7 +13,7 @@ import type { BTree } from "../internal/btree.ts"
 import { Corrupt, Fenced } from "../KvError.ts"
 import type { LocalLog, Service as Store } from "../ObjectStore.ts"
 import { epochPath, partPath } from "../ObjectStore/LocalLog.ts"
-import type { ObjectStoreError } from "../ObjectStoreError.ts"
+import { isPreconditionFailed } from "../ObjectStoreError.ts"
 import { idOf, manifestKey, manifestPrefix, runKey, walKey, walPrefix } from "./paths.ts"
 import { newTree, opBytes } from "./state.ts"
 
@@ -23,10 +23,6 @@ export const decodeOrCorrupt = <A>(key: string, bytes: Uint8Array, decode: (byte
     try: () => decode(bytes),
     catch: (error) => new Corrupt({ key, detail: error instanceof DecodeError ? error.message : String(error) })
   })
-
-const isPreconditionFailed = (error: unknown): boolean =>
-  typeof error === "object" && error !== null && "_tag" in error && error._tag === "ObjectStoreError" &&
-  (error as ObjectStoreError).reason._tag === "PreconditionFailed"
 
 /** The highest id under `prefix` (`manifest/` or `wal/`), if any. */
 export const latestId = (store: Store, prefix: string) =>

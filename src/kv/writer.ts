@@ -30,7 +30,7 @@ import type { BTree } from "../internal/btree.ts"
 import { makeSignal } from "../internal/signal.ts"
 import { Closed, Fenced } from "../KvError.ts"
 import type { Service as Store } from "../ObjectStore.ts"
-import { isRetryable, ObjectStoreError } from "../ObjectStoreError.ts"
+import { isPreconditionFailed, isRetryable, ObjectStoreError } from "../ObjectStoreError.ts"
 import { idOf, manifestKey, manifestPrefix, runKey, runPrefix, walKey, walPrefix } from "./paths.ts"
 import { decodeOrCorrupt, idsUnder } from "./recovery.ts"
 import type { LogPart, Recovered } from "./recovery.ts"
@@ -79,9 +79,6 @@ const retryForever = Schedule.exponential("100 millis").pipe(
 
 const retryable = (error: unknown) => error instanceof ObjectStoreError && isRetryable(error)
 
-
-const isPreconditionFailed = (error: unknown) =>
-  error instanceof ObjectStoreError && error.reason._tag === "PreconditionFailed"
 
 /** The running writer: its state and what the public API needs of it. */
 export interface Writer {
