@@ -23,6 +23,7 @@ import * as QueueOptions from "./options.ts"
 import { checked } from "../internal/options.ts"
 import * as Events from "./events.ts"
 import type { Payloads } from "./payloads.ts"
+import { type JobSettings, settingsOf } from "./wire.ts"
 import { stageWrites, type UserWrites, userWrites } from "./userKv.ts"
 import { bytes, move, moveUpdates, payloadVersionField, pushStageWrites, retries, stage } from "./records.ts"
 
@@ -42,8 +43,9 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
   const { announce } = book
   const { committing, dropPayloads, encodePayload, offload } = payloads
 
+  /** A new job's record, from the settings of its definition and the enqueue's options (checked). */
   const newRecord = (
-    definition: Job.Definition<any, any>,
+    settings: JobSettings,
     id: string,
     payload: Uint8Array,
     now: number,
@@ -57,18 +59,18 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
     const scheduledLater = runAt !== undefined && runAt > now
     return {
       id,
-      queue: definition.queue,
+      queue: settings.queue,
       payload,
       headers: { ...options?.headers },
       status: scheduledLater ? "Scheduled" : "Pending",
       attempts: 0,
-      maxAttempts: options?.maxAttempts ?? definition.maxAttempts,
-      priority: options?.priority === undefined ? definition.priority : Job.priorityValue(options.priority),
+      maxAttempts: options?.maxAttempts ?? settings.maxAttempts,
+      priority: options?.priority === undefined ? settings.priority : Job.priorityValue(options.priority),
       enqueuedAt: now,
-      deadRetentionMs: Duration.toMillis(definition.deadRetention),
+      deadRetentionMs: settings.deadRetentionMillis,
       ...(scheduledLater ? { runAt } : {}),
       ...(options?.dedupKey === undefined ? {} : { dedupKey: options.dedupKey }),
-      ...payloadVersionField(definition)
+      ...payloadVersionField(settings)
     }
   }
 
@@ -85,7 +87,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       const invalid = QueueOptions.enqueueError(definition, options)
       if (invalid !== undefined) return Effect.fail(invalid)
       return Effect.flatMap(encodePayload(definition, payload), (encoded) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) => offload(newRecord(definition, options?.id ?? nextId(now), encoded, now, options), now)))
+        Effect.flatMap(Clock.currentTimeMillis, (now) => offload(newRecord(settingsOf(definition), options?.id ?? nextId(now), encoded, now, options), now)))
     })
 
   /**
@@ -146,7 +148,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       const records: Array<JobRecord> = []
       const offloaded: Array<JobRecord> = []
       yield* Effect.forEach(encoded, (payload) =>
-        Effect.map(offload(newRecord(definition, nextId(now), payload, now, undefined), now), (record) => {
+        Effect.map(offload(newRecord(settingsOf(definition), nextId(now), payload, now, undefined), now), (record) => {
           records.push(record)
           if (record.payloadRef !== undefined) offloaded.push(record)
         })).pipe(Effect.onError(() => dropPayloads(offloaded)))

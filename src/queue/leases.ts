@@ -9,8 +9,13 @@
  */
 import { Deferred, Effect, type Option, Semaphore } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
-import type { Claim } from "../JobQueue.ts"
 import { ClaimLost } from "../JobQueueError.ts"
+
+/** What identifies a claim: its job's record and its token (a `Claim` is one). */
+export interface ClaimRef {
+  readonly record: JobRecord
+  readonly token: string
+}
 
 /** The lease of a job claimed by this process. */
 export interface Lease {
@@ -50,11 +55,11 @@ export interface Bookkeeping {
   /** Holds a lease on a record just claimed, its token from `nextId(now)`. */
   readonly holdLease: (record: JobRecord, now: number, expiresAt: number) => Held
   /** Checks that `claim` still holds its lease: the token matches. */
-  readonly holds: (claim: Claim<any>) => Effect.Effect<void, ClaimLost>
+  readonly holds: (claim: ClaimRef) => Effect.Effect<void, ClaimLost>
   /** Whether `claim` still holds its lease (synchronous, for commit-time guards). */
-  readonly holdsNow: (claim: Claim<any>) => boolean
+  readonly holdsNow: (claim: ClaimRef) => boolean
   /** Forgets the lease of `claim` once settled, unless it was taken meanwhile. */
-  readonly letGo: (claim: Claim<any>) => void
+  readonly letGo: (claim: ClaimRef) => void
 }
 
 /** The bookkeeping of a new queue; lease tokens come from `nextId`, the generator of job ids. */
@@ -121,7 +126,7 @@ export const make = (nextId: (now: number) => string): Bookkeeping => {
     return { record, token, cancelled: Deferred.await(cancel) }
   }
 
-  const holds = (claim: Claim<any>) =>
+  const holds = (claim: ClaimRef) =>
     Effect.suspend(() => {
       const lease = leases.get(claim.record.id)
       return lease !== undefined && lease.token === claim.token
@@ -129,9 +134,9 @@ export const make = (nextId: (now: number) => string): Bookkeeping => {
         : Effect.fail(new ClaimLost({ id: claim.record.id }))
     })
 
-  const holdsNow = (claim: Claim<any>) => leases.get(claim.record.id)?.token === claim.token
+  const holdsNow = (claim: ClaimRef) => leases.get(claim.record.id)?.token === claim.token
 
-  const letGo = (claim: Claim<any>) => {
+  const letGo = (claim: ClaimRef) => {
     if (holdsNow(claim)) leases.delete(claim.record.id)
   }
 

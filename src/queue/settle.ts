@@ -11,31 +11,28 @@
 import { Clock, Deferred, Duration, Effect, Option } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
 import * as Job from "../Job.ts"
-import type { AckOptions, Claim, NackOutcome, Service } from "../JobQueue.ts"
+import type { NackOutcome, Service } from "../JobQueue.ts"
 import { CancelRequested, ClaimLost } from "../JobQueueError.ts"
 import type { Transaction } from "../Kv.ts"
 import type { ValueTooLarge } from "../KvError.ts"
 import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
-import type { Bookkeeping } from "./leases.ts"
+import type { Bookkeeping, ClaimRef } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
 import * as Rules from "../internal/options.ts"
 import { checked } from "../internal/options.ts"
 import * as Effects from "./effects.ts"
 import * as Events from "./events.ts"
 import type { Payloads } from "./payloads.ts"
+import { type JobSettings, settingsOf } from "./wire.ts"
 import { bury, bytes, encodeRecord, move, moveUpdates, read, retries, stage, withAttempt, without } from "./records.ts"
 
 /**
  * How long a done job is kept (ms): for `keepDone`, and with a result for at least its
  * retention; undefined: deleted at its ack.
  */
-const keptFor = (definition: Job.Definition<any, any, any>, withResult: boolean): number | undefined => {
-  const keepDone = definition.keepDone === undefined ? undefined : Duration.toMillis(definition.keepDone)
-  if (!withResult) return keepDone
-  const forResult = Duration.toMillis(definition.resultRetention ?? Duration.hours(1))
-  return Math.max(keepDone ?? 0, forResult)
-}
+const keptFor = (settings: JobSettings, withResult: boolean): number | undefined =>
+  withResult ? Math.max(settings.keepDoneMillis ?? 0, settings.resultRetentionMillis) : settings.keepDoneMillis
 
 /** The settlements of the queue of `ctx`, and `cancel`; `effects` makes their effects ready. */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, effects: Effects.Effects) => {
@@ -51,7 +48,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
    * objects are deleted.
    */
   const settle = <A>(
-    claim: Claim<any>,
+    claim: ClaimRef,
     prepared: Effects.Prepared,
     f: (tx: Transaction, record: JobRecord, now: number) => Effect.Effect<readonly [A, applyEffects: boolean], ClaimLost | ValueTooLarge>,
     told: (result: A, now: number) => void
@@ -85,7 +82,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
    * lease token, no transaction needed. A reaper or a cancel racing it conflicts with it, or it
    * finds the record gone.
    */
-  const ackAndForget = (claim: Claim<any>) =>
+  const ackAndForget = (claim: ClaimRef) =>
     Effect.suspend(() => {
       const { id, queue } = claim.record
       const claimedKey = Keys.claimed(queue, id)
@@ -102,19 +99,24 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
       )
     })
 
-  const ack: Service["ack"] = (claim, options) =>
-    options === undefined && claim.definition.keepDone === undefined ? ackAndForget(claim) : ackSettled(claim, options)
+  const ack: Service["ack"] = (claim, options) => {
+    const settings = settingsOf(claim.definition)
+    return options === undefined && settings.keepDoneMillis === undefined
+      ? ackAndForget(claim)
+      : Effect.gen(function*() {
+        yield* checked(Rules.optional(options, (o) => Rules.record("options", o)))
+        const result = options?.result === undefined ? undefined : yield* encodeResult(claim.definition, options.result)
+        yield* ackSettled(claim, settings, result, yield* effects.prepare("", options))
+      })
+  }
 
   /**
-   * The ack of a job kept as done (for `keepDone`, or for its result's retention), or with
-   * effects: a transaction moving its record.
+   * The ack of a job kept as done (for `keepDone`, or for its result's retention: `result` is the
+   * encoded result), or with effects: a transaction moving its record.
    */
-  const ackSettled = (claim: Claim<any>, options: AckOptions | undefined) =>
+  const ackSettled = (claim: ClaimRef, settings: JobSettings, result: Uint8Array | undefined, prepared: Effects.Prepared) =>
     Effect.gen(function*() {
-      yield* checked(Rules.optional(options, (o) => Rules.record("options", o)))
-      const result = options?.result === undefined ? undefined : yield* encodeResult(claim.definition, options.result)
-      const keepFor = keptFor(claim.definition, result !== undefined)
-      const prepared = yield* effects.prepare("", options)
+      const keepFor = keptFor(settings, result !== undefined)
       const done = yield* settle(claim, prepared, (tx, record, now) =>
         Effect.gen(function*() {
           yield* move(tx, record.queue, "Claimed", "Done")
@@ -142,19 +144,27 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
     Effect.gen(function*() {
       yield* checked(QueueOptions.nackError(error, nackOptions))
       const jitter = random()
-      const chosen = nackOptions?.delay === undefined ? undefined : Duration.fromInputUnsafe(nackOptions.delay)
-      // the backoff's delay, checked before anything is written (the claim holds its attempts)
-      const backoff = chosen !== undefined || claim.record.attempts >= claim.record.maxAttempts
+      // the delay (the backoff's, checked), chosen before anything is written: the claim holds its attempts
+      const delay = nackOptions?.delay !== undefined
+        ? Duration.toMillis(Duration.fromInputUnsafe(nackOptions.delay))
+        : claim.record.attempts >= claim.record.maxAttempts
         ? 0
         : QueueOptions.retryDelay(claim.definition.backoff, claim.record.attempts, (b, attempt) => Job.delayOf(b, attempt, jitter))
-      if (typeof backoff !== "number") return yield* backoff
-      const prepared = yield* effects.prepare("effects", nackOptions?.effects)
+      if (typeof delay !== "number") return yield* delay
+      return yield* nackSettled(claim, error, delay, yield* effects.prepare("effects", nackOptions?.effects))
+    })
+
+  /**
+   * Retries the job after `delay` ms (0: pending at once), or dead-letters it when its attempts
+   * are used up (then the effects apply).
+   */
+  const nackSettled = (claim: ClaimRef, error: string, delay: number, prepared: Effects.Prepared) =>
+    Effect.gen(function*() {
       const outcome = yield* settle(claim, prepared, (tx, record, now) =>
         Effect.gen(function*(): Effect.fn.Return<readonly [{ outcome: NackOutcome; record: JobRecord }, boolean], ValueTooLarge> {
           if (record.attempts >= record.maxAttempts) {
             return [{ outcome: "DeadLettered" as const, record: yield* bury(tx, record, now, error) }, true] as const
           }
-          const delay = chosen === undefined ? backoff : Duration.toMillis(chosen)
           const retried = withAttempt(record, "Retried", now, error)
           const next: JobRecord = delay <= 0
             ? { ...without(retried, "claimedAt", "runAt"), status: "Pending", lastError: error }
@@ -202,7 +212,12 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
   const deadLetter: Service["deadLetter"] = (claim, reason, options) =>
     Effect.gen(function*() {
       yield* checked(QueueOptions.reasonError("reason", reason) ?? Rules.optional(options, (o) => Rules.record("options", o)))
-      const prepared = yield* effects.prepare("effects", options?.effects)
+      yield* deadLetterSettled(claim, reason, yield* effects.prepare("effects", options?.effects))
+    })
+
+  /** Dead-letters the job at once, its attempts not consumed, with its effects. */
+  const deadLetterSettled = (claim: ClaimRef, reason: string, prepared: Effects.Prepared) =>
+    Effect.gen(function*() {
       // waiters get the stored dead record (no claimedAt, its expiry, a cancel flag set meanwhile)
       yield* settle(claim, prepared, (tx, record, at) => Effect.map(bury(tx, record, at, reason), (dead) => [dead, true] as const), (dead, at) => {
         complete(claim.record.id, Option.some(dead))
