@@ -99,32 +99,39 @@ export const make = (
   }
 
   /**
+   * Moves up to `max` pending jobs of `queue` to claimed and holds their leases for `leaseMillis`
+   * (payloads as stored: an offloaded one is not read). A paused queue gives nothing (a waiting
+   * claim then waits for `resume`'s announce). What a claim is before its payloads are decoded,
+   * wherever the definition is.
+   */
+  const claimHeld = (queue: string, max: number, leaseMillis: number): Effect.Effect<Array<Held>, QueueError> =>
+    // suspended: a waiting claim runs it again, and the queue may have been resumed meanwhile
+    Effect.suspend(() =>
+      isPaused(queue) ? Effect.succeed([]) : lockOf(queue).withPermits(1)(Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.map(claimRecords(queue, max, now), (claimed) => {
+          const expiresAt = now + leaseMillis
+          const held = claimed.map((record) => holdLease(record, now, expiresAt))
+          events.emitAll(() => claimed.map((r) => ({ _tag: "Claimed", id: r.id, queue: r.queue, attempt: r.attempts, at: now })))
+          return held
+        }))))
+
+  /**
    * Claims up to `max` jobs. Jobs whose payload does not decode are dead-lettered on the way;
    * if that leaves nothing while jobs were there, it looks again, so a bad job never makes a
-   * caller wait for an arrival while good ones are pending. A paused queue gives nothing (a
-   * waiting claim then waits for `resume`'s announce).
+   * caller wait for an arrival while good ones are pending.
    */
   const claimOnce = <A, I>(
     definition: Job.Definition<A, I>,
     max: number,
     lease: Duration.Duration
   ): Effect.Effect<Array<Claim<A>>, QueueError | ObjectStoreError> =>
-    isPaused(definition.queue) ? Effect.succeed([]) : Effect.flatMap(
-      lockOf(definition.queue).withPermits(1)(Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.flatMap(claimRecords(definition.queue, max, now), (claimed) => {
-          const expiresAt = now + Duration.toMillis(lease)
-          const held = claimed.map((record) => holdLease(record, now, expiresAt))
-          events.emitAll(() => claimed.map((r) => ({ _tag: "Claimed", id: r.id, queue: r.queue, attempt: r.attempts, at: now })))
-          const started = held.length === 1
-            ? Effect.map(startClaim(definition, held[0]!), (c) => (c === undefined ? [] : [c]))
-            : Effect.map(
-              Effect.forEach(held, (h) => startClaim(definition, h)),
-              (claims) => claims.filter((c) => c !== undefined)
-            )
-          return Effect.map(started, (claims) => ({ claims, tookAny: claimed.length > 0 }))
-        }))),
-      ({ claims, tookAny }) => (claims.length === 0 && tookAny ? claimOnce(definition, max, lease) : Effect.succeed(claims))
-    )
+    Effect.flatMap(claimHeld(definition.queue, max, Duration.toMillis(lease)), (held) => {
+      if (held.length === 0) return Effect.succeed([])
+      const started = held.length === 1
+        ? Effect.map(startClaim(definition, held[0]!), (c) => (c === undefined ? [] : [c]))
+        : Effect.map(Effect.forEach(held, (h) => startClaim(definition, h)), (claims) => claims.filter((c) => c !== undefined))
+      return Effect.flatMap(started, (claims) => (claims.length === 0 ? claimOnce(definition, max, lease) : Effect.succeed(claims)))
+    })
 
   const claim = <A, I>(
     definition: Job.Definition<A, I>,
@@ -137,28 +144,20 @@ export const make = (
       if (max === 0) return Effect.succeed([])
       const lease = claimOptions?.lease === undefined ? definition.leaseDuration : Duration.fromInputUnsafe(claimOptions.lease)
       const wait = claimOptions?.wait === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(claimOptions.wait))
-      return Effect.andThen(
-        live,
-        wait <= 0 ? claimOnce(definition, max, lease) : claimWaiting(definition, max, lease, wait, claimOptions?.until)
-      )
+      const once = claimOnce(definition, max, lease)
+      return Effect.andThen(live, wait <= 0 ? once : waitingFor(definition.queue, once, wait, claimOptions?.until))
     })
 
   /**
-   * `claimOnce`, then waiting up to `wait` ms for an enqueue while nothing is pending; the wait
-   * fails at once if the writer stops meanwhile.
+   * `once` (a claim of `queue`), then waiting up to `wait` ms for an enqueue while it gives
+   * nothing; the wait fails at once if the writer stops meanwhile.
    */
-  const claimWaiting = <A, I>(
-    definition: Job.Definition<A, I>,
-    max: number,
-    lease: Duration.Duration,
-    wait: number,
-    until: Effect.Effect<void> | undefined
-  ) =>
+  const waitingFor = <C, E>(queue: string, once: Effect.Effect<Array<C>, E>, wait: number, until: Effect.Effect<void> | undefined) =>
     Effect.gen(function*() {
       const deadline = (yield* Clock.currentTimeMillis) + wait
       while (true) {
-        const arrived = arrival(definition.queue) // before the scan, so no enqueue is missed
-        const claims = yield* claimOnce(definition, max, lease)
+        const arrived = arrival(queue) // before the scan, so no enqueue is missed
+        const claims = yield* once
         if (claims.length > 0) return claims
         const left = deadline - (yield* Clock.currentTimeMillis)
         if (left <= 0) return claims
@@ -171,5 +170,5 @@ export const make = (
       }
     })
 
-  return { claim }
+  return { claim, claimHeld, waitingFor }
 }
