@@ -12,7 +12,7 @@ import { Effect } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
 import type { InvalidOption } from "../InvalidOption.ts"
 import * as Rules from "../internal/options.ts"
-import type { EnqueueResult, FollowUp } from "../JobQueue.ts"
+import type { EnqueueOptions, EnqueueResult, FollowUp } from "../JobQueue.ts"
 import type { Transaction } from "../Kv.ts"
 import type { ValueTooLarge } from "../KvError.ts"
 import type { PrepareError } from "./enqueue.ts"
@@ -20,6 +20,7 @@ import * as Events from "./events.ts"
 import type { Bookkeeping } from "./leases.ts"
 import type { Payloads } from "./payloads.ts"
 import { noWrites, stageWrites, type UserWrites, userWrites } from "./userKv.ts"
+import { type JobSettings, settingsOf } from "./wire.ts"
 
 /** Effects checked and ready to stage. */
 export interface Prepared {
@@ -31,9 +32,20 @@ export interface Prepared {
 /** No effects. */
 export const none: Prepared = { jobs: [], writes: noWrites }
 
-/** What the settlements need of enqueue: making a job ready, and staging it. */
+/**
+ * Effects as they reach the writer: each follow-up with its definition's settings, its payload
+ * encoded (checked, as its options), and the user KV writes checked. What a settlement of a
+ * definition in another process sends.
+ */
+export interface Encoded {
+  readonly enqueue: ReadonlyArray<readonly [settings: JobSettings, payload: Uint8Array, options: EnqueueOptions | undefined]>
+  readonly writes: UserWrites
+}
+
+/** What the settlements need of enqueue: a follow-up's payload encoded, its record made ready, and staging it. */
 export interface Enqueuing {
-  readonly prepare: (definition: any, payload: unknown, options: any) => Effect.Effect<JobRecord, PrepareError>
+  readonly encode: (definition: any, payload: unknown, options: any) => Effect.Effect<Uint8Array, PrepareError>
+  readonly ready: (settings: JobSettings, payload: Uint8Array, options: EnqueueOptions | undefined) => Effect.Effect<JobRecord, PrepareError>
   readonly stageNew: (tx: Transaction, record: JobRecord, checkId: boolean) => Effect.Effect<EnqueueResult, any>
 }
 
@@ -44,30 +56,46 @@ export type Effects = ReturnType<typeof make>
 export const make = (enqueuing: Enqueuing, payloads: Payloads, book: Bookkeeping, events: Events.EventHub) => {
   /**
    * Checks `effects` (the option named `option`; `""`: the operation's own options, as ack's
-   * are) and makes its jobs ready: `InvalidOption` for a
-   * bad shape, key or value, the errors of `enqueue` for a follow-up that it would refuse. On a
-   * failure, the payload objects already written for the others are deleted.
+   * are) and encodes its follow-ups' payloads with their definitions: `InvalidOption` for a bad
+   * shape, key or value, the errors of `enqueue` for a follow-up that it would refuse.
    */
-  const prepare = (option: string, effects: unknown): Effect.Effect<Prepared, PrepareError | ValueTooLarge> =>
-    Effect.suspend((): Effect.Effect<Prepared, PrepareError | ValueTooLarge> => {
-      if (effects === undefined) return Effect.succeed(none)
+  const encode = (option: string, effects: unknown): Effect.Effect<Encoded | undefined, PrepareError | ValueTooLarge> =>
+    Effect.suspend((): Effect.Effect<Encoded | undefined, PrepareError | ValueTooLarge> => {
+      if (effects === undefined) return Effect.succeed(undefined)
       // ack's effects are its own options ("" here): `kv`, not `.kv`; nack's are `effects.kv`
       const prefix = option === "" ? "" : `${option}.`
       const shape = Rules.record(option === "" ? "options" : option, effects) ??
         followUpsError(`${prefix}enqueue`, (effects as { enqueue?: unknown }).enqueue)
       if (shape !== undefined) return Effect.fail(shape)
       const { enqueue = [], kv, kvDelete } = effects as { enqueue?: ReadonlyArray<FollowUp>; kv?: unknown; kvDelete?: unknown }
-      return Effect.flatMap(userWrites(prefix, kv, kvDelete), (writes) => {
-        const ready: Array<{ record: JobRecord; checkId: boolean }> = []
-        return Effect.forEach(enqueue, ([definition, payload, options]) =>
-          Effect.map(enqueuing.prepare(definition, payload, options), (record) => {
-            ready.push({ record, checkId: options?.id !== undefined })
-          }), { discard: true }).pipe(
-            Effect.onError(() => payloads.dropPayloads(ready.map((job) => job.record))),
-            Effect.as({ jobs: ready, writes })
-          )
-      })
+      return Effect.flatMap(userWrites(prefix, kv, kvDelete), (writes) =>
+        Effect.map(
+          Effect.forEach(enqueue, ([definition, payload, options]) =>
+            Effect.map(enqueuing.encode(definition, payload, options), (encoded) => [settingsOf(definition), encoded, options] as const)),
+          (followUps) => ({ enqueue: followUps, writes })
+        ))
     })
+
+  /**
+   * Makes encoded effects ready to stage: each follow-up's record built and its payload offloaded
+   * when large. On a failure, the payload objects already written for the others are deleted.
+   */
+  const ready = (encoded: Encoded | undefined): Effect.Effect<Prepared, PrepareError> =>
+    Effect.suspend((): Effect.Effect<Prepared, PrepareError> => {
+      if (encoded === undefined) return Effect.succeed(none)
+      const jobs: Array<{ record: JobRecord; checkId: boolean }> = []
+      return Effect.forEach(encoded.enqueue, ([settings, payload, options]) =>
+        Effect.map(enqueuing.ready(settings, payload, options), (record) => {
+          jobs.push({ record, checkId: options?.id !== undefined })
+        }), { discard: true }).pipe(
+          Effect.onError(() => payloads.dropPayloads(jobs.map((job) => job.record))),
+          Effect.as({ jobs, writes: encoded.writes })
+        )
+    })
+
+  /** `encode`, then `ready`: the effects of a settlement of a definition in this process. */
+  const prepare = (option: string, effects: unknown): Effect.Effect<Prepared, PrepareError | ValueTooLarge> =>
+    Effect.flatMap(encode(option, effects), ready)
 
   /** Stages prepared effects in the settlement's transaction; the enqueue results, in order. */
   const stage = (tx: Transaction, prepared: Prepared) =>
@@ -94,7 +122,7 @@ export const make = (enqueuing: Enqueuing, payloads: Payloads, book: Bookkeeping
   /** The records whose payload objects a failed settlement leaves behind. */
   const records = (prepared: Prepared): ReadonlyArray<JobRecord> => prepared.jobs.map((job) => job.record)
 
-  return { prepare, stage, settled, records }
+  return { encode, ready, prepare, stage, settled, records }
 }
 
 /**

@@ -74,21 +74,24 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
     }
   }
 
-  /**
-   * A new job's record, checked, its payload encoded and, when large, offloaded (the object is
-   * written first: see `payloads.committing` for who deletes it when the commit fails).
-   */
-  const prepare = <A, I>(
+  /** A new job's payload encoded with its definition, the definition and the options checked first. */
+  const encode = <A, I>(
     definition: Job.Definition<A, I>,
     payload: A,
     options: EnqueueOptions | undefined
-  ): Effect.Effect<JobRecord, PrepareError> =>
-    Effect.suspend((): Effect.Effect<JobRecord, PrepareError> => {
+  ): Effect.Effect<Uint8Array, PrepareError> =>
+    Effect.suspend((): Effect.Effect<Uint8Array, PrepareError> => {
       const invalid = QueueOptions.enqueueError(definition, options)
-      if (invalid !== undefined) return Effect.fail(invalid)
-      return Effect.flatMap(encodePayload(definition, payload), (encoded) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) => offload(newRecord(settingsOf(definition), options?.id ?? nextId(now), encoded, now, options), now)))
+      return invalid !== undefined ? Effect.fail(invalid) : encodePayload(definition, payload)
     })
+
+  /**
+   * The record of a job of a definition with `settings`, its payload encoded (size checked) and
+   * the options checked: offloaded when large (the object is written first: see
+   * `payloads.committing` for who deletes it when the commit fails).
+   */
+  const ready = (settings: JobSettings, encoded: Uint8Array, options: EnqueueOptions | undefined): Effect.Effect<JobRecord, PrepareError> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => offload(newRecord(settings, options?.id ?? nextId(now), encoded, now, options), now))
 
   /**
    * Stages a prepared job in a transaction: a live job with its dedup key answers instead (nothing
@@ -112,7 +115,15 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
   // The hot paths (enqueue, claim, ack) are plain functions over a few combinators rather than
   // generators: each step through the runtime costs, and most of their work is synchronous.
   const enqueue: Service["enqueue"] = (definition, payload, options) =>
-    Effect.flatMap(prepare(definition, payload, options), (record) => {
+    Effect.flatMap(encode(definition, payload, options), (encoded) => enqueueEncoded(settingsOf(definition), encoded, options))
+
+  /**
+   * Enqueues a job of a definition with `settings`, its payload encoded (size checked) and the
+   * options checked: one plain commit for a fresh id without a dedup key or KV writes, else a
+   * transaction checking them.
+   */
+  const enqueueEncoded = (settings: JobSettings, encoded: Uint8Array, options: EnqueueOptions | undefined) =>
+    Effect.flatMap(ready(settings, encoded, options), (record) => {
       if (record.dedupKey !== undefined || options?.id !== undefined || options?.kv !== undefined) {
         return Effect.flatMap(userWrites("", options?.kv, undefined), (writes) => enqueueChecked(record, options?.id !== undefined, writes))
       }
@@ -142,24 +153,30 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
   const enqueueBatch: Service["enqueueBatch"] = (definition, payloads) =>
     Effect.gen(function*() {
       yield* checked(QueueOptions.enqueueBatchError(definition, payloads))
-      if (payloads.length === 0) return []
       const encoded = yield* Effect.forEach(payloads, (p) => encodePayload(definition, p))
+      return yield* enqueueBatchEncoded(settingsOf(definition), encoded)
+    })
+
+  /** Enqueues jobs of a definition with `settings`, their payloads encoded (sizes checked), in one commit. */
+  const enqueueBatchEncoded = (settings: JobSettings, encoded: ReadonlyArray<Uint8Array>) =>
+    Effect.gen(function*() {
+      if (encoded.length === 0) return []
       const now = yield* Clock.currentTimeMillis
       const records: Array<JobRecord> = []
       const offloaded: Array<JobRecord> = []
       yield* Effect.forEach(encoded, (payload) =>
-        Effect.map(offload(newRecord(settingsOf(definition), nextId(now), payload, now, undefined), now), (record) => {
+        Effect.map(offload(newRecord(settings, nextId(now), payload, now, undefined), now), (record) => {
           records.push(record)
           if (record.payloadRef !== undefined) offloaded.push(record)
         })).pipe(Effect.onError(() => dropPayloads(offloaded)))
       // fresh ids: nothing to read, so one plain commit
       const writes: Array<Latin1Kv.Op> = []
       for (const record of records) pushStageWrites(writes, record)
-      yield* committing(offloaded, fast.write(writes, moveUpdates(definition.queue, undefined, "Pending", records.length)))
-      announce(definition.queue)
+      yield* committing(offloaded, fast.write(writes, moveUpdates(settings.queue, undefined, "Pending", records.length)))
+      announce(settings.queue)
       events.emitAll(() => records.map(Events.enqueued))
       return records.map((r) => r.id)
     })
 
-  return { enqueue, enqueueBatch, prepare, stageNew }
+  return { enqueue, enqueueBatch, enqueueEncoded, enqueueBatchEncoded, encode, ready, stageNew }
 }
