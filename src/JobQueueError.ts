@@ -170,3 +170,27 @@ export class InvalidState extends Schema.TaggedError<InvalidState>()("InvalidSta
     return `job ${this.id} is ${this.state}, not ${this.expected}`
   }
 }
+
+/**
+ * The writer process of the queue (see `QueueServer`) could not be reached by a `QueueClient`:
+ * the connection was refused or dropped and did not come back within the client's bounded retry,
+ * or it dropped while an operation that is not safe to repeat was in flight, so whether it was
+ * applied is unknown (`reason` `"InFlight"`). `url` is the server's address, `attempts` how many
+ * times the operation was tried, `detail` the transport's last error.
+ *
+ * @category errors
+ * @since 0.3.0
+ */
+export class WriterUnavailable extends Schema.TaggedError<WriterUnavailable>()("WriterUnavailable", {
+  url: Schema.String,
+  reason: Schema.Literals(["Unreachable", "InFlight"]),
+  attempts: Schema.Number,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    const why = this.reason === "InFlight"
+      ? "the connection dropped while the operation was in flight: it may or may not have been applied"
+      : `not reachable after ${this.attempts} attempt${this.attempts === 1 ? "" : "s"}`
+    return `the queue's writer at ${this.url} is unavailable: ${why} (${this.detail})`
+  }
+}
