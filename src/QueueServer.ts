@@ -29,7 +29,8 @@ import { RpcSerialization, RpcServer } from "effect/rpc"
 import { InvalidOption } from "./InvalidOption.ts"
 import * as Rules from "./internal/options.ts"
 import { JobQueue } from "./JobQueue.ts"
-import { Authorized, QueueRpcs, tokenHeader, Unauthorized } from "./remote/protocol.ts"
+import { Unauthorized } from "./JobQueueError.ts"
+import { Authorized, QueueRpcs, tokenHeader } from "./remote/protocol.ts"
 
 /**
  * Options of `layer`; one that breaks its rule fails the layer with `InvalidOption` before it

@@ -24,29 +24,13 @@ import {
   InvalidQueueName,
   InvalidState,
   JobNotFound,
-  PayloadMissing
+  PayloadMissing,
+  Unauthorized
 } from "../JobQueueError.ts"
 import { Closed, Corrupt, Fenced, TransactionConflict, ValueTooLarge } from "../KvError.ts"
 import { ObjectStoreError } from "../ObjectStoreError.ts"
 
 // ---- errors ------------------------------------------------------------------------------------
-
-/**
- * A request without the server's token (missing, or another one). Refused before it reached the
- * queue: nothing changed. The token is never part of it.
- *
- * @category errors
- * @since 0.3.0
- */
-export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
-  reason: Schema.Literals(["MissingToken", "WrongToken"])
-}) {
-  override get message(): string {
-    return this.reason === "MissingToken"
-      ? "the request carries no token: refused by the queue's server"
-      : "the request's token is not the server's: refused by the queue's server"
-  }
-}
 
 const StopError = [Fenced, Closed] as const
 const QueueError = [Fenced, Closed, TransactionConflict, ValueTooLarge] as const
