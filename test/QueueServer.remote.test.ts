@@ -6,10 +6,16 @@ import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { NodeWS } from "@effect/platform-node"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Context, Effect, Fiber, Layer, Option, Redacted, Schema, Stream } from "effect"
+import { Config, ConfigProvider, Context, Effect, Fiber, Layer, Option, Redacted, Schema, Stream } from "effect"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket"
+import { QueueTest } from "../layers/QueueTest.ts"
+import { InvalidOption } from "../src/InvalidOption.ts"
 import * as Job from "../src/Job.ts"
+import * as JobQueueError from "../src/JobQueueError.ts"
+import * as KvError from "../src/KvError.ts"
+import * as ObjectStoreError from "../src/ObjectStoreError.ts"
+import * as QueueServer from "../src/QueueServer.ts"
 import * as QueueClient from "../src/QueueClient.ts"
 import { QueueRpcs } from "../src/remote/protocol.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
@@ -30,6 +36,7 @@ interface Writer {
 
 const startWriter = async (directory: string, port = 0): Promise<Writer> => {
   const child = startChild("queueServer.ts", [directory, String(port), token])
+  child.process.setMaxListeners(0) // every command waits on "exit"
   const line = await child.waitForLine((l) => l.startsWith("listening "))
   const listening = Number(line.split(" ")[1])
   return {
@@ -173,6 +180,7 @@ describe("QueueServer and QueueClient across processes", () => {
       const badTimeout = yield* Effect.flip(remote.awaitCompletion("e1", { timeout: -1 }))
       assert.strictEqual(badTimeout.message, (yield* Effect.flip(local.awaitCompletion("e1", { timeout: -1 }))).message)
       assert.isTrue(Option.isSome(yield* remote.get("e1")))
+      assert.strictEqual(yield* remote.cancel("e1"), "Removed") // nothing left pending for the next test
     }), 30_000)
 
   it.live("awaitCompletion and events stream across the connection", () =>
@@ -297,4 +305,88 @@ describe("QueueClient when the writer dies", () => {
       assert.strictEqual((yield* remote.stats("tasks")).pending, 1)
       assert.strictEqual(yield* remote.cancel("k1"), "Removed")
     }), 40_000)
+})
+
+describe("QueueServer and QueueClient in one process", () => {
+  it.live("every error of the protocol round-trips through the serialization, its tag, fields and message kept", () =>
+    Effect.gen(function*() {
+      const serialization = Context.get(yield* Layer.build(RpcSerialization.layerSchemaBinary()), RpcSerialization.RpcSerialization)
+      const errors = [
+        new JobQueueError.JobNotFound({ id: "j" }),
+        new JobQueueError.InvalidState({ id: "j", state: "Pending", expected: "Dead" }),
+        new JobQueueError.InvalidQueueName({ queue: "../x", reason: "no" }),
+        new JobQueueError.InvalidJobId({ id: "a b", reason: "no" }),
+        new JobQueueError.PayloadMissing({ id: "j", key: "payloads/j" }),
+        new JobQueueError.WriterUnavailable({ url: "ws://h/rpc", reason: "Dropped", attempts: 1, detail: "SocketCloseError" }),
+        new JobQueueError.Unauthorized({ reason: "WrongToken" }),
+        new InvalidOption({ option: "limit", value: "0", reason: "must be from 1" }),
+        new KvError.Fenced({ epoch: 3, detail: "taken over" }),
+        new KvError.Closed({ detail: "closed" }),
+        new KvError.TransactionConflict({ attempts: 5 }),
+        new KvError.ValueTooLarge({ what: "value", size: 300_000, limit: 262_144 }),
+        new KvError.Corrupt({ key: "k", detail: "bad" }),
+        new ObjectStoreError.ObjectStoreError({
+          operation: "get",
+          key: "payloads/j",
+          reason: new ObjectStoreError.Unavailable(),
+          detail: "after 6 attempts",
+          cause: new Error("ECONNRESET")
+        })
+      ] as const
+      const all = Schema.Union([
+        JobQueueError.JobNotFound, JobQueueError.InvalidState, JobQueueError.InvalidQueueName, JobQueueError.InvalidJobId,
+        JobQueueError.PayloadMissing, JobQueueError.WriterUnavailable, JobQueueError.Unauthorized, InvalidOption, KvError.Fenced,
+        KvError.Closed, KvError.TransactionConflict, KvError.ValueTooLarge, KvError.Corrupt, ObjectStoreError.ObjectStoreError
+      ])
+      const codec = serialization.codecFor(all)
+      for (const error of errors) {
+        const back = Schema.decodeUnknownSync(codec)(Schema.encodeSync(codec)(error))
+        assert.strictEqual(back.constructor, error.constructor, error._tag)
+        assert.deepStrictEqual([back._tag, back.message], [error._tag, error.message])
+      }
+      const store = Schema.decodeUnknownSync(codec)(Schema.encodeSync(codec)(errors[13])) as ObjectStoreError.ObjectStoreError
+      assert.instanceOf(store.reason, ObjectStoreError.Unavailable)
+      assert.include(String((store.cause as { message?: unknown }).message), "ECONNRESET")
+    }))
+
+  it.live("the server takes its token from a Config, and both ends refuse bad options with InvalidOption", () =>
+    Effect.gen(function*() {
+      const config = ConfigProvider.layer(ConfigProvider.fromEnv({ env: { BUCKETQ_TOKEN: token } }))
+      const server = Context.get(
+        yield* Layer.build(
+          QueueServer.layer({ port: 0, token: Config.Redacted("BUCKETQ_TOKEN") }).pipe(Layer.provide([QueueTest, config]))
+        ),
+        QueueServer.QueueServer
+      )
+      assert.match(server.url, /^ws:\/\/127\.0\.0\.1:\d+\/rpc$/)
+      const remote = yield* connect(server.url)
+      assert.strictEqual((yield* remote.stats("tasks")).pending, 0)
+
+      const refused = <A, E>(layer: Layer.Layer<A, E>) => Effect.flip(Layer.build(layer))
+      const bad = [
+        yield* refused(QueueServer.layer({ port: 70000, token: Redacted.make(token) }).pipe(Layer.provide(QueueTest))),
+        yield* refused(QueueServer.layer({ port: 1.5, token: Redacted.make(token) }).pipe(Layer.provide(QueueTest))),
+        yield* refused(QueueServer.layer({ port: 0, host: "", token: Redacted.make(token) }).pipe(Layer.provide(QueueTest))),
+        yield* refused(QueueServer.layer({ port: 0, token: Redacted.make("") }).pipe(Layer.provide(QueueTest))),
+        yield* refused(QueueServer.layer({ port: 0, token: token as never }).pipe(Layer.provide(QueueTest))),
+        yield* Effect.flip(QueueClient.make({ url: "http://127.0.0.1:1/rpc", token: Redacted.make(token) })),
+        yield* Effect.flip(QueueClient.make({ url: server.url, token: Redacted.make("") })),
+        yield* Effect.flip(QueueClient.make({ url: server.url, token: Redacted.make(token), retry: { maxAttempts: 0 } }))
+      ]
+      assert.deepStrictEqual(bad.map((e) => [(e as InvalidOption)._tag, (e as InvalidOption).option]), [
+        ["InvalidOption", "port"],
+        ["InvalidOption", "port"],
+        ["InvalidOption", "host"],
+        ["InvalidOption", "token"],
+        ["InvalidOption", "token"],
+        ["InvalidOption", "url"],
+        ["InvalidOption", "token"],
+        ["InvalidOption", "retry.maxAttempts"]
+      ])
+      for (const error of bad) assert.notInclude(`${(error as Error).message} ${JSON.stringify(error)}`, token)
+      const missing = yield* Effect.flip(Layer.build(QueueServer.layer({ port: 0, token: Config.Redacted("NOT_SET") }).pipe(
+        Layer.provide([QueueTest, config])
+      )))
+      assert.strictEqual((missing as { _tag?: unknown })._tag, "ConfigError")
+    }))
 })
