@@ -301,7 +301,9 @@ describe("QueueClient when the writer dies", () => {
         await second.child.exited
       }))
       // the client reconnects by itself: the next calls succeed, on the durable state
+      const restarted = performance.now()
       assert.deepStrictEqual(Array.from(Option.getOrThrow(yield* remote.kv.get("before"))), [1])
+      console.log(`QueueClient: first call served ${(performance.now() - restarted).toFixed(0)} ms after the restarted writer listened`)
       assert.strictEqual((yield* remote.stats("tasks")).pending, 1)
       assert.strictEqual(yield* remote.cancel("k1"), "Removed")
     }), 40_000)
