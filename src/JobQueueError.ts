@@ -170,3 +170,45 @@ export class InvalidState extends Schema.TaggedError<InvalidState>()("InvalidSta
     return `job ${this.id} is ${this.state}, not ${this.expected}`
   }
 }
+
+/**
+ * The writer process of the queue (see `QueueServer`) could not be reached by a `QueueClient`:
+ * the connection was refused or dropped and did not come back within the client's bounded retry,
+ * or it dropped during an operation that is not safe to repeat, or during a stream (`reason`
+ * `"Dropped"`: a change the operation asked for may or may not have been applied). `url` is the server's address, `attempts` how many
+ * times the operation was tried, `detail` the transport's last error.
+ *
+ * @category errors
+ * @since 0.3.0
+ */
+export class WriterUnavailable extends Schema.TaggedError<WriterUnavailable>()("WriterUnavailable", {
+  url: Schema.String,
+  reason: Schema.Literals(["Unreachable", "Dropped"]),
+  attempts: Schema.Number,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    const why = this.reason === "Dropped"
+      ? "the connection dropped during the operation (a change it asked for may or may not have been applied)"
+      : `not reachable after ${this.attempts} attempt${this.attempts === 1 ? "" : "s"}`
+    return `the queue's writer at ${this.url} is unavailable: ${why} (${this.detail})`
+  }
+}
+
+/**
+ * A request without the server's token (missing, or another one). Refused before it reached the
+ * queue: nothing changed. The token is never part of it.
+ *
+ * @category errors
+ * @since 0.3.0
+ */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
+  reason: Schema.Literals(["MissingToken", "WrongToken"])
+}) {
+  override get message(): string {
+    return this.reason === "MissingToken"
+      ? "the request carries no token: refused by the queue's server"
+      : "the request's token is not the server's: refused by the queue's server"
+  }
+}
+

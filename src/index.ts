@@ -30,7 +30,8 @@ export * as JobQueue from "./JobQueue.ts"
 
 /**
  * Errors of the job queue: `InvalidQueueName`, `InvalidJobId`, `InvalidOption`, `DuplicateJobId`,
- * `PayloadTooLarge`, `PayloadMissing`, `InvalidPayload`, `ClaimLost`, `CancelRequested`.
+ * `PayloadTooLarge`, `PayloadMissing`, `InvalidPayload`, `ClaimLost`, `CancelRequested`, `JobNotFound`,
+ * `InvalidState`, and those of remote queues, `WriterUnavailable` and `Unauthorized`.
  *
  * @since 0.1.0
  */
@@ -90,6 +91,22 @@ export { QueueLive } from "../layers/QueueLive.ts"
  * @since 0.1.0
  */
 export { QueueTest } from "../layers/QueueTest.ts"
+
+/**
+ * Serves the writer's `JobQueue` to other processes over Effect RPC (a WebSocket, binary
+ * serialization), every request checked against a shared token.
+ *
+ * @since 0.3.0
+ */
+export * as QueueServer from "./QueueServer.ts"
+
+/**
+ * The queue of a writer in another process (`QueueServer`): the `JobQueue` operations over the
+ * connection, with a bounded retry and `WriterUnavailable` when the writer cannot be reached.
+ *
+ * @since 0.3.0
+ */
+export * as QueueClient from "./QueueClient.ts"
 
 /**
  * Workers: a definition's handler run as supervised fibers, with concurrency, shared permits, a

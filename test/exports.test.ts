@@ -39,12 +39,15 @@ describe("package exports", () => {
       "bucketq/queue/claim",
       "bucketq/kv/writer",
       "bucketq/ObjectStore/LocalLog",
-      "bucketq/ObjectStore/localLog/read"
+      "bucketq/ObjectStore/localLog/read",
+      "bucketq/QueueServer",
+      "bucketq/QueueClient",
+      "bucketq/remote/protocol"
     ])
-    for (const publicModule of ["bucketq", "bucketq/JobQueue", "bucketq/Kv", "bucketq/ObjectStore", "bucketq/schema/LogPart"]) {
+    for (const publicModule of ["bucketq", "bucketq/JobQueue", "bucketq/Kv", "bucketq/ObjectStore", "bucketq/schema/LogPart", "bucketq/QueueServer", "bucketq/QueueClient"]) {
       assert.strictEqual(result[publicModule], "resolves", publicModule)
     }
-    for (const internal of ["bucketq/internal/options", "bucketq/queue/keys", "bucketq/queue/claim", "bucketq/kv/writer", "bucketq/ObjectStore/LocalLog", "bucketq/ObjectStore/localLog/read"]) {
+    for (const internal of ["bucketq/internal/options", "bucketq/queue/keys", "bucketq/queue/claim", "bucketq/kv/writer", "bucketq/ObjectStore/LocalLog", "bucketq/ObjectStore/localLog/read", "bucketq/remote/protocol"]) {
       assert.strictEqual(result[internal], "ERR_PACKAGE_PATH_NOT_EXPORTED", internal)
     }
   })

@@ -1,0 +1,347 @@
+/**
+ * The queue of a writer in another process (see `QueueServer`), reached over Effect RPC on one
+ * WebSocket: the `JobQueue` operations with the same arguments, results and errors as locally,
+ * plus `WriterUnavailable` when the writer cannot be reached and `Unauthorized` when the token is
+ * not the server's.
+ *
+ * **Details**
+ *
+ * Arguments are checked here with the queue's own rules (a bad one fails with the same
+ * `InvalidOption` as locally, and nothing is sent), and again by the writer's queue.
+ *
+ * The connection is opened in the background and reopened after it drops. An operation made
+ * while it is down waits for it with a bounded backoff (`retry`, default 6 attempts from 100 ms,
+ * doubling, capped at 1 s: about 2.5 s in all) and then fails with `WriterUnavailable`
+ * (`"Unreachable"`). An operation the connection drops under is sent again when it is a read or
+ * a write that repeating cannot change (`pause`, `resume`, `kv.put`, `kv.delete`); any other
+ * (`cancel`, `wake`, `requeueDead`, `purgeDead`, `compareAndSet`, `unschedule`) fails at once
+ * with `WriterUnavailable` (`"Dropped"`): it may or may not have been applied. `events` fails
+ * with `"Dropped"` when the connection drops under it.
+ *
+ * Today `Remote` has the operations that take no job definition. Enqueue, claim, settlements
+ * and `schedule` need the writer's encoded-level queue core; with them `layer` will provide
+ * `JobQueue` itself, so Workers run unchanged on a remote queue.
+ *
+ * @since 0.3.0
+ */
+import { NodeWS } from "@effect/platform-node"
+import {
+  Config,
+  Context,
+  Data,
+  Duration,
+  Effect,
+  Layer,
+  Option,
+  Redacted,
+  Schedule,
+  Stream
+} from "effect"
+import { type RpcClientError, RpcClient, RpcSerialization } from "effect/rpc"
+import { Socket } from "effect/socket"
+import type { JobRecord, JobStatus } from "../schema/JobRecord.ts"
+import type { InvalidOption } from "./InvalidOption.ts"
+import * as Rules from "./internal/options.ts"
+import type { Service } from "./JobQueue.ts"
+import type * as Queue from "./JobQueue.ts"
+import { type InvalidJobId, type InvalidQueueName, type InvalidState, type JobNotFound, type Unauthorized, WriterUnavailable } from "./JobQueueError.ts"
+import type * as Kv from "./Kv.ts"
+import { backoff, type RetryOptions } from "./ObjectStore/Retry.ts"
+import * as QueueOptions from "./queue/options.ts"
+import { QueueRpcs, tokenHeader } from "./remote/protocol.ts"
+
+/**
+ * Options of `make` and `layer`; one that breaks its rule fails with `InvalidOption` before
+ * anything connects.
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface Options {
+  /** The server's WebSocket URL, as `QueueServer` tells it (`ws://127.0.0.1:7450/rpc`). */
+  readonly url: string
+  /** The server's token: a `Redacted` non-empty string, or a `Config` of one. */
+  readonly token: Redacted.Redacted<string> | Config.Config<Redacted.Redacted<string>>
+  /**
+   * How long an operation waits for the connection before `WriterUnavailable`: attempts in all
+   * (default 6, at most 100), the first delay (default 100 ms, doubling) and the longest (default 1 s).
+   */
+  readonly retry?: RetryOptions | undefined
+}
+
+/**
+ * Errors every remote operation can add to its local ones.
+ *
+ * @category errors
+ * @since 0.3.0
+ */
+export type RemoteError = WriterUnavailable | Unauthorized
+
+type Remoted<F> = F extends (...args: infer A) => Effect.Effect<infer X, infer E, infer R>
+  ? (...args: A) => Effect.Effect<X, E | RemoteError, R>
+  : never
+
+/**
+ * The user KV namespace of the remote queue (see `JobQueue.QueueKv`).
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface RemoteKv {
+  readonly get: Remoted<Queue.QueueKv["get"]>
+  readonly put: Remoted<Queue.QueueKv["put"]>
+  readonly delete: Remoted<Queue.QueueKv["delete"]>
+  readonly compareAndSet: Remoted<Queue.QueueKv["compareAndSet"]>
+  readonly scan: Remoted<Queue.QueueKv["scan"]>
+}
+
+/**
+ * The operations of `JobQueue.Service` that take no job definition, on the writer's queue: same
+ * arguments and results, errors plus `RemoteError`.
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface RemoteService {
+  /** The record as stored (see `JobQueue.Service["get"]` with an id). */
+  readonly get: (id: string) => Effect.Effect<Option.Option<JobRecord>, Queue.PayloadStoreError | Kv.StopError | RemoteError>
+  readonly history: Remoted<Service["history"]>
+  readonly kv: RemoteKv
+  /** The writer's events (see `JobQueue.Service["events"]`); fails with `WriterUnavailable` when the connection drops. */
+  readonly events: Stream.Stream<Queue.JobEvent, RemoteError>
+  readonly stats: Remoted<Service["stats"]>
+  readonly cancel: Remoted<Service["cancel"]>
+  /** Waits for the job to end (see `JobQueue.Service["awaitCompletion"]` with an id). */
+  readonly awaitCompletion: (
+    id: string,
+    options?: Queue.AwaitOptions
+  ) => Effect.Effect<Queue.CompletionOutcome, InvalidOption | Kv.StopError | RemoteError>
+  /** A page of the jobs of a queue in one state, payloads encoded (see `JobQueue.Service["list"]` with a queue name). */
+  readonly list: (
+    queue: string,
+    state: JobStatus,
+    options?: Queue.ListOptions
+  ) => Effect.Effect<
+    Queue.JobPage<Queue.ListedRecord>,
+    InvalidQueueName | InvalidOption | Queue.PayloadStoreError | Kv.StopError | RemoteError
+  >
+  readonly queues: Remoted<Service["queues"]>
+  readonly deadJobs: Remoted<Service["deadJobs"]>
+  readonly requeueDead: {
+    (id: string): Effect.Effect<void, Queue.QueueError | InvalidJobId | JobNotFound | InvalidState | Kv.StopError | RemoteError>
+    (queue: string, options: { readonly all: true }): Effect.Effect<number, Queue.QueueError | InvalidQueueName | InvalidOption | RemoteError>
+  }
+  readonly purgeDead: Remoted<Service["purgeDead"]>
+  readonly wake: Remoted<Service["wake"]>
+  readonly pause: Remoted<Service["pause"]>
+  readonly resume: Remoted<Service["resume"]>
+  readonly unschedule: Remoted<Service["unschedule"]>
+  readonly schedules: Remoted<Service["schedules"]>
+  // The operations that take a definition (enqueue, enqueueBatch, claim, ack, nack, release,
+  // discard, deadLetter, extendLease, schedule, and get/list/awaitCompletion with a definition)
+  // come here with the encoded-level queue core; `layer` will then provide `JobQueue` too.
+}
+
+/**
+ * The remote queue of `layer`.
+ *
+ * @category services
+ * @since 0.3.0
+ */
+export class Remote extends Context.Service<Remote, RemoteService>()("bucketq/QueueClient/Remote") {}
+
+const defaultRetry = { maxAttempts: 6, base: "100 millis", max: "1 second" } as const
+
+// How often the connection is tried again in the background while it is down.
+const reconnect = Schedule.min([Schedule.exponential("100 millis", 1.5), Schedule.spaced("1 second")])
+
+/** The connection was down when the operation was to be sent: sending it again is safe. */
+class NotConnected extends Data.TaggedError("NotConnected")<{ readonly detail: string }> {}
+/** The connection dropped under the operation: whether the writer applied it is unknown. */
+class Dropped extends Data.TaggedError("Dropped")<{ readonly detail: string }> {}
+
+const optionsError = (options: Options): InvalidOption | undefined =>
+  Rules.record("options", options) ??
+    Rules.string("url", options.url, 1, 2048) ??
+    (/^wss?:\/\//.test(options.url) ? undefined : Rules.invalid("url", options.url, "must be a ws:// or wss:// URL")) ??
+    (Redacted.isRedacted(options.token) || Config.isConfig(options.token)
+      ? undefined
+      : Rules.invalid("token", "<not shown>", "must be a Redacted string or a Config of one")) ??
+    Rules.optional(options.retry, (retry) =>
+      Rules.record("retry", retry) ??
+        Rules.optional(retry.maxAttempts, (n) => Rules.integer("retry.maxAttempts", n, 1, 100)) ??
+        Rules.optional(retry.base, (d) => Rules.duration("retry.base", d)) ??
+        Rules.optional(retry.max, (d) => Rules.duration("retry.max", d)))
+
+const describe = (error: RpcClientError.RpcClientError): string => error.reason._tag
+
+/**
+ * Connects to the writer at `url` with `token` (the connection lives in the scope) and returns
+ * the remote queue. Fails with `InvalidOption` for a bad option or an empty token, or with the
+ * `Config` error of a token that cannot be read; an unreachable writer is not an error here,
+ * only for the operations made while it stays unreachable.
+ *
+ * @category constructors
+ * @since 0.3.0
+ */
+export const make = (options: Options) =>
+  Effect.gen(function*() {
+    yield* Rules.checked(optionsError(options))
+    const token = Redacted.isRedacted(options.token) ? options.token : yield* options.token
+    const value = Redacted.value(token)
+    if (typeof value !== "string" || value.length === 0) {
+      return yield* Rules.invalid("token", "<not shown>", "must be a non-empty string")
+    }
+    const url = options.url
+    let connected = false
+    let lastError = "not connected yet"
+    const hooks = Layer.succeed(RpcClient.ConnectionHooks)({
+      onConnect: Effect.sync(() => {
+        connected = true
+      }),
+      onDisconnect: Effect.sync(() => {
+        connected = false
+      })
+    })
+    const protocol = RpcClient.layerProtocolSocket({ retryPolicy: reconnect }).pipe(
+      Layer.provide([
+        Layer.effect(Socket.Socket)(Socket.makeWebSocket(url, { headers: { [tokenHeader]: `Bearer ${value}` } })).pipe(
+          Layer.provide(NodeWS.layerWebSocketConstructor)
+        ),
+        RpcSerialization.layerSchemaBinary(),
+        hooks
+      ])
+    )
+    // built in the caller's scope: the connection lives as long as it (not only while `make` runs)
+    const client = yield* RpcClient.make(QueueRpcs).pipe(Effect.provide(yield* Layer.build(protocol)))
+    const schedule = backoff({ ...defaultRetry, ...options.retry })
+
+    /** Sends once connected (waiting with the backoff); again after a drop only when `repeatable`. */
+    const call = <A, E>(
+      repeatable: boolean,
+      send: () => Effect.Effect<A, E | RpcClientError.RpcClientError>
+    ): Effect.Effect<A, Exclude<E, RpcClientError.RpcClientError> | WriterUnavailable> => {
+      let attempts = 0
+      const attempt = Effect.suspend((): Effect.Effect<A, unknown> => {
+        attempts++
+        if (!connected) return Effect.fail(new NotConnected({ detail: lastError }))
+        return send().pipe(Effect.catchIf(
+          (e): e is RpcClientError.RpcClientError => (e as { _tag?: unknown })?._tag === "RpcClientError",
+          (e) => {
+            lastError = describe(e)
+            return Effect.fail(new Dropped({ detail: lastError }))
+          }
+        ))
+      })
+      return attempt.pipe(
+        Effect.retry({
+          schedule,
+          while: (e: unknown) => e instanceof NotConnected || (repeatable && e instanceof Dropped)
+        }),
+        Effect.mapError((e: unknown) =>
+          e instanceof NotConnected
+            ? new WriterUnavailable({ url, reason: "Unreachable", attempts, detail: e.detail })
+            : e instanceof Dropped
+            ? new WriterUnavailable({ url, reason: repeatable ? "Unreachable" : "Dropped", attempts, detail: e.detail })
+            : e
+        )
+      ) as never
+    }
+    const read = <A, E>(send: () => Effect.Effect<A, E | RpcClientError.RpcClientError>) => call(true, send)
+    const write = <A, E>(send: () => Effect.Effect<A, E | RpcClientError.RpcClientError>) => call(false, send)
+    const checked = <E, A, E2>(error: E | undefined, effect: () => Effect.Effect<A, E2>): Effect.Effect<A, E | E2> =>
+      error === undefined ? effect() : Effect.fail(error)
+
+    const kv: RemoteKv = {
+      get: (key) => checked(QueueOptions.userKeyError("key", key), () => read(() => client.KvGet({ key }))),
+      put: (key, value) =>
+        checked(
+          QueueOptions.userKeyError("key", key) ?? QueueOptions.userValueError("value", value),
+          () => read(() => client.KvPut({ key, value }))
+        ),
+      delete: (key) => checked(QueueOptions.userKeyError("key", key), () => read(() => client.KvDelete({ key }))),
+      compareAndSet: (key, expected, next) => {
+        const bytes = (option: string, v: Option.Option<Uint8Array> | Uint8Array) =>
+          Option.isOption(v) ? Option.getOrUndefined(v) : v
+        const [e, n] = [bytes("expected", expected), bytes("next", next)]
+        return checked(
+          QueueOptions.userKeyError("key", key) ??
+            Rules.optional(e, (v) => QueueOptions.userValueError("expected", v)) ??
+            Rules.optional(n, (v) => QueueOptions.userValueError("next", v)),
+          () =>
+            write(() =>
+              client.KvCompareAndSet({ key, ...(e === undefined ? {} : { expected: e }), ...(n === undefined ? {} : { next: n }) })
+            )
+        )
+      },
+      scan: (prefix, scanOptions) =>
+        checked(QueueOptions.userScanError(prefix, scanOptions), () => read(() => client.KvScan({ prefix, ...defined(scanOptions) })))
+    }
+
+    const requeueDead = ((target: string, requeueOptions?: { readonly all: true }): Effect.Effect<unknown, unknown> =>
+      checked<unknown, unknown, unknown>(
+        QueueOptions.requeueDeadError(target, requeueOptions),
+        () =>
+          requeueOptions === undefined
+            ? write(() => client.RequeueDead({ id: target }))
+            : write(() => client.RequeueAllDead({ queue: target }))
+      )) as RemoteService["requeueDead"]
+
+    const service: RemoteService = {
+      get: (id) => read(() => client.Get({ id })),
+      history: (id) => read(() => client.History({ id })),
+      kv,
+      events: Stream.unwrap(read(() => Effect.succeed(client.Events()))).pipe(
+        Stream.catchIf(
+          (e): e is RpcClientError.RpcClientError => (e as { _tag?: unknown })?._tag === "RpcClientError",
+          (e) => Stream.fail(new WriterUnavailable({ url, reason: "Dropped", attempts: 1, detail: describe(e) }))
+        )
+      ) as Stream.Stream<Queue.JobEvent, RemoteError>,
+      stats: (queue) => read(() => client.Stats({ queue })),
+      cancel: (id) => write(() => client.Cancel({ id })),
+      awaitCompletion: (id, awaitOptions) =>
+        checked(QueueOptions.awaitCompletionError(awaitOptions), () => {
+          const timeout = awaitOptions?.timeout
+          const millis = timeout === undefined ? Infinity : Duration.toMillis(timeout)
+          return read(() => client.AwaitCompletion({ id, ...(millis === Infinity ? {} : { timeoutMillis: millis }) }))
+        }),
+      list: (queue, state, listOptions) =>
+        checked(QueueOptions.listError(queue, state, listOptions), () => read(() => client.List({ queue, state, ...defined(listOptions) }))),
+      queues: () => read(() => client.Queues()),
+      deadJobs: (queue, deadOptions) =>
+        checked(QueueOptions.deadJobsError(queue, deadOptions), () => read(() => client.DeadJobs({ queue, ...defined(deadOptions) }))),
+      requeueDead,
+      purgeDead: (queue) => write(() => client.PurgeDead({ queue })),
+      wake: (id) => write(() => client.Wake({ id })),
+      pause: (queue) => read(() => client.Pause({ queue })),
+      resume: (queue) => read(() => client.Resume({ queue })),
+      unschedule: (key) => write(() => client.Unschedule({ key })),
+      schedules: () => read(() => client.Schedules())
+    }
+    return service
+  })
+
+/** The fields of an options object that are set (the wire has no `undefined`). */
+const defined = <A extends object>(options: A | undefined): { [K in keyof A]-?: Exclude<A[K], undefined> } =>
+  Object.fromEntries(Object.entries(options ?? {}).filter(([, v]) => v !== undefined)) as never
+
+/**
+ * The remote queue (`Remote`) of the writer at `url`, connected for the layer's life.
+ *
+ * @example
+ * ```ts
+ * import { Config, Effect } from "effect"
+ * import { QueueClient } from "bucketq"
+ *
+ * const program = Effect.gen(function*() {
+ *   const queue = yield* QueueClient.Remote
+ *   return yield* queue.stats("emails")
+ * }).pipe(Effect.provide(QueueClient.layer({ url: "ws://127.0.0.1:7450/rpc", token: Config.Redacted("BUCKETQ_TOKEN") })))
+ * ```
+ *
+ * @category layers
+ * @since 0.3.0
+ */
+export const layer = (options: Options): Layer.Layer<Remote, InvalidOption | Config.ConfigError> =>
+  Layer.effect(Remote)(make(options))
+

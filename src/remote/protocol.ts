@@ -1,0 +1,198 @@
+/**
+ * The wire protocol between a `QueueClient` and the `QueueServer` of the queue's writer: one
+ * `RpcGroup` of the `JobQueue` operations that take no job definition, their payloads, results
+ * and errors as schemas, and the `Authorized` middleware every request goes through.
+ *
+ * **Details**
+ *
+ * Records cross as stored (`schema/JobRecord.ts`: payloads and results encoded, bytes); errors
+ * are the queue's own tagged errors, so a remote caller catches the same tags as a local one.
+ * Argument shapes here are loose where the queue checks them (a state is any string, a limit
+ * any number): the queue's checks answer, with its `InvalidOption`, exactly as locally. The
+ * operations that carry a `Job.Definition` (enqueue, claim, settlements, schedule) are not here:
+ * they need the encoded-level queue core.
+ *
+ * @internal
+ */
+import { Schema } from "effect"
+import { Rpc, RpcGroup, RpcMiddleware } from "effect/rpc"
+import { Attempt, JobRecord } from "../../schema/JobRecord.ts"
+import { MissedPolicy } from "../../schema/Schedule.ts"
+import { InvalidOption } from "../InvalidOption.ts"
+import {
+  InvalidJobId,
+  InvalidQueueName,
+  InvalidState,
+  JobNotFound,
+  PayloadMissing,
+  Unauthorized
+} from "../JobQueueError.ts"
+import { Closed, Corrupt, Fenced, TransactionConflict, ValueTooLarge } from "../KvError.ts"
+import { ObjectStoreError } from "../ObjectStoreError.ts"
+
+// ---- errors ------------------------------------------------------------------------------------
+
+const StopError = [Fenced, Closed] as const
+const QueueError = [Fenced, Closed, TransactionConflict, ValueTooLarge] as const
+
+// ---- models ------------------------------------------------------------------------------------
+
+/** A job of a listing by queue name: the record as stored, and why its payload could not be read. */
+export const ListedRecord = Schema.Struct({ ...JobRecord.fields, payloadError: Schema.optional(Schema.String) })
+
+const QueueStatsFields = {
+  queue: Schema.String,
+  pending: Schema.Number,
+  scheduled: Schema.Number,
+  claimed: Schema.Number,
+  done: Schema.Number,
+  dead: Schema.Number
+}
+
+/** `JobQueue.QueueStats`. */
+export const QueueStats = Schema.Struct(QueueStatsFields)
+
+/** `JobQueue.QueueInfo`. */
+export const QueueInfo = Schema.Struct({ ...QueueStatsFields, paused: Schema.Boolean })
+
+/** `JobQueue.CompletionOutcome`. */
+export const CompletionOutcome = Schema.Union([
+  Schema.TaggedStruct("Completed", { job: Schema.Option(JobRecord) }),
+  Schema.TaggedStruct("TimedOut", {}),
+  Schema.TaggedStruct("NotFound", {})
+])
+
+/** `JobQueue.ScheduleInfo`. */
+export const ScheduleInfo = Schema.Struct({
+  key: Schema.String,
+  queue: Schema.String,
+  cron: Schema.String,
+  timezone: Schema.String,
+  missed: MissedPolicy,
+  maxCatchUp: Schema.Number,
+  nextSlot: Schema.Option(Schema.Number),
+  lastSlot: Schema.Option(Schema.Number)
+})
+
+const base = { id: Schema.String, queue: Schema.String, at: Schema.Number }
+
+/** `JobQueue.JobEvent`. */
+export const JobEvent = Schema.Union([
+  Schema.TaggedStruct("Enqueued", base),
+  Schema.TaggedStruct("Claimed", { ...base, attempt: Schema.Number }),
+  Schema.TaggedStruct("Completed", base),
+  Schema.TaggedStruct("Retried", { ...base, error: Schema.String, runAt: Schema.Option(Schema.Number) }),
+  Schema.TaggedStruct("DeadLettered", { ...base, reason: Schema.String }),
+  Schema.TaggedStruct("Cancelled", base)
+])
+
+/** `JobQueue.KvEntry`. */
+export const KvEntry = Schema.Struct({ key: Schema.String, value: Schema.Uint8Array })
+
+// ---- middleware --------------------------------------------------------------------------------
+
+/**
+ * Checks the token of every request before its handler runs (see `QueueServer`); a request
+ * without the right one fails with `Unauthorized`.
+ *
+ * @category middleware
+ * @since 0.3.0
+ */
+export class Authorized extends RpcMiddleware.Service<Authorized>()("bucketq/remote/Authorized", {
+  error: Unauthorized
+}) {}
+
+/** The header the token travels in, `Bearer <token>` (in the WebSocket handshake). */
+export const tokenHeader = "authorization"
+
+// ---- operations --------------------------------------------------------------------------------
+
+const Id = { id: Schema.String }
+const Queue = { queue: Schema.String }
+
+/** The operations of `JobQueue.Service` that take no definition. */
+export class QueueRpcs extends RpcGroup.make(
+  Rpc.make("Get", {
+    payload: Id,
+    success: Schema.Option(JobRecord),
+    error: Schema.Union([PayloadMissing, Corrupt, ObjectStoreError, ...StopError])
+  }),
+  Rpc.make("History", {
+    payload: Id,
+    success: Schema.Array(Attempt),
+    error: Schema.Union([JobNotFound, InvalidOption, ...StopError])
+  }),
+  Rpc.make("Stats", { payload: Queue, success: QueueStats, error: Schema.Union([InvalidQueueName, ...StopError]) }),
+  Rpc.make("Queues", { success: Schema.Array(QueueInfo), error: Schema.Union([...StopError]) }),
+  Rpc.make("List", {
+    payload: {
+      queue: Schema.String,
+      state: Schema.String,
+      cursor: Schema.optionalKey(Schema.String),
+      limit: Schema.optionalKey(Schema.Number)
+    },
+    success: Schema.Struct({ jobs: Schema.Array(ListedRecord), cursor: Schema.Option(Schema.String) }),
+    error: Schema.Union([InvalidQueueName, InvalidOption, ObjectStoreError, ...StopError])
+  }),
+  Rpc.make("DeadJobs", {
+    payload: { queue: Schema.String, after: Schema.optionalKey(Schema.String), limit: Schema.optionalKey(Schema.Number) },
+    success: Schema.Array(ListedRecord),
+    error: Schema.Union([InvalidQueueName, InvalidOption, ObjectStoreError, ...StopError])
+  }),
+  Rpc.make("RequeueDead", {
+    payload: Id,
+    error: Schema.Union([InvalidJobId, JobNotFound, InvalidState, ...QueueError])
+  }),
+  Rpc.make("RequeueAllDead", {
+    payload: Queue,
+    success: Schema.Number,
+    error: Schema.Union([InvalidQueueName, InvalidOption, ...QueueError])
+  }),
+  Rpc.make("PurgeDead", { payload: Queue, success: Schema.Number, error: Schema.Union([InvalidQueueName, ...QueueError]) }),
+  Rpc.make("Wake", {
+    payload: Id,
+    success: Schema.Literals(["Woken", "NotScheduled", "NotFound"]),
+    error: Schema.Union([InvalidJobId, ...QueueError])
+  }),
+  Rpc.make("Pause", { payload: Queue, error: Schema.Union([InvalidQueueName, ...QueueError]) }),
+  Rpc.make("Resume", { payload: Queue, error: Schema.Union([InvalidQueueName, ...QueueError]) }),
+  Rpc.make("Cancel", {
+    payload: Id,
+    success: Schema.Literals(["Removed", "Requested", "NotFound"]),
+    error: Schema.Union([...QueueError])
+  }),
+  Rpc.make("AwaitCompletion", {
+    // milliseconds; none (or Infinity): no timeout. The client converts and checks the duration.
+    payload: { id: Schema.String, timeoutMillis: Schema.optionalKey(Schema.Number) },
+    success: CompletionOutcome,
+    error: Schema.Union([InvalidOption, ...StopError])
+  }),
+  Rpc.make("KvGet", {
+    payload: { key: Schema.String },
+    success: Schema.Option(Schema.Uint8Array),
+    error: Schema.Union([InvalidOption, ...StopError])
+  }),
+  Rpc.make("KvPut", {
+    payload: { key: Schema.String, value: Schema.Uint8Array },
+    error: Schema.Union([InvalidOption, ...QueueError])
+  }),
+  Rpc.make("KvDelete", { payload: { key: Schema.String }, error: Schema.Union([InvalidOption, ...QueueError]) }),
+  Rpc.make("KvCompareAndSet", {
+    // a missing `expected` is "absent", a missing `next` "delete"
+    payload: { key: Schema.String, expected: Schema.optionalKey(Schema.Uint8Array), next: Schema.optionalKey(Schema.Uint8Array) },
+    success: Schema.Boolean,
+    error: Schema.Union([InvalidOption, ...QueueError])
+  }),
+  Rpc.make("KvScan", {
+    payload: { prefix: Schema.String, after: Schema.optionalKey(Schema.String), limit: Schema.optionalKey(Schema.Number) },
+    success: Schema.Array(KvEntry),
+    error: Schema.Union([InvalidOption, ...StopError])
+  }),
+  Rpc.make("Schedules", { success: Schema.Array(ScheduleInfo), error: Schema.Union([...StopError]) }),
+  Rpc.make("Unschedule", {
+    payload: { key: Schema.String },
+    success: Schema.Literals(["Removed", "NotFound"]),
+    error: Schema.Union([InvalidOption, ...QueueError])
+  }),
+  Rpc.make("Events", { success: JobEvent, stream: true })
+).middleware(Authorized) {}
