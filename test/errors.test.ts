@@ -25,6 +25,8 @@ const samples: Record<string, Sample> = {
   CancelRequested: [new JobQueueError.CancelRequested({ id: "01CANCEL" }), ["01CANCEL"]],
   JobNotFound: [new JobQueueError.JobNotFound({ id: "01GONE" }), ["01GONE"]],
   InvalidState: [new JobQueueError.InvalidState({ id: "01STATE", state: "Pending", expected: "Dead" }), ["01STATE", "Pending", "Dead"]],
+  WriterUnavailable: [new JobQueueError.WriterUnavailable({ url: "ws://127.0.0.1:7450/rpc", reason: "Unreachable", attempts: 6, detail: "ECONNREFUSED" }), ["ws://127.0.0.1:7450/rpc", "6 attempts", "ECONNREFUSED"]],
+  Unauthorized: [new JobQueueError.Unauthorized({ reason: "WrongToken" }), ["token"]],
   TransactionConflict: [new KvError.TransactionConflict({ attempts: 11 }), ["11"]],
   Fenced: [new KvError.Fenced({ epoch: 42, detail: "manifest 9 is newer" }), ["42", "manifest 9 is newer"]],
   Closed: [new KvError.Closed({ detail: "layer scope closed" }), ["layer scope closed"]],
