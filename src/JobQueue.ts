@@ -46,6 +46,8 @@ import type { ObjectStore } from "./ObjectStore.ts"
 import type { ObjectStoreError } from "./ObjectStoreError.ts"
 import * as Claiming from "./queue/claim.ts"
 import * as QueueContext from "./queue/context.ts"
+import * as Codec from "./queue/codec.ts"
+import type * as Core from "./queue/core.ts"
 import * as Effects from "./queue/effects.ts"
 import * as Control from "./queue/control.ts"
 import * as Dead from "./queue/dead.ts"
@@ -817,16 +819,33 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
     const book = Leases.make(ctx.nextId)
     const payloads = Payloads.make(ctx)
     const enqueuing = Enqueue.make(ctx, book, payloads)
-    const { enqueue, enqueueBatch } = enqueuing
-    const settlements = Settle.make(ctx, book, payloads, Effects.make(enqueuing, payloads, book, ctx.events))
+    const effects = Effects.make(enqueuing, payloads, book, ctx.events)
+    const settlements = Settle.make(ctx, book, payloads, effects)
     const { isPaused, pause, queues, resume, wake } = yield* Control.make(ctx, book)
-    const { claim } = Claiming.make(ctx, book, payloads, settlements.deadLetter, isPaused)
+    const core: Core.Core = {
+      enqueue: enqueuing.enqueueEncoded,
+      enqueueBatch: enqueuing.enqueueBatchEncoded,
+      claim: Claiming.make(ctx, book, payloads, isPaused).claim,
+      ack: settlements.ack,
+      nack: settlements.nack,
+      deadLetter: settlements.deadLetter,
+      release: settlements.release,
+      discard: settlements.discard,
+      extendLease: settlements.extendLease
+    }
+    const { ack, claim, deadLetter, discard, enqueue, enqueueBatch, extendLease, nack, release } = Codec.make(
+      core,
+      enqueuing.encode,
+      payloads,
+      effects,
+      ctx.random
+    )
     const { awaitCompletion, get, history, stats } = Reads.make(ctx, book, payloads)
     const { deadJobs, list } = Listing.make(ctx, payloads)
     const { purgeDead, requeueDead } = Dead.make(ctx, book, payloads)
     const schedules = Schedules.make(ctx, book, payloads)
     yield* Maintenance.start(ctx, book, payloads, schedules, options)
-    const { ack, cancel, deadLetter, discard, extendLease, nack, release } = settlements
+    const { cancel } = settlements
     return {
       enqueue,
       enqueueBatch,

@@ -1,44 +1,32 @@
 /**
- * Claiming: up to `max` pending jobs of a queue moved to claimed in one conditional write (claims
- * of a queue serialized by its lock), each lease held before its payload is read, payloads that
- * no longer decode (or whose object is gone or damaged, or whose stored version does not migrate
- * to the definition's) dead-lettered on the way, their stored payload kept, never returned;
- * and the wait for an arrival when nothing is pending. A claim is not durable: a crash requeues
- * it at the next open.
+ * Claiming, the core's part: up to `max` pending jobs of a queue moved to claimed in one
+ * conditional write (claims of a queue serialized by its lock), each lease held before its
+ * payload is read (on demand, by the codec that decodes it: see `codec.ts`), and the wait for an
+ * arrival when nothing is pending. A claim is not durable: a crash requeues it at the next open.
  *
  * @internal
  */
-import { Cause, Clock, Deferred, Duration, Effect, Option } from "effect"
+import { Clock, Deferred, Duration, Effect, Option } from "effect"
 import * as JobRecordSchema from "../../schema/JobRecord.ts"
 import type { JobRecord } from "../../schema/JobRecord.ts"
 import { fromLatin1 } from "../internal/binary.ts"
 import * as Latin1Kv from "../internal/latin1Kv.ts"
-import type * as Job from "../Job.ts"
-import type { Claim, ClaimOptions, QueueError, Service } from "../JobQueue.ts"
-import type { InvalidQueueName } from "../JobQueueError.ts"
-import type { InvalidOption } from "../InvalidOption.ts"
-import type { ObjectStoreError } from "../ObjectStoreError.ts"
+import type { QueueError } from "../JobQueue.ts"
 import type { QueueContext } from "./context.ts"
+import type { Core, HeldJob } from "./core.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping, Held } from "./leases.ts"
-import * as QueueOptions from "./options.ts"
 import type { Payloads } from "./payloads.ts"
 import { moveUpdates, pushStageWrites, without } from "./records.ts"
 
 /**
- * `claim` of the queue of `ctx`; `deadLetter` takes the jobs whose payload does not decode, and
+ * The core's `claim` of the queue of `ctx` (see `core.ts`; decoding is the codec's, `codec.ts`);
  * `isPaused` tells the queues whose claims return nothing (see `control.ts`).
  */
-export const make = (
-  ctx: QueueContext,
-  book: Bookkeeping,
-  payloads: Payloads,
-  deadLetter: Service["deadLetter"],
-  isPaused: (queue: string) => boolean
-) => {
+export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, isPaused: (queue: string) => boolean) => {
   const { events, fast, kv, live } = ctx
   const { arrival, holdLease, lockOf } = book
-  const { decodePayload } = payloads
+  const { payloadOf } = payloads
 
   // A hot path, like enqueue and ack: plain functions over a few combinators rather than
   // generators (each step through the runtime costs, and most of the work is synchronous).
@@ -72,32 +60,6 @@ export const make = (
     })
   }
 
-  /** Decodes the payload of a record whose lease is held (undefined: dead-lettered instead). */
-  const startClaim = <A, I>(
-    definition: Job.Definition<A, I>,
-    { cancelled, record, token }: Held
-  ): Effect.Effect<Claim<A> | undefined, ObjectStoreError> => {
-    const decode = decodePayload(definition, record)
-    return Effect.flatMap(Effect.exit(decode), (decoded): Effect.Effect<Claim<A> | undefined, ObjectStoreError> => {
-      if (decoded._tag === "Success") {
-        return Effect.succeed({ job: { ...record, payload: decoded.value }, record, token, definition, cancelled })
-      }
-      const failure = decoded.cause.reasons.find(Cause.isFailReason)?.error
-      if (failure?._tag === "ObjectStoreError") return Effect.fail(failure)
-      // A payload that no longer decodes (or whose object is gone, or damaged) goes to the
-      // dead-letter queue, never to the caller.
-      const claim: Claim<A> = { job: { ...record, payload: undefined as A }, record, token, definition, cancelled }
-      const reason = failure?._tag === "PayloadMissing"
-        ? `payload object ${failure.key} is missing`
-        : failure?._tag === "Corrupt"
-        ? `payload object ${failure.key} is corrupt: ${failure.detail}`
-        : failure?._tag === "PayloadVersionError"
-        ? failure.message // names the stored and current versions and the step that failed
-        : `payload does not decode: ${String(decoded.cause)}`
-      return Effect.as(Effect.ignore(deadLetter(claim, reason)), undefined)
-    })
-  }
-
   /**
    * Moves up to `max` pending jobs of `queue` to claimed and holds their leases for `leaseMillis`
    * (payloads as stored: an offloaded one is not read). A paused queue gives nothing (a waiting
@@ -116,37 +78,17 @@ export const make = (
         }))))
 
   /**
-   * Claims up to `max` jobs. Jobs whose payload does not decode are dead-lettered on the way;
-   * if that leaves nothing while jobs were there, it looks again, so a bad job never makes a
-   * caller wait for an arrival while good ones are pending.
+   * The core's claim (see `core.ts`): up to `max` jobs of `queue` held for `leaseMillis`, waiting
+   * up to `waitMillis` for an arrival while none is pending; each payload read back on demand.
    */
-  const claimOnce = <A, I>(
-    definition: Job.Definition<A, I>,
-    max: number,
-    lease: Duration.Duration
-  ): Effect.Effect<Array<Claim<A>>, QueueError | ObjectStoreError> =>
-    Effect.flatMap(claimHeld(definition.queue, max, Duration.toMillis(lease)), (held) => {
-      if (held.length === 0) return Effect.succeed([])
-      const started = held.length === 1
-        ? Effect.map(startClaim(definition, held[0]!), (c) => (c === undefined ? [] : [c]))
-        : Effect.map(Effect.forEach(held, (h) => startClaim(definition, h)), (claims) => claims.filter((c) => c !== undefined))
-      return Effect.flatMap(started, (claims) => (claims.length === 0 ? claimOnce(definition, max, lease) : Effect.succeed(claims)))
-    })
-
-  const claim = <A, I>(
-    definition: Job.Definition<A, I>,
-    claimOptions?: ClaimOptions
-  ): Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName | InvalidOption | ObjectStoreError> =>
-    Effect.suspend((): Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName | InvalidOption | ObjectStoreError> => {
-      const invalid = QueueOptions.claimError(definition, claimOptions)
-      if (invalid !== undefined) return Effect.fail(invalid)
-      const max = Math.max(0, Math.floor(claimOptions?.max ?? 1))
-      if (max === 0) return Effect.succeed([])
-      const lease = claimOptions?.lease === undefined ? definition.leaseDuration : Duration.fromInputUnsafe(claimOptions.lease)
-      const wait = claimOptions?.wait === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(claimOptions.wait))
-      const once = claimOnce(definition, max, lease)
-      return Effect.andThen(live, wait <= 0 ? once : waitingFor(definition.queue, once, wait, claimOptions?.until))
-    })
+  const claim: Core["claim"] = (queue, max, leaseMillis, waitMillis, until) => {
+    const once = claimHeld(queue, max, leaseMillis)
+    return Effect.andThen(
+      live,
+      Effect.map(waitMillis <= 0 ? once : waitingFor(queue, once, waitMillis, until), (held) =>
+        held.map((h): HeldJob => ({ ...h, payload: payloadOf(h.record) })))
+    )
+  }
 
   /**
    * `once` (a claim of `queue`), then waiting up to `wait` ms for an enqueue while it gives
@@ -170,5 +112,5 @@ export const make = (
       }
     })
 
-  return { claim, claimHeld, waitingFor }
+  return { claim }
 }

@@ -11,7 +11,7 @@ import { Clock, Duration, Effect, Option } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
 import type * as Latin1Kv from "../internal/latin1Kv.ts"
 import * as Job from "../Job.ts"
-import type { EnqueueOptions, Service } from "../JobQueue.ts"
+import type { EnqueueOptions } from "../JobQueue.ts"
 import type { InvalidOption } from "../InvalidOption.ts"
 import { DuplicateJobId, type InvalidJobId, type InvalidPayload, type InvalidQueueName, type PayloadTooLarge } from "../JobQueueError.ts"
 import type * as Kv from "../Kv.ts"
@@ -20,10 +20,9 @@ import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
-import { checked } from "../internal/options.ts"
 import * as Events from "./events.ts"
 import type { Payloads } from "./payloads.ts"
-import { type JobSettings, settingsOf } from "./wire.ts"
+import type { JobSettings } from "./wire.ts"
 import { stageWrites, type UserWrites, userWrites } from "./userKv.ts"
 import { bytes, move, moveUpdates, payloadVersionField, pushStageWrites, retries, stage } from "./records.ts"
 
@@ -114,8 +113,6 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
 
   // The hot paths (enqueue, claim, ack) are plain functions over a few combinators rather than
   // generators: each step through the runtime costs, and most of their work is synchronous.
-  const enqueue: Service["enqueue"] = (definition, payload, options) =>
-    Effect.flatMap(encode(definition, payload, options), (encoded) => enqueueEncoded(settingsOf(definition), encoded, options))
 
   /**
    * Enqueues a job of a definition with `settings`, its payload encoded (size checked) and the
@@ -150,13 +147,6 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       return result
     })
 
-  const enqueueBatch: Service["enqueueBatch"] = (definition, payloads) =>
-    Effect.gen(function*() {
-      yield* checked(QueueOptions.enqueueBatchError(definition, payloads))
-      const encoded = yield* Effect.forEach(payloads, (p) => encodePayload(definition, p))
-      return yield* enqueueBatchEncoded(settingsOf(definition), encoded)
-    })
-
   /** Enqueues jobs of a definition with `settings`, their payloads encoded (sizes checked), in one commit. */
   const enqueueBatchEncoded = (settings: JobSettings, encoded: ReadonlyArray<Uint8Array>) =>
     Effect.gen(function*() {
@@ -178,5 +168,5 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       return records.map((r) => r.id)
     })
 
-  return { enqueue, enqueueBatch, enqueueEncoded, enqueueBatchEncoded, encode, ready, stageNew }
+  return { enqueueEncoded, enqueueBatchEncoded, encode, ready, stageNew }
 }

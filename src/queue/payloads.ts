@@ -144,14 +144,17 @@ export const make = (ctx: QueueContext) => {
    * it cannot be): the current version pays for nothing more than the comparison.
    */
   const decodePayload = <A, I>(definition: Job.Definition<A, I>, record: JobRecord) =>
-    Effect.flatMap(payloadOf(record), (bytes) =>
-      Effect.flatMap(Effect.try(() => Msgpack.decode(bytes)), (input): Effect.Effect<A, Schema.SchemaError | PayloadVersionError> => {
-        const stored = record.payloadVersion ?? 1
-        const current = definition.version ?? 1
-        return stored === current
-          ? payloadDecoder(definition.payload)(input)
-          : migrate(definition, stored, current, input) as Effect.Effect<A, PayloadVersionError>
-      }))
+    Effect.flatMap(payloadOf(record), (bytes) => decodeBytes(definition, record, bytes))
+
+  /** `decodePayload` of the encoded payload `bytes` of `record` (read back already when offloaded). */
+  const decodeBytes = <A, I>(definition: Job.Definition<A, I>, record: JobRecord, bytes: Uint8Array) =>
+    Effect.flatMap(Effect.try(() => Msgpack.decode(bytes)), (input): Effect.Effect<A, Schema.SchemaError | PayloadVersionError> => {
+      const stored = record.payloadVersion ?? 1
+      const current = definition.version ?? 1
+      return stored === current
+        ? payloadDecoder(definition.payload)(input)
+        : migrate(definition, stored, current, input) as Effect.Effect<A, PayloadVersionError>
+    })
 
   /**
    * A job's result encoded with the definition's `result` schema, msgpack'd: `InvalidOption`
@@ -219,5 +222,5 @@ export const make = (ctx: QueueContext) => {
       Effect.catchTags({ InvalidKey: Effect.die, InvalidRange: Effect.die })
     )
 
-  return { encodePayload, decodePayload, encodeResult, decodeResult, offload, dropPayloads, committing, payloadOf }
+  return { encodePayload, decodePayload, decodeBytes, encodeResult, decodeResult, offload, dropPayloads, committing, payloadOf }
 }

@@ -1,30 +1,28 @@
 /**
- * Settling claims: `ack` (the job deleted, or kept as done for `keepDone`), `nack` (retried after
- * its backoff, or dead-lettered once its attempts are used up), `release`, `discard`,
- * `deadLetter`, `extendLease`, and `cancel` of any job. A settlement commits only while the claim
+ * Settling claims, the core's part (see `core.ts`: results and effects encoded, the delay of a
+ * retry chosen by the caller): `ack` (the job deleted, or kept as done for `keepDone` or its
+ * result), `nack` (retried after its delay, or dead-lettered once its attempts are used up),
+ * `release`, `discard`, `deadLetter`, `extendLease`, and `cancel` of any job. A settlement commits only while the claim
  * holds its lease and its claimed record is still there (else `ClaimLost`, nothing changed); each
  * returns once durable, and only then wakes the claims waiting for an arrival and the waiters of
  * the job's completion. Payload objects of jobs removed are deleted after the commit.
  *
  * @internal
  */
-import { Clock, Deferred, Duration, Effect, Option } from "effect"
+import { Clock, Deferred, Effect, Option } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
-import * as Job from "../Job.ts"
 import type { NackOutcome, Service } from "../JobQueue.ts"
+import type { Core } from "./core.ts"
 import { CancelRequested, ClaimLost } from "../JobQueueError.ts"
 import type { Transaction } from "../Kv.ts"
 import type { ValueTooLarge } from "../KvError.ts"
 import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping, ClaimRef } from "./leases.ts"
-import * as QueueOptions from "./options.ts"
-import * as Rules from "../internal/options.ts"
-import { checked } from "../internal/options.ts"
 import * as Effects from "./effects.ts"
 import * as Events from "./events.ts"
 import type { Payloads } from "./payloads.ts"
-import { type JobSettings, settingsOf } from "./wire.ts"
+import type { JobSettings } from "./wire.ts"
 import { bury, bytes, encodeRecord, move, moveUpdates, read, retries, stage, withAttempt, without } from "./records.ts"
 
 /**
@@ -36,9 +34,9 @@ const keptFor = (settings: JobSettings, withResult: boolean): number | undefined
 
 /** The settlements of the queue of `ctx`, and `cancel`; `effects` makes their effects ready. */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, effects: Effects.Effects) => {
-  const { events, fast, kv, live, now, random } = ctx
+  const { events, fast, kv, live, now } = ctx
   const { announce, complete, holds, holdsNow, leases, letGo } = book
-  const { committing, dropPayloads, encodeResult } = payloads
+  const { committing, dropPayloads } = payloads
 
   /**
    * Runs a settlement of `claim` with its prepared effects: the claimed record must still be
@@ -99,16 +97,14 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
       )
     })
 
-  const ack: Service["ack"] = (claim, options) => {
-    const settings = settingsOf(claim.definition)
-    return options === undefined && settings.keepDoneMillis === undefined
+  /**
+   * The ack of a job of a definition with `settings`: the fast path for a job not kept, without a
+   * result or effects; else a transaction (`ackSettled`).
+   */
+  const ack: Core["ack"] = (claim, settings, result, encoded) =>
+    result === undefined && encoded === undefined && settings.keepDoneMillis === undefined
       ? ackAndForget(claim)
-      : Effect.gen(function*() {
-        yield* checked(Rules.optional(options, (o) => Rules.record("options", o)))
-        const result = options?.result === undefined ? undefined : yield* encodeResult(claim.definition, options.result)
-        yield* ackSettled(claim, settings, result, yield* effects.prepare("", options))
-      })
-  }
+      : Effect.flatMap(effects.ready(encoded), (prepared) => ackSettled(claim, settings, result, prepared))
 
   /**
    * The ack of a job kept as done (for `keepDone`, or for its result's retention: `result` is the
@@ -140,19 +136,8 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
       if (Option.isNone(done) && claim.record.payloadRef !== undefined) yield* dropPayloads([claim.record])
     })
 
-  const nack: Service["nack"] = (claim, error, nackOptions) =>
-    Effect.gen(function*() {
-      yield* checked(QueueOptions.nackError(error, nackOptions))
-      const jitter = random()
-      // the delay (the backoff's, checked), chosen before anything is written: the claim holds its attempts
-      const delay = nackOptions?.delay !== undefined
-        ? Duration.toMillis(Duration.fromInputUnsafe(nackOptions.delay))
-        : claim.record.attempts >= claim.record.maxAttempts
-        ? 0
-        : QueueOptions.retryDelay(claim.definition.backoff, claim.record.attempts, (b, attempt) => Job.delayOf(b, attempt, jitter))
-      if (typeof delay !== "number") return yield* delay
-      return yield* nackSettled(claim, error, delay, yield* effects.prepare("effects", nackOptions?.effects))
-    })
+  const nack: Core["nack"] = (claim, error, delay, encoded) =>
+    Effect.flatMap(effects.ready(encoded), (prepared) => nackSettled(claim, error, delay, prepared))
 
   /**
    * Retries the job after `delay` ms (0: pending at once), or dead-letters it when its attempts
@@ -181,7 +166,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
       return outcome.outcome
     })
 
-  const release: Service["release"] = (claim) =>
+  const release: Core["release"] = (claim) =>
     Effect.gen(function*() {
       yield* settle(claim, Effects.none, (tx, record, now) =>
         Effect.gen(function*() {
@@ -196,7 +181,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
         }), () => announce(claim.record.queue))
     })
 
-  const discard: Service["discard"] = (claim) =>
+  const discard: Core["discard"] = (claim) =>
     Effect.gen(function*() {
       yield* settle(claim, Effects.none, (tx, record) =>
         tx.delete(bytes(Keys.index(record.id))).pipe(
@@ -209,11 +194,8 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
       yield* dropPayloads([claim.record])
     })
 
-  const deadLetter: Service["deadLetter"] = (claim, reason, options) =>
-    Effect.gen(function*() {
-      yield* checked(QueueOptions.reasonError("reason", reason) ?? Rules.optional(options, (o) => Rules.record("options", o)))
-      yield* deadLetterSettled(claim, reason, yield* effects.prepare("effects", options?.effects))
-    })
+  const deadLetter: Core["deadLetter"] = (claim, reason, encoded) =>
+    Effect.flatMap(effects.ready(encoded), (prepared) => deadLetterSettled(claim, reason, prepared))
 
   /** Dead-letters the job at once, its attempts not consumed, with its effects. */
   const deadLetterSettled = (claim: ClaimRef, reason: string, prepared: Effects.Prepared) =>
@@ -225,16 +207,15 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
       })
     })
 
-  const extendLease: Service["extendLease"] = (claim, duration) =>
+  const extendLease: Core["extendLease"] = (claim, millis) =>
     Effect.gen(function*() {
-      yield* checked(QueueOptions.extendLeaseError(duration))
       yield* live
       const lease = leases.get(claim.record.id)
       if (lease === undefined || lease.token !== claim.token || lease.reaping) {
         return yield* new ClaimLost({ id: claim.record.id })
       }
       if (Deferred.isDoneUnsafe(lease.cancel)) return yield* new CancelRequested({ id: claim.record.id })
-      lease.expiresAt = (yield* Clock.currentTimeMillis) + Duration.toMillis(Duration.fromInputUnsafe(duration))
+      lease.expiresAt = (yield* Clock.currentTimeMillis) + millis
     })
 
   const cancel: Service["cancel"] = (id) =>

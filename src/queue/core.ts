@@ -1,0 +1,77 @@
+/**
+ * The queue's core: what the writer does with jobs, in terms it can serve to any process. It
+ * takes a definition's settings (`wire.ts`) and payloads, results and follow-ups already encoded,
+ * and hands out claims with their payloads as stored; Schemas, backoff functions and migrations
+ * stay with the caller (`codec.ts`), in this process or in another one (`QueueClient`). Its
+ * arguments are trusted: whoever calls it has checked them (the codec, or the server at the edge).
+ *
+ * @internal
+ */
+import type { Effect } from "effect"
+import type { JobRecord } from "../../schema/JobRecord.ts"
+import type { EnqueueOptions, EnqueueResult, NackOutcome, PayloadStoreError, QueueError, SettleError } from "../JobQueue.ts"
+import type { CancelRequested, ClaimLost, DuplicateJobId } from "../JobQueueError.ts"
+import type * as Kv from "../Kv.ts"
+import type { ObjectStoreError } from "../ObjectStoreError.ts"
+import type * as Effects from "./effects.ts"
+import type { PrepareError } from "./enqueue.ts"
+import type { ClaimRef } from "./leases.ts"
+import type { JobSettings } from "./wire.ts"
+
+/** A claim as the core hands it out: the record as stored, its lease's token and cancel signal. */
+export interface HeldJob {
+  readonly record: JobRecord
+  readonly token: string
+  /** Completes once `cancel` was asked for the job. */
+  readonly cancelled: Effect.Effect<void>
+  /** The encoded payload: inline, or read back from its object (gone: `PayloadMissing`; damaged: `Corrupt`). */
+  readonly payload: Effect.Effect<Uint8Array, PayloadStoreError>
+}
+
+/** The core of one queue (see the module's header). */
+export interface Core {
+  /** Enqueues a job, its payload encoded, its options checked. */
+  readonly enqueue: (
+    settings: JobSettings,
+    payload: Uint8Array,
+    options: EnqueueOptions | undefined
+  ) => Effect.Effect<EnqueueResult, PrepareError | QueueError | DuplicateJobId>
+  /** Enqueues jobs in one commit, their payloads encoded. */
+  readonly enqueueBatch: (
+    settings: JobSettings,
+    payloads: ReadonlyArray<Uint8Array>
+  ) => Effect.Effect<ReadonlyArray<string>, ObjectStoreError | QueueError>
+  /**
+   * Claims up to `max` jobs of `queue` with leases of `leaseMillis`, waiting up to `waitMillis`
+   * (`Infinity`: until one arrives) while none is pending, or until `until` completes.
+   */
+  readonly claim: (
+    queue: string,
+    max: number,
+    leaseMillis: number,
+    waitMillis: number,
+    until: Effect.Effect<void> | undefined
+  ) => Effect.Effect<ReadonlyArray<HeldJob>, QueueError>
+  /** Acknowledges: `result` encoded, `effects` encoded (see `effects.ts`). */
+  readonly ack: (
+    claim: ClaimRef,
+    settings: JobSettings,
+    result: Uint8Array | undefined,
+    effects: Effects.Encoded | undefined
+  ) => Effect.Effect<void, SettleError>
+  /** Retries after `delayMillis`, or dead-letters when the attempts are used up (then the effects apply). */
+  readonly nack: (
+    claim: ClaimRef,
+    error: string,
+    delayMillis: number,
+    effects: Effects.Encoded | undefined
+  ) => Effect.Effect<NackOutcome, SettleError>
+  /** Dead-letters at once, with the effects. */
+  readonly deadLetter: (claim: ClaimRef, reason: string, effects: Effects.Encoded | undefined) => Effect.Effect<void, SettleError>
+  /** Gives the claim back unsettled. */
+  readonly release: (claim: ClaimRef) => Effect.Effect<void, QueueError | ClaimLost>
+  /** Removes the claimed job without an outcome. */
+  readonly discard: (claim: ClaimRef) => Effect.Effect<void, QueueError | ClaimLost>
+  /** The lease now ends `millis` from now. */
+  readonly extendLease: (claim: ClaimRef, millis: number) => Effect.Effect<void, ClaimLost | CancelRequested | Kv.StopError>
+}
