@@ -205,6 +205,28 @@ export const standbySuite = (backend: Backend) =>
         assert.isAbove(later.heartbeat, 1, "the newer writer heartbeats")
       }))
 
+    it.effect("a standby that finds a newer writer's record while it opens closes what it opened and waits again; it takes over once that writer stops", () =>
+      Effect.gen(function*() {
+        const raw = yield* rawStore
+        // the standby's record puts take 2 s to land: a writer opening meanwhile gets its record in first
+        const slow = FaultInjection.make(raw, { seed: 8, faults: { put: { latency: { _tag: "Fixed", millis: 2000 }, keyPrefix: WriterRecord.key } } })
+        const standby = yield* Effect.forkChild(standbyOver(slow.store, { takeoverAfter: "3 seconds" }))
+        yield* advance(500) // no record: the standby opened at once (epoch 1); its record put is in flight
+        const { control, store } = FaultInjection.make(raw, { seed: 9 })
+        const other = yield* writerOver(store, { takeoverAfter: "3 seconds" })
+        assert.strictEqual((yield* other.kv.stats).epoch, 2)
+        yield* advance(10_000)
+        assert.isUndefined(standby.pollUnsafe(), "the standby waits again while the newer writer heartbeats")
+        assert.strictEqual((yield* recordOf(raw)).epoch, 2)
+        yield* other.q.enqueue(Task, { n: 7 })
+        yield* control.freeze
+        yield* runUntilDone(standby, 10_000)
+        const { kv, q } = yield* Fiber.join(standby)
+        assert.strictEqual((yield* kv.stats).epoch, 3)
+        assert.strictEqual((yield* q.stats("tasks")).pending, 1)
+        yield* until(Effect.map(recordOf(raw), (r) => r.epoch === 3), "the standby's record")
+      }))
+
     it.effect("two standbys racing for a stopped writer's store: exactly one serves, the other waits again or is fenced", () =>
       Effect.gen(function*() {
         const raw = yield* rawStore
