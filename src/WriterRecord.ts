@@ -14,8 +14,9 @@
  * - A writer stops heartbeating when its KV stops (`Kv.stopped`: fenced or closed) and when its
  *   scope closes; it makes one put per `takeoverAfter / 3` and nothing else while all is well.
  * - Liveness never compares clocks: a standby (`awaitTakeover`) takes the writer for dead when the
- *   record's ETag has not changed for `takeoverAfter`, measured on its own `Clock`, reading the
- *   record every `takeoverAfter / 3`. No record at all: nobody holds the store, take it at once.
+ *   record's ETag (and the latest manifest id) has not changed for `takeoverAfter`, measured on its
+ *   own `Clock`, reading them every `takeoverAfter / 3`. No record at all: nobody holds the store,
+ *   take it at once.
  *
  * @since 0.2.0
  */
@@ -23,6 +24,8 @@ import { hostname } from "node:os"
 import { Clock, Duration, Effect, Option, Random, type Scope } from "effect"
 import * as Stored from "../schema/WriterRecord.ts"
 import { DecodeError } from "./internal/binary.ts"
+import { manifestPrefix } from "./kv/paths.ts"
+import { latestId } from "./kv/recovery.ts"
 import type * as Kv from "./Kv.ts"
 import { Corrupt, Fenced } from "./KvError.ts"
 import type { PutCondition, Service as Store } from "./ObjectStore.ts"
@@ -251,10 +254,12 @@ export const start = (kv: Kv.Service, store: Store, options: HeartbeatOptions): 
 
 /**
  * Waits until the writer of `store` is gone: returns at once when there is no record, and
- * otherwise once the record's ETag has stayed the same for `takeoverAfter` on this process's own
- * `Clock` (reading it every `takeoverAfter / 3`, after a random first offset so that standbys
- * started together do not poll in step). A failed read proves nothing either way: it is logged
- * and the wait goes on.
+ * otherwise once neither the record's ETag nor the latest manifest id has changed for
+ * `takeoverAfter` on this process's own `Clock` (reading both every `takeoverAfter / 3`, after a
+ * random first offset so that standbys started together do not poll in step). The manifest id is
+ * watched too because opening raises it first: a standby that sees it move knows that another one
+ * is opening right now, before that one's record is written, and waits instead of opening too. A
+ * failed read proves nothing either way: it is logged and the wait goes on.
  *
  * @internal
  */
@@ -266,14 +271,16 @@ export const awaitTakeover = (store: Store, takeoverAfter: Duration.Duration): E
     let since = 0
     let offset = Math.floor((yield* Random.next) * interval)
     while (true) {
-      const read = yield* Effect.result(readRaw(store))
+      const read = yield* Effect.result(Effect.all([readRaw(store), latestId(store, manifestPrefix)]))
       if (read._tag === "Failure") {
         yield* Effect.logWarning(`standby could not read the writer record: ${read.failure.message}`)
       } else {
-        if (Option.isNone(read.success)) return
+        const [record, manifest] = read.success
+        if (Option.isNone(record)) return
         const now = yield* Clock.currentTimeMillis
-        if (read.success.value.etag !== seen) {
-          seen = read.success.value.etag
+        const token = `${record.value.etag} ${Option.getOrElse(manifest, () => 0)}`
+        if (token !== seen) {
+          seen = token
           since = now
         } else if (now - since >= limit) {
           return
