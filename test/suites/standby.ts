@@ -5,7 +5,7 @@
 // process's does), with every acknowledged job; a zombie writer's late heartbeat never overwriting
 // a newer writer's record, in either order of the race; two standbys racing: exactly one serves.
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Context, Effect, Fiber, Layer, Option, Schema } from "effect"
+import { Clock, Context, Effect, Fiber, Layer, Option, Schema, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as FaultInjection from "../../src/FaultInjection.ts"
 import * as Job from "../../src/Job.ts"
@@ -41,12 +41,12 @@ const runUntilDone = (fiber: Fiber.Fiber<unknown, unknown>, limit: number, step 
     return (yield* Clock.currentTimeMillis) - start
   })
 
-/** Moves virtual time on 10 ms at a time (with real pauses) until `condition` holds. */
-const until = (condition: Effect.Effect<boolean, unknown>, what: string) =>
+/** Moves virtual time on `step` ms at a time (with real pauses) until `condition` holds. */
+const until = (condition: Effect.Effect<boolean, unknown>, what: string, step = 10) =>
   Effect.gen(function*() {
     for (let i = 0; i < 2000; i++) {
       if (yield* condition) return
-      yield* TestClock.adjust(10)
+      yield* TestClock.adjust(step)
       yield* realPause
     }
     assert.fail(`not reached: ${what}`)
@@ -143,10 +143,18 @@ export const standbySuite = (backend: Backend) =>
         const standby = yield* Effect.forkChild(standbyOver(raw, { takeoverAfter: "3 seconds" }))
         yield* advance(30_000)
         assert.isUndefined(standby.pollUnsafe(), "a standby never takes over from a writer that heartbeats")
+        // the takeover starts with the standby's manifest (its new epoch); on the directory and S3
+        // backends the rest of its open takes real time while virtual time runs on, so the bound is
+        // checked on the moment it starts
+        const manifests = Effect.map(Stream.runCollect(raw.list("manifest/")), (entries) => entries.length)
+        const before = yield* manifests
         yield* control.freeze
-        const took = yield* runUntilDone(standby, 10_000)
-        assert.isAtMost(took, 3000 + 1000 + 200, `took over after ${took} ms`)
+        const frozenAt = yield* Clock.currentTimeMillis
+        yield* until(Effect.map(manifests, (n) => n > before), "the standby's open", 100)
+        const took = (yield* Clock.currentTimeMillis) - frozenAt
+        assert.isAtMost(took, 3000 + 1000 + 100, `took over after ${took} ms`)
         assert.isAtLeast(took, 2000, `took over after ${took} ms`)
+        yield* runUntilDone(standby, 10_000)
         const { kv, q } = yield* Fiber.join(standby)
         assert.strictEqual((yield* kv.stats).epoch, 2)
         assert.strictEqual((yield* recordOf(raw)).epoch, 2)
