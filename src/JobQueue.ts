@@ -551,6 +551,7 @@ export interface Options {
  * @since 0.2.0
  */
 export interface StandbyOptions extends Options {
+  /** Options of the KV opened at the takeover (see `Kv.Options`). */
   readonly kv?: Kv.Options | undefined
 }
 

@@ -175,7 +175,11 @@ export interface HeartbeatOptions {
   readonly address: Option.Option<string>
 }
 
-/** A third of `takeoverAfter`: the heartbeat's period and the standby's polling period. */
+/**
+ * A third of `takeoverAfter` (at least 1 ms): the heartbeat's period and the standby's polling period.
+ *
+ * @internal
+ */
 export const intervalOf = (takeoverAfter: Duration.Duration): Duration.Duration =>
   Duration.millis(Math.max(1, Math.floor(Duration.toMillis(takeoverAfter) / 3)))
 

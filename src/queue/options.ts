@@ -407,7 +407,7 @@ export const queueOptionsError = (options: unknown): InvalidOption | undefined =
 /** The longest address of a writer record, in UTF-8 bytes. */
 export const maxAddressBytes = 1024
 
-/** The shortest takeover time, in ms (`WriterRecord.minTakeoverAfter`). */
+/** The shortest takeover time, in ms (`WriterRecord.minTakeoverAfter`: keep the two equal). */
 const minTakeoverMillis = 1000
 
 /** `takeoverAfter`: a finite duration of at least 1 second. */
