@@ -23,7 +23,7 @@
  *
  * @since 0.1.0
  */
-import { Context, type Duration, Effect, Layer, type Option, type Scope, type Stream } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Layer, Option, Scope, type Stream } from "effect"
 import type { Attempt, AttemptOutcome, JobRecord, JobStatus } from "../schema/JobRecord.ts"
 import type { MissedPolicy } from "../schema/Schedule.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
@@ -40,9 +40,9 @@ import type {
   PayloadMissing,
   PayloadTooLarge
 } from "./JobQueueError.ts"
-import type * as Kv from "./Kv.ts"
+import * as Kv from "./Kv.ts"
 import type { Closed, Corrupt, Fenced, TransactionConflict, ValueTooLarge } from "./KvError.ts"
-import type { ObjectStore } from "./ObjectStore.ts"
+import { ObjectStore } from "./ObjectStore.ts"
 import type { ObjectStoreError } from "./ObjectStoreError.ts"
 import * as Claiming from "./queue/claim.ts"
 import * as QueueContext from "./queue/context.ts"
@@ -62,6 +62,7 @@ import * as Reads from "./queue/reads.ts"
 import * as Schedules from "./queue/schedules.ts"
 import * as Settle from "./queue/settle.ts"
 import * as UserKv from "./queue/userKv.ts"
+import * as WriterRecord from "./WriterRecord.ts"
 
 /**
  * The stored job record and its statuses (see `schema/JobRecord.ts`).
@@ -526,6 +527,34 @@ export interface Options {
   readonly offloadThreshold?: number | undefined
   /** The largest encoded payload taken (default 64 MiB), an integer from 1; larger ones are `PayloadTooLarge`. */
   readonly maxPayloadBytes?: number | undefined
+  /**
+   * Write the writer record (`WriterRecord`: epoch, address, heartbeat) at open and rewrite it
+   * every `takeoverAfter / 3`, so that clients can find this writer and a standby can watch it
+   * (default true). `false`: no record, no heartbeat.
+   */
+  readonly writerRecord?: boolean | undefined
+  /**
+   * The takeover time (default 15 seconds): the heartbeat runs every third of it, and a standby
+   * (`layerStandby`) takes over once the record has not changed for this long. A finite duration
+   * of at least 1 second.
+   */
+  readonly takeoverAfter?: Duration.Input | undefined
+  /** Where this writer serves the queue to other processes, written in the writer record (1 to 1024 UTF-8 bytes). */
+  readonly address?: string | undefined
+}
+
+/**
+ * Options of `layerStandby`: the queue's (`Options`, with `takeoverAfter` the time without a
+ * heartbeat after which the writer is taken for dead) and the KV's it opens once it takes over
+ * (`kv`; its `fenceCheckInterval` defaults to `takeoverAfter / 3` there, so that a standby that
+ * lost a race to open learns it soon).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface StandbyOptions extends Options {
+  /** Options of the KV opened at the takeover (see `Kv.Options`). */
+  readonly kv?: Kv.Options | undefined
 }
 
 /**
@@ -845,6 +874,12 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
     const { purgeDead, requeueDead } = Dead.make(ctx, book, payloads)
     const schedules = Schedules.make(ctx, book, payloads)
     yield* Maintenance.start(ctx, book, payloads, schedules, options)
+    if (options?.writerRecord !== false) {
+      yield* WriterRecord.start(yield* Kv.Kv, ctx.store, {
+        takeoverAfter: takeoverAfterOf(options),
+        address: Option.fromUndefinedOr(options?.address)
+      })
+    }
     const { cancel } = settlements
     return {
       enqueue,
@@ -885,3 +920,51 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
  */
 export const layer = (options?: Options): Layer.Layer<JobQueue, QueueError | InvalidOption, Kv.Kv | ObjectStore> =>
   Layer.effect(JobQueue, make(options))
+
+const takeoverAfterOf = (options: Options | undefined): Duration.Duration =>
+  options?.takeoverAfter === undefined ? WriterRecord.defaultTakeoverAfter : Duration.fromInputUnsafe(options.takeoverAfter)
+
+/**
+ * A standby writer: the job queue (and its KV) over the `ObjectStore` in context, opened only once
+ * the current writer is gone. Building the layer waits, reading the writer record every
+ * `takeoverAfter / 3`, until the record has not changed for `takeoverAfter` on this process's own
+ * clock (or there is none); then it opens the KV, which fences the old writer, opens the queue,
+ * writes its own writer record, and provides both like `layer` over `Kv.layer`.
+ *
+ * **Details**
+ *
+ * Two standbys racing for one store: both may open, and the later epoch fences the earlier. A
+ * standby that finds out while it is opening (its open loses the race, or the writer record names
+ * a newer epoch) closes what it opened, logs it, and goes back to waiting: it is the standby of
+ * the winner. One that finds out later is a fenced writer like any other: within
+ * `kv.fenceCheckInterval` (default `takeoverAfter / 3`) every operation of its queue fails with
+ * `Fenced`, its background work stops, and the queue logs an error. Options are checked before
+ * the store is read (`InvalidOption`).
+ *
+ * @category layers
+ * @since 0.2.0
+ */
+export const layerStandby = (
+  options?: StandbyOptions
+): Layer.Layer<JobQueue | Kv.Kv, QueueError | InvalidOption | Kv.OpenError, ObjectStore> =>
+  Layer.effectContext(Effect.gen(function*() {
+    yield* checked(QueueOptions.standbyOptionsError(options))
+    const store = yield* ObjectStore
+    const takeoverAfter = takeoverAfterOf(options)
+    const parent = yield* Effect.scope
+    const { kv: kvOptions, ...queueOptions } = options ?? {}
+    while (true) {
+      yield* WriterRecord.awaitTakeover(store, takeoverAfter)
+      const scope = yield* Scope.fork(parent)
+      const opened = yield* Effect.exit(Effect.gen(function*() {
+        const kv = yield* Kv.make({ fenceCheckInterval: WriterRecord.intervalOf(takeoverAfter), ...kvOptions })
+        const queue = yield* make({ ...queueOptions, writerRecord: true }).pipe(Effect.provideService(Kv.Kv, kv))
+        return Context.make(JobQueue, queue).pipe(Context.add(Kv.Kv, kv))
+      }).pipe(Scope.provide(scope)))
+      if (Exit.isSuccess(opened)) return opened.value
+      yield* Scope.close(scope, opened)
+      const fenced = Cause.findErrorOption(opened.cause).pipe(Option.filter((e) => e._tag === "Fenced"))
+      if (Option.isNone(fenced)) return yield* Effect.failCause(opened.cause)
+      yield* Effect.logWarning(`standby lost the takeover to another writer, waiting again: ${fenced.value.message}`)
+    }
+  }))

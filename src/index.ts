@@ -79,7 +79,8 @@ export * as ObjectStore from "./ObjectStore.ts"
 export * as ObjectStoreError from "./ObjectStoreError.ts"
 
 /**
- * The job queue on the store named by `BUCKETQ_URL`.
+ * The job queue on the store named by `BUCKETQ_URL`; `QueueLive.standby({ takeoverAfter })` is a
+ * standby writer for it.
  *
  * @since 0.1.0
  */
@@ -115,3 +116,11 @@ export * as QueueClient from "./QueueClient.ts"
  * @since 0.1.0
  */
 export * as Worker from "./Worker.ts"
+
+/**
+ * The writer record: which writer holds a store (its epoch), where it serves, and its heartbeat;
+ * `WriterRecord.read(store)` for clients finding the writer.
+ *
+ * @since 0.2.0
+ */
+export * as WriterRecord from "./WriterRecord.ts"

@@ -7,6 +7,7 @@ import { queueContractSuite } from "./suites/queueContract.ts"
 import { versionedPayloadsSuite } from "./suites/versionedPayloads.ts"
 import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
+import { standbySuite } from "./suites/standby.ts"
 import { fileSystem } from "./utils/stores.ts"
 
 objectStoreConformance(fileSystem)
@@ -17,3 +18,4 @@ versionedPayloadsSuite(fileSystem)
 queueManagementSuite(fileSystem)
 queueContractSuite(fileSystem)
 cronSchedulesSuite(fileSystem)
+standbySuite(fileSystem)

@@ -7,6 +7,7 @@ import { queueContractSuite } from "./suites/queueContract.ts"
 import { versionedPayloadsSuite } from "./suites/versionedPayloads.ts"
 import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
+import { standbySuite } from "./suites/standby.ts"
 import { memory } from "./utils/stores.ts"
 
 objectStoreConformance(memory)
@@ -17,3 +18,4 @@ versionedPayloadsSuite(memory)
 queueManagementSuite(memory)
 queueContractSuite(memory)
 cronSchedulesSuite(memory)
+standbySuite(memory)

@@ -7,6 +7,7 @@ import { queueContractSuite } from "./suites/queueContract.ts"
 import { versionedPayloadsSuite } from "./suites/versionedPayloads.ts"
 import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
+import { standbySuite } from "./suites/standby.ts"
 import { s3 } from "./utils/stores.ts"
 
 objectStoreConformance(s3)
@@ -17,3 +18,4 @@ versionedPayloadsSuite(s3)
 queueManagementSuite(s3)
 queueContractSuite(s3)
 cronSchedulesSuite(s3)
+standbySuite(s3)

@@ -1,4 +1,4 @@
-// The ready-made layers: QueueTest under TestClock, QueueLive from the environment.
+// The ready-made layers: QueueTest under TestClock, QueueLive (and QueueLive.standby) from the environment.
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, Option, Schema } from "effect"
 import { TestClock } from "effect/testing"
@@ -31,5 +31,17 @@ describe("layers", () => {
       const { id } = yield* Effect.provide(roundTrip, live)
       const record = yield* Effect.provide(Effect.flatMap(JobQueue.JobQueue, (q) => q.get(id)), live)
       assert.strictEqual(Option.getOrThrow(record).status, "Scheduled")
+    }))
+
+  it.live("QueueLive.standby: takes over the store of a writer that closed, once its heartbeat has stopped for takeoverAfter", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDirectory
+      const env = Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ BUCKETQ_URL: `file:${dir}` })))
+      const { id } = yield* Effect.provide(roundTrip, QueueLive.pipe(env))
+      const started = Date.now()
+      const standby = QueueLive.standby({ takeoverAfter: "1 second" }).pipe(env)
+      const record = yield* Effect.provide(Effect.flatMap(JobQueue.JobQueue, (q) => q.get(id)), standby)
+      assert.strictEqual(Option.getOrThrow(record).status, "Scheduled")
+      assert.isAtLeast(Date.now() - started, 900, "it waited for the heartbeat to stop")
     }))
 })

@@ -28,11 +28,11 @@ import * as WalSegment from "../../schema/WalSegment.ts"
 import { equalBytes } from "../internal/binary.ts"
 import type { BTree } from "../internal/btree.ts"
 import { makeSignal } from "../internal/signal.ts"
-import { Closed, Fenced } from "../KvError.ts"
+import { Closed, type Corrupt, Fenced } from "../KvError.ts"
 import type { Service as Store } from "../ObjectStore.ts"
-import { isPreconditionFailed, isRetryable, ObjectStoreError } from "../ObjectStoreError.ts"
+import { type InvalidKey, type InvalidRange, isPreconditionFailed, isRetryable, ObjectStoreError } from "../ObjectStoreError.ts"
 import { idOf, manifestKey, manifestPrefix, runKey, runPrefix, walKey, walPrefix } from "./paths.ts"
-import { decodeOrCorrupt, idsUnder } from "./recovery.ts"
+import { decodeOrCorrupt, idsUnder, readLatestManifest } from "./recovery.ts"
 import type { LogPart, Recovered } from "./recovery.ts"
 import { type Batch, type Failure, makeState, newBatch, type State } from "./state.ts"
 
@@ -99,7 +99,7 @@ export const startWriter = (
   store: Store,
   recovered: Recovered,
   options: WriterOptions
-): Effect.Effect<Writer, ObjectStoreError, Scope.Scope> =>
+): Effect.Effect<Writer, ObjectStoreError | InvalidKey | InvalidRange | Fenced | Corrupt, Scope.Scope> =>
   Effect.gen(function*() {
     const committed = makeSignal()
     const flushed = makeSignal()
@@ -120,6 +120,16 @@ export const startWriter = (
     const putScope = yield* Scope.fork(yield* Scope.Scope)
     const localLog = options.useLocalLog ? store.localLog : undefined
     const appender = localLog === undefined ? undefined : yield* localLog.appender(recovered.epoch)
+    if (appender !== undefined) {
+      // A newer writer takes over (fences) only the logs it finds when it opens. Ours exists now:
+      // if no newer manifest is there yet, a newer writer raises it after this and finds our log;
+      // if one is, that writer may have looked before our log existed, and would never see what
+      // we append: we are fenced before acknowledging anything.
+      const latest = yield* readLatestManifest(store)
+      if (Option.isSome(latest) && latest.value.manifest.writerEpoch > recovered.epoch) {
+        return yield* new Fenced({ epoch: recovered.epoch, detail: "a newer writer opened while this one was opening" })
+      }
+    }
     // the log parts that exist, with the last sequence number in each: GC deletes covered ones
     const logParts: Array<LogPart> = [...recovered.logParts]
     if (appender !== undefined) logParts.push({ epoch: recovered.epoch, part: appender.currentPart(), maxSeq: 0 })

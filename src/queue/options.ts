@@ -399,7 +399,33 @@ export const queueOptionsError = (options: unknown): InvalidOption | undefined =
         optional(f.maxPayloadBytes, (v) => integer("maxPayloadBytes", v, 1, maxCount)) ??
         (typeof f.offloadThreshold === "number" && typeof f.maxPayloadBytes === "number" && f.offloadThreshold > f.maxPayloadBytes
           ? invalid("offloadThreshold", f.offloadThreshold, `must not be over maxPayloadBytes (${f.maxPayloadBytes})`)
-          : undefined)))
+          : undefined) ??
+        optional(f.writerRecord, (v) => Rules.boolean("writerRecord", v)) ??
+        optional(f.takeoverAfter, takeoverAfterError) ??
+        optional(f.address, (v) => Rules.string("address", v, 1, maxAddressBytes))))
+
+/** The longest address of a writer record, in UTF-8 bytes. */
+export const maxAddressBytes = 1024
+
+/** The shortest takeover time, in ms (`WriterRecord.minTakeoverAfter`: keep the two equal). */
+const minTakeoverMillis = 1000
+
+/** `takeoverAfter`: a finite duration of at least 1 second. */
+const takeoverAfterError = (value: unknown): InvalidOption | undefined =>
+  duration("takeoverAfter", value, { positive: true }) ??
+    (Duration.toMillis(Duration.fromInputUnsafe(value as Duration.Input)) < minTakeoverMillis
+      ? invalid("takeoverAfter", value, "must be at least 1 second")
+      : undefined)
+
+/**
+ * `JobQueue.layerStandby`'s options: the queue's, `writerRecord` not `false` (a standby that wrote
+ * no record could not be watched in turn), and `kv`, an object (its fields are checked by the KV).
+ */
+export const standbyOptionsError = (options: unknown): InvalidOption | undefined =>
+  queueOptionsError(options) ?? optional(options, (o) =>
+    fields(o, (f) =>
+      (f.writerRecord === false ? invalid("writerRecord", f.writerRecord, "must not be false for a standby") : undefined) ??
+        optional(f.kv, (v) => record("kv", v))))
 
 // ---- workers ----------------------------------------------------------------------------------
 
