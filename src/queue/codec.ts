@@ -17,7 +17,9 @@ import { Cause, Clock, Duration, Effect } from "effect"
 import * as Rules from "../internal/options.ts"
 import { checked } from "../internal/options.ts"
 import * as Job from "../Job.ts"
-import type { Claim, Service } from "../JobQueue.ts"
+import type { InvalidOption } from "../InvalidOption.ts"
+import type { Claim, ClaimOptions, QueueError, Service } from "../JobQueue.ts"
+import type { InvalidQueueName } from "../JobQueueError.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import type { Core, HeldJob } from "./core.ts"
 import type * as Effects from "./effects.ts"
@@ -68,25 +70,34 @@ export const make = (
     })
   }
 
-  const claim = <A, I>(definition: Job.Definition<A, I>, claimOptions?: Parameters<Service["claim"]>[1]) =>
-    Effect.gen(function*() {
-      yield* checked(QueueOptions.claimError(definition, claimOptions))
+  // A hot path, like enqueue and ack: plain functions over a few combinators rather than a
+  // generator (each step through the runtime costs).
+  const claim = <A, I>(
+    definition: Job.Definition<A, I>,
+    claimOptions?: ClaimOptions
+  ): Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName | InvalidOption | ObjectStoreError> =>
+    Effect.suspend((): Effect.Effect<ReadonlyArray<Claim<A>>, QueueError | InvalidQueueName | InvalidOption | ObjectStoreError> => {
+      const invalid = QueueOptions.claimError(definition, claimOptions)
+      if (invalid !== undefined) return Effect.fail(invalid)
       const max = Math.floor(claimOptions?.max ?? 1)
-      if (max === 0) return []
-      const lease = claimOptions?.lease === undefined ? definition.leaseDuration : Duration.fromInputUnsafe(claimOptions.lease)
+      if (max === 0) return Effect.succeed([])
+      const lease = Duration.toMillis(claimOptions?.lease === undefined ? definition.leaseDuration : Duration.fromInputUnsafe(claimOptions.lease))
       const wait = claimOptions?.wait === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(claimOptions.wait))
-      const deadline = (yield* Clock.currentTimeMillis) + wait
-      while (true) {
-        const left = Math.max(0, deadline - (yield* Clock.currentTimeMillis))
-        const held = yield* core.claim(definition.queue, max, Duration.toMillis(lease), left, claimOptions?.until)
-        if (held.length === 0) return []
-        const claims = held.length === 1
-          ? [yield* decoded(definition, held[0]!)]
-          : yield* Effect.forEach(held, (h) => decoded(definition, h))
-        const good = claims.filter((c) => c !== undefined)
-        if (good.length > 0) return good
-        // every job taken was dead-lettered: look again (a bad job never hides good ones)
-      }
+      const until = claimOptions?.until
+      const attempt = (waitMillis: number, deadline: number): Effect.Effect<Array<Claim<A>>, QueueError | ObjectStoreError> =>
+        Effect.flatMap(core.claim(definition.queue, max, lease, waitMillis, until), (held) => {
+          if (held.length === 0) return Effect.succeed([])
+          const claims = held.length === 1
+            ? Effect.map(decoded(definition, held[0]!), (c) => (c === undefined ? [] : [c]))
+            : Effect.map(Effect.forEach(held, (h) => decoded(definition, h)), (cs) => cs.filter((c) => c !== undefined))
+          // every job taken was dead-lettered: look again, for what is left of the wait (a bad
+          // job never hides good ones)
+          return Effect.flatMap(claims, (good) =>
+            good.length > 0
+              ? Effect.succeed(good)
+              : Effect.flatMap(Clock.currentTimeMillis, (now) => attempt(Math.max(0, deadline - now), deadline)))
+        })
+      return wait <= 0 ? attempt(0, 0) : Effect.flatMap(Clock.currentTimeMillis, (now) => attempt(wait, now + wait))
     })
 
   const ack: Service["ack"] = (claim, options) => {
