@@ -47,7 +47,7 @@ import type { ObjectStoreError } from "./ObjectStoreError.ts"
 import * as Claiming from "./queue/claim.ts"
 import * as QueueContext from "./queue/context.ts"
 import * as Codec from "./queue/codec.ts"
-import type * as Core from "./queue/core.ts"
+import * as Core from "./queue/core.ts"
 import * as Effects from "./queue/effects.ts"
 import * as Control from "./queue/control.ts"
 import * as Dead from "./queue/dead.ts"
@@ -851,6 +851,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
     const effects = Effects.make(enqueuing, payloads, book, ctx.events)
     const settlements = Settle.make(ctx, book, payloads, effects)
     const { isPaused, pause, queues, resume, wake } = yield* Control.make(ctx, book)
+    const schedules = Schedules.make(ctx, book)
     const core: Core.Core = {
       enqueue: enqueuing.enqueueEncoded,
       enqueueBatch: enqueuing.enqueueBatchEncoded,
@@ -860,19 +861,13 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
       deadLetter: settlements.deadLetter,
       release: settlements.release,
       discard: settlements.discard,
-      extendLease: settlements.extendLease
+      extendLease: settlements.extendLease,
+      schedule: schedules.scheduleEncoded
     }
-    const { ack, claim, deadLetter, discard, enqueue, enqueueBatch, extendLease, nack, release } = Codec.make(
-      core,
-      enqueuing.encode,
-      payloads,
-      effects,
-      ctx.random
-    )
-    const { awaitCompletion, get, history, stats } = Reads.make(ctx, book, payloads)
+    const reads = Reads.make(ctx, book, payloads)
+    const codec = Codec.make(core, payloads, reads, ctx.random)
     const { deadJobs, list } = Listing.make(ctx, payloads)
     const { purgeDead, requeueDead } = Dead.make(ctx, book, payloads)
-    const schedules = Schedules.make(ctx, book, payloads)
     yield* Maintenance.start(ctx, book, payloads, schedules, options)
     if (options?.writerRecord !== false) {
       yield* WriterRecord.start(yield* Kv.Kv, ctx.store, {
@@ -880,24 +875,13 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
         address: Option.fromUndefinedOr(options?.address)
       })
     }
-    const { cancel } = settlements
-    return {
-      enqueue,
-      enqueueBatch,
-      claim,
-      ack,
-      nack,
-      release,
-      discard,
-      deadLetter,
-      extendLease,
-      get,
-      history,
+    const service: Service = {
+      ...codec,
+      history: reads.history,
       kv: UserKv.make(ctx),
       events: ctx.events.stream,
-      stats,
-      cancel,
-      awaitCompletion,
+      stats: reads.stats,
+      cancel: settlements.cancel,
       list,
       queues,
       deadJobs,
@@ -906,10 +890,10 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
       wake,
       pause,
       resume,
-      schedule: schedules.schedule,
       unschedule: schedules.unschedule,
       schedules: schedules.schedules
-    } satisfies Service
+    }
+    return Core.attach(service, core)
   })
 
 /**

@@ -13,30 +13,82 @@
  *
  * @internal
  */
-import { Cause, Clock, Duration, Effect } from "effect"
+import { Cause, Clock, Duration, Effect, Option } from "effect"
+import type { JobRecord } from "../../schema/JobRecord.ts"
+import type { InvalidOption } from "../InvalidOption.ts"
 import * as Rules from "../internal/options.ts"
 import { checked } from "../internal/options.ts"
 import * as Job from "../Job.ts"
-import type { InvalidOption } from "../InvalidOption.ts"
-import type { Claim, ClaimOptions, QueueError, Service } from "../JobQueue.ts"
-import type { InvalidQueueName } from "../JobQueueError.ts"
+import type {
+  AwaitOptions,
+  Claim,
+  ClaimOptions,
+  CompletionOutcome,
+  DecodedJob,
+  EnqueueOptions,
+  FollowUp,
+  PayloadStoreError,
+  QueueError,
+  ResultOutcome,
+  Service
+} from "../JobQueue.ts"
+import { InvalidPayload, type InvalidQueueName } from "../JobQueueError.ts"
+import type * as Kv from "../Kv.ts"
+import type { ValueTooLarge } from "../KvError.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
+import type * as Codecs from "./codecs.ts"
 import type { Core, HeldJob } from "./core.ts"
 import type * as Effects from "./effects.ts"
+import type { PrepareError } from "./enqueue.ts"
 import * as QueueOptions from "./options.ts"
-import type { Payloads } from "./payloads.ts"
+import { userWrites } from "./userKv.ts"
 import { settingsOf } from "./wire.ts"
 
-/** The definition-carrying operations of a queue over `core`. */
-export const make = (
-  core: Core,
+/** `InvalidOption` when the job is not of the definition's queue (read with another job's definition). */
+const queueMismatch = (definition: Job.Definition<any, any, any>, record: JobRecord) =>
+  record.queue === definition.queue
+    ? undefined
+    : Rules.invalid("definition", definition.queue, `job ${record.id} is in queue ${JSON.stringify(record.queue)}`)
+
+/** The id-level reads the definition forms of `get` and `awaitCompletion` decode on top of. */
+export interface Reads {
+  /** The record as stored, its payload read back when offloaded. */
+  readonly getRecord: (id: string) => Effect.Effect<Option.Option<JobRecord>, PayloadStoreError | Kv.StopError>
+  readonly awaitEncoded: (id: string, options: AwaitOptions | undefined) => Effect.Effect<CompletionOutcome, InvalidOption | Kv.StopError>
+}
+
+/** The definition-carrying operations of a queue over `core`, with `codecs` and `reads`. */
+export const make = (core: Core, codecs: Codecs.Codecs, reads: Reads, random: () => number) => {
+  const { decodeBytes, decodeResult, encodePayload, encodeResult } = codecs
+
   /** A job's payload encoded with its definition, the definition and the options checked first. */
-  encodeJob: Effects.Enqueuing["encode"],
-  codecs: Pick<Payloads, "encodePayload" | "decodeBytes" | "encodeResult">,
-  effects: Pick<Effects.Effects, "encode">,
-  random: () => number
-) => {
-  const { decodeBytes, encodePayload, encodeResult } = codecs
+  const encodeJob = <A, I>(definition: Job.Definition<A, I>, payload: A, options: EnqueueOptions | undefined): Effect.Effect<Uint8Array, PrepareError> =>
+    Effect.suspend((): Effect.Effect<Uint8Array, PrepareError> => {
+      const invalid = QueueOptions.enqueueError(definition, options)
+      return invalid !== undefined ? Effect.fail(invalid) : encodePayload(definition, payload)
+    })
+
+  /**
+   * Checks `effects` (the option named `option`; `""`: the operation's own options, as ack's
+   * are) and encodes its follow-ups' payloads with their definitions: `InvalidOption` for a bad
+   * shape, key or value, the errors of `enqueue` for a follow-up that it would refuse.
+   */
+  const encodeEffects = (option: string, effects: unknown): Effect.Effect<Effects.Encoded | undefined, PrepareError | ValueTooLarge> =>
+    Effect.suspend((): Effect.Effect<Effects.Encoded | undefined, PrepareError | ValueTooLarge> => {
+      if (effects === undefined) return Effect.succeed(undefined)
+      // ack's effects are its own options ("" here): `kv`, not `.kv`; nack's are `effects.kv`
+      const prefix = option === "" ? "" : `${option}.`
+      const shape = Rules.record(option === "" ? "options" : option, effects) ??
+        followUpsError(`${prefix}enqueue`, (effects as { enqueue?: unknown }).enqueue)
+      if (shape !== undefined) return Effect.fail(shape)
+      const { enqueue = [], kv, kvDelete } = effects as { enqueue?: ReadonlyArray<FollowUp>; kv?: unknown; kvDelete?: unknown }
+      return Effect.flatMap(userWrites(prefix, kv, kvDelete), (writes) =>
+        Effect.map(
+          Effect.forEach(enqueue, ([definition, payload, options]) =>
+            Effect.map(encodeJob(definition, payload, options), (encoded) => [settingsOf(definition), encoded, options] as const)),
+          (followUps) => ({ enqueue: followUps, writes })
+        ))
+    })
 
   const enqueue: Service["enqueue"] = (definition, payload, options) =>
     Effect.flatMap(encodeJob(definition, payload, options), (encoded) => core.enqueue(settingsOf(definition), encoded, options))
@@ -105,7 +157,7 @@ export const make = (
     return options === undefined ? core.ack(claim, settings, undefined, undefined) : Effect.gen(function*() {
       yield* checked(Rules.record("options", options))
       const result = options.result === undefined ? undefined : yield* encodeResult(claim.definition, options.result)
-      yield* core.ack(claim, settings, result, yield* effects.encode("", options))
+      yield* core.ack(claim, settings, result, yield* encodeEffects("", options))
     })
   }
 
@@ -120,13 +172,13 @@ export const make = (
         ? 0
         : QueueOptions.retryDelay(claim.definition.backoff, claim.record.attempts, (b, attempt) => Job.delayOf(b, attempt, jitter))
       if (typeof delay !== "number") return yield* delay
-      return yield* core.nack(claim, error, delay, yield* effects.encode("effects", nackOptions?.effects))
+      return yield* core.nack(claim, error, delay, yield* encodeEffects("effects", nackOptions?.effects))
     })
 
   const deadLetter: Service["deadLetter"] = (claim, reason, options) =>
     Effect.gen(function*() {
       yield* checked(QueueOptions.reasonError("reason", reason) ?? Rules.optional(options, (o) => Rules.record("options", o)))
-      yield* core.deadLetter(claim, reason, yield* effects.encode("effects", options?.effects))
+      yield* core.deadLetter(claim, reason, yield* encodeEffects("effects", options?.effects))
     })
 
   const extendLease: Service["extendLease"] = (claim, duration) =>
@@ -135,5 +187,83 @@ export const make = (
       Effect.suspend(() => core.extendLease(claim, Duration.toMillis(Duration.fromInputUnsafe(duration))))
     )
 
-  return { enqueue, enqueueBatch, claim, ack, nack, deadLetter, release: core.release, discard: core.discard, extendLease }
+  /** A record decoded with its definition: its payload (read back already when offloaded) and its result. */
+  const decodeJob = <A, I, R>(definition: Job.Definition<A, I, R>, record: JobRecord) =>
+    Effect.gen(function*() {
+      yield* checked(queueMismatch(definition, record))
+      const payload = yield* decodeBytes(definition, record, record.payload).pipe(
+        Effect.mapError((error) => new InvalidPayload({ detail: `payload of job ${record.id} does not decode: ${error.message}` }))
+      )
+      const result = yield* decodeResult(definition, record)
+      const { result: _, ...rest } = record
+      return { ...rest, payload, result } satisfies DecodedJob<A, R>
+    })
+
+  const get = ((first: string | Job.Definition<any, any, any>, id?: string) =>
+    typeof first === "string" ? reads.getRecord(first) : Effect.gen(function*() {
+      yield* checked(QueueOptions.definitionError(first) ?? Rules.text("id", id))
+      const record = yield* reads.getRecord(id!)
+      return Option.isNone(record) ? Option.none() : Option.some(yield* decodeJob(first, record.value))
+    })) as Service["get"]
+
+  /** `awaitCompletion` by id, the result of a completed job decoded with its definition. */
+  const awaitDecoded = <A, I, R>(definition: Job.Definition<A, I, R>, id: string, waitOptions: AwaitOptions | undefined) =>
+    Effect.gen(function*() {
+      yield* checked(QueueOptions.definitionError(definition) ?? Rules.text("id", id))
+      const outcome = yield* reads.awaitEncoded(id, waitOptions)
+      if (outcome._tag !== "Completed") return outcome
+      if (Option.isNone(outcome.job)) return { ...outcome, result: Option.none<R>() } satisfies ResultOutcome<R>
+      yield* checked(queueMismatch(definition, outcome.job.value))
+      const result = yield* decodeResult(definition, outcome.job.value)
+      return { ...outcome, result } satisfies ResultOutcome<R>
+    })
+
+  const awaitCompletion = ((first: string | Job.Definition<any, any, any>, second?: string | AwaitOptions, third?: AwaitOptions) =>
+    typeof first === "string"
+      ? reads.awaitEncoded(first, second as AwaitOptions | undefined)
+      : awaitDecoded(first, second as string, third)) as Service["awaitCompletion"]
+
+  const schedule: Service["schedule"] = (definition, options) =>
+    Effect.gen(function*() {
+      yield* checked(QueueOptions.scheduleError(definition, options))
+      const { payload, ...rest } = options
+      return yield* core.schedule(settingsOf(definition), yield* encodePayload(definition, payload), rest)
+    })
+
+  return {
+    enqueue,
+    enqueueBatch,
+    claim,
+    ack,
+    nack,
+    deadLetter,
+    release: core.release,
+    discard: core.discard,
+    extendLease,
+    get,
+    awaitCompletion,
+    schedule
+  }
 }
+
+/**
+ * `enqueue: [[definition, payload, options?], …]` of a settlement's effects. A follow-up's options
+ * are `enqueue`'s but `kv` (the settlement has its own): given anyway, it is refused rather than
+ * dropped.
+ */
+const followUpsError = (option: string, followUps: unknown): InvalidOption | undefined => {
+  if (followUps === undefined) return undefined
+  if (!Array.isArray(followUps)) return Rules.invalid(option, followUps, "must be an array of [definition, payload, options?]")
+  return followUps.reduce<InvalidOption | undefined>(
+    (error, followUp, i) =>
+      error ?? (Array.isArray(followUp) && (followUp.length === 2 || followUp.length === 3)
+        ? kvOfFollowUpError(`${option}[${i}]`, followUp[2])
+        : Rules.invalid(`${option}[${i}]`, followUp, "must be [definition, payload, options?]")),
+    undefined
+  )
+}
+
+const kvOfFollowUpError = (option: string, options: unknown): InvalidOption | undefined =>
+  typeof options === "object" && options !== null && (options as { kv?: unknown }).kv !== undefined
+    ? Rules.invalid(`${option}.kv`, (options as { kv?: unknown }).kv, "is not taken by a follow-up: give the settlement's kv")
+    : undefined

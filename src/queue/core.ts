@@ -9,8 +9,18 @@
  */
 import type { Effect } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
-import type { EnqueueOptions, EnqueueResult, NackOutcome, PayloadStoreError, QueueError, SettleError } from "../JobQueue.ts"
-import type { CancelRequested, ClaimLost, DuplicateJobId } from "../JobQueueError.ts"
+import type { InvalidOption } from "../InvalidOption.ts"
+import type {
+  EnqueueOptions,
+  EnqueueResult,
+  NackOutcome,
+  PayloadStoreError,
+  QueueError,
+  ScheduleInfo,
+  ScheduleOptions,
+  SettleError
+} from "../JobQueue.ts"
+import type { CancelRequested, ClaimLost, DuplicateJobId, PayloadTooLarge } from "../JobQueueError.ts"
 import type * as Kv from "../Kv.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import type * as Effects from "./effects.ts"
@@ -74,4 +84,21 @@ export interface Core {
   readonly discard: (claim: ClaimRef) => Effect.Effect<void, QueueError | ClaimLost>
   /** The lease now ends `millis` from now. */
   readonly extendLease: (claim: ClaimRef, millis: number) => Effect.Effect<void, ClaimLost | CancelRequested | Kv.StopError>
+  /** Stores a cron schedule of a definition with `settings`, its payload encoded (options checked, cron parsed here). */
+  readonly schedule: (
+    settings: JobSettings,
+    payload: Uint8Array,
+    options: Omit<ScheduleOptions<unknown>, "payload">
+  ) => Effect.Effect<ScheduleInfo, QueueError | InvalidOption | PayloadTooLarge>
 }
+
+const coreKey = Symbol.for("bucketq/queue/core")
+
+/**
+ * `service` carrying its core, for a server in this process to serve it (see `QueueServer`);
+ * invisible through the public type.
+ */
+export const attach = <S extends object>(service: S, core: Core): S => Object.assign(service, { [coreKey]: core })
+
+/** The core of a queue of this process (undefined for one that is not, such as a client's). */
+export const of = (service: object): Core | undefined => (service as { readonly [coreKey]?: Core })[coreKey]

@@ -1,7 +1,7 @@
 /**
- * Settlement effects: follow-up enqueues and user KV writes committed in the same transaction as
- * an ack, a dead-lettering or a nack that dead-letters. They are checked and made ready
- * (payloads encoded, large ones offloaded) before the settlement's commit, so that effects that
+ * Settlement effects, the core's part: follow-up enqueues and user KV writes committed in the same
+ * transaction as an ack, a dead-lettering or a nack that dead-letters. Checked and encoded by the
+ * codec (`codec.ts`), they are made ready (large payloads offloaded) before the settlement's commit, so that effects that
  * do not check fail the settlement with nothing written and the claim left as it was; a
  * settlement that does not commit (`ClaimLost`, a conflict) applies none of them, and the
  * payload objects written for them are deleted (see `payloads.committing`).
@@ -10,17 +10,14 @@
  */
 import { Effect } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
-import type { InvalidOption } from "../InvalidOption.ts"
-import * as Rules from "../internal/options.ts"
-import type { EnqueueOptions, EnqueueResult, FollowUp } from "../JobQueue.ts"
+import type { EnqueueOptions, EnqueueResult } from "../JobQueue.ts"
 import type { Transaction } from "../Kv.ts"
-import type { ValueTooLarge } from "../KvError.ts"
 import type { PrepareError } from "./enqueue.ts"
 import * as Events from "./events.ts"
 import type { Bookkeeping } from "./leases.ts"
 import type { Payloads } from "./payloads.ts"
-import { noWrites, stageWrites, type UserWrites, userWrites } from "./userKv.ts"
-import { type JobSettings, settingsOf } from "./wire.ts"
+import { noWrites, stageWrites, type UserWrites } from "./userKv.ts"
+import type { JobSettings } from "./wire.ts"
 
 /** Effects checked and ready to stage. */
 export interface Prepared {
@@ -42,9 +39,8 @@ export interface Encoded {
   readonly writes: UserWrites
 }
 
-/** What the settlements need of enqueue: a follow-up's payload encoded, its record made ready, and staging it. */
+/** What the settlements need of enqueue: a follow-up's record made ready, and staging it. */
 export interface Enqueuing {
-  readonly encode: (definition: any, payload: unknown, options: any) => Effect.Effect<Uint8Array, PrepareError>
   readonly ready: (settings: JobSettings, payload: Uint8Array, options: EnqueueOptions | undefined) => Effect.Effect<JobRecord, PrepareError>
   readonly stageNew: (tx: Transaction, record: JobRecord, checkId: boolean) => Effect.Effect<EnqueueResult, any>
 }
@@ -54,28 +50,6 @@ export type Effects = ReturnType<typeof make>
 
 /** Settlement effects over the queue's enqueue steps, payloads and bookkeeping. */
 export const make = (enqueuing: Enqueuing, payloads: Payloads, book: Bookkeeping, events: Events.EventHub) => {
-  /**
-   * Checks `effects` (the option named `option`; `""`: the operation's own options, as ack's
-   * are) and encodes its follow-ups' payloads with their definitions: `InvalidOption` for a bad
-   * shape, key or value, the errors of `enqueue` for a follow-up that it would refuse.
-   */
-  const encode = (option: string, effects: unknown): Effect.Effect<Encoded | undefined, PrepareError | ValueTooLarge> =>
-    Effect.suspend((): Effect.Effect<Encoded | undefined, PrepareError | ValueTooLarge> => {
-      if (effects === undefined) return Effect.succeed(undefined)
-      // ack's effects are its own options ("" here): `kv`, not `.kv`; nack's are `effects.kv`
-      const prefix = option === "" ? "" : `${option}.`
-      const shape = Rules.record(option === "" ? "options" : option, effects) ??
-        followUpsError(`${prefix}enqueue`, (effects as { enqueue?: unknown }).enqueue)
-      if (shape !== undefined) return Effect.fail(shape)
-      const { enqueue = [], kv, kvDelete } = effects as { enqueue?: ReadonlyArray<FollowUp>; kv?: unknown; kvDelete?: unknown }
-      return Effect.flatMap(userWrites(prefix, kv, kvDelete), (writes) =>
-        Effect.map(
-          Effect.forEach(enqueue, ([definition, payload, options]) =>
-            Effect.map(enqueuing.encode(definition, payload, options), (encoded) => [settingsOf(definition), encoded, options] as const)),
-          (followUps) => ({ enqueue: followUps, writes })
-        ))
-    })
-
   /**
    * Makes encoded effects ready to stage: each follow-up's record built and its payload offloaded
    * when large. On a failure, the payload objects already written for the others are deleted.
@@ -92,10 +66,6 @@ export const make = (enqueuing: Enqueuing, payloads: Payloads, book: Bookkeeping
           Effect.as({ jobs, writes: encoded.writes })
         )
     })
-
-  /** `encode`, then `ready`: the effects of a settlement of a definition in this process. */
-  const prepare = (option: string, effects: unknown): Effect.Effect<Prepared, PrepareError | ValueTooLarge> =>
-    Effect.flatMap(encode(option, effects), ready)
 
   /** Stages prepared effects in the settlement's transaction; the enqueue results, in order. */
   const stage = (tx: Transaction, prepared: Prepared) =>
@@ -122,27 +92,5 @@ export const make = (enqueuing: Enqueuing, payloads: Payloads, book: Bookkeeping
   /** The records whose payload objects a failed settlement leaves behind. */
   const records = (prepared: Prepared): ReadonlyArray<JobRecord> => prepared.jobs.map((job) => job.record)
 
-  return { encode, ready, prepare, stage, settled, records }
+  return { ready, stage, settled, records }
 }
-
-/**
- * `enqueue: [[definition, payload, options?], …]` of a settlement's effects. A follow-up's options
- * are `enqueue`'s but `kv` (the settlement has its own): given anyway, it is refused rather than
- * dropped.
- */
-const followUpsError = (option: string, followUps: unknown): InvalidOption | undefined => {
-  if (followUps === undefined) return undefined
-  if (!Array.isArray(followUps)) return Rules.invalid(option, followUps, "must be an array of [definition, payload, options?]")
-  return followUps.reduce<InvalidOption | undefined>(
-    (error, followUp, i) =>
-      error ?? (Array.isArray(followUp) && (followUp.length === 2 || followUp.length === 3)
-        ? kvOfFollowUpError(`${option}[${i}]`, followUp[2])
-        : Rules.invalid(`${option}[${i}]`, followUp, "must be [definition, payload, options?]")),
-    undefined
-  )
-}
-
-const kvOfFollowUpError = (option: string, options: unknown): InvalidOption | undefined =>
-  typeof options === "object" && options !== null && (options as { kv?: unknown }).kv !== undefined
-    ? Rules.invalid(`${option}.kv`, (options as { kv?: unknown }).kv, "is not taken by a follow-up: give the settlement's kv")
-    : undefined

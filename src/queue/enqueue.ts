@@ -19,7 +19,6 @@ import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
-import * as QueueOptions from "./options.ts"
 import * as Events from "./events.ts"
 import type { Payloads } from "./payloads.ts"
 import type { JobSettings } from "./wire.ts"
@@ -40,7 +39,7 @@ export type PrepareError =
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) => {
   const { events, fast, kv, nextId } = ctx
   const { announce } = book
-  const { committing, dropPayloads, encodePayload, offload } = payloads
+  const { committing, dropPayloads, offload } = payloads
 
   /** A new job's record, from the settings of its definition and the enqueue's options (checked). */
   const newRecord = (
@@ -72,17 +71,6 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       ...payloadVersionField(settings)
     }
   }
-
-  /** A new job's payload encoded with its definition, the definition and the options checked first. */
-  const encode = <A, I>(
-    definition: Job.Definition<A, I>,
-    payload: A,
-    options: EnqueueOptions | undefined
-  ): Effect.Effect<Uint8Array, PrepareError> =>
-    Effect.suspend((): Effect.Effect<Uint8Array, PrepareError> => {
-      const invalid = QueueOptions.enqueueError(definition, options)
-      return invalid !== undefined ? Effect.fail(invalid) : encodePayload(definition, payload)
-    })
 
   /**
    * The record of a job of a definition with `settings`, its payload encoded (size checked) and
@@ -168,5 +156,5 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       return records.map((r) => r.id)
     })
 
-  return { enqueueEncoded, enqueueBatchEncoded, encode, ready, stageNew }
+  return { enqueueEncoded, enqueueBatchEncoded, ready, stageNew }
 }

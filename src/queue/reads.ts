@@ -7,28 +7,23 @@
  * @internal
  */
 import { Deferred, Duration, Effect, Option } from "effect"
-import type { JobRecord } from "../../schema/JobRecord.ts"
-import type * as Job from "../Job.ts"
-import type { AwaitOptions, DecodedJob, PayloadStoreError, ResultOutcome, Service } from "../JobQueue.ts"
+import type { AwaitOptions, Service } from "../JobQueue.ts"
 import type { QueueContext } from "./context.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
 import * as Rules from "../internal/options.ts"
 import { checked } from "../internal/options.ts"
-import { InvalidPayload, JobNotFound } from "../JobQueueError.ts"
+import { JobNotFound } from "../JobQueueError.ts"
 import type { Payloads } from "./payloads.ts"
 import { counter, getStored } from "./records.ts"
 
-/** `InvalidOption` when the job is not of the definition's queue (read with another job's definition). */
-const queueMismatch = (definition: Job.Definition<any, any, any>, record: JobRecord) =>
-  record.queue === definition.queue
-    ? undefined
-    : Rules.invalid("definition", definition.queue, `job ${record.id} is in queue ${JSON.stringify(record.queue)}`)
-
-/** `get`, `history`, `stats` and `awaitCompletion` of the queue of `ctx`. */
+/**
+ * `get`, `history`, `stats` and `awaitCompletion` of the queue of `ctx`, by id (the forms with a
+ * definition decode on top of these: see `codec.ts`).
+ */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) => {
   const { kv, live } = ctx
-  const { decodePayload, decodeResult, payloadOf } = payloads
+  const { payloadOf } = payloads
 
   /** The record as stored, its offloaded payload read back. */
   const getRecord = (id: string) =>
@@ -36,29 +31,6 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       Option.isNone(record) || record.value.payloadRef === undefined
         ? Effect.succeed(record)
         : Effect.map(payloadOf(record.value), (payload) => Option.some({ ...record.value, payload })))
-
-  /** A record decoded with its definition: its payload (read back when offloaded) and its result. */
-  const decoded = <A, I, R>(definition: Job.Definition<A, I, R>, record: JobRecord) =>
-    Effect.gen(function*() {
-      yield* checked(queueMismatch(definition, record))
-      const payload = yield* decodePayload(definition, record).pipe(
-        Effect.catchIf(
-          (error): error is Exclude<typeof error, PayloadStoreError> =>
-            error._tag !== "ObjectStoreError" && error._tag !== "PayloadMissing" && error._tag !== "Corrupt",
-          (error) => Effect.fail(new InvalidPayload({ detail: `payload of job ${record.id} does not decode: ${error.message}` }))
-        )
-      )
-      const result = yield* decodeResult(definition, record)
-      const { result: _, ...rest } = record
-      return { ...rest, payload, result } satisfies DecodedJob<A, R>
-    })
-
-  const get = ((first: string | Job.Definition<any, any, any>, id?: string) =>
-    typeof first === "string" ? getRecord(first) : Effect.gen(function*() {
-      yield* checked(QueueOptions.definitionError(first) ?? Rules.text("id", id))
-      const record = yield* Effect.andThen(live, getStored(kv, id!))
-      return Option.isNone(record) ? Option.none() : Option.some(yield* decoded(first, record.value))
-    })) as Service["get"]
 
   const history: Service["history"] = (id) =>
     Effect.gen(function*() {
@@ -103,22 +75,5 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       return Option.isNone(result) ? { _tag: "TimedOut" as const } : { _tag: "Completed" as const, job: result.value }
     })
 
-  /** `awaitEncoded`, the result of a completed job decoded with its definition. */
-  const awaitDecoded = <A, I, R>(definition: Job.Definition<A, I, R>, id: string, waitOptions: AwaitOptions | undefined) =>
-    Effect.gen(function*() {
-      yield* checked(QueueOptions.definitionError(definition) ?? Rules.text("id", id))
-      const outcome = yield* awaitEncoded(id, waitOptions)
-      if (outcome._tag !== "Completed") return outcome
-      if (Option.isNone(outcome.job)) return { ...outcome, result: Option.none<R>() } satisfies ResultOutcome<R>
-      yield* checked(queueMismatch(definition, outcome.job.value))
-      const result = yield* decodeResult(definition, outcome.job.value)
-      return { ...outcome, result } satisfies ResultOutcome<R>
-    })
-
-  const awaitCompletion = ((first: string | Job.Definition<any, any, any>, second?: string | AwaitOptions, third?: AwaitOptions) =>
-    typeof first === "string"
-      ? awaitEncoded(first, second as AwaitOptions | undefined)
-      : awaitDecoded(first, second as string, third)) as Service["awaitCompletion"]
-
-  return { get, history, stats, awaitCompletion }
+  return { getRecord, awaitEncoded, history, stats }
 }

@@ -21,14 +21,14 @@
  *
  * @internal
  */
-import { Clock, Cron, Duration, Effect, Option } from "effect"
+import { Clock, Cron, Effect, Option } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
 import * as ScheduleSchema from "../../schema/Schedule.ts"
 import type { Schedule } from "../../schema/Schedule.ts"
 import { toLatin1 } from "../internal/binary.ts"
 import { checked, invalid } from "../internal/options.ts"
 import * as Job from "../Job.ts"
-import type { ScheduleInfo, Service } from "../JobQueue.ts"
+import type { ScheduleInfo, ScheduleOptions, Service } from "../JobQueue.ts"
 import { PayloadTooLarge } from "../JobQueueError.ts"
 import * as Kv from "../Kv.ts"
 import { Corrupt } from "../KvError.ts"
@@ -38,8 +38,8 @@ import * as Events from "./events.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
-import type { Payloads } from "./payloads.ts"
 import { bytes, moveOps, payloadVersionField, retries, stage } from "./records.ts"
+import type { JobSettings } from "./wire.ts"
 
 /** The largest encoded payload of a schedule: it is stored inline, in the schedule and in each job. */
 export const maxSchedulePayload = 64 * 1024
@@ -154,10 +154,9 @@ const readSchedule = (tx: Pick<Transaction, "get">, key: string) =>
 export type Schedules = ReturnType<typeof make>
 
 /** `schedule`, `unschedule`, `schedules` and the scheduler's `fireDue` of the queue of `ctx`. */
-export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) => {
+export const make = (ctx: QueueContext, book: Bookkeeping) => {
   const { events, kv, live } = ctx
   const { announce } = book
-  const { encodePayload } = payloads
 
   // Parsed expressions by time zone and expression: a tick parses each schedule's once.
   const parsed = new Map<string, Cron.Cron | undefined>()
@@ -170,13 +169,15 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
     return cron
   }
 
-  const schedule: Service["schedule"] = (definition, options) =>
+  /**
+   * Stores a schedule of a definition with `settings`, its payload encoded and its options
+   * checked (the cron expression parsed here, in its time zone).
+   */
+  const scheduleEncoded = (settings: JobSettings, payload: Uint8Array, options: Omit<ScheduleOptions<unknown>, "payload">) =>
     Effect.gen(function*() {
-      yield* checked(QueueOptions.scheduleError(definition, options))
       const timezone = options.timezone ?? "UTC"
       const cron = cronOf(options.cron, timezone)
       if (cron === undefined) return yield* invalid("cron", options.cron, `does not parse in time zone ${timezone}`)
-      const payload = yield* encodePayload(definition, options.payload)
       if (payload.length > maxSchedulePayload) return yield* new PayloadTooLarge({ size: payload.length, limit: maxSchedulePayload })
       const now = yield* Clock.currentTimeMillis
       if (nextSlot(cron, now) === undefined) return yield* invalid("cron", options.cron, "has no slot to come")
@@ -188,17 +189,17 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
           const next = nextSlot(cron, after)
           const record: Schedule = {
             key: options.key,
-            queue: definition.queue,
+            queue: settings.queue,
             cron: options.cron,
             timezone,
             missed: options.missed ?? "latest",
             maxCatchUp: options.maxCatchUp ?? defaultMaxCatchUp,
             payload,
             headers: { ...options.headers },
-            priority: options.priority === undefined ? definition.priority : Job.priorityValue(options.priority),
-            maxAttempts: options.maxAttempts ?? definition.maxAttempts,
-            deadRetentionMs: Duration.toMillis(definition.deadRetention),
-            ...payloadVersionField(definition),
+            priority: options.priority === undefined ? settings.priority : Job.priorityValue(options.priority),
+            maxAttempts: options.maxAttempts ?? settings.maxAttempts,
+            deadRetentionMs: settings.deadRetentionMillis,
+            ...payloadVersionField(settings),
             createdAt: existing?.createdAt ?? now,
             after,
             ...(next === undefined ? {} : { next }),
@@ -320,5 +321,5 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       }
     })
 
-  return { schedule, unschedule, schedules, fireDue }
+  return { scheduleEncoded, unschedule, schedules, fireDue }
 }
