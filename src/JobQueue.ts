@@ -38,7 +38,9 @@ import type {
   InvalidState,
   JobNotFound,
   PayloadMissing,
-  PayloadTooLarge
+  PayloadTooLarge,
+  Unauthorized,
+  WriterUnavailable
 } from "./JobQueueError.ts"
 import * as Kv from "./Kv.ts"
 import type { Closed, Corrupt, Fenced, TransactionConflict, ValueTooLarge } from "./KvError.ts"
@@ -176,7 +178,7 @@ export interface KvEntry {
  * @since 0.2.0
  */
 export interface QueueKv {
-  readonly get: (key: string) => Effect.Effect<Option.Option<Uint8Array>, InvalidOption | Kv.StopError>
+  readonly get: (key: string) => Effect.Effect<Option.Option<Uint8Array>, InvalidOption | ReadError>
   readonly put: (key: string, value: Uint8Array) => Effect.Effect<void, InvalidOption | QueueError>
   readonly delete: (key: string) => Effect.Effect<void, InvalidOption | QueueError>
   /**
@@ -196,7 +198,7 @@ export interface QueueKv {
   readonly scan: (
     prefix: string,
     options?: { readonly after?: string | undefined; readonly limit?: number | undefined }
-  ) => Effect.Effect<ReadonlyArray<KvEntry>, InvalidOption | Kv.StopError>
+  ) => Effect.Effect<ReadonlyArray<KvEntry>, InvalidOption | ReadError>
 }
 
 /**
@@ -471,12 +473,32 @@ export type JobEvent =
   | { readonly _tag: "Cancelled"; readonly id: string; readonly queue: string; readonly at: number }
 
 /**
- * Errors of writing operations.
+ * The writer cannot be reached: only a queue of another process's writer (`QueueClient`) fails
+ * with these, a queue of this process never does. `WriterUnavailable` when the connection is down
+ * past the client's retries (or dropped under a write that may or may not have been applied),
+ * `Unauthorized` when the client's token is not the server's.
+ *
+ * @category errors
+ * @since 0.3.0
+ */
+export type Unreachable = WriterUnavailable | Unauthorized
+
+/**
+ * Errors of reading: the writer stopped for good (`Fenced`, `Closed`), or cannot be reached.
+ *
+ * @category errors
+ * @since 0.3.0
+ */
+export type ReadError = Kv.StopError | Unreachable
+
+/**
+ * Errors of writing operations: the commit's, or the writer cannot be reached.
  *
  * @category errors
  * @since 0.1.0
  */
-export type QueueError = Fenced | Closed | TransactionConflict | ValueTooLarge
+export type QueueError = Fenced | Closed | TransactionConflict | ValueTooLarge | Unreachable
+
 
 /**
  * Errors of settling a claim: the claim no longer held (`ClaimLost`), the commit's errors, and
@@ -631,7 +653,7 @@ export interface Service {
   readonly extendLease: (
     claim: Claim<any>,
     duration: Duration.Input
-  ) => Effect.Effect<void, ClaimLost | CancelRequested | InvalidOption | Kv.StopError>
+  ) => Effect.Effect<void, ClaimLost | CancelRequested | InvalidOption | ReadError>
   /**
    * The job's record, its payload read back from its object when offloaded: an object that is gone
    * is `PayloadMissing`, one that fails its checks `Corrupt`. Given the job's definition first,
@@ -639,11 +661,11 @@ export interface Service {
    * does not decode, `InvalidOption` for a job of another queue).
    */
   readonly get: {
-    (id: string): Effect.Effect<Option.Option<JobRecord>, PayloadStoreError | Kv.StopError>
+    (id: string): Effect.Effect<Option.Option<JobRecord>, PayloadStoreError | ReadError>
     <A, I, R>(
       definition: Job.Definition<A, I, R>,
       id: string
-    ): Effect.Effect<Option.Option<DecodedJob<A, R>>, PayloadStoreError | DecodeError | Kv.StopError>
+    ): Effect.Effect<Option.Option<DecodedJob<A, R>>, PayloadStoreError | DecodeError | ReadError>
   }
   /**
    * The ended attempts of a job, oldest first (the last 32): when each claim began and ended,
@@ -651,7 +673,7 @@ export interface Service {
    * before its current claim. Kept while the job's record is: a job acknowledged without
    * `keepDone` (or a result) or cancelled is gone, and so is its history (`JobNotFound`).
    */
-  readonly history: (id: string) => Effect.Effect<ReadonlyArray<Attempt>, JobNotFound | InvalidOption | Kv.StopError>
+  readonly history: (id: string) => Effect.Effect<ReadonlyArray<Attempt>, JobNotFound | InvalidOption | ReadError>
   /** The user KV namespace (see `QueueKv`). */
   readonly kv: QueueKv
   /**
@@ -660,9 +682,9 @@ export interface Service {
    * driving work: a subscriber 4096 events behind misses new ones until it catches up, events of
    * other processes are not seen, and the stream ends when the queue closes.
    */
-  readonly events: Stream.Stream<JobEvent>
+  readonly events: Stream.Stream<JobEvent, Unreachable>
   /** The counters of a queue (all zero for a queue never used); a bad name is `InvalidQueueName`. */
-  readonly stats: (queue: string) => Effect.Effect<QueueStats, InvalidQueueName | Kv.StopError>
+  readonly stats: (queue: string) => Effect.Effect<QueueStats, InvalidQueueName | ReadError>
   readonly cancel: (id: string) => Effect.Effect<CancelOutcome, QueueError>
   /**
    * Waits for the job to end; the record returned is as stored (an offloaded payload is not read).
@@ -672,13 +694,13 @@ export interface Service {
    * the writer that took over).
    */
   readonly awaitCompletion: {
-    (id: string, options?: AwaitOptions): Effect.Effect<CompletionOutcome, InvalidOption | Kv.StopError>
+    (id: string, options?: AwaitOptions): Effect.Effect<CompletionOutcome, InvalidOption | ReadError>
     /** With the job's definition first: `Completed` carries the result, decoded with it. */
     <A, I, R>(
       definition: Job.Definition<A, I, R>,
       id: string,
       options?: AwaitOptions
-    ): Effect.Effect<ResultOutcome<R>, DecodeError | Kv.StopError>
+    ): Effect.Effect<ResultOutcome<R>, DecodeError | ReadError>
   }
   /**
    * A page of the jobs of a queue in one state: `Pending` in claim order (priority, then enqueue
@@ -697,18 +719,18 @@ export interface Service {
       definition: Job.Definition<A, I>,
       state: JobStatus,
       options?: ListOptions
-    ): Effect.Effect<JobPage<ListedJob<A>>, InvalidQueueName | InvalidOption | ObjectStoreError | Kv.StopError>
+    ): Effect.Effect<JobPage<ListedJob<A>>, InvalidQueueName | InvalidOption | ObjectStoreError | ReadError>
     (
       queue: string,
       state: JobStatus,
       options?: ListOptions
-    ): Effect.Effect<JobPage<ListedRecord>, InvalidQueueName | InvalidOption | ObjectStoreError | Kv.StopError>
+    ): Effect.Effect<JobPage<ListedRecord>, InvalidQueueName | InvalidOption | ObjectStoreError | ReadError>
   }
   /**
    * Every queue that has jobs or counters (or is paused), by name, with its counters and whether
    * it is paused.
    */
-  readonly queues: () => Effect.Effect<ReadonlyArray<QueueInfo>, Kv.StopError>
+  readonly queues: () => Effect.Effect<ReadonlyArray<QueueInfo>, ReadError>
   /**
    * The dead jobs of a queue by id, after the id `after` (the last of the previous page), at most
    * `limit`; as `list(queue, "Dead")` returns them.
@@ -716,7 +738,7 @@ export interface Service {
   readonly deadJobs: (
     queue: string,
     options?: DeadJobsOptions
-  ) => Effect.Effect<ReadonlyArray<ListedRecord>, InvalidQueueName | InvalidOption | ObjectStoreError | Kv.StopError>
+  ) => Effect.Effect<ReadonlyArray<ListedRecord>, InvalidQueueName | InvalidOption | ObjectStoreError | ReadError>
   /**
    * Makes a dead job pending again, once durable: its attempts reset to 0, its history kept with a
    * `Requeued` entry, its `lastError` kept, its retention ended. An unknown id is `JobNotFound`, a
@@ -729,7 +751,7 @@ export interface Service {
    * returns how many.
    */
   readonly requeueDead: {
-    (id: string): Effect.Effect<void, QueueError | InvalidJobId | JobNotFound | InvalidState | Kv.StopError>
+    (id: string): Effect.Effect<void, QueueError | InvalidJobId | JobNotFound | InvalidState | ReadError>
     (queue: string, options: { readonly all: true }): Effect.Effect<number, QueueError | InvalidQueueName | InvalidOption>
   }
   /**
@@ -781,7 +803,7 @@ export interface Service {
    */
   readonly unschedule: (key: string) => Effect.Effect<UnscheduleOutcome, QueueError | InvalidOption>
   /** Every stored schedule, by key (a stored schedule that does not decode is logged and left out). */
-  readonly schedules: () => Effect.Effect<ReadonlyArray<ScheduleInfo>, Kv.StopError>
+  readonly schedules: () => Effect.Effect<ReadonlyArray<ScheduleInfo>, ReadError>
 }
 
 /**
@@ -864,9 +886,9 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
       extendLease: settlements.extendLease,
       schedule: schedules.scheduleEncoded
     }
+    const { deadJobs, listEncoded } = Listing.make(ctx, payloads)
     const reads = Reads.make(ctx, book, payloads)
-    const codec = Codec.make(core, payloads, reads, ctx.random)
-    const { deadJobs, list } = Listing.make(ctx, payloads)
+    const codec = Codec.make(core, payloads, { ...reads, listEncoded }, ctx.random)
     const { purgeDead, requeueDead } = Dead.make(ctx, book, payloads)
     yield* Maintenance.start(ctx, book, payloads, schedules, options)
     if (options?.writerRecord !== false) {
@@ -882,7 +904,6 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
       events: ctx.events.stream,
       stats: reads.stats,
       cancel: settlements.cancel,
-      list,
       queues,
       deadJobs,
       requeueDead,
@@ -893,7 +914,13 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
       unschedule: schedules.unschedule,
       schedules: schedules.schedules
     }
-    return Core.attach(service, core)
+    return Core.attach(service, {
+      core,
+      held: (id, token) => {
+        const lease = book.leases.get(id)
+        return lease !== undefined && lease.token === token ? { record: lease.record, token } : undefined
+      }
+    })
   })
 
 /**

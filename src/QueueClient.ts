@@ -18,9 +18,14 @@
  * with `WriterUnavailable` (`"Dropped"`): it may or may not have been applied. `events` fails
  * with `"Dropped"` when the connection drops under it.
  *
- * Today `Remote` has the operations that take no job definition. Enqueue, claim, settlements
- * and `schedule` need the writer's encoded-level queue core; with them `layer` will provide
- * `JobQueue` itself, so Workers run unchanged on a remote queue.
+ * `layer` provides `JobQueue` itself, so Workers and user code run unchanged on a remote queue.
+ * The operations that carry a definition run the same codec as a local queue (`src/queue/codec.ts`)
+ * in this process: payloads, results and follow-ups are encoded here with the definition's
+ * Schemas, claims decoded here (old payload versions through its migrations; a payload that does
+ * not decode is dead-lettered from here, never handed over), a retry's delay chosen here by its
+ * backoff; the writer receives the definition's settings and encoded bytes and checks them again.
+ * A claim's cancel request is seen at its next lease renewal (`extendLease` fails with
+ * `CancelRequested`, which a Worker acts on), not at once.
  *
  * @since 0.3.0
  */
@@ -33,6 +38,7 @@ import {
   Effect,
   Layer,
   Option,
+  Random,
   Redacted,
   Schedule,
   Stream
@@ -42,12 +48,18 @@ import { Socket } from "effect/socket"
 import type { JobRecord, JobStatus } from "../schema/JobRecord.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
 import * as Rules from "./internal/options.ts"
-import type { Service } from "./JobQueue.ts"
+import { JobQueue, type Service } from "./JobQueue.ts"
 import type * as Queue from "./JobQueue.ts"
 import { type InvalidJobId, type InvalidQueueName, type InvalidState, type JobNotFound, type Unauthorized, WriterUnavailable } from "./JobQueueError.ts"
 import type * as Kv from "./Kv.ts"
+import * as Job from "./Job.ts"
 import { backoff, type RetryOptions } from "./ObjectStore/Retry.ts"
+import * as Codec from "./queue/codec.ts"
+import * as Codecs from "./queue/codecs.ts"
+import type * as Core from "./queue/core.ts"
+import type * as Effects from "./queue/effects.ts"
 import * as QueueOptions from "./queue/options.ts"
+import * as Convert from "./remote/convert.ts"
 import { QueueRpcs, tokenHeader } from "./remote/protocol.ts"
 
 /**
@@ -137,9 +149,7 @@ export interface RemoteService {
   readonly resume: Remoted<Service["resume"]>
   readonly unschedule: Remoted<Service["unschedule"]>
   readonly schedules: Remoted<Service["schedules"]>
-  // The operations that take a definition (enqueue, enqueueBatch, claim, ack, nack, release,
-  // discard, deadLetter, extendLease, schedule, and get/list/awaitCompletion with a definition)
-  // come here with the encoded-level queue core; `layer` will then provide `JobQueue` too.
+  // The operations that take a definition are `JobQueue.Service`'s, which `layer` provides too.
 }
 
 /**
@@ -318,8 +328,57 @@ export const make = (options: Options) =>
       unschedule: (key) => write(() => client.Unschedule({ key })),
       schedules: () => read(() => client.Schedules())
     }
-    return service
+    const random = yield* Random.Random
+    const core = remoteCore(client, read, write)
+    const codec = Codec.make(core, Codecs.make(defaultMaxPayload), { getRecord: service.get, awaitEncoded: service.awaitCompletion, listEncoded: service.list }, () =>
+      random.nextDoubleUnsafe())
+    const queue: Queue.Service = { ...service, ...codec }
+    return queue
   })
+
+/** The largest encoded payload a client encodes (the writer checks its own limit again). */
+const defaultMaxPayload = 64 * 1024 * 1024
+
+type Client = RpcClient.FromGroup<typeof QueueRpcs, RpcClientError.RpcClientError>
+type Send = <A, E>(send: () => Effect.Effect<A, E | RpcClientError.RpcClientError>) => Effect.Effect<A, Exclude<E, RpcClientError.RpcClientError> | WriterUnavailable>
+
+/**
+ * The writer's queue core over the connection (see `src/queue/core.ts`): the client's codec
+ * encodes and decodes, the writer stores. A claim, an enqueue and a settlement the connection
+ * drops under are not sent again (`WriterUnavailable`, `"Dropped"`): the writer may have applied
+ * them (a claim taken so is requeued when its lease expires); a lease renewal is.
+ */
+const remoteCore = (client: Client, read: Send, write: Send): Core.Core => {
+  const refOf = (claim: { readonly record: JobRecord; readonly token: string }) => ({ id: claim.record.id, token: claim.token })
+  const effectsOf = (effects: Effects.Encoded | undefined) => (effects === undefined ? {} : { effects: Convert.toWireEffects(effects) })
+  return {
+    enqueue: (settings, payload, options) => write(() => client.Enqueue({ settings, payload, options: Convert.toWireOptions(options) })),
+    enqueueBatch: (settings, payloads) => write(() => client.EnqueueBatch({ settings, payloads })),
+    claim: (queue, max, leaseMillis, waitMillis, until) => {
+      const claim = Effect.map(
+        write(() => client.Claim({ queue, max, leaseMillis, ...(waitMillis === Infinity ? {} : { waitMillis }) })),
+        (held) => held.map(Convert.fromWireHeld)
+      )
+      // `until` interrupts the request: jobs the writer took meanwhile come back when their leases expire
+      return until === undefined ? claim : Effect.raceFirst(claim, Effect.as(until, []))
+    },
+    ack: (claim, settings, result, effects) =>
+      write(() => client.Ack({ claim: refOf(claim), settings, ...(result === undefined ? {} : { result }), ...effectsOf(effects) })),
+    nack: (claim, error, delayMillis, effects) => write(() => client.Nack({ claim: refOf(claim), error, delayMillis, ...effectsOf(effects) })),
+    deadLetter: (claim, reason, effects) => write(() => client.DeadLetter({ claim: refOf(claim), reason, ...effectsOf(effects) })),
+    release: (claim) => write(() => client.Release({ claim: refOf(claim) })),
+    discard: (claim) => write(() => client.Discard({ claim: refOf(claim) })),
+    extendLease: (claim, millis) => read(() => client.ExtendLease({ claim: refOf(claim), millis })),
+    schedule: (settings, payload, { priority, ...options }) =>
+      write(() =>
+        client.Schedule({
+          settings,
+          payload,
+          options: { ...Convert.definedOnly(options), ...(priority === undefined ? {} : { priority: Job.priorityValue(priority) }) }
+        })
+      )
+  }
+}
 
 /** The fields of an options object that are set (the wire has no `undefined`). */
 const defined = <A extends object>(options: A | undefined): { [K in keyof A]-?: Exclude<A[K], undefined> } =>
@@ -342,6 +401,6 @@ const defined = <A extends object>(options: A | undefined): { [K in keyof A]-?: 
  * @category layers
  * @since 0.3.0
  */
-export const layer = (options: Options): Layer.Layer<Remote, InvalidOption | Config.ConfigError> =>
-  Layer.effect(Remote)(make(options))
+export const layer = (options: Options): Layer.Layer<JobQueue | Remote, InvalidOption | Config.ConfigError> =>
+  Layer.effectContext(Effect.map(make(options), (queue) => Context.make(JobQueue, queue).pipe(Context.add(Remote, queue))))
 

@@ -15,8 +15,10 @@
  * `Unauthorized` and never reaches the queue. The token is held as a `Redacted` and appears in no
  * log and no error.
  *
- * Today the operations that take no job definition are served (reads, listings, management, the
- * user KV, events, completion waits); enqueue, claim and settlements follow.
+ * Every operation of the queue is served: the ones that take no definition as they are, and the
+ * ones that carry one (enqueue, claim, settlements, schedule) as the queue's core takes them, a
+ * definition's settings and encoded payloads, checked here at the edge (see
+ * `src/remote/serveCore.ts`).
  *
  * @since 0.3.0
  */
@@ -30,7 +32,9 @@ import { InvalidOption } from "./InvalidOption.ts"
 import * as Rules from "./internal/options.ts"
 import { JobQueue } from "./JobQueue.ts"
 import { Unauthorized } from "./JobQueueError.ts"
+import * as Core from "./queue/core.ts"
 import { Authorized, QueueRpcs, tokenHeader } from "./remote/protocol.ts"
+import * as ServeCore from "./remote/serveCore.ts"
 
 /**
  * Options of `layer`; one that breaks its rule fails the layer with `InvalidOption` before it
@@ -107,7 +111,12 @@ const authorizedLayer = (token: Redacted.Redacted<string>) => {
 /** The handlers: each calls the queue in context with the same arguments a local caller gives. */
 const handlersLayer = QueueRpcs.toLayer(Effect.gen(function*() {
   const queue = yield* JobQueue
+  const served = Core.servedOf(queue)
+  if (served === undefined) {
+    return yield* Effect.die(new Error("QueueServer serves the queue of this process (JobQueue.layer), not a QueueClient's"))
+  }
   return QueueRpcs.of({
+    ...ServeCore.make(served),
     Get: ({ id }) => queue.get(id),
     History: ({ id }) => queue.history(id),
     Stats: ({ queue: name }) => queue.stats(name),

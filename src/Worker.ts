@@ -27,7 +27,7 @@ import { checked } from "./internal/options.ts"
 import { makeSignal } from "./internal/signal.ts"
 import * as Job from "./Job.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
-import { type Claim, JobQueue } from "./JobQueue.ts"
+import { type Claim, JobQueue, type ReadError } from "./JobQueue.ts"
 import type { CancelRequested, ClaimLost, InvalidQueueName } from "./JobQueueError.ts"
 import { isStopError, type StopError } from "./Kv.ts"
 import * as QueueOptions from "./queue/options.ts"
@@ -50,7 +50,7 @@ export interface JobContext {
    */
   readonly token: string
   /** Extends the lease now (the worker also renews it on its own while the handler runs). */
-  readonly extendLease: (duration: Duration.Input) => Effect.Effect<void, ClaimLost | CancelRequested | InvalidOption | StopError>
+  readonly extendLease: (duration: Duration.Input) => Effect.Effect<void, ClaimLost | CancelRequested | InvalidOption | ReadError>
 }
 
 /**

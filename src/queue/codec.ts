@@ -14,7 +14,7 @@
  * @internal
  */
 import { Cause, Clock, Duration, Effect, Option } from "effect"
-import type { JobRecord } from "../../schema/JobRecord.ts"
+import type { JobRecord, JobStatus } from "../../schema/JobRecord.ts"
 import type { InvalidOption } from "../InvalidOption.ts"
 import * as Rules from "../internal/options.ts"
 import { checked } from "../internal/options.ts"
@@ -27,13 +27,17 @@ import type {
   DecodedJob,
   EnqueueOptions,
   FollowUp,
+  JobPage,
+  ListedJob,
+  ListedRecord,
+  ListOptions,
   PayloadStoreError,
   QueueError,
+  ReadError,
   ResultOutcome,
   Service
 } from "../JobQueue.ts"
 import { InvalidPayload, type InvalidQueueName } from "../JobQueueError.ts"
-import type * as Kv from "../Kv.ts"
 import type { ValueTooLarge } from "../KvError.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import type * as Codecs from "./codecs.ts"
@@ -53,8 +57,14 @@ const queueMismatch = (definition: Job.Definition<any, any, any>, record: JobRec
 /** The id-level reads the definition forms of `get` and `awaitCompletion` decode on top of. */
 export interface Reads {
   /** The record as stored, its payload read back when offloaded. */
-  readonly getRecord: (id: string) => Effect.Effect<Option.Option<JobRecord>, PayloadStoreError | Kv.StopError>
-  readonly awaitEncoded: (id: string, options: AwaitOptions | undefined) => Effect.Effect<CompletionOutcome, InvalidOption | Kv.StopError>
+  readonly getRecord: (id: string) => Effect.Effect<Option.Option<JobRecord>, PayloadStoreError | ReadError>
+  readonly awaitEncoded: (id: string, options: AwaitOptions | undefined) => Effect.Effect<CompletionOutcome, InvalidOption | ReadError>
+  /** A page of a queue's jobs in one state as `getRecord` returns them (`payloadError` when the payload could not be read). */
+  readonly listEncoded: (
+    queue: string,
+    state: JobStatus,
+    options?: ListOptions
+  ) => Effect.Effect<JobPage<ListedRecord>, InvalidQueueName | InvalidOption | PayloadStoreError | ReadError>
 }
 
 /** The definition-carrying operations of a queue over `core`, with `codecs` and `reads`. */
@@ -136,7 +146,10 @@ export const make = (core: Core, codecs: Codecs.Codecs, reads: Reads, random: ()
       const lease = Duration.toMillis(claimOptions?.lease === undefined ? definition.leaseDuration : Duration.fromInputUnsafe(claimOptions.lease))
       const wait = claimOptions?.wait === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(claimOptions.wait))
       const until = claimOptions?.until
-      const attempt = (waitMillis: number, deadline: number): Effect.Effect<Array<Claim<A>>, QueueError | ObjectStoreError> =>
+      const attempt = (
+        waitMillis: number,
+        deadline: number
+      ): Effect.Effect<Array<Claim<A>>, QueueError | InvalidQueueName | InvalidOption | ObjectStoreError> =>
         Effect.flatMap(core.claim(definition.queue, max, lease, waitMillis, until), (held) => {
           if (held.length === 0) return Effect.succeed([])
           const claims = held.length === 1
@@ -223,6 +236,25 @@ export const make = (core: Core, codecs: Codecs.Codecs, reads: Reads, random: ()
       ? reads.awaitEncoded(first, second as AwaitOptions | undefined)
       : awaitDecoded(first, second as string, third)) as Service["awaitCompletion"]
 
+  /** A listed job with its payload decoded, or as listed with `payloadError` when it does not decode. */
+  const decodeListed = <A, I>(definition: Job.Definition<A, I>, listed: ListedRecord): Effect.Effect<ListedJob<A>> =>
+    listed.payloadError !== undefined
+      ? Effect.succeed(listed as ListedJob<A>)
+      : Effect.match(decodeBytes(definition, listed, listed.payload), {
+        onSuccess: (payload): ListedJob<A> => {
+          const { payloadError: _, ...record } = listed
+          return { ...record, payload }
+        },
+        onFailure: (error): ListedJob<A> => ({ ...listed, payloadError: `payload does not decode: ${error.message}` })
+      })
+
+  const list = ((target: string | Job.Definition<any, any>, state: JobStatus, options?: ListOptions) =>
+    typeof target === "string" ? reads.listEncoded(target, state, options) : Effect.gen(function*() {
+      yield* checked(QueueOptions.listError(target, state, options))
+      const page = yield* reads.listEncoded(target.queue, state, options)
+      return { jobs: yield* Effect.forEach(page.jobs, (job) => decodeListed(target, job)), cursor: page.cursor }
+    })) as Service["list"]
+
   const schedule: Service["schedule"] = (definition, options) =>
     Effect.gen(function*() {
       yield* checked(QueueOptions.scheduleError(definition, options))
@@ -242,6 +274,7 @@ export const make = (core: Core, codecs: Codecs.Codecs, reads: Reads, random: ()
     extendLease,
     get,
     awaitCompletion,
+    list,
     schedule
   }
 }

@@ -16,12 +16,12 @@ import type {
   NackOutcome,
   PayloadStoreError,
   QueueError,
+  ReadError,
   ScheduleInfo,
   ScheduleOptions,
   SettleError
 } from "../JobQueue.ts"
-import type { CancelRequested, ClaimLost, DuplicateJobId, PayloadTooLarge } from "../JobQueueError.ts"
-import type * as Kv from "../Kv.ts"
+import type { CancelRequested, ClaimLost, DuplicateJobId, InvalidQueueName, PayloadTooLarge } from "../JobQueueError.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import type * as Effects from "./effects.ts"
 import type { PrepareError } from "./enqueue.ts"
@@ -50,7 +50,7 @@ export interface Core {
   readonly enqueueBatch: (
     settings: JobSettings,
     payloads: ReadonlyArray<Uint8Array>
-  ) => Effect.Effect<ReadonlyArray<string>, ObjectStoreError | QueueError>
+  ) => Effect.Effect<ReadonlyArray<string>, InvalidOption | InvalidQueueName | PayloadTooLarge | ObjectStoreError | QueueError>
   /**
    * Claims up to `max` jobs of `queue` with leases of `leaseMillis`, waiting up to `waitMillis`
    * (`Infinity`: until one arrives) while none is pending, or until `until` completes.
@@ -61,7 +61,7 @@ export interface Core {
     leaseMillis: number,
     waitMillis: number,
     until: Effect.Effect<void> | undefined
-  ) => Effect.Effect<ReadonlyArray<HeldJob>, QueueError>
+  ) => Effect.Effect<ReadonlyArray<HeldJob>, InvalidOption | InvalidQueueName | QueueError>
   /** Acknowledges: `result` encoded, `effects` encoded (see `effects.ts`). */
   readonly ack: (
     claim: ClaimRef,
@@ -83,22 +83,26 @@ export interface Core {
   /** Removes the claimed job without an outcome. */
   readonly discard: (claim: ClaimRef) => Effect.Effect<void, QueueError | ClaimLost>
   /** The lease now ends `millis` from now. */
-  readonly extendLease: (claim: ClaimRef, millis: number) => Effect.Effect<void, ClaimLost | CancelRequested | Kv.StopError>
+  readonly extendLease: (claim: ClaimRef, millis: number) => Effect.Effect<void, ClaimLost | CancelRequested | InvalidOption | ReadError>
   /** Stores a cron schedule of a definition with `settings`, its payload encoded (options checked, cron parsed here). */
   readonly schedule: (
     settings: JobSettings,
     payload: Uint8Array,
     options: Omit<ScheduleOptions<unknown>, "payload">
-  ) => Effect.Effect<ScheduleInfo, QueueError | InvalidOption | PayloadTooLarge>
+  ) => Effect.Effect<ScheduleInfo, QueueError | InvalidOption | InvalidQueueName | PayloadTooLarge>
 }
 
-const coreKey = Symbol.for("bucketq/queue/core")
+/** What a server in this process needs of a queue to serve it (see `QueueServer`). */
+export interface Served {
+  readonly core: Core
+  /** The claim of job `id` with lease `token`, as held here (undefined: not held, or another lease). */
+  readonly held: (id: string, token: string) => ClaimRef | undefined
+}
 
-/**
- * `service` carrying its core, for a server in this process to serve it (see `QueueServer`);
- * invisible through the public type.
- */
-export const attach = <S extends object>(service: S, core: Core): S => Object.assign(service, { [coreKey]: core })
+const servedKey = Symbol.for("bucketq/queue/served")
 
-/** The core of a queue of this process (undefined for one that is not, such as a client's). */
-export const of = (service: object): Core | undefined => (service as { readonly [coreKey]?: Core })[coreKey]
+/** `service` carrying what a server needs to serve it; invisible through the public type. */
+export const attach = <S extends object>(service: S, served: Served): S => Object.assign(service, { [servedKey]: served })
+
+/** What a server needs of a queue of this process (undefined for one that is not, such as a client's). */
+export const servedOf = (service: object): Served | undefined => (service as { readonly [servedKey]?: Served })[servedKey]

@@ -13,7 +13,7 @@ import type * as Latin1Kv from "../internal/latin1Kv.ts"
 import * as Job from "../Job.ts"
 import type { EnqueueOptions } from "../JobQueue.ts"
 import type { InvalidOption } from "../InvalidOption.ts"
-import { DuplicateJobId, type InvalidJobId, type InvalidPayload, type InvalidQueueName, type PayloadTooLarge } from "../JobQueueError.ts"
+import { DuplicateJobId, type InvalidJobId, type InvalidPayload, type InvalidQueueName, PayloadTooLarge } from "../JobQueueError.ts"
 import type * as Kv from "../Kv.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import type { QueueContext } from "./context.ts"
@@ -37,7 +37,7 @@ export type PrepareError =
 
 /** `enqueue` and `enqueueBatch` of the queue of `ctx`, and the steps follow-up enqueues share. */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) => {
-  const { events, fast, kv, nextId } = ctx
+  const { events, fast, kv, maxPayload, nextId } = ctx
   const { announce } = book
   const { committing, dropPayloads, offload } = payloads
 
@@ -78,7 +78,11 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
    * `payloads.committing` for who deletes it when the commit fails).
    */
   const ready = (settings: JobSettings, encoded: Uint8Array, options: EnqueueOptions | undefined): Effect.Effect<JobRecord, PrepareError> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => offload(newRecord(settings, options?.id ?? nextId(now), encoded, now, options), now))
+    Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<JobRecord, PrepareError> =>
+      // checked again here: a payload encoded in another process reaches the writer as bytes
+      encoded.length > maxPayload
+        ? Effect.fail(new PayloadTooLarge({ size: encoded.length, limit: maxPayload }))
+        : offload(newRecord(settings, options?.id ?? nextId(now), encoded, now, options), now))
 
   /**
    * Stages a prepared job in a transaction: a live job with its dedup key answers instead (nothing
@@ -139,6 +143,8 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
   const enqueueBatchEncoded = (settings: JobSettings, encoded: ReadonlyArray<Uint8Array>) =>
     Effect.gen(function*() {
       if (encoded.length === 0) return []
+      const large = encoded.find((payload) => payload.length > maxPayload)
+      if (large !== undefined) return yield* new PayloadTooLarge({ size: large.length, limit: maxPayload })
       const now = yield* Clock.currentTimeMillis
       const records: Array<JobRecord> = []
       const offloaded: Array<JobRecord> = []

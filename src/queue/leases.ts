@@ -19,6 +19,8 @@ export interface ClaimRef {
 
 /** The lease of a job claimed by this process. */
 export interface Lease {
+  /** The claimed record the lease was taken with. */
+  readonly record: JobRecord
   readonly token: string
   expiresAt: number
   readonly queue: string
@@ -122,7 +124,7 @@ export const make = (nextId: (now: number) => string): Bookkeeping => {
     const token = nextId(now)
     const cancel = Deferred.makeUnsafe<void>()
     if (record.cancelRequested === true) Deferred.doneUnsafe(cancel, Effect.void)
-    leases.set(record.id, { token, expiresAt, queue: record.queue, reaping: false, cancel })
+    leases.set(record.id, { record, token, expiresAt, queue: record.queue, reaping: false, cancel })
     return { record, token, cancelled: Deferred.await(cancel) }
   }
 

@@ -30,14 +30,13 @@ import type { JobRecord, JobStatus } from "../../schema/JobRecord.ts"
 import { fromLatin1 } from "../internal/binary.ts"
 import * as Latin1Kv from "../internal/latin1Kv.ts"
 import { checked, invalid } from "../internal/options.ts"
-import type * as Job from "../Job.ts"
-import type { JobPage, ListedJob, ListedRecord, ListOptions, Service } from "../JobQueue.ts"
+import type { JobPage, ListedRecord, ListOptions, Service } from "../JobQueue.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import * as QueueOptions from "./options.ts"
 import type { Payloads } from "./payloads.ts"
-import { decodeOrSkip, without } from "./records.ts"
+import { decodeOrSkip } from "./records.ts"
 
 /** Keys read per call when a listing filters the global time order (scheduled, done). */
 const scanBudget = 4096
@@ -79,7 +78,7 @@ interface RawPage {
 /** `list`, `deadJobs` and the page reader they share, for the queue of `ctx`. */
 export const make = (ctx: QueueContext, payloads: Payloads) => {
   const { fast, live } = ctx
-  const { decodePayload, payloadOf } = payloads
+  const { payloadOf } = payloads
 
   /**
    * Up to `limit` entries of `space` after `after`, with the key to resume after when more may
@@ -134,21 +133,6 @@ export const make = (ctx: QueueContext, payloads: Payloads) => {
         ? Effect.succeed({ ...record, payload: read.value })
         : Effect.map(payloadProblem(read.cause), (payloadError) => ({ ...record, payloadError })))
 
-  /** A record with its payload decoded by `definition`, or as `get` returns it with `payloadError`. */
-  const decoded = <A, I>(definition: Job.Definition<A, I>, record: JobRecord): Effect.Effect<ListedJob<A>, ObjectStoreError> =>
-    Effect.flatMap(materialize(record), (listed): Effect.Effect<ListedJob<A>, ObjectStoreError> => {
-      if (listed.payloadError !== undefined) return Effect.succeed(listed as JobRecord & { readonly payloadError: string })
-      // decoded from the bytes just read: the object is not read twice
-      const inline: JobRecord = without(listed, "payloadRef")
-      return Effect.flatMap(Effect.exit(decodePayload(definition, inline)), (exit): Effect.Effect<ListedJob<A>, ObjectStoreError> => {
-        if (exit._tag === "Success") {
-          const job: ListedJob<A> = { ...record, payload: exit.value }
-          return Effect.succeed(job)
-        }
-        return Effect.map(payloadProblem(exit.cause), (why): ListedJob<A> => ({ ...listed, payloadError: `payload does not decode: ${why}` }))
-      })
-    })
-
   /** The key a listing's cursor stands for, or `InvalidOption` when it is not one of `space`'s. */
   const afterOf = (space: Space, cursor: string | undefined) => {
     if (cursor === undefined) return Effect.succeed(undefined)
@@ -170,17 +154,15 @@ export const make = (ctx: QueueContext, payloads: Payloads) => {
       return { jobs, cursor: page.last === undefined ? Option.none() : Option.some(Keys.toCursor(page.last)) }
     })
 
-  const list = ((target: string | Job.Definition<any, any>, state: JobStatus, options?: ListOptions) =>
+  /** A page of the jobs of `queue` in `state` as `get` returns them (the form with a definition decodes them: `codec.ts`). */
+  const listEncoded = (queue: string, state: JobStatus, options?: ListOptions) =>
     Effect.gen(function*() {
-      yield* checked(QueueOptions.listError(target, state, options))
+      yield* checked(QueueOptions.listError(queue, state, options))
       yield* live
-      const queue = typeof target === "string" ? target : target.queue
       const space = spaceOf(queue, state)
       const after = yield* afterOf(space, options?.cursor)
-      return yield* (typeof target === "string"
-        ? pageOf(space, options, after, materialize)
-        : pageOf(space, options, after, (record) => decoded(target, record)))
-    })) as Service["list"]
+      return yield* pageOf(space, options, after, materialize)
+    })
 
   const deadJobs: Service["deadJobs"] = (queue, options) =>
     Effect.gen(function*() {
@@ -191,5 +173,5 @@ export const make = (ctx: QueueContext, payloads: Payloads) => {
       return yield* Effect.forEach(yield* recordsOf(page.entries), materialize, { concurrency: 8 })
     })
 
-  return { list, deadJobs }
+  return { listEncoded, deadJobs }
 }

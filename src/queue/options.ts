@@ -306,7 +306,11 @@ const cronError = (value: unknown): InvalidOption | undefined => {
  * checked by encoding it.
  */
 export const scheduleError = (definition: Definition<any, any>, options: unknown) =>
-  definitionError(definition) ?? record("options", options) ?? fields(options, (f) =>
+  definitionError(definition) ?? scheduleOptionsError(options)
+
+/** The options of `schedule` but its payload (what a server checks of a client's). */
+export const scheduleOptionsError = (options: unknown) =>
+  record("options", options) ?? fields(options, (f) =>
     scheduleKeyError(f.key) ??
       cronError(f.cron) ??
       optional(f.timezone, timezoneError) ??
@@ -496,3 +500,17 @@ export const userScanError = (prefix: unknown, options: unknown): InvalidOption 
     record("options", o) ?? fields(o, (f) =>
       optional(f.after, (v) => userKeyError("after", v)) ??
         optional(f.limit, (v) => integer("limit", v, 1, 10_000))))
+
+// ---- a definition's settings, as a client in another process sends them ------------------------
+
+/** `JobSettings` (see `wire.ts`) checked as `Job.define` checks the options they come from. */
+export const settingsError = (settings: unknown): InvalidQueueName | InvalidOption | undefined =>
+  record("settings", settings) ?? fields(settings, (s) =>
+    queueNameError(s.queue) ??
+      maxAttemptsError("settings.maxAttempts", s.maxAttempts) ??
+      integer("settings.priority", s.priority, 0, maxPriority) ??
+      Rules.number("settings.leaseMillis", s.leaseMillis, 0, Rules.maxDurationMillis) ??
+      optional(s.keepDoneMillis, (v) => Rules.number("settings.keepDoneMillis", v, 0, Rules.maxDurationMillis)) ??
+      Rules.number("settings.deadRetentionMillis", s.deadRetentionMillis, 0, Rules.maxDurationMillis) ??
+      Rules.number("settings.resultRetentionMillis", s.resultRetentionMillis, 0, Rules.maxDurationMillis) ??
+      integer("settings.version", s.version, 1, maxCount))

@@ -9,8 +9,9 @@
  * are the queue's own tagged errors, so a remote caller catches the same tags as a local one.
  * Argument shapes here are loose where the queue checks them (a state is any string, a limit
  * any number): the queue's checks answer, with its `InvalidOption`, exactly as locally. The
- * operations that carry a `Job.Definition` (enqueue, claim, settlements, schedule) are not here:
- * they need the encoded-level queue core.
+ * operations that carry a `Job.Definition` (enqueue, claim, settlements, schedule) cross as the
+ * queue's core takes them (`src/queue/core.ts`): the definition's settings and encoded payloads,
+ * results and follow-ups; the client keeps the Schemas, migrations and backoff.
  *
  * @internal
  */
@@ -20,20 +21,29 @@ import { Attempt, JobRecord } from "../../schema/JobRecord.ts"
 import { MissedPolicy } from "../../schema/Schedule.ts"
 import { InvalidOption } from "../InvalidOption.ts"
 import {
+  CancelRequested,
+  ClaimLost,
+  DuplicateJobId,
   InvalidJobId,
+  InvalidPayload,
   InvalidQueueName,
   InvalidState,
   JobNotFound,
   PayloadMissing,
-  Unauthorized
+  PayloadTooLarge,
+  Unauthorized,
+  WriterUnavailable
 } from "../JobQueueError.ts"
 import { Closed, Corrupt, Fenced, TransactionConflict, ValueTooLarge } from "../KvError.ts"
 import { ObjectStoreError } from "../ObjectStoreError.ts"
+import { JobSettings } from "../queue/wire.ts"
 
 // ---- errors ------------------------------------------------------------------------------------
 
-const StopError = [Fenced, Closed] as const
-const QueueError = [Fenced, Closed, TransactionConflict, ValueTooLarge] as const
+// `WriterUnavailable` and `Unauthorized` are in the queue's own error types (a client's queue
+// fails with them); the writer's queue never does, but its handlers are typed so.
+const StopError = [Fenced, Closed, WriterUnavailable, Unauthorized] as const
+const QueueError = [Fenced, Closed, TransactionConflict, ValueTooLarge, WriterUnavailable, Unauthorized] as const
 
 // ---- models ------------------------------------------------------------------------------------
 
@@ -88,6 +98,67 @@ export const JobEvent = Schema.Union([
 
 /** `JobQueue.KvEntry`. */
 export const KvEntry = Schema.Struct({ key: Schema.String, value: Schema.Uint8Array })
+
+// ---- the core's models (operations that carry a definition: see `src/queue/core.ts`) ------------
+
+/**
+ * `JobQueue.EnqueueOptions` on the wire: the priority as its number, a delay in milliseconds
+ * (applied with the writer's clock), `runAt` in epoch milliseconds, `kv` as entries.
+ */
+export const EnqueueOptions = Schema.Struct({
+  priority: Schema.optionalKey(Schema.Number),
+  delayMillis: Schema.optionalKey(Schema.Number),
+  runAt: Schema.optionalKey(Schema.Number),
+  dedupKey: Schema.optionalKey(Schema.String),
+  maxAttempts: Schema.optionalKey(Schema.Number),
+  headers: Schema.optionalKey(Schema.Record(Schema.String, Schema.String)),
+  id: Schema.optionalKey(Schema.String),
+  kv: Schema.optionalKey(Schema.Array(KvEntry))
+})
+
+/** Settlement effects on the wire: follow-ups with their definitions' settings, payloads encoded. */
+export const Effects = Schema.Struct({
+  enqueue: Schema.Array(Schema.Struct({ settings: JobSettings, payload: Schema.Uint8Array, options: EnqueueOptions })),
+  kv: Schema.Array(KvEntry),
+  kvDelete: Schema.Array(Schema.String)
+})
+
+/** A claim on the wire: its job's id and its lease's token (the writer knows the rest). */
+export const ClaimRef = Schema.Struct({ id: Schema.String, token: Schema.String })
+
+/** A held job on the wire: the record as stored, the lease's token, the encoded payload or why it could not be read. */
+export const HeldJob = Schema.Struct({
+  record: JobRecord,
+  token: Schema.String,
+  payload: Schema.Union([
+    Schema.TaggedStruct("Read", { bytes: Schema.Uint8Array }),
+    Schema.TaggedStruct("Unreadable", { error: Schema.Union([PayloadMissing, Corrupt, ObjectStoreError]) })
+  ])
+})
+
+/** `JobQueue.ScheduleOptions` but the payload (sent encoded), the priority as its number. */
+export const ScheduleOptions = Schema.Struct({
+  key: Schema.String,
+  cron: Schema.String,
+  timezone: Schema.optionalKey(Schema.String),
+  missed: Schema.optionalKey(MissedPolicy),
+  maxCatchUp: Schema.optionalKey(Schema.Number),
+  priority: Schema.optionalKey(Schema.Number),
+  maxAttempts: Schema.optionalKey(Schema.Number),
+  headers: Schema.optionalKey(Schema.Record(Schema.String, Schema.String))
+})
+
+const SettleErrors = [
+  ClaimLost,
+  InvalidOption,
+  InvalidQueueName,
+  InvalidJobId,
+  InvalidPayload,
+  PayloadTooLarge,
+  DuplicateJobId,
+  ObjectStoreError,
+  ...QueueError
+] as const
 
 // ---- middleware --------------------------------------------------------------------------------
 
@@ -194,5 +265,50 @@ export class QueueRpcs extends RpcGroup.make(
     success: Schema.Literals(["Removed", "NotFound"]),
     error: Schema.Union([InvalidOption, ...QueueError])
   }),
-  Rpc.make("Events", { success: JobEvent, stream: true })
+  Rpc.make("Events", { success: JobEvent, error: Schema.Union([WriterUnavailable, Unauthorized]), stream: true }),
+  // the core (see `src/queue/core.ts`): a definition's settings, encoded payloads and results
+  Rpc.make("Enqueue", {
+    payload: { settings: JobSettings, payload: Schema.Uint8Array, options: EnqueueOptions },
+    success: Schema.Struct({ id: Schema.String, created: Schema.Boolean }),
+    error: Schema.Union([InvalidOption, InvalidQueueName, InvalidJobId, InvalidPayload, DuplicateJobId, PayloadTooLarge, ObjectStoreError, ...QueueError])
+  }),
+  Rpc.make("EnqueueBatch", {
+    payload: { settings: JobSettings, payloads: Schema.Array(Schema.Uint8Array) },
+    success: Schema.Array(Schema.String),
+    error: Schema.Union([InvalidOption, InvalidQueueName, PayloadTooLarge, ObjectStoreError, ...QueueError])
+  }),
+  Rpc.make("Claim", {
+    // `waitMillis` absent: wait until a job arrives
+    payload: { queue: Schema.String, max: Schema.Number, leaseMillis: Schema.Number, waitMillis: Schema.optionalKey(Schema.Number) },
+    success: Schema.Array(HeldJob),
+    error: Schema.Union([InvalidOption, InvalidQueueName, ...QueueError])
+  }),
+  Rpc.make("Ack", {
+    payload: { claim: ClaimRef, settings: JobSettings, result: Schema.optionalKey(Schema.Uint8Array), effects: Schema.optionalKey(Effects) },
+    error: Schema.Union([...SettleErrors])
+  }),
+  Rpc.make("Nack", {
+    payload: { claim: ClaimRef, error: Schema.String, delayMillis: Schema.Number, effects: Schema.optionalKey(Effects) },
+    success: Schema.Literals(["Retried", "DeadLettered"]),
+    error: Schema.Union([...SettleErrors])
+  }),
+  Rpc.make("DeadLetter", {
+    payload: { claim: ClaimRef, reason: Schema.String, effects: Schema.optionalKey(Effects) },
+    error: Schema.Union([...SettleErrors])
+  }),
+  Rpc.make("Release", { payload: { claim: ClaimRef }, error: Schema.Union([ClaimLost, ...QueueError]) }),
+  Rpc.make("Discard", { payload: { claim: ClaimRef }, error: Schema.Union([ClaimLost, ...QueueError]) }),
+  Rpc.make("ExtendLease", {
+    payload: { claim: ClaimRef, millis: Schema.Number },
+    error: Schema.Union([ClaimLost, CancelRequested, InvalidOption, ...StopError])
+  }),
+  Rpc.make("Schedule", {
+    payload: {
+      settings: JobSettings,
+      payload: Schema.Uint8Array,
+      options: ScheduleOptions
+    },
+    success: ScheduleInfo,
+    error: Schema.Union([InvalidOption, InvalidQueueName, PayloadTooLarge, ...QueueError])
+  })
 ).middleware(Authorized) {}

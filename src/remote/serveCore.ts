@@ -1,0 +1,120 @@
+/**
+ * The server's handlers of the queue core's operations (`src/queue/core.ts`): what a client in
+ * another process sends for the operations that carry a definition. Everything is checked here,
+ * at the edge, with the queue's own rules, before the core sees it (the core trusts its callers):
+ * a definition's settings as `Job.define` checks them, options as `enqueue`, `claim`, `nack` and
+ * `schedule` check them, effects as a settlement checks them, sizes against the limits. A claim
+ * is known by its job's id and its lease's token; the writer settles the record it holds for it
+ * (a client cannot name another job's payload object).
+ *
+ * @internal
+ */
+import { Effect } from "effect"
+import * as Rules from "../internal/options.ts"
+import { checked } from "../internal/options.ts"
+import { ClaimLost } from "../JobQueueError.ts"
+import { ValueTooLarge } from "../KvError.ts"
+import type * as Core from "../queue/core.ts"
+import type * as Effects from "../queue/effects.ts"
+import * as QueueOptions from "../queue/options.ts"
+import { userWrites } from "../queue/userKv.ts"
+import type { JobSettings } from "../queue/wire.ts"
+import { fromWireOptions, toWireHeld } from "./convert.ts"
+import type * as Protocol from "./protocol.ts"
+
+/** The largest encoded result (as `ack` takes it locally). */
+const maxResultBytes = 64 * 1024
+
+/** The core's handlers over what the queue of this process serves. */
+export const make = ({ core, held }: Core.Served) => {
+  /** The claim the writer holds for `ref`, or `ClaimLost`. */
+  const claimOf = (ref: typeof Protocol.ClaimRef.Type) =>
+    Effect.suspend(() => {
+      const claim = held(ref.id, ref.token)
+      return claim === undefined ? Effect.fail(new ClaimLost({ id: ref.id })) : Effect.succeed(claim)
+    })
+
+  /** A wire job's settings and options, checked; the options as the core takes them. */
+  const checkedJob = (settings: JobSettings, options: typeof Protocol.EnqueueOptions.Type) =>
+    Effect.suspend(() => {
+      const local = fromWireOptions(options)
+      return Effect.as(checked(QueueOptions.settingsError(settings) ?? QueueOptions.enqueueOptionsError(local)), local)
+    })
+
+  /** Wire effects checked as a settlement checks them. */
+  const checkedEffects = (effects: typeof Protocol.Effects.Type | undefined) =>
+    Effect.gen(function*() {
+      if (effects === undefined) return undefined
+      const enqueue = yield* Effect.forEach(effects.enqueue, ({ options, payload, settings }) =>
+        Effect.map(checkedJob(settings, options), (local) => [settings, payload, local] as const))
+      const writes = yield* userWrites("", Object.fromEntries(effects.kv.map(({ key, value }) => [key, value])), effects.kvDelete)
+      return { enqueue, writes } satisfies Effects.Encoded
+    })
+
+  const millisError = (option: string, millis: number) => Rules.number(option, millis, 0, Rules.maxDurationMillis)
+
+  return {
+    Enqueue: ({ options, payload, settings }: { readonly settings: JobSettings; readonly payload: Uint8Array; readonly options: typeof Protocol.EnqueueOptions.Type }) =>
+      Effect.flatMap(checkedJob(settings, options), (local) => core.enqueue(settings, payload, local)),
+    EnqueueBatch: ({ payloads, settings }: { readonly settings: JobSettings; readonly payloads: ReadonlyArray<Uint8Array> }) =>
+      Effect.andThen(checked(QueueOptions.settingsError(settings)), core.enqueueBatch(settings, payloads)),
+    Claim: ({ leaseMillis, max, queue, waitMillis }: { readonly queue: string; readonly max: number; readonly leaseMillis: number; readonly waitMillis?: number }) =>
+      Effect.andThen(
+        checked(
+          QueueOptions.queueNameError(queue) ??
+            Rules.integer("max", max, 0, Rules.maxCount) ??
+            millisError("leaseMillis", leaseMillis) ??
+            Rules.optional(waitMillis, (w) => Rules.number("waitMillis", w, 0, Infinity))
+        ),
+        Effect.flatMap(core.claim(queue, max, leaseMillis, waitMillis ?? Infinity, undefined), (jobs) => Effect.forEach(jobs, toWireHeld))
+      ),
+    Ack: ({ claim, effects, result, settings }: {
+      readonly claim: typeof Protocol.ClaimRef.Type
+      readonly settings: JobSettings
+      readonly result?: Uint8Array
+      readonly effects?: typeof Protocol.Effects.Type
+    }) =>
+      Effect.gen(function*() {
+        yield* checked(QueueOptions.settingsError(settings))
+        if (result !== undefined && result.length > maxResultBytes) {
+          return yield* new ValueTooLarge({ what: "value", size: result.length, limit: maxResultBytes })
+        }
+        const encoded = yield* checkedEffects(effects)
+        yield* core.ack(yield* claimOf(claim), settings, result, encoded)
+      }),
+    Nack: ({ claim, delayMillis, effects, error }: {
+      readonly claim: typeof Protocol.ClaimRef.Type
+      readonly error: string
+      readonly delayMillis: number
+      readonly effects?: typeof Protocol.Effects.Type
+    }) =>
+      Effect.gen(function*() {
+        yield* checked(QueueOptions.reasonError("error", error) ?? millisError("delayMillis", delayMillis))
+        const encoded = yield* checkedEffects(effects)
+        return yield* core.nack(yield* claimOf(claim), error, delayMillis, encoded)
+      }),
+    DeadLetter: ({ claim, effects, reason }: {
+      readonly claim: typeof Protocol.ClaimRef.Type
+      readonly reason: string
+      readonly effects?: typeof Protocol.Effects.Type
+    }) =>
+      Effect.gen(function*() {
+        yield* checked(QueueOptions.reasonError("reason", reason))
+        const encoded = yield* checkedEffects(effects)
+        yield* core.deadLetter(yield* claimOf(claim), reason, encoded)
+      }),
+    Release: ({ claim }: { readonly claim: typeof Protocol.ClaimRef.Type }) => Effect.flatMap(claimOf(claim), core.release),
+    Discard: ({ claim }: { readonly claim: typeof Protocol.ClaimRef.Type }) => Effect.flatMap(claimOf(claim), core.discard),
+    ExtendLease: ({ claim, millis }: { readonly claim: typeof Protocol.ClaimRef.Type; readonly millis: number }) =>
+      Effect.andThen(checked(millisError("millis", millis)), Effect.flatMap(claimOf(claim), (c) => core.extendLease(c, millis))),
+    Schedule: ({ options, payload, settings }: {
+      readonly settings: JobSettings
+      readonly payload: Uint8Array
+      readonly options: typeof Protocol.ScheduleOptions.Type
+    }) =>
+      Effect.andThen(
+        checked(QueueOptions.settingsError(settings) ?? QueueOptions.scheduleOptionsError(options)),
+        core.schedule(settings, payload, options)
+      )
+  }
+}
