@@ -891,12 +891,10 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
     const codec = Codec.make(core, payloads, { ...reads, listEncoded }, ctx.random)
     const { purgeDead, requeueDead } = Dead.make(ctx, book, payloads)
     yield* Maintenance.start(ctx, book, payloads, schedules, options)
-    if (options?.writerRecord !== false) {
-      yield* WriterRecord.start(yield* Kv.Kv, ctx.store, {
-        takeoverAfter: takeoverAfterOf(options),
-        address: Option.fromUndefinedOr(options?.address)
-      })
-    }
+    const heartbeat = options?.writerRecord === false ? undefined : yield* WriterRecord.start(yield* Kv.Kv, ctx.store, {
+      takeoverAfter: takeoverAfterOf(options),
+      address: Option.fromUndefinedOr(options?.address)
+    })
     const service: Service = {
       ...codec,
       history: reads.history,
@@ -919,7 +917,8 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
       held: (id, token) => {
         const lease = book.leases.get(id)
         return lease !== undefined && lease.token === token ? { record: lease.record, token } : undefined
-      }
+      },
+      publish: (address) => (heartbeat === undefined ? Effect.void : heartbeat.publish(address))
     })
   })
 

@@ -53,6 +53,7 @@ import type * as Queue from "./JobQueue.ts"
 import { type InvalidJobId, type InvalidQueueName, type InvalidState, type JobNotFound, type Unauthorized, WriterUnavailable } from "./JobQueueError.ts"
 import type * as Kv from "./Kv.ts"
 import * as Job from "./Job.ts"
+import * as ObjectStore from "./ObjectStore.ts"
 import { backoff, type RetryOptions } from "./ObjectStore/Retry.ts"
 import * as Codec from "./queue/codec.ts"
 import * as Codecs from "./queue/codecs.ts"
@@ -60,6 +61,7 @@ import type * as Core from "./queue/core.ts"
 import type * as Effects from "./queue/effects.ts"
 import * as QueueOptions from "./queue/options.ts"
 import * as Convert from "./remote/convert.ts"
+import * as WriterRecord from "./WriterRecord.ts"
 import { QueueRpcs, tokenHeader } from "./remote/protocol.ts"
 
 /**
@@ -195,14 +197,48 @@ const describe = (error: RpcClientError.RpcClientError): string => error.reason.
  * @since 0.3.0
  */
 export const make = (options: Options) =>
+  Effect.andThen(Rules.checked(optionsError(options)), connect(options.url, () => options.url, options))
+
+/**
+ * Options of `makeDiscover` and `layerDiscover`: `Options` without the URL, which the writer
+ * record gives.
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export type DiscoverOptions = Omit<Options, "url">
+
+/**
+ * Connects to the writer of the store in context wherever it serves: the address its
+ * `QueueServer` recorded in the writer record (see `WriterRecord`), read again at every
+ * (re)connection, so the client waits for a writer started after it and follows a takeover (a
+ * standby that took over, a writer restarted elsewhere) to its new address. While no writer has
+ * recorded one, operations wait with the bounded backoff and then fail with `WriterUnavailable`.
+ *
+ * @category constructors
+ * @since 0.3.0
+ */
+export const makeDiscover = (options: DiscoverOptions) =>
   Effect.gen(function*() {
-    yield* Rules.checked(optionsError(options))
+    yield* Rules.checked(optionsError({ ...options, url: "ws://discovered" }))
+    const store = yield* ObjectStore.ObjectStore
+    let last = "ws://writer-not-found.invalid/rpc"
+    const resolve = Effect.map(Effect.option(WriterRecord.read(store)), (found) => {
+      const address = Option.flatMap(Option.flatten(found), (record) => record.address)
+      if (Option.isSome(address)) last = address.value
+      return last
+    })
+    return yield* connect(resolve, () => last, options)
+  })
+
+/** The connection and the queue over it; `url` is read at every (re)connection, `label` names it in errors. */
+const connect = (url: string | Effect.Effect<string>, label: () => string, options: DiscoverOptions) =>
+  Effect.gen(function*() {
     const token = Redacted.isRedacted(options.token) ? options.token : yield* options.token
     const value = Redacted.value(token)
     if (typeof value !== "string" || value.length === 0) {
       return yield* Rules.invalid("token", "<not shown>", "must be a non-empty string")
     }
-    const url = options.url
     let connected = false
     let lastError = "not connected yet"
     const hooks = Layer.succeed(RpcClient.ConnectionHooks)({
@@ -250,9 +286,9 @@ export const make = (options: Options) =>
         }),
         Effect.mapError((e: unknown) =>
           e instanceof NotConnected
-            ? new WriterUnavailable({ url, reason: "Unreachable", attempts, detail: e.detail })
+            ? new WriterUnavailable({ url: label(), reason: "Unreachable", attempts, detail: e.detail })
             : e instanceof Dropped
-            ? new WriterUnavailable({ url, reason: repeatable ? "Unreachable" : "Dropped", attempts, detail: e.detail })
+            ? new WriterUnavailable({ url: label(), reason: repeatable ? "Unreachable" : "Dropped", attempts, detail: e.detail })
             : e
         )
       ) as never
@@ -304,7 +340,7 @@ export const make = (options: Options) =>
       events: Stream.unwrap(read(() => Effect.succeed(client.Events()))).pipe(
         Stream.catchIf(
           (e): e is RpcClientError.RpcClientError => (e as { _tag?: unknown })?._tag === "RpcClientError",
-          (e) => Stream.fail(new WriterUnavailable({ url, reason: "Dropped", attempts: 1, detail: describe(e) }))
+          (e) => Stream.fail(new WriterUnavailable({ url: label(), reason: "Dropped", attempts: 1, detail: describe(e) }))
         )
       ) as Stream.Stream<Queue.JobEvent, RemoteError>,
       stats: (queue) => read(() => client.Stats({ queue })),
@@ -402,5 +438,27 @@ const defined = <A extends object>(options: A | undefined): { [K in keyof A]-?: 
  * @since 0.3.0
  */
 export const layer = (options: Options): Layer.Layer<JobQueue | Remote, InvalidOption | Config.ConfigError> =>
-  Layer.effectContext(Effect.map(make(options), (queue) => Context.make(JobQueue, queue).pipe(Context.add(Remote, queue))))
+  Layer.effectContext(Effect.map(make(options), contextOf))
+
+/** The context a client provides: its queue as `JobQueue`, and as `Remote`. */
+const contextOf = (queue: Service) => Context.make(JobQueue, queue).pipe(Context.add(Remote, queue))
+
+/**
+ * The queue of the writer of the store named by `BUCKETQ_URL` (see `ObjectStore.layerConfig`),
+ * wherever it serves: see `makeDiscover`.
+ *
+ * @example
+ * ```ts
+ * import { Config, Layer } from "effect"
+ * import { QueueClient, Worker } from "bucketq"
+ *
+ * // Email: a Job.define(...) definition
+ * // Worker.layer(Email, handler).pipe(Layer.provide(QueueClient.layerDiscover({ token: Config.Redacted("BUCKETQ_TOKEN") })))
+ * ```
+ *
+ * @category layers
+ * @since 0.3.0
+ */
+export const layerDiscover = (options: DiscoverOptions) =>
+  Layer.effectContext(Effect.map(makeDiscover(options), contextOf)).pipe(Layer.provide(ObjectStore.layerConfig))
 

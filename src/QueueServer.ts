@@ -49,6 +49,12 @@ export interface Options {
   /** The address to bind (default `"127.0.0.1"`, loopback only): a host name or IP address. */
   readonly host?: string | undefined
   /**
+   * The URL clients reach the server at, recorded in the writer record for `QueueClient.layerDiscover`
+   * (default `ws://<host>:<port>/rpc`; give it when clients reach the server by another name, such
+   * as behind a proxy or when binding `0.0.0.0`): a `ws://` or `wss://` URL.
+   */
+  readonly advertise?: string | undefined
+  /**
    * The shared token clients must present: a non-empty string, as a `Redacted` or a `Config` of
    * one (`Config.Redacted("BUCKETQ_TOKEN")`).
    */
@@ -85,6 +91,8 @@ const optionsError = (options: Options): InvalidOption | undefined =>
   Rules.record("options", options) ??
     Rules.integer("port", options.port, 0, 65535) ??
     Rules.optional(options.host, (host) => Rules.string("host", host, 1, 253)) ??
+    Rules.optional(options.advertise, (url) =>
+      Rules.string("advertise", url, 1, 1024) ?? (/^wss?:\/\//.test(url) ? undefined : Rules.invalid("advertise", url, "must be a ws:// or wss:// URL"))) ??
     (Redacted.isRedacted(options.token) || Config.isConfig(options.token)
       ? undefined
       : new InvalidOption({ option: "token", value: "<not shown>", reason: "must be a Redacted string or a Config of one" }))
@@ -177,7 +185,11 @@ export const layer = (options: Options) =>
       const server = yield* HttpServer.HttpServer
       const address = server.address
       const port = address._tag === "UnixPathAddress" ? options.port : address.port
-      return { url: `ws://${host.includes(":") ? `[${host}]` : host}:${port}${path}`, port }
+      const url = options.advertise ?? `ws://${host.includes(":") ? `[${host}]` : host}:${port}${path}`
+      // clients that discover the writer (`QueueClient.layerDiscover`) read it in the writer record
+      const served = Core.servedOf(yield* JobQueue)
+      if (served !== undefined) yield* served.publish(url)
+      return { url, port }
     }))
     // The request logger is off: nothing of a request (its headers hold the token) is logged.
     return Layer.mergeAll(HttpRouter.serve(rpc, { disableLogger: true, disableListenLog: true }), info).pipe(

@@ -192,7 +192,7 @@ export const intervalOf = (takeoverAfter: Duration.Duration): Duration.Duration 
  *
  * @internal
  */
-export const start = (kv: Kv.Service, store: Store, options: HeartbeatOptions): Effect.Effect<void, Fenced, Scope.Scope> =>
+export const start = (kv: Kv.Service, store: Store, options: HeartbeatOptions): Effect.Effect<Heartbeat, Fenced, Scope.Scope> =>
   Effect.gen(function*() {
     const { epoch } = yield* kv.stats
     const interval = intervalOf(options.takeoverAfter)
@@ -200,11 +200,12 @@ export const start = (kv: Kv.Service, store: Store, options: HeartbeatOptions): 
     const host = hostname()
     let heartbeat = 0
     let etag: string | undefined
+    let address = options.address
 
     const recordNow = Effect.map(Clock.currentTimeMillis, (writtenAt): WriterRecord => ({
       epoch,
       heartbeat: heartbeat + 1,
-      address: options.address,
+      address,
       writtenAt,
       pid,
       host
@@ -254,7 +255,25 @@ export const start = (kv: Kv.Service, store: Store, options: HeartbeatOptions): 
     })
     // the heartbeat ends with the writer: a fenced or closed writer touches the store no more
     yield* Effect.forkScoped(Effect.raceFirst(loop, Effect.ignore(kv.stopped)))
+    return {
+      publish: (next) =>
+        Effect.suspend(() => {
+          address = Option.some(next)
+          // written at once (not at the next beat): clients looking for the writer find it now
+          return Effect.asVoid(beat.pipe(Effect.catchCause((cause) => Effect.logWarning("writer address could not be published", cause))))
+        })
+    }
   })
+
+/**
+ * The running heartbeat of a writer.
+ *
+ * @internal
+ */
+export interface Heartbeat {
+  /** Records `address` (where the writer serves, see `QueueServer`) in the record, at once. */
+  readonly publish: (address: string) => Effect.Effect<void>
+}
 
 /**
  * Waits until the writer of `store` is gone: returns at once when there is no record, and

@@ -97,6 +97,8 @@ export interface Served {
   readonly core: Core
   /** The claim of job `id` with lease `token`, as held here (undefined: not held, or another lease). */
   readonly held: (id: string, token: string) => ClaimRef | undefined
+  /** Records where the queue is served in the writer record, for clients to find it (none without a record). */
+  readonly publish: (address: string) => Effect.Effect<void>
 }
 
 const servedKey = Symbol.for("bucketq/queue/served")
