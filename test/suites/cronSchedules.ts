@@ -25,7 +25,8 @@ const openQueue = (store: ObjectStore.Service, schedulerInterval: Duration.Input
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const context = yield* Layer.buildWithScope(
-      JobQueue.layer({ reaperInterval: "1 hour", schedulerInterval }).pipe(
+      // no writer record: its heartbeat would put across the long jumps of virtual time, for nothing here
+      JobQueue.layer({ reaperInterval: "1 hour", schedulerInterval, writerRecord: false }).pipe(
         Layer.provideMerge(Kv.layer(kvOptions)),
         Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
       ),
