@@ -4,7 +4,7 @@
 // no request at all afterwards, counted through a fault-injecting store over the older writer's
 // while virtual time runs on for many reaper, scheduler, claim and fence-check periods.
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Clock, Context, Deferred, Effect, Exit, Fiber, Layer, Schema } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Layer, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import * as FaultInjection from "../../src/FaultInjection.ts"
 import * as Job from "../../src/Job.ts"
@@ -12,6 +12,7 @@ import * as JobQueue from "../../src/JobQueue.ts"
 import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as Worker from "../../src/Worker.ts"
 import { reasonOf } from "../utils/exits.ts"
+import { runUntilDone } from "../utils/queue.ts"
 import { type Backend, queueOver } from "../utils/stores.ts"
 
 const Task = Job.define("tasks", { payload: Schema.Struct({ n: Schema.Number }) })
@@ -21,16 +22,6 @@ const leaseMillis = 30_000 // the definitions' default lease
 /** Lets real time pass too: the directory and S3 backends answer in real time. */
 const realPause = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2)))
 
-/** Moves virtual time on by `step` ms at a time until `fiber` is done, at most `limit` ms: the time it took. */
-const runUntilDone = (fiber: Fiber.Fiber<unknown, unknown>, limit: number, step = 100) =>
-  Effect.gen(function*() {
-    const start = yield* Clock.currentTimeMillis
-    while (fiber.pollUnsafe() === undefined && (yield* Clock.currentTimeMillis) - start < limit) {
-      yield* TestClock.adjust(step)
-      yield* realPause
-    }
-    return (yield* Clock.currentTimeMillis) - start
-  })
 
 /** Moves virtual time on by `millis`, `step` at a time, letting real time pass in between. */
 const advance = (millis: number, step: number) =>

@@ -14,6 +14,7 @@ import * as Kv from "../../src/Kv.ts"
 import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as WriterRecord from "../../src/WriterRecord.ts"
 import { reasonOf } from "../utils/exits.ts"
+import { runUntilDone } from "../utils/queue.ts"
 import type { Backend } from "../utils/stores.ts"
 
 const Task = Job.define("tasks", { payload: Schema.Struct({ n: Schema.Number }), keepDone: "1 day" })
@@ -30,16 +31,6 @@ const advance = (millis: number, step = 100) =>
     }
   })
 
-/** Moves virtual time on `step` ms at a time until `fiber` is done, at most `limit` ms: the time it took. */
-const runUntilDone = (fiber: Fiber.Fiber<unknown, unknown>, limit: number, step = 100) =>
-  Effect.gen(function*() {
-    const start = yield* Clock.currentTimeMillis
-    while (fiber.pollUnsafe() === undefined && (yield* Clock.currentTimeMillis) - start < limit) {
-      yield* TestClock.adjust(step)
-      yield* realPause
-    }
-    return (yield* Clock.currentTimeMillis) - start
-  })
 
 /** Moves virtual time on `step` ms at a time (with real pauses) until `condition` holds. */
 const until = (condition: Effect.Effect<boolean, unknown>, what: string, step = 10) =>

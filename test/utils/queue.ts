@@ -1,7 +1,7 @@
 // Helpers of the queue suites: a queue (and its KV) over a store in a scope of its own, and a wait
 // for a condition that moves the TestClock and real time together.
 import { assert } from "@effect/vitest"
-import { Context, Effect, Layer, Scope } from "effect"
+import { Clock, Context, Effect, type Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as JobQueue from "../../src/JobQueue.ts"
 import * as Kv from "../../src/Kv.ts"
@@ -41,4 +41,15 @@ export const eventually = (condition: Effect.Effect<boolean, unknown>, what: str
       yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2)))
     }
     assert.fail(`not reached: ${what}`)
+  })
+
+/** Moves virtual time on `step` ms at a time until `fiber` is done, at most `limit` ms: the time it took. */
+export const runUntilDone = (fiber: Fiber.Fiber<unknown, unknown>, limit: number, step = 100) =>
+  Effect.gen(function*() {
+    const start = yield* Clock.currentTimeMillis
+    while (fiber.pollUnsafe() === undefined && (yield* Clock.currentTimeMillis) - start < limit) {
+      yield* TestClock.adjust(step)
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2)))
+    }
+    return (yield* Clock.currentTimeMillis) - start
   })
