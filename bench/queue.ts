@@ -7,11 +7,13 @@
 import * as fs from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
-import { Context, Effect, Fiber, Layer, Schema } from "effect"
+import { spawn } from "node:child_process"
+import { Context, Effect, Fiber, Layer, Redacted, Schema } from "effect"
 import * as Job from "../src/Job.ts"
 import * as JobQueue from "../src/JobQueue.ts"
 import * as Kv from "../src/Kv.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
+import * as QueueClient from "../src/QueueClient.ts"
 
 /** Results go to bench/results/ (npm runs the benchmarks from the repository root). */
 const resultsDir = path.resolve("bench/results")
@@ -23,22 +25,44 @@ const onlyIndex = args.indexOf("--only") // e.g. --only w1,w3
 const only = onlyIndex >= 0 ? new Set(args[onlyIndex + 1]!.split(",")) : undefined
 const selected = (name: string) => only === undefined || only.has(name)
 const memory = args.includes("--memory") // the queue's own cost: a memory store, no I/O at all
+// the producers and workers in this process, the writer in another (QueueServer), on loopback
+const remote = args.includes("--remote")
+const token = "bench-token"
 const concurrency = 16
 const pad = "x".repeat(60)
 const Task = Job.define("bench", { payload: Schema.Struct({ i: Schema.Number, t: Schema.Number, pad: Schema.String }) })
 const payload = (i: number) => ({ i, t: performance.timeOrigin + performance.now(), pad })
 const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN
 
-/** A fresh queue on a fresh directory. */
+/** A fresh queue on a fresh directory: of this process, or (`--remote`) of a writer process reached over QueueClient. */
 const withQueue = <A, E>(f: (queue: JobQueue.Service) => Effect.Effect<A, E>) =>
   Effect.gen(function*() {
     const directory = fs.mkdtempSync(path.join(tmpdir(), "bucketq-bench-queue-"))
     yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(directory, { recursive: true, force: true })))
+    if (remote) return yield* f(yield* remoteQueue(directory))
     const context = yield* Layer.build(
       JobQueue.layer().pipe(Layer.provide(Kv.layer({ maxWalPutsInFlight: Number(process.env.INFLIGHT ?? 4) })), Layer.provide(memory ? ObjectStore.layerMemory() : ObjectStore.layerFileSystem({ directory })))
     )
     return yield* f(Context.get(context, JobQueue.JobQueue))
   }).pipe(Effect.scoped)
+
+/** A writer process on `directory` (killed with the scope), and the client's queue of it. */
+const remoteQueue = (directory: string) =>
+  Effect.gen(function*() {
+    const writer = spawn(process.execPath, [path.resolve("dist/bench/remoteWriter.js"), directory, token], { stdio: ["ignore", "pipe", "inherit"] })
+    yield* Effect.addFinalizer(() => Effect.sync(() => writer.kill("SIGKILL")))
+    const port = yield* Effect.promise(() =>
+      new Promise<string>((resolve) => {
+        let buffer = ""
+        writer.stdout.on("data", (chunk: Buffer) => {
+          buffer += chunk.toString("utf8")
+          const match = /listening (\d+)/.exec(buffer)
+          if (match) resolve(match[1]!)
+        })
+      }))
+    const context = yield* Layer.build(QueueClient.layer({ url: `ws://127.0.0.1:${port}/rpc`, token: Redacted.make(token) }))
+    return Context.get(context, JobQueue.JobQueue)
+  })
 
 const enqueueSingle = withQueue((queue) =>
   Effect.gen(function*() {
