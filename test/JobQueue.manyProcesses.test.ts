@@ -311,10 +311,10 @@ describe("bucketq in many processes", () => {
         assert.strictEqual((yield* queue.stats("tasks")).pending, ns.length)
 
         // acks of held claims, made durable by a later commit
-        const claims = yield* queue.claim(Task, { max: 40, lease: "5 minutes" })
-        assert.strictEqual(claims.length, 40)
+        const claims = yield* queue.claim(Task, { max: 100, lease: "5 minutes" })
+        assert.strictEqual(claims.length, 100)
         yield* queue.enqueue(Slow, { ms: 0 }, { id: "durable-after-the-claims" })
-        const acks = yield* cut(claims.map((_, i) => i), 10, (i) => queue.ack(claims[i]!), second)
+        const acks = yield* cut(claims.map((_, i) => i), 3, (i) => queue.ack(claims[i]!), second)
         yield* restart
         const resent = new Map<number, string>()
         for (const i of acks.failed) {
