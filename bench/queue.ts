@@ -49,8 +49,15 @@ const withQueue = <A, E>(f: (queue: JobQueue.Service) => Effect.Effect<A, E>) =>
 /** A writer process on `directory` (killed with the scope), and the client's queue of it. */
 const remoteQueue = (directory: string) =>
   Effect.gen(function*() {
-    const writer = spawn(process.execPath, [path.resolve("dist/bench/remoteWriter.js"), directory, token], { stdio: ["ignore", "pipe", "inherit"] })
-    yield* Effect.addFinalizer(() => Effect.sync(() => writer.kill("SIGKILL")))
+    // the flags of this process too (e.g. --cpu-prof: both ends are profiled)
+    const writer = spawn(process.execPath, [...process.execArgv, path.resolve("dist/bench/remoteWriter.js"), directory, token], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() => new Promise<void>((resolve) => {
+        writer.once("exit", () => resolve())
+        writer.kill("SIGTERM")
+      })))
     const port = yield* Effect.promise(() =>
       new Promise<string>((resolve) => {
         let buffer = ""

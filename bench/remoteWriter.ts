@@ -8,6 +8,8 @@ import * as ObjectStore from "../src/ObjectStore.ts"
 import * as QueueServer from "../src/QueueServer.ts"
 
 const [directory, token] = process.argv.slice(2)
+// a clean exit on SIGTERM, so that a --cpu-prof profile of this process is written
+process.on("SIGTERM", () => process.exit(0))
 const Queue = JobQueue.layer().pipe(Layer.provide(Kv.layer()), Layer.provide(ObjectStore.layerFileSystem({ directory: directory! })))
 const Server = QueueServer.layer({ port: 0, token: Redacted.make(token!) }).pipe(Layer.provide(Queue))
 const program = Effect.gen(function*() {
