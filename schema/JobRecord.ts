@@ -107,7 +107,13 @@ export const JobRecord = Schema.Struct({
   /** The handler's result in its encoded form, msgpack of the result schema's encoded value (format 2). */
   result: Schema.optionalKey(Schema.Uint8Array),
   /** The version of the definition's payload schema the payload was written with (format 2; none: version 1). */
-  payloadVersion: Schema.optionalKey(Schema.Int)
+  payloadVersion: Schema.optionalKey(Schema.Int),
+  /**
+   * A claim held by another process (over `QueueServer`): its lease's token and length, so that a
+   * writer opening the store after a restart keeps the claim for its holder rather than requeue it
+   * (format 2; only on claimed records).
+   */
+  lease: Schema.optionalKey(Schema.Struct({ token: Schema.String, millis: Schema.Number }))
 })
 
 /**

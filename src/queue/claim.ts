@@ -24,7 +24,7 @@ import { moveUpdates, pushStageWrites, without } from "./records.ts"
  * `isPaused` tells the queues whose claims return nothing (see `control.ts`).
  */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, isPaused: (queue: string) => boolean) => {
-  const { events, fast, kv, live } = ctx
+  const { events, fast, kv, live, nextId } = ctx
   const { arrival, holdLease, lockOf } = book
   const { payloadOf } = payloads
 
@@ -36,7 +36,13 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
    * serialized by its lock, so the only writers that can race this one are cancels of the same
    * pending jobs: the commit checks that each is still there, and a lost race scans again.
    */
-  const claimRecords = (queue: string, max: number, now: number, retried = 0): Effect.Effect<Array<JobRecord>, QueueError> => {
+  const claimRecords = (
+    queue: string,
+    max: number,
+    now: number,
+    remoteLease: number | undefined,
+    retried = 0
+  ): Effect.Effect<Array<JobRecord>, QueueError> => {
     const prefix = Keys.pendingPrefix(queue)
     return Effect.flatMap(fast.scan(prefix, Latin1Kv.afterPrefix(prefix), max), (entries) => {
       if (entries.length === 0) return Effect.succeed([])
@@ -45,7 +51,14 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
       const out: Array<JobRecord> = []
       for (const [key, value] of entries) {
         const record = JobRecordSchema.decode(fromLatin1(value))
-        const next: JobRecord = { ...without(record, "dedupKey"), status: "Claimed", attempts: record.attempts + 1, claimedAt: now }
+        const next: JobRecord = {
+          ...without(record, "dedupKey"),
+          status: "Claimed",
+          attempts: record.attempts + 1,
+          claimedAt: now,
+          // a remote holder's lease is kept in the record: a writer opening after a restart keeps it
+          ...(remoteLease === undefined ? {} : { lease: { token: nextId(now), millis: remoteLease } })
+        }
         writes.push([key, null])
         pushStageWrites(writes, next)
         if (record.dedupKey !== undefined) writes.push([Keys.dedup(record.queue, record.dedupKey), null])
@@ -55,7 +68,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
       return fast.writeIf(writes, moveUpdates(queue, "Pending", "Claimed", out.length), expect, { durable: false }).pipe(
         Effect.as(out),
         Effect.catchTag("WriteConditionFailed", () =>
-          retried < 1000 ? claimRecords(queue, max, now, retried + 1) : Effect.succeed([]))
+          retried < 1000 ? claimRecords(queue, max, now, remoteLease, retried + 1) : Effect.succeed([]))
       )
     })
   }
@@ -66,13 +79,13 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
    * claim then waits for `resume`'s announce). What a claim is before its payloads are decoded,
    * wherever the definition is.
    */
-  const claimHeld = (queue: string, max: number, leaseMillis: number): Effect.Effect<Array<Held>, QueueError> =>
+  const claimHeld = (queue: string, max: number, leaseMillis: number, remote: boolean): Effect.Effect<Array<Held>, QueueError> =>
     // suspended: a waiting claim runs it again, and the queue may have been resumed meanwhile
     Effect.suspend(() =>
       isPaused(queue) ? Effect.succeed([]) : lockOf(queue).withPermits(1)(Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.map(claimRecords(queue, max, now), (claimed) => {
+        Effect.map(claimRecords(queue, max, now, remote ? leaseMillis : undefined), (claimed) => {
           const expiresAt = now + leaseMillis
-          const held = claimed.map((record) => holdLease(record, now, expiresAt))
+          const held = claimed.map((record) => holdLease(record, now, expiresAt, record.lease?.token))
           events.emitAll(() => claimed.map((r) => ({ _tag: "Claimed", id: r.id, queue: r.queue, attempt: r.attempts, at: now })))
           return held
         }))))
@@ -81,8 +94,8 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
    * The core's claim (see `core.ts`): up to `max` jobs of `queue` held for `leaseMillis`, waiting
    * up to `waitMillis` for an arrival while none is pending; each payload read back on demand.
    */
-  const claim: Core["claim"] = (queue, max, leaseMillis, waitMillis, until) => {
-    const once = claimHeld(queue, max, leaseMillis)
+  const claim: Core["claim"] = (queue, max, leaseMillis, waitMillis, until, remote = false) => {
+    const once = claimHeld(queue, max, leaseMillis, remote)
     return Effect.andThen(
       live,
       Effect.map(waitMillis <= 0 ? once : waitingFor(queue, once, waitMillis, until), (held) =>

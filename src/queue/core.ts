@@ -53,14 +53,17 @@ export interface Core {
   ) => Effect.Effect<ReadonlyArray<string>, InvalidOption | InvalidQueueName | PayloadTooLarge | ObjectStoreError | QueueError>
   /**
    * Claims up to `max` jobs of `queue` with leases of `leaseMillis`, waiting up to `waitMillis`
-   * (`Infinity`: until one arrives) while none is pending, or until `until` completes.
+   * (`Infinity`: until one arrives) while none is pending, or until `until` completes. `remote`:
+   * for a holder in another process (the server's claims), whose lease is kept in the claimed
+   * record so that a writer opening after a restart keeps the claim instead of requeuing it.
    */
   readonly claim: (
     queue: string,
     max: number,
     leaseMillis: number,
     waitMillis: number,
-    until: Effect.Effect<void> | undefined
+    until: Effect.Effect<void> | undefined,
+    remote?: boolean
   ) => Effect.Effect<ReadonlyArray<HeldJob>, InvalidOption | InvalidQueueName | QueueError>
   /** Acknowledges: `result` encoded, `effects` encoded (see `effects.ts`). */
   readonly ack: (

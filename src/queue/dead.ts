@@ -50,7 +50,7 @@ const requeueStep: Step = (tx, key, record, now) =>
   Effect.gen(function*() {
     yield* unbury(tx, key, record)
     const pending: JobRecord = {
-      ...without(record, "failedAt", "expiresAt", "claimedAt", "runAt", "cancelRequested", "dedupKey"),
+      ...without(record, "failedAt", "expiresAt", "claimedAt", "lease", "runAt", "cancelRequested", "dedupKey"),
       status: "Pending",
       attempts: 0
     }

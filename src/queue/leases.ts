@@ -55,7 +55,8 @@ export interface Bookkeeping {
     readonly forget: Effect.Effect<void>
   }
   /** Holds a lease on a record just claimed, its token from `nextId(now)`. */
-  readonly holdLease: (record: JobRecord, now: number, expiresAt: number) => Held
+  /** Holds the lease of a record just claimed (or kept at open), with a new token unless `token` is given. */
+  readonly holdLease: (record: JobRecord, now: number, expiresAt: number, token?: string) => Held
   /** Checks that `claim` still holds its lease: the token matches. */
   readonly holds: (claim: ClaimRef) => Effect.Effect<void, ClaimLost>
   /** Whether `claim` still holds its lease (synchronous, for commit-time guards). */
@@ -120,8 +121,8 @@ export const make = (nextId: (now: number) => string): Bookkeeping => {
    * Holds the lease of a record just claimed, before anything that can fail (reading its
    * payload): a claim call that fails then leaves it to the reaper, never claimed for good.
    */
-  const holdLease = (record: JobRecord, now: number, expiresAt: number): Held => {
-    const token = nextId(now)
+  const holdLease = (record: JobRecord, now: number, expiresAt: number, given?: string): Held => {
+    const token = given ?? nextId(now)
     const cancel = Deferred.makeUnsafe<void>()
     if (record.cancelRequested === true) Deferred.doneUnsafe(cancel, Effect.void)
     leases.set(record.id, { record, token, expiresAt, queue: record.queue, reaping: false, cancel })

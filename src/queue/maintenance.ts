@@ -120,16 +120,29 @@ export const start = (
       yield* dropPayloads(expired)
     })
 
-    // Jobs left claimed by a previous process: requeued (the attempt counts) or dead-lettered.
+    // Jobs left claimed by a previous writer: those its own process held are requeued (the
+    // attempt counts) or dead-lettered; those held by another process (over QueueServer, their
+    // lease in the record) may still be running there: their lease is held again, for its length
+    // from now, so their holder settles or renews them with the same token (or the reaper takes
+    // them once it runs out).
     const claimedAtOpen = yield* kv.scan({ prefix: bytes(Keys.claimedAll) })
     if (claimedAtOpen.length > 0) {
       const now = yield* Clock.currentTimeMillis
-      yield* kv.transaction((tx) =>
-        Effect.forEach(claimedAtOpen, (entry) =>
-          Effect.flatMap(decodeOrSkip(entry.key, entry.value), (record) =>
-            record === undefined ? Effect.void : Effect.asVoid(requeueOrBury(tx, record, now, "Interrupted", "claim interrupted by process exit"))), {
-          discard: true
-        }), { durable: false, ...retries })
+      const records: Array<JobRecord> = []
+      for (const entry of claimedAtOpen) {
+        const record = yield* decodeOrSkip(entry.key, entry.value)
+        if (record !== undefined) records.push(record)
+      }
+      for (const record of records) {
+        if (record.lease !== undefined) book.holdLease(record, now, now + record.lease.millis, record.lease.token)
+      }
+      const interrupted = records.filter((record) => record.lease === undefined)
+      if (interrupted.length > 0) {
+        yield* kv.transaction((tx) =>
+          Effect.forEach(interrupted, (record) => requeueOrBury(tx, record, now, "Interrupted", "claim interrupted by process exit"), {
+            discard: true
+          }), { durable: false, ...retries })
+      }
     }
 
     // Cron slots due until now were due while no process ran this queue: the schedules' `missed` decides.

@@ -147,7 +147,7 @@ const defaultDeadRetention = 7 * 24 * 3600 * 1000
  * as `DeadLettered` with the reason.
  */
 export const deadRecord = (record: JobRecord, now: number, reason: string): JobRecord => ({
-  ...without(withAttempt(record, "DeadLettered", now, reason), "claimedAt"),
+  ...without(withAttempt(record, "DeadLettered", now, reason), "claimedAt", "lease"),
   status: "Dead",
   failedAt: now,
   lastError: reason,
@@ -179,7 +179,7 @@ export const requeueOrBury = (
     yield* tx.delete(bytes(Keys.claimed(record.queue, record.id)))
     const next: JobRecord = record.attempts >= record.maxAttempts
       ? deadRecord(record, now, reason)
-      : { ...without(withAttempt(record, outcome, now, reason), "claimedAt"), status: "Pending" }
+      : { ...without(withAttempt(record, outcome, now, reason), "claimedAt", "lease"), status: "Pending" }
     yield* stage(tx, next)
     yield* move(tx, record.queue, "Claimed", next.status)
     return next

@@ -121,7 +121,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
             return [Option.none<JobRecord>(), true] as const
           }
           const next: JobRecord = {
-            ...without(withAttempt(record, "Completed", now), "claimedAt"),
+            ...without(withAttempt(record, "Completed", now), "claimedAt", "lease"),
             status: "Done",
             completedAt: now,
             expiresAt: now + keepFor,
@@ -152,8 +152,8 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
           }
           const retried = withAttempt(record, "Retried", now, error)
           const next: JobRecord = delay <= 0
-            ? { ...without(retried, "claimedAt", "runAt"), status: "Pending", lastError: error }
-            : { ...without(retried, "claimedAt"), status: "Scheduled", runAt: now + delay, lastError: error }
+            ? { ...without(retried, "claimedAt", "lease", "runAt"), status: "Pending", lastError: error }
+            : { ...without(retried, "claimedAt", "lease"), status: "Scheduled", runAt: now + delay, lastError: error }
           yield* stage(tx, next)
           yield* move(tx, record.queue, "Claimed", next.status)
           return [{ outcome: "Retried" as const, record: next }, false] as const
@@ -171,7 +171,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
       yield* settle(claim, Effects.none, (tx, record, now) =>
         Effect.gen(function*() {
           const next: JobRecord = {
-            ...without(withAttempt(record, "Released", now), "claimedAt"),
+            ...without(withAttempt(record, "Released", now), "claimedAt", "lease"),
             status: "Pending",
             attempts: Math.max(0, record.attempts - 1)
           }

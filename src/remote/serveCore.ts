@@ -66,7 +66,7 @@ export const make = ({ core, held }: Core.Served) => {
             millisError("leaseMillis", leaseMillis) ??
             Rules.optional(waitMillis, (w) => Rules.number("waitMillis", w, 0, Infinity))
         ),
-        Effect.flatMap(core.claim(queue, max, leaseMillis, waitMillis ?? Infinity, undefined), (jobs) => Effect.forEach(jobs, toWireHeld))
+        Effect.flatMap(core.claim(queue, max, leaseMillis, waitMillis ?? Infinity, undefined, true), (jobs) => Effect.forEach(jobs, toWireHeld))
       ),
     Ack: ({ claim, effects, result, settings }: {
       readonly claim: typeof Protocol.ClaimRef.Type

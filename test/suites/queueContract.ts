@@ -7,7 +7,9 @@ import { TestClock } from "effect/testing"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
 import * as ObjectStore from "../../src/ObjectStore.ts"
+import * as Core from "../../src/queue/core.ts"
 import * as Keys from "../../src/queue/keys.ts"
+import { settingsOf } from "../../src/queue/wire.ts"
 import * as Worker from "../../src/Worker.ts"
 import { bytes, reasonOf, text } from "../utils/exits.ts"
 import type { Backend } from "../utils/stores.ts"
@@ -123,6 +125,34 @@ export const queueContractSuite = (backend: Backend) =>
         ])
         assert.deepStrictEqual(Option.map(yield* second.get(id), (r) => [r.status, r.attempts]), Option.some(["Pending", 1]))
         assert.deepStrictEqual(yield* counts(second, "emails"), [2, 0, 0, 0, 0])
+      }))
+
+    it.effect("a claim held by another process (over QueueServer) is kept by a writer that opens after a crash: its holder settles it with the same token", () =>
+      Effect.gen(function*() {
+        const store = yield* storeOf
+        const first = yield* openQueue(store)
+        const { id } = yield* first.enqueue(Email, { to: "a" })
+        // the server's claim for a remote holder (what QueueServer's Claim does)
+        const [held] = yield* Core.servedOf(first)!.core.claim("emails", 1, 60_000, 0, undefined, true)
+        yield* first.enqueue(Email, { to: "flush" }, { priority: "low" }) // a durable commit carries the claim
+        yield* TestClock.adjust("5 seconds")
+        const second = yield* openQueue(store)
+        const served = Core.servedOf(second)!
+        const claim = served.held(id, held!.token)
+        assert.isDefined(claim, "the claim is held again, with its token")
+        assert.deepStrictEqual(Option.map(yield* second.get(id), (r) => [r.status, r.attempts]), Option.some(["Claimed", 1]))
+        yield* served.core.extendLease(claim!, 60_000)
+        yield* served.core.ack(claim!, settingsOf(Email), undefined, undefined)
+        assert.isTrue(Option.isNone(yield* second.get(id)))
+        assert.deepStrictEqual(yield* counts(second, "emails"), [1, 0, 0, 1, 0])
+        // a holder that never comes back: its lease runs out, and the reaper requeues the job
+        const { id: lost } = yield* second.enqueue(Email, { to: "b" }, { priority: "high" })
+        yield* served.core.claim("emails", 1, 2_000, 0, undefined, true)
+        yield* second.enqueue(Email, { to: "flush" }, { priority: "low" })
+        const third = yield* openQueue(store)
+        yield* TestClock.adjust("4 seconds")
+        yield* eventually(Effect.map(third.get(lost), (r) => Option.isSome(r) && r.value.status === "Pending"), "requeued by the reaper", 100)
+        assert.deepStrictEqual((yield* third.history(lost)).map((a) => a.outcome), ["LeaseExpired"])
       }))
 
     it.effect("a released claim is Released and its attempt not counted", () =>
