@@ -82,4 +82,24 @@ describe("QueueClient.makeDiscover: the writer found through the writer record",
       )
       assert.isTrue(Option.isSome(yield* queue.get(after.id)))
     }), 60_000)
+
+  it.live("a claim a client holds survives the writer's crash: the new writer keeps it, and the client settles it with the same token", () =>
+    Effect.gen(function*() {
+      const directory = mkdtempSync(path.join(tmpdir(), "bucketq-discover-"))
+      directories.push(directory)
+      const first = yield* startWriter(directory)
+      const queue = yield* discover(directory)
+      const { id } = yield* queue.enqueue(Ping, 1)
+      const [claim] = yield* queue.claim(Ping, { lease: "1 minute" })
+      assert.strictEqual(claim!.job.id, id)
+      yield* queue.enqueue(Ping, 2) // a durable commit carries the claim
+      first.child.process.kill("SIGKILL")
+      yield* Effect.promise(() => first.child.exited)
+      yield* startWriter(directory)
+      yield* queue.extendLease(claim!, "1 minute")
+      yield* queue.ack(claim!)
+      assert.isTrue(Option.isNone(yield* queue.get(id)), "acknowledged once, by its holder")
+      const stats = yield* queue.stats("ping")
+      assert.deepStrictEqual([stats.pending, stats.claimed, stats.done], [1, 0, 1])
+    }), 60_000)
 })
