@@ -23,6 +23,7 @@
  */
 import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope } from "effect"
 import * as RateLimiter from "effect/persistence/RateLimiter"
+import * as Rules from "./internal/options.ts"
 import { checked } from "./internal/options.ts"
 import { makeSignal } from "./internal/signal.ts"
 import * as Job from "./Job.ts"
@@ -211,7 +212,11 @@ export interface Options<E> {
   readonly renewEvery?: Duration.Input | undefined
   /** How long a claim waits for a job to arrive before it asks again (default 5 s). */
   readonly idleWait?: Duration.Input | undefined
-  /** Decides on a failed attempt by its typed error; undefined: retry with the backoff. */
+  /**
+   * Decides on a failed attempt by its typed error; undefined: retry with the backoff. A decision
+   * that throws, or returns something that is not a `RetryDecision`, retries the job with the
+   * backoff too, why stored with the job's error (and logged).
+   */
   readonly retry?: ((error: E, context: JobContext) => RetryDecision | undefined) | undefined
   /** A schema of the handler's error: failures are stored as its JSON encoding. */
   readonly errorSchema?: Schema.Codec<E, any, never, never> | undefined
@@ -349,6 +354,24 @@ export const run = <A, I, Out, E, R>(
         })
       )
 
+    /**
+     * What `options.retry` decides for a typed failure (the backoff without it), or why it could
+     * not decide: it threw, or returned something that is not a `RetryDecision`.
+     */
+    const decide = (error: E, ctx: JobContext): RetryDecision | string => {
+      if (options?.retry === undefined) return Retry()
+      try {
+        const decision: unknown = options.retry(error, ctx)
+        if (decision === undefined) return Retry()
+        const tag = (decision as { readonly _tag?: unknown } | null)?._tag
+        return tag === "Retry" || tag === "DeadLetter" || tag === "Cancel"
+          ? decision as RetryDecision
+          : `the retry decision is not one (${Rules.render(decision)})`
+      } catch (thrown) {
+        return `the retry decision threw: ${thrown instanceof Error ? thrown.message : Rules.render(thrown)}`
+      }
+    }
+
     /** Settles the claim by how its handler ended. */
     const settle = (claim: Claim<A>, ctx: JobContext, exit: Exit.Exit<Out, E | JobTimeout>) =>
       Effect.gen(function*() {
@@ -362,7 +385,13 @@ export const run = <A, I, Out, E, R>(
         if (failure instanceof JobTimeout) return yield* queue.nack(claim, `timed out after ${failure.after}`)
         const error = failure as E
         const reason = describe(error, options?.errorSchema)
-        const decision = options?.retry?.(error, ctx) ?? Retry()
+        const decided = decide(error, ctx)
+        if (typeof decided === "string") {
+          // the decision itself failed: retried with the backoff, and why is stored with the job
+          yield* Effect.logWarning(`job ${ctx.id}: ${decided}; retried with the backoff`)
+          return yield* queue.nack(claim, `${reason} (${decided})`)
+        }
+        const decision = decided
         switch (decision._tag) {
           case "Retry":
             return yield* queue.nack(claim, reason, Option.isSome(decision.delay) ? { delay: decision.delay.value } : undefined)

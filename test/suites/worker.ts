@@ -180,6 +180,27 @@ export const workerSuite = (backend: Backend) =>
         assert.deepStrictEqual(seen.sort(), ["1@1", "1@2", "2@1", "3@1"])
       }))
 
+    it.effect("a retry decision that throws or returns something else retries the job with why, never leaves it to its lease", () =>
+      Effect.gen(function*() {
+        const { queue, start } = yield* setup
+        const thrown = yield* queue.enqueue(Task, { n: 1 }, { maxAttempts: 1 })
+        const garbage = yield* queue.enqueue(Task, { n: 2 }, { maxAttempts: 1 })
+        class Failed extends Schema.TaggedError<Failed>()("Failed", { n: Schema.Number }) {}
+        yield* start(Task, (payload) => Effect.fail(new Failed({ n: payload.n })), {
+          concurrency: 2,
+          retry: (error) => {
+            if (error.n === 1) throw new Error("no decision today")
+            return { _tag: "Maybe" } as unknown as Worker.RetryDecision
+          }
+        })
+        yield* advance(100)
+        yield* eventually(Effect.map(queue.stats("tasks"), (st) => st.dead === 2 && st.claimed === 0), "both settled by a nack")
+        const first = Option.getOrThrow(yield* queue.get(thrown.id))
+        assert.match(first.lastError ?? "", /the retry decision threw: no decision today/)
+        const second = Option.getOrThrow(yield* queue.get(garbage.id))
+        assert.match(second.lastError ?? "", /the retry decision is not one/)
+      }))
+
     it.effect("the lease is renewed while a handler runs: a 5-minute job keeps its 30-second lease", () =>
       Effect.gen(function*() {
         const { queue, start } = yield* setup
