@@ -30,7 +30,10 @@ import { listPageSize } from "./ObjectStore/Memory.ts"
 import { retrying } from "./ObjectStore/Retry.ts"
 import { validated } from "./ObjectStore/Validated.ts"
 import * as ObjectStoreError from "./ObjectStoreError.ts"
+import type { InvalidOption } from "./InvalidOption.ts"
+import { checked } from "./internal/options.ts"
 import { makePrng, type Prng } from "./internal/prng.ts"
+import * as StoreOptions from "./ObjectStore/options.ts"
 
 /**
  * A latency distribution, in milliseconds.
@@ -112,8 +115,8 @@ export type Counters = { readonly [K in ObjectStoreError.Operation]: OperationCo
  * @since 0.1.0
  */
 export interface Service {
-  /** Replaces the faults from now on. */
-  readonly setFaults: (faults: Faults) => Effect.Effect<void>
+  /** Replaces the faults from now on (checked as `Options.faults`: `InvalidOption`, nothing changed). */
+  readonly setFaults: (faults: Faults) => Effect.Effect<void, InvalidOption>
   /**
    * From operation `index` on (0-based over all kinds), no request completes: each hangs until
    * interrupted, as in-flight requests do when a process dies. With `applyFirst`, the request
@@ -161,12 +164,17 @@ const sampleLatency = (prng: Prng, latency: Latency): number => {
 }
 
 /**
- * Wraps `store` with faults; returns the faulty store and its control.
+ * Wraps `store` with faults; returns the faulty store and its control. Throws `InvalidOption` for
+ * an option outside its rule (rates from 0 to 1, latencies from 0 to an hour, known operations and
+ * reasons, `freezeAt` a whole number, the retry policy's rules), at once: it is built where a test
+ * is written.
  *
  * @category constructors
  * @since 0.1.0
  */
 export const make = (store: ObjectStoreService, options: Options): { readonly store: ObjectStoreService; readonly control: Service } => {
+  const invalid = StoreOptions.faultInjectionOptionsError(options)
+  if (invalid !== undefined) throw invalid
   const prng = makePrng(options.seed)
   let faults: Faults = options.faults ?? {}
   let started = 0
@@ -244,7 +252,11 @@ export const make = (store: ObjectStoreService, options: Options): { readonly st
   }
 
   const control: Service = {
-    setFaults: (next) => Effect.sync(() => void (faults = next)),
+    setFaults: (next) =>
+      Effect.andThen(
+        checked(StoreOptions.faultsError("faults", next)),
+        Effect.sync(() => void (faults = next))
+      ),
     freezeAt: (index, freezeOptions) =>
       Effect.sync(() => {
         frozenFrom = index
@@ -273,9 +285,9 @@ export const make = (store: ObjectStoreService, options: Options): { readonly st
  * @category layers
  * @since 0.1.0
  */
-export const layer = (options: Options): Layer.Layer<ObjectStore | FaultInjection, never, ObjectStore> =>
-  Layer.effectContext(Effect.map(ObjectStore, (inner) => {
+export const layer = (options: Options): Layer.Layer<ObjectStore | FaultInjection, InvalidOption, ObjectStore> =>
+  Layer.effectContext(Effect.andThen(checked(StoreOptions.faultInjectionOptionsError(options)), Effect.map(ObjectStore, (inner) => {
     const { control, store } = make(inner, options)
     const outer = validated(options.retry === false ? store : retrying(store, options.retry ?? {}))
     return Context.make(ObjectStore, outer).pipe(Context.add(FaultInjection, control))
-  }))
+  })))

@@ -11,6 +11,7 @@ import { Effect, Layer, Option, Redacted, Schema } from "effect"
 import { afterAll } from "vitest"
 import { makePrng } from "../src/internal/prng.ts"
 import { InvalidOption } from "../src/InvalidOption.ts"
+import * as FaultInjection from "../src/FaultInjection.ts"
 import * as Job from "../src/Job.ts"
 import * as JobQueue from "../src/JobQueue.ts"
 import { InvalidJobId, InvalidQueueName } from "../src/JobQueueError.ts"
@@ -267,6 +268,22 @@ const storeCases: ReadonlyArray<Case> = [
     run: (e, v) => kvOver(e, { fenceCheckInterval: v })
   },
   // the store layers
+  // the fault-injecting store: make throws (it is built where a test is written), layer fails
+  { operation: "FaultInjection.make", option: "options", kind: k("record"), run: (e, v) => sync(() => FaultInjection.make(e.store, any(v))) },
+  { operation: "FaultInjection.make", option: "faults", kind: k("record"), run: (e, v) => sync(() => FaultInjection.make(e.store, { seed: 1, faults: any(v) })) },
+  ...(["errorRate", "lostResponseRate"] as const).map((rate): Case => ({
+    operation: "FaultInjection.make",
+    option: `faults.put.${rate}`,
+    kind: k("fraction"),
+    run: (e, v) => sync(() => FaultInjection.make(e.store, { seed: 1, faults: { put: { [rate]: any(v) } } }))
+  })),
+  { operation: "FaultInjection.make", option: "freezeAt", kind: count(0, Number.MAX_SAFE_INTEGER), run: (e, v) => sync(() => FaultInjection.make(e.store, { seed: 1, freezeAt: any(v) })) },
+  {
+    operation: "FaultInjection.layer",
+    option: "faults.get.latency",
+    kind: k("record"),
+    run: (e, v) => buildWith(FaultInjection.layer({ seed: 1, faults: { get: { latency: any(v) } } }).pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, e.store))))
+  },
   { operation: "ObjectStore.layerMemory", option: "options", kind: k("record"), run: (_, v) => buildWith(ObjectStore.layerMemory(any(v))) },
   { operation: "ObjectStore.layerMemory", option: "retry", kind: k("record"), run: (_, v) => buildWith(ObjectStore.layerMemory({ retry: any(v) })) },
   {

@@ -91,3 +91,54 @@ export const s3OptionsError = (options: unknown): InvalidOption | undefined => {
     optional(f.requestTimeout, (v) => duration("requestTimeout", v, { positive: true })) ??
     retryOptionsError("retry", f.retry)
 }
+
+// ---- the fault-injecting store (FaultInjection) ------------------------------------------------
+
+const operations = new Set(["get", "head", "put", "delete", "list", "all"])
+const reasons = new Set(["PreconditionFailed", "NotFound", "Conflict", "Throttled", "Unavailable", "Corrupt", "Unknown"])
+
+/** A number in `[min, max]`. */
+const numberIn = (option: string, value: unknown, min: number, max: number): InvalidOption | undefined =>
+  typeof value === "number" && !Number.isNaN(value) && value >= min && value <= max
+    ? undefined
+    : invalid(option, value, `must be a number from ${min} to ${max}`)
+
+/** A latency distribution: `Fixed { millis }`, `Uniform { min, max }` (min ≤ max) or `LogNormal { p50, p99 }` (p50 ≤ p99). */
+const latencyError = (option: string, latency: unknown): InvalidOption | undefined => {
+  const l = latency as Fields
+  const ms = (field: string) => numberIn(`${option}.${field}`, l[field], 0, 3_600_000)
+  if (record(option, latency) !== undefined) return record(option, latency)
+  switch (l._tag) {
+    case "Fixed":
+      return ms("millis")
+    case "Uniform":
+      return ms("min") ?? ms("max") ?? ((l.min as number) > (l.max as number) ? invalid(`${option}.min`, l.min, "must not be over max") : undefined)
+    case "LogNormal":
+      return ms("p50") ?? ms("p99") ?? ((l.p50 as number) > (l.p99 as number) ? invalid(`${option}.p50`, l.p50, "must not be over p99") : undefined)
+    default:
+      return invalid(`${option}._tag`, l._tag, "must be \"Fixed\", \"Uniform\" or \"LogNormal\"")
+  }
+}
+
+/** The faults of each operation kind (`get`, `head`, `put`, `delete`, `list`, `all`). */
+export const faultsError = (option: string, faults: unknown): InvalidOption | undefined =>
+  record(option, faults) ?? Object.entries(faults as Fields).reduce<InvalidOption | undefined>((error, [op, f]) => {
+    if (error !== undefined || f === undefined) return error
+    if (!operations.has(op)) return invalid(`${option}.${op}`, f, "must be an operation: get, head, put, delete, list or all")
+    const of = `${option}.${op}`
+    const o = f as Fields
+    return record(of, f) ??
+      optional(o.latency, (v) => latencyError(`${of}.latency`, v)) ??
+      optional(o.errorRate, (v) => numberIn(`${of}.errorRate`, v, 0, 1)) ??
+      optional(o.errorReason, (v) => (reasons.has(v as string) ? undefined : invalid(`${of}.errorReason`, v, "must be an ObjectStoreError reason"))) ??
+      optional(o.lostResponseRate, (v) => numberIn(`${of}.lostResponseRate`, v, 0, 1)) ??
+      optional(o.keyPrefix, (v) => (typeof v === "string" ? undefined : invalid(`${of}.keyPrefix`, v, "must be a string")))
+  }, undefined)
+
+/** The options of `FaultInjection.make` and `layer`. */
+export const faultInjectionOptionsError = (options: unknown): InvalidOption | undefined =>
+  record("options", options) ?? ((o: Fields) =>
+    (typeof o.seed === "number" || typeof o.seed === "string" ? undefined : invalid("seed", o.seed, "must be a number or a string")) ??
+      optional(o.faults, (v) => faultsError("faults", v)) ??
+      optional(o.freezeAt, (v) => integer("freezeAt", v, 0, Number.MAX_SAFE_INTEGER)) ??
+      retryOptionsError("retry", o.retry))(options as Fields)
