@@ -331,6 +331,14 @@ export const define = <S extends Schema.Codec<any, any, never, never>, RS extend
 }
 
 /**
+ * How long a result is kept when the definition does not say (`resultRetention`): 1 hour.
+ *
+ * @category constants
+ * @since 0.2.0
+ */
+export const defaultResultRetention: Duration.Duration = Duration.hours(1)
+
+/**
  * The type of a definition's result: its schema's, or `unknown` (anything a handler returns,
  * ignored) for a job without one.
  *
@@ -347,7 +355,7 @@ const definitionOf = <S extends Schema.Codec<any, any, never, never>, RS extends
   queue,
   payload: options.payload,
   result: options.result,
-  resultRetention: Duration.fromInputUnsafe(options.resultRetention ?? "1 hour"),
+  resultRetention: options.resultRetention === undefined ? defaultResultRetention : Duration.fromInputUnsafe(options.resultRetention),
   maxAttempts: options.maxAttempts ?? 3,
   leaseDuration: Duration.fromInputUnsafe(options.leaseDuration ?? "30 seconds"),
   priority: priorityValue(options.priority ?? "normal"),

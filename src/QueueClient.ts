@@ -59,6 +59,7 @@ import * as Codec from "./queue/codec.ts"
 import * as Codecs from "./queue/codecs.ts"
 import type * as Core from "./queue/core.ts"
 import type * as Effects from "./queue/effects.ts"
+import { defaultMaxPayload } from "./queue/context.ts"
 import * as QueueOptions from "./queue/options.ts"
 import * as Convert from "./remote/convert.ts"
 import * as WriterRecord from "./WriterRecord.ts"
@@ -307,9 +308,8 @@ const connect = (url: string | Effect.Effect<string>, label: () => string, optio
         ),
       delete: (key) => checked(QueueOptions.userKeyError("key", key), () => read(() => client.KvDelete({ key }))),
       compareAndSet: (key, expected, next) => {
-        const bytes = (option: string, v: Option.Option<Uint8Array> | Uint8Array) =>
-          Option.isOption(v) ? Option.getOrUndefined(v) : v
-        const [e, n] = [bytes("expected", expected), bytes("next", next)]
+        const bytes = (v: Option.Option<Uint8Array> | Uint8Array) => (Option.isOption(v) ? Option.getOrUndefined(v) : v)
+        const [e, n] = [bytes(expected), bytes(next)]
         return checked(
           QueueOptions.userKeyError("key", key) ??
             Rules.optional(e, (v) => QueueOptions.userValueError("expected", v)) ??
@@ -321,7 +321,7 @@ const connect = (url: string | Effect.Effect<string>, label: () => string, optio
         )
       },
       scan: (prefix, scanOptions) =>
-        checked(QueueOptions.userScanError(prefix, scanOptions), () => read(() => client.KvScan({ prefix, ...defined(scanOptions) })))
+        checked(QueueOptions.userScanError(prefix, scanOptions), () => read(() => client.KvScan({ prefix, ...Convert.definedOnly(scanOptions) })))
     }
 
     const requeueDead = ((target: string, requeueOptions?: { readonly all: true }): Effect.Effect<unknown, unknown> =>
@@ -352,10 +352,10 @@ const connect = (url: string | Effect.Effect<string>, label: () => string, optio
           return read(() => client.AwaitCompletion({ id, ...(millis === Infinity ? {} : { timeoutMillis: millis }) }))
         }),
       list: (queue, state, listOptions) =>
-        checked(QueueOptions.listError(queue, state, listOptions), () => read(() => client.List({ queue, state, ...defined(listOptions) }))),
+        checked(QueueOptions.listError(queue, state, listOptions), () => read(() => client.List({ queue, state, ...Convert.definedOnly(listOptions) }))),
       queues: () => read(() => client.Queues()),
       deadJobs: (queue, deadOptions) =>
-        checked(QueueOptions.deadJobsError(queue, deadOptions), () => read(() => client.DeadJobs({ queue, ...defined(deadOptions) }))),
+        checked(QueueOptions.deadJobsError(queue, deadOptions), () => read(() => client.DeadJobs({ queue, ...Convert.definedOnly(deadOptions) }))),
       requeueDead,
       purgeDead: (queue) => write(() => client.PurgeDead({ queue })),
       wake: (id) => write(() => client.Wake({ id })),
@@ -366,14 +366,13 @@ const connect = (url: string | Effect.Effect<string>, label: () => string, optio
     }
     const random = yield* Random.Random
     const core = remoteCore(client, read, write)
-    const codec = Codec.make(core, Codecs.make(defaultMaxPayload), { getRecord: service.get, awaitEncoded: service.awaitCompletion, listEncoded: service.list }, () =>
-      random.nextDoubleUnsafe())
+    // the client encodes up to the default limit; the writer checks its own limit again
+    const codecs = Codecs.make(defaultMaxPayload)
+    const reads = { getRecord: service.get, awaitEncoded: service.awaitCompletion, listEncoded: service.list }
+    const codec = Codec.make(core, codecs, reads, () => random.nextDoubleUnsafe())
     const queue: Queue.Service = { ...service, ...codec }
     return queue
   })
-
-/** The largest encoded payload a client encodes (the writer checks its own limit again). */
-const defaultMaxPayload = 64 * 1024 * 1024
 
 type Client = RpcClient.FromGroup<typeof QueueRpcs, RpcClientError.RpcClientError>
 type Send = <A, E>(send: () => Effect.Effect<A, E | RpcClientError.RpcClientError>) => Effect.Effect<A, Exclude<E, RpcClientError.RpcClientError> | WriterUnavailable>
@@ -415,10 +414,6 @@ const remoteCore = (client: Client, read: Send, write: Send): Core.Core => {
       )
   }
 }
-
-/** The fields of an options object that are set (the wire has no `undefined`). */
-const defined = <A extends object>(options: A | undefined): { [K in keyof A]-?: Exclude<A[K], undefined> } =>
-  Object.fromEntries(Object.entries(options ?? {}).filter(([, v]) => v !== undefined)) as never
 
 /**
  * The remote queue (`Remote`) of the writer at `url`, connected for the layer's life.

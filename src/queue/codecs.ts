@@ -17,7 +17,7 @@ import { InvalidPayload, PayloadTooLarge } from "../JobQueueError.ts"
 import { ValueTooLarge } from "../KvError.ts"
 
 /** The largest encoded result, kept in the job's record. */
-const maxResultBytes = 64 * 1024
+export const maxResultBytes = 64 * 1024
 
 /** Payload codecs by schema, built once per schema rather than per job. */
 const payloadEncoders = new WeakMap<object, (payload: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()

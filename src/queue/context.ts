@@ -19,7 +19,7 @@ import { ObjectStore, type Service as ObjectStoreService } from "../ObjectStore.
 /** Encoded payloads up to this size are stored inline by default. */
 const defaultOffloadThreshold = 256 * 1024
 /** The largest encoded payload taken by default. */
-const defaultMaxPayload = 64 * 1024 * 1024
+export const defaultMaxPayload = 64 * 1024 * 1024
 
 /** The shared state of one queue (see the module's header). */
 export interface QueueContext {

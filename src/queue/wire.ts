@@ -9,7 +9,7 @@
  * @internal
  */
 import { Duration, Schema } from "effect"
-import type * as Job from "../Job.ts"
+import * as Job from "../Job.ts"
 
 /**
  * A definition's settings (durations in milliseconds).
@@ -32,7 +32,6 @@ export const JobSettings = Schema.Struct({
 /** @internal */
 export type JobSettings = typeof JobSettings.Type
 
-const defaultResultRetention = 3600 * 1000
 const settingsByDefinition = new WeakMap<object, JobSettings>()
 
 /**
@@ -50,7 +49,7 @@ export const settingsOf = (definition: Job.Definition<any, any, any>): JobSettin
       ...(definition.keepDone === undefined ? {} : { keepDoneMillis: Duration.toMillis(definition.keepDone) }),
       deadRetentionMillis: Duration.toMillis(definition.deadRetention),
       // definitions built by hand before results existed have no retention: the default applies
-      resultRetentionMillis: definition.resultRetention === undefined ? defaultResultRetention : Duration.toMillis(definition.resultRetention),
+      resultRetentionMillis: Duration.toMillis(definition.resultRetention ?? Job.defaultResultRetention),
       version: definition.version ?? 1
     }
     settingsByDefinition.set(definition, settings)

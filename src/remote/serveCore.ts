@@ -14,6 +14,7 @@ import * as Rules from "../internal/options.ts"
 import { checked } from "../internal/options.ts"
 import { ClaimLost } from "../JobQueueError.ts"
 import { ValueTooLarge } from "../KvError.ts"
+import { maxResultBytes } from "../queue/codecs.ts"
 import type * as Core from "../queue/core.ts"
 import type * as Effects from "../queue/effects.ts"
 import * as QueueOptions from "../queue/options.ts"
@@ -21,9 +22,6 @@ import { userWrites } from "../queue/userKv.ts"
 import type { JobSettings } from "../queue/wire.ts"
 import { fromWireOptions, toWireHeld } from "./convert.ts"
 import type * as Protocol from "./protocol.ts"
-
-/** The largest encoded result (as `ack` takes it locally). */
-const maxResultBytes = 64 * 1024
 
 /** The core's handlers over what the queue of this process serves. */
 export const make = ({ core, held }: Core.Served) => {

@@ -246,25 +246,27 @@ const effectsOf = (followUp: FollowUp | undefined): JobQueue.SettlementEffects |
     kv: { [`e/${followUp.n}`]: new TextEncoder().encode(String(followUp.n)) }
   }
 
+/** A job just enqueued pending with its definition's defaults (`id` undefined: not known yet). */
+const pendingJob = (n: number, id: string | undefined, queue: QueueName): MJob => ({
+  n,
+  id,
+  queue,
+  status: "Pending",
+  attempts: 0,
+  maxAttempts: definitions[queue].maxAttempts,
+  priority: definitions[queue].priority,
+  runAt: undefined,
+  dedupKey: undefined,
+  cancelRequested: false,
+  lastError: undefined,
+  lastErrorAlt: undefined,
+  expiresAt: undefined
+})
+
 /** `state` with the effects of a settlement applied. */
 const withEffects = (state: MState, followUp: FollowUp | undefined): MState => {
   if (followUp === undefined) return state
-  const definition = definitions[followUp.queue]
-  const job: MJob = {
-    n: followUp.n,
-    id: followUpId(followUp.n),
-    queue: followUp.queue,
-    status: "Pending",
-    attempts: 0,
-    maxAttempts: definition.maxAttempts,
-    priority: definition.priority,
-    runAt: undefined,
-    dedupKey: undefined,
-    cancelRequested: false,
-    lastError: undefined,
-    lastErrorAlt: undefined,
-    expiresAt: undefined
-  }
+  const job = pendingJob(followUp.n, followUpId(followUp.n), followUp.queue)
   const kv = new Map(state.kv)
   kv.set(`e/${followUp.n}`, String(followUp.n))
   return withJobs(state, (jobs) => void jobs.set(job.n, job), state.done, kv)
@@ -409,21 +411,7 @@ const predict = (state: MState, sub: Sub, now: number, tokens: ReadonlyMap<numbe
         apply: (s, actual) =>
           withJobs(s, (jobs) =>
             sub.ns.forEach((n, i) =>
-              jobs.set(n, {
-                n,
-                id: (actual as ReadonlyArray<string> | undefined)?.[i],
-                queue: sub.queue,
-                status: "Pending",
-                attempts: 0,
-                maxAttempts: definitions[sub.queue].maxAttempts,
-                priority: definitions[sub.queue].priority,
-                runAt: undefined,
-                dedupKey: undefined,
-                cancelRequested: false,
-                lastError: undefined,
-                lastErrorAlt: undefined,
-                expiresAt: undefined
-              })
+              jobs.set(n, pendingJob(n, (actual as ReadonlyArray<string> | undefined)?.[i], sub.queue))
             ))
       }
     case "Claim": {
