@@ -63,7 +63,7 @@ import { defaultMaxPayload } from "./queue/context.ts"
 import * as QueueOptions from "./queue/options.ts"
 import * as Convert from "./remote/convert.ts"
 import * as WriterRecord from "./WriterRecord.ts"
-import { QueueRpcs, tokenHeader } from "./remote/protocol.ts"
+import { QueueRpcs, resolveToken, tokenHeader } from "./remote/protocol.ts"
 
 /**
  * Options of `make` and `layer`; one that breaks its rule fails with `InvalidOption` before
@@ -235,11 +235,7 @@ export const makeDiscover = (options: DiscoverOptions) =>
 /** The connection and the queue over it; `url` is read at every (re)connection, `label` names it in errors. */
 const connect = (url: string | Effect.Effect<string>, label: () => string, options: DiscoverOptions) =>
   Effect.gen(function*() {
-    const token = Redacted.isRedacted(options.token) ? options.token : yield* options.token
-    const value = Redacted.value(token)
-    if (typeof value !== "string" || value.length === 0) {
-      return yield* Rules.invalid("token", "<not shown>", "must be a non-empty string")
-    }
+    const value = Redacted.value(yield* resolveToken(options.token))
     let connected = false
     let lastError = "not connected yet"
     const hooks = Layer.succeed(RpcClient.ConnectionHooks)({

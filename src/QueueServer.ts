@@ -33,7 +33,7 @@ import * as Rules from "./internal/options.ts"
 import { JobQueue } from "./JobQueue.ts"
 import { Unauthorized } from "./JobQueueError.ts"
 import * as Core from "./queue/core.ts"
-import { Authorized, QueueRpcs, tokenHeader } from "./remote/protocol.ts"
+import { Authorized, QueueRpcs, resolveToken, tokenHeader } from "./remote/protocol.ts"
 import * as ServeCore from "./remote/serveCore.ts"
 
 /**
@@ -96,11 +96,6 @@ const optionsError = (options: Options): InvalidOption | undefined =>
     (Redacted.isRedacted(options.token) || Config.isConfig(options.token)
       ? undefined
       : new InvalidOption({ option: "token", value: "<not shown>", reason: "must be a Redacted string or a Config of one" }))
-
-const tokenError = (token: unknown): InvalidOption | undefined =>
-  typeof token === "string" && token.length > 0
-    ? undefined
-    : new InvalidOption({ option: "token", value: "<not shown>", reason: "must be a non-empty string" })
 
 // Hashing both sides gives equal lengths, so the comparison takes the same time whatever the
 // presented value is (its length included).
@@ -175,8 +170,7 @@ const handlersLayer = QueueRpcs.toLayer(Effect.gen(function*() {
 export const layer = (options: Options) =>
   Layer.unwrap(Effect.gen(function*() {
     yield* Rules.checked(optionsError(options))
-    const token = Redacted.isRedacted(options.token) ? options.token : yield* options.token
-    yield* Rules.checked(tokenError(Redacted.value(token)))
+    const token = yield* resolveToken(options.token)
     const host = options.host ?? defaultHost
     const rpc = RpcServer.layerHttp({ group: QueueRpcs, path, protocol: "websocket" }).pipe(
       Layer.provide([handlersLayer, authorizedLayer(token), RpcSerialization.layerSchemaBinary()])

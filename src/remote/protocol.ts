@@ -15,7 +15,7 @@
  *
  * @internal
  */
-import { Schema } from "effect"
+import { type Config, Effect, Redacted, Schema } from "effect"
 import { Rpc, RpcGroup, RpcMiddleware } from "effect/rpc"
 import { Attempt, JobRecord } from "../../schema/JobRecord.ts"
 import { MissedPolicy } from "../../schema/Schedule.ts"
@@ -172,6 +172,20 @@ const SettleErrors = [
 export class Authorized extends RpcMiddleware.Service<Authorized>()("bucketq/remote/Authorized", {
   error: Unauthorized
 }) {}
+
+/**
+ * The shared token of a server or a client, read from its `Config` when it is one: a non-empty
+ * string, else `InvalidOption` (its value is never shown).
+ */
+export const resolveToken = (
+  token: Redacted.Redacted<string> | Config.Config<Redacted.Redacted<string>>
+): Effect.Effect<Redacted.Redacted<string>, InvalidOption | Config.ConfigError> =>
+  Effect.flatMap(Redacted.isRedacted(token) ? Effect.succeed(token) : token, (resolved) => {
+    const value: unknown = Redacted.value(resolved)
+    return typeof value === "string" && value.length > 0
+      ? Effect.succeed(resolved)
+      : Effect.fail(new InvalidOption({ option: "token", value: "<not shown>", reason: "must be a non-empty string" }))
+  })
 
 /** The header the token travels in, `Bearer <token>` (in the WebSocket handshake). */
 export const tokenHeader = "authorization"
