@@ -36,10 +36,13 @@ import {
   Data,
   Duration,
   Effect,
+  Exit,
   Layer,
   Option,
   Random,
   Redacted,
+  Request,
+  RequestResolver,
   Schedule,
   Stream
 } from "effect"
@@ -63,7 +66,9 @@ import { defaultMaxPayload } from "./queue/context.ts"
 import * as QueueOptions from "./queue/options.ts"
 import * as Convert from "./remote/convert.ts"
 import * as WriterRecord from "./WriterRecord.ts"
+import type * as Protocol from "./remote/protocol.ts"
 import { QueueRpcs, resolveToken, tokenHeader } from "./remote/protocol.ts"
+import type { JobSettings } from "./queue/wire.ts"
 
 /**
  * Options of `make` and `layer`; one that breaks its rule fails with `InvalidOption` before
@@ -373,6 +378,62 @@ const connect = (url: string | Effect.Effect<string>, label: () => string, optio
 type Client = RpcClient.FromGroup<typeof QueueRpcs, RpcClientError.RpcClientError>
 type Send = <A, E>(send: () => Effect.Effect<A, E | RpcClientError.RpcClientError>) => Effect.Effect<A, Exclude<E, RpcClientError.RpcClientError> | WriterUnavailable>
 
+/** One operation of a batch (see `Protocol.Batch`): its definition's settings and the rest of its item. */
+interface BatchedCall<I, A, E> extends Request.Request<A, E | RemoteError> {
+  readonly settings: JobSettings
+  readonly item: I
+}
+
+// A bound on a batch, so that one request stays a reasonable message.
+const maxBatch = 256
+
+/**
+ * An operation sent in batches: the calls made in the same moment, from any fibers, go in one
+ * request (`RequestResolver` collects them until the callers yield), each with its outcome.
+ * When the request fails (`WriterUnavailable`, `Unauthorized`), every call of the batch fails with it.
+ */
+const batched = <I extends { readonly settings: number }, A, E>(
+  send: (batch: { readonly settings: ReadonlyArray<JobSettings>; readonly items: ReadonlyArray<I> }) => Effect.Effect<
+    ReadonlyArray<{ readonly _tag: "Ok"; readonly value: A } | { readonly _tag: "Failed"; readonly error: E }>,
+    RemoteError
+  >
+) => {
+  type Call = BatchedCall<Omit<I, "settings">, A, E>
+  const resolver = RequestResolver.makeWith<Call>({
+    batchKey: () => undefined,
+    delay: Effect.yieldNow,
+    collectWhile: (entries) => entries.size < maxBatch,
+    runAll: (entries) => {
+      // each definition's settings once: the items name them by index
+      const settings: Array<JobSettings> = []
+      const indexes = new Map<JobSettings, number>()
+      const items = entries.map(({ request }) => {
+        let index = indexes.get(request.settings)
+        if (index === undefined) {
+          index = settings.push(request.settings) - 1
+          indexes.set(request.settings, index)
+        }
+        return { ...request.item, settings: index } as unknown as I
+      })
+      return Effect.map(send({ settings, items }), (outcomes) => {
+        entries.forEach((entry, i) => {
+          const outcome = outcomes[i]
+          entry.completeUnsafe(
+            outcome === undefined
+              ? Exit.die(new Error(`the writer answered ${outcomes.length} outcomes for a batch of ${entries.length}`))
+              : outcome._tag === "Ok"
+              ? Exit.succeed(outcome.value)
+              : Exit.fail(outcome.error)
+          )
+        })
+      })
+    }
+  })
+  const call = Request.of<Call>()
+  return (settings: JobSettings, item: Omit<I, "settings">): Effect.Effect<A, E | RemoteError> =>
+    Effect.request(call({ settings, item }), resolver)
+}
+
 /**
  * The writer's queue core over the connection (see `src/queue/core.ts`): the client's codec
  * encodes and decodes, the writer stores. A claim, an enqueue and a settlement the connection
@@ -382,8 +443,10 @@ type Send = <A, E>(send: () => Effect.Effect<A, E | RpcClientError.RpcClientErro
 const remoteCore = (client: Client, read: Send, write: Send): Core.Core => {
   const refOf = (claim: { readonly record: JobRecord; readonly token: string }) => ({ id: claim.record.id, token: claim.token })
   const effectsOf = (effects: Effects.Encoded | undefined) => (effects === undefined ? {} : { effects: Convert.toWireEffects(effects) })
+  const enqueue = batched((batch: typeof Protocol.EnqueueBatch.Type) => write(() => client.Enqueue(batch)))
+  const ack = batched((batch: typeof Protocol.AckBatch.Type) => write(() => client.Ack(batch)))
   return {
-    enqueue: (settings, payload, options) => write(() => client.Enqueue({ settings, payload, options: Convert.toWireOptions(options) })),
+    enqueue: (settings, payload, options) => enqueue(settings, { payload, options: Convert.toWireOptions(options) }),
     enqueueBatch: (settings, payloads) => write(() => client.EnqueueBatch({ settings, payloads })),
     claim: (queue, max, leaseMillis, waitMillis, until) => {
       const claim = Effect.map(
@@ -394,7 +457,7 @@ const remoteCore = (client: Client, read: Send, write: Send): Core.Core => {
       return until === undefined ? claim : Effect.raceFirst(claim, Effect.as(until, []))
     },
     ack: (claim, settings, result, effects) =>
-      write(() => client.Ack({ claim: refOf(claim), settings, ...(result === undefined ? {} : { result }), ...effectsOf(effects) })),
+      ack(settings, { claim: refOf(claim), ...(result === undefined ? {} : { result }), ...effectsOf(effects) }),
     nack: (claim, error, delayMillis, effects) => write(() => client.Nack({ claim: refOf(claim), error, delayMillis, ...effectsOf(effects) })),
     deadLetter: (claim, reason, effects) => write(() => client.DeadLetter({ claim: refOf(claim), reason, ...effectsOf(effects) })),
     release: (claim) => write(() => client.Release({ claim: refOf(claim) })),
