@@ -49,7 +49,7 @@ import {
 import { type RpcClientError, RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket"
 import type { JobRecord, JobStatus } from "../schema/JobRecord.ts"
-import type { InvalidOption } from "./InvalidOption.ts"
+import { InvalidOption } from "./InvalidOption.ts"
 import * as Rules from "./internal/options.ts"
 import { JobQueue, type Service } from "./JobQueue.ts"
 import type * as Queue from "./JobQueue.ts"
@@ -64,6 +64,7 @@ import type * as Core from "./queue/core.ts"
 import type * as Effects from "./queue/effects.ts"
 import { defaultMaxPayload } from "./queue/context.ts"
 import * as QueueOptions from "./queue/options.ts"
+import * as Sharded from "./queue/sharded.ts"
 import * as Convert from "./remote/convert.ts"
 import * as WriterRecord from "./WriterRecord.ts"
 import type * as Protocol from "./remote/protocol.ts"
@@ -516,3 +517,92 @@ const contextOf = (queue: Service) => Context.make(JobQueue, queue).pipe(Context
 export const layerDiscover = (options: DiscoverOptions) =>
   Layer.effectContext(Effect.map(makeDiscover(options), contextOf)).pipe(Layer.provide(ObjectStore.layerConfig))
 
+
+/**
+ * Options of `makeSharded` and `layerSharded`; one that breaks its rule fails with
+ * `InvalidOption` (`InvalidQueueName` for a bad queue name) before anything connects.
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface ShardedOptions {
+  /** The shards by name: each a prefix of its own with its own writer, reached as `layer` reaches one. */
+  readonly shards: Readonly<Record<string, Options>>
+  /** The shard of every queue not in `queues`, and of the user KV (`kv`). */
+  readonly home: string
+  /** Queues that live elsewhere than `home`: queue name to shard name. */
+  readonly queues?: Readonly<Record<string, string>> | undefined
+}
+
+const shardedError = (options: ShardedOptions): InvalidOption | InvalidQueueName | undefined => {
+  const shape = Rules.record("options", options) ?? Rules.record("shards", options.shards)
+  if (shape !== undefined) return shape
+  const names = Object.keys(options.shards)
+  const isShard = (name: unknown) => typeof name === "string" && Object.hasOwn(options.shards, name)
+  /** A shard's bad option, named by where it is (`shards.media.url`). */
+  const shardError = (name: string) => {
+    const error = optionsError(options.shards[name]!)
+    return error && new InvalidOption({ option: `shards.${name}.${error.option}`, value: error.value, reason: error.reason })
+  }
+  return (names.length > 0 ? undefined : Rules.invalid("shards", options.shards, "must name at least one shard")) ??
+    names.reduce<InvalidOption | undefined>((error, name) => error ?? shardError(name), undefined) ??
+    (isShard(options.home) ? undefined : Rules.invalid("home", options.home, "must be the name of one of the shards")) ??
+    Rules.optional(options.queues, (queues) =>
+      Rules.record("queues", queues) ??
+        Object.entries(queues).reduce<InvalidOption | InvalidQueueName | undefined>(
+          (error, [queue, shard]) =>
+            error ?? QueueOptions.queueNameError(queue) ??
+              (isShard(shard) ? undefined : Rules.invalid(`queues.${queue}`, shard, "must be the name of one of the shards")),
+          undefined
+        ))
+}
+
+/**
+ * Connects to every shard's writer (the connections live in the scope) and returns one queue
+ * that sends each operation where its queue lives: a definition's or a queue name's to the
+ * queue's shard, a claim's settlements to the shard it came from, the operations that take only
+ * a job id to the shard that has the job (asked in turn), `queues`, `schedules` and `events`
+ * gathered from all, `kv` the home shard's. Each shard keeps its own guarantees; nothing spans
+ * two shards in one commit (a settlement's follow-up enqueues go to the settled job's shard,
+ * whatever their definitions' queues).
+ *
+ * @category constructors
+ * @since 0.3.0
+ */
+export const makeSharded = (options: ShardedOptions) =>
+  Effect.gen(function*() {
+    yield* Rules.checked(shardedError(options))
+    const byName = new Map<string, Service>()
+    for (const [name, shard] of Object.entries(options.shards)) byName.set(name, yield* make(shard))
+    const home = byName.get(options.home)!
+    const routes = new Map(Object.entries(options.queues ?? {}).map(([queue, shard]) => [queue, byName.get(shard)!]))
+    const others = [...byName.values()].filter((shard) => shard !== home)
+    return Sharded.make({ all: [home, ...others], of: (queue) => routes.get(queue) ?? home })
+  })
+
+/**
+ * One queue over several writers, each serving a prefix of its own (see `makeSharded`): for the
+ * users whose load outgrows one writer. Workers and producers run on it unchanged.
+ *
+ * @example
+ * ```ts
+ * import { Config, Layer } from "effect"
+ * import { QueueClient, Worker } from "bucketq"
+ *
+ * const token = Config.Redacted("BUCKETQ_TOKEN")
+ * const Queues = QueueClient.layerSharded({
+ *   shards: {
+ *     main: { url: "ws://10.0.0.1:7450/rpc", token }, // the writer of s3://jobs/main
+ *     media: { url: "ws://10.0.0.2:7450/rpc", token } // the writer of s3://jobs/media
+ *   },
+ *   home: "main",
+ *   queues: { thumbnails: "media", transcodes: "media" } // every other queue lives in main
+ * })
+ * // Worker.layer(Thumbnail, handler).pipe(Layer.provide(Queues))
+ * ```
+ *
+ * @category layers
+ * @since 0.3.0
+ */
+export const layerSharded = (options: ShardedOptions): Layer.Layer<JobQueue | Remote, InvalidOption | InvalidQueueName | Config.ConfigError> =>
+  Layer.effectContext(Effect.map(makeSharded(options), contextOf))
