@@ -291,6 +291,8 @@ export const run = <A, I, Out, E, R>(
       settling: boolean
       /** When its lease was last renewed (or taken). */
       renewedAt: number
+      /** Its slot was given back when its handler ended, before its settlement (see `handlerEnded`). */
+      slotReleased: boolean
     }
     const running = new Set<Running>()
     const stopping = Deferred.makeUnsafe<void>()
@@ -306,6 +308,8 @@ export const run = <A, I, Out, E, R>(
     }
     const slotFreed = makeSignal()
     let free = concurrency
+    // settlements under way whose jobs gave their slots back already
+    let settlingFree = 0
 
     // taken in creation order (the innermost last): a fixed order across workers, so no deadlock
     const permits = [...(options?.permits ?? [])].sort((a, b) => b.order - a.order)
@@ -436,20 +440,46 @@ export const run = <A, I, Out, E, R>(
         Effect.provideContext(context),
         Effect.flatMap((exit) => {
           job.settling = true
+          handlerEnded(job)
           return settle(claim, ctx, exit)
         }),
         Effect.onInterrupt(() => settleStopped(job, ctx)),
         Effect.ensuring(Effect.sync(() => {
           running.delete(job)
-          free++
-          slotFreed.notify()
+          if (job.slotReleased) settlingFree--
+          else releaseSlot()
         }))
       )
     }
 
+    const releaseSlot = () => {
+      free++
+      slotFreed.notify()
+    }
+
+    /**
+     * A handler ended: its slot goes back at once, so that the next claim overlaps the
+     * settlement (an ack waits for a durable commit, over a connection for a remote queue)
+     * instead of following it. Handlers stay within `concurrency`; settlements under way beyond
+     * another `concurrency` keep their slots until they end, so they never pile up.
+     */
+    const handlerEnded = (job: Running) => {
+      if (settlingFree >= concurrency) return
+      settlingFree++
+      job.slotReleased = true
+      releaseSlot()
+    }
+
     const start = (claim: Claim<A>) =>
       Effect.gen(function*() {
-        const job: Running = { claim, fiber: undefined, stop: undefined, settling: false, renewedAt: yield* Clock.currentTimeMillis }
+        const job: Running = {
+          claim,
+          fiber: undefined,
+          stop: undefined,
+          settling: false,
+          renewedAt: yield* Clock.currentTimeMillis,
+          slotReleased: false
+        }
         running.add(job)
         job.fiber = yield* Effect.forkIn(runJob(job), scope, { startImmediately: true })
         // an in-process cancel stops the job at once, not at the next renewal
