@@ -69,6 +69,31 @@ export const workerSuite = (backend: Backend) =>
         assert.deepStrictEqual(yield* queue.stats("tasks"), { queue: "tasks", pending: 0, scheduled: 0, claimed: 0, done: 30, dead: 0 })
       }))
 
+    it.effect("the next claim overlaps a settlement under way: a job starts while the previous ack waits, and settlements under way never exceed the concurrency", () =>
+      Effect.gen(function*() {
+        const { queue } = yield* setup
+        yield* queue.enqueueBatch(Task, [{ n: 1 }, { n: 2 }, { n: 3 }])
+        // acks held at a gate, as a slow durable commit (or a remote writer) would hold them
+        const gate = yield* Deferred.make<void>()
+        const gated: JobQueue.Service = { ...queue, ack: (claim, options) => Effect.andThen(Deferred.await(gate), queue.ack(claim, options)) }
+        const started: Array<number> = []
+        const scope = yield* Scope.make()
+        yield* Layer.buildWithScope(
+          Worker.layer(Task, ({ n }) => Effect.sync(() => void started.push(n)), { concurrency: 1 }).pipe(
+            Layer.provide(Layer.succeed(JobQueue.JobQueue, gated))
+          ),
+          scope
+        )
+        yield* advance(20)
+        // job 2 ran while job 1's ack waited; job 3 waits for a settlement to end (one under way, concurrency 1)
+        assert.deepStrictEqual(started, [1, 2])
+        assert.strictEqual((yield* queue.stats("tasks")).claimed, 2)
+        yield* Deferred.succeed(gate, undefined)
+        yield* eventually(Effect.map(queue.stats("tasks"), (st) => st.done === 3), "3 done", 10)
+        assert.deepStrictEqual(started, [1, 2, 3])
+        yield* Scope.close(scope, Exit.void)
+      }))
+
     it.effect("permits shared by two workers of two queues hold across both", () =>
       Effect.gen(function*() {
         const { queue, start } = yield* setup
