@@ -1,0 +1,123 @@
+// The demo's accounting: is every acknowledged job where it should be?
+//
+// Each enqueue of the demo writes a marker `enq/<id>` (the value: its queue) into the queue
+// store's user KV in the same commit as the job (`enqueue(def, payload, { kv })`), so the markers
+// are exactly the enqueues that were committed: every one whose call returned, and maybe a few
+// whose answer a kill cut off. The accounting reads the markers, then lists every job of the demo's
+// queues in every state (done and dead jobs are kept), and finds:
+//   - lost: a marker whose job is in no state (or in another queue);
+//   - listed twice: a job found in two states, or twice in one;
+//   - completed twice: a done job whose history holds more than one `Completed` attempt, or a
+//     queue whose `done` counter (one per ack, in the ack's commit) is not its number of done jobs
+//     (and likewise `dead`);
+//   - strangers: a job of the demo's queues that no marker and no cron slot accounts for.
+// It reads while nothing of the demo moves (before the workers start, after they stopped); only a
+// cron slot may be enqueued meanwhile, and the digest's pending jobs are not compared.
+import { Effect, Option } from "effect"
+import { JobQueue } from "../../src/index.ts"
+import { Digest } from "./jobs.ts"
+
+/** The key prefix of the enqueue markers in the user KV. */
+export const markerPrefix = "enq/"
+
+const states: ReadonlyArray<JobQueue.JobStatus> = ["Pending", "Scheduled", "Claimed", "Done", "Dead"]
+
+/** What the accounting found. */
+export interface Report {
+  /** Enqueue markers: the jobs the demo enqueued. */
+  readonly enqueued: number
+  /** The ids of those jobs (to resume the producer). */
+  readonly ids: ReadonlySet<string>
+  /** Jobs of the cron schedule found in the store. */
+  readonly cron: number
+  /** The demo's enqueued jobs by state. */
+  readonly done: number
+  readonly dead: number
+  /** Pending, scheduled or claimed. */
+  readonly waiting: number
+  /** Attempts that ended `Retried` or `LeaseExpired`, over every job found. */
+  readonly retried: number
+  /** What does not add up, one line each (empty: every acknowledged job is accounted for). */
+  readonly problems: ReadonlyArray<string>
+}
+
+const text = new TextDecoder()
+
+/** Every enqueue marker: job id to queue. */
+const readMarkers = (queue: JobQueue.Service) =>
+  Effect.gen(function*() {
+    const markers = new Map<string, string>()
+    let after: string | undefined
+    while (true) {
+      const page = yield* queue.kv.scan(markerPrefix, { after, limit: 10_000 })
+      for (const entry of page) markers.set(entry.key.slice(markerPrefix.length), text.decode(entry.value))
+      if (page.length < 10_000) return markers
+      after = page[page.length - 1]!.key
+    }
+  })
+
+/** Every job of `name` in `state`, page after page. */
+const listAll = (queue: JobQueue.Service, name: string, state: JobQueue.JobStatus) =>
+  Effect.gen(function*() {
+    const jobs: Array<JobQueue.ListedRecord> = []
+    let cursor: string | undefined
+    do {
+      const page = yield* queue.list(name, state, { cursor, limit: 1000 })
+      jobs.push(...page.jobs)
+      cursor = Option.getOrUndefined(page.cursor)
+    } while (cursor !== undefined)
+    return jobs
+  })
+
+const countOutcomes = (job: JobQueue.JobRecord, outcomes: ReadonlyArray<JobQueue.AttemptOutcome>) =>
+  (job.history ?? []).filter((attempt) => outcomes.includes(attempt.outcome)).length
+
+/** Runs the accounting over the demo's queues (`names`). */
+export const account = (queue: JobQueue.Service, names: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const markers = yield* readMarkers(queue)
+    const found = new Map<string, JobQueue.ListedRecord>()
+    const problems: Array<string> = []
+    let retried = 0
+    for (const name of names) {
+      const byState = new Map<JobQueue.JobStatus, number>()
+      for (const state of states) {
+        const jobs = yield* listAll(queue, name, state)
+        byState.set(state, jobs.length)
+        for (const job of jobs) {
+          if (found.has(job.id)) problems.push(`${job.id} listed twice (${found.get(job.id)!.status} and ${state})`)
+          found.set(job.id, job)
+          retried += countOutcomes(job, ["Retried", "LeaseExpired"])
+          const completions = countOutcomes(job, ["Completed"])
+          if (state === "Done" && completions !== 1) problems.push(`${job.id} completed ${completions} times`)
+        }
+      }
+      const stats = yield* queue.stats(name)
+      if (stats.done !== byState.get("Done")) problems.push(`${name}: ${stats.done} acks counted, ${byState.get("Done")} done jobs`)
+      if (stats.dead !== byState.get("Dead")) problems.push(`${name}: ${stats.dead} dead counted, ${byState.get("Dead")} dead jobs`)
+    }
+    let done = 0, dead = 0, waiting = 0
+    for (const [id, name] of markers) {
+      const job = found.get(id)
+      if (job === undefined || job.queue !== name) problems.push(`${id} lost: enqueued in ${name}, found nowhere there`)
+      else if (job.status === "Done") done++
+      else if (job.status === "Dead") dead++
+      else waiting++
+    }
+    let cron = 0
+    for (const job of found.values()) {
+      if (markers.has(job.id)) continue
+      if (job.queue === Digest.queue) cron++
+      else problems.push(`${job.id} in ${job.queue}: enqueued by no one`)
+    }
+    return { enqueued: markers.size, ids: new Set(markers.keys()), cron, done, dead, waiting, retried, problems } satisfies Report
+  })
+
+/** The report in one line; the test of the demo reads it. */
+export const describe = (when: "start" | "end", report: Report): string => {
+  const figures = `${report.enqueued} enqueued, ${report.cron} cron, ${report.done} done, ${report.dead} dead, ` +
+    `${report.waiting} waiting, ${report.retried} retried`
+  return report.problems.length === 0
+    ? `accounting (${when}): ${figures}: every acknowledged job is accounted for (none lost, none done twice)`
+    : `accounting (${when}): ${figures}: ${report.problems.length} PROBLEMS:\n  ${report.problems.slice(0, 20).join("\n  ")}`
+}
