@@ -104,8 +104,9 @@ const main = (flags: Flags, url: string) =>
     Effect.scoped,
     Effect.onInterrupt(() =>
       Effect.gen(function*() {
-        const t = yield* Progress.totals(yield* JobQueue.JobQueue, queues)
-        yield* Progress.say(`stopped: ${t.queued + t.running} jobs wait in the store; run it again to resume`)
+        const report = yield* account(yield* JobQueue.JobQueue, queues)
+        yield* Progress.say(describe("stop", report))
+        yield* Progress.say(`stopped: ${report.waiting} jobs wait in the store; run it again to resume`)
       }).pipe(Effect.ignore)
     )
   )

@@ -114,7 +114,7 @@ export const account = (queue: JobQueue.Service, names: ReadonlyArray<string>) =
   })
 
 /** The report in one line; the test of the demo reads it. */
-export const describe = (when: "start" | "end", report: Report): string => {
+export const describe = (when: "start" | "stop" | "end", report: Report): string => {
   const figures = `${report.enqueued} enqueued, ${report.cron} cron, ${report.done} done, ${report.dead} dead, ` +
     `${report.waiting} waiting, ${report.retried} retried`
   return report.problems.length === 0

@@ -2,7 +2,7 @@
 //
 // Job n of the demo (0 to jobs - 1) goes to one queue by n % 10 and has the id `<kind>-<n, 6
 // digits>`, so a run that resumes knows which jobs are still to enqueue. Failures are decided by n
-// alone, so how many jobs end dead is known in advance (`expectedDead`) whatever the interruptions:
+// alone, so how many jobs end dead is known in advance whatever the interruptions:
 //   - demo/orders  (n % 10 in 0-4): priorities high, normal and low in turn; always succeed.
 //   - demo/emails  (n % 10 in 5-7): n % 7 == 0 fails its first attempt (retried after 200 ms);
 //                  n % 50 == 5 fails for good (Job.PermanentFailure: dead at once).
@@ -85,16 +85,6 @@ export const jobOf = (n: number): DemoJob => {
 const failsForGood = (n: number) => n % 50 === 5
 const failsFirst = (n: number) => n % 7 === 0
 const reportFails = (n: number) => n % 20 === 8
-
-/** How many of jobs 0 to `jobs` - 1 end dead. */
-export const expectedDead = (jobs: number): number => {
-  let dead = 0
-  for (let n = 0; n < jobs; n++) {
-    const slot = n % 10
-    if ((slot >= 5 && slot < 8 && failsForGood(n)) || (slot >= 8 && reportFails(n))) dead++
-  }
-  return dead
-}
 
 /** A mail server that asks to come back later. */
 class MailServerBusy extends Schema.TaggedError<MailServerBusy>()("MailServerBusy", { to: Schema.String }) {}
