@@ -6,24 +6,21 @@
 //   npm run demo -- --jobs 500 --work-ms 50
 //
 // What it does (examples/demo/jobs.ts): enqueues jobs 0 to jobs - 1 that are not in the store yet,
-// each with a marker in the queue store's user KV in the same commit; runs a Worker per queue
-// (priorities, retries, dead letters, a rate limit) and a cron schedule; shows a live progress
-// line (examples/demo/progress.ts); once every job is done or dead and the digest queue is empty,
-// stops the workers, prints the accounting and a summary. Exit code 0, 1 when the accounting
-// finds a problem, 2 for bad flags, 130 when stopped by Ctrl-C.
+// each with a marker in the queue store's user KV in the same commit; runs a claim loop for the
+// orders that settles with effects, a Worker for each other queue (retries, dead letters, a rate
+// limit) and a cron schedule; shows a live progress line (examples/demo/progress.ts); once every
+// job is done or dead and the digest queue is empty, stops the consumers, prints the accounting
+// and a summary. Exit code 0, 1 when the accounting finds a problem (or a consumer fails), 2 for
+// bad flags, 130 when stopped by Ctrl-C.
 import { NodeRuntime } from "@effect/platform-node"
-import { Clock, Data, Effect, Fiber, Ref } from "effect"
+import { Clock, Effect, Fiber, Ref } from "effect"
 import { JobQueue, QueueLive } from "../src/index.ts"
 import { account, describe, markerPrefix } from "./demo/accounting.ts"
 import { Digest, digestSchedule, jobOf, queues, workers } from "./demo/jobs.ts"
 import * as Progress from "./demo/progress.ts"
 
-/** The accounting found jobs lost, listed twice or completed twice. */
-class AccountingFailed extends Data.TaggedError("AccountingFailed")<{ readonly problems: number }> {
-  override get message() {
-    return `the accounting found ${this.problems} problems`
-  }
-}
+/** The accounting found problems (it printed them): the exit code is 1. */
+const failed = Effect.sync(() => void (process.exitCode = 1))
 
 interface Flags {
   readonly jobs: number
@@ -83,22 +80,25 @@ const main = (flags: Flags, url: string) =>
     yield* Progress.say(`bucketq demo: ${flags.jobs} jobs over ${queues.join(", ")} in ${url} (Ctrl-C or kill -9 it, then run it again)`)
     const before = yield* account(queue, queues)
     yield* Progress.say(describe("start", before))
-    if (before.problems.length > 0) return yield* new AccountingFailed({ problems: before.problems.length })
+    if (before.problems.length > 0) return yield* failed
 
     yield* queue.schedule(Digest, { ...digestSchedule, payload: { note: "digest" }, missed: "none" })
     const enqueued = yield* Ref.make(before.enqueued)
     const finish = yield* Progress.start({ queue, names: queues, total: flags.jobs, enqueued, retriedBefore: before.retried })
     const working = yield* Effect.forkScoped(workers(flags.workMs))
-    yield* produce(queue, flags.jobs, before.ids, enqueued)
-    yield* drained(queue, queues.filter((name) => name !== Digest.queue))
-    yield* queue.unschedule(digestSchedule.key)
-    yield* drained(queue, queues)
+    const work = Effect.gen(function*() {
+      yield* produce(queue, flags.jobs, before.ids, enqueued)
+      yield* drained(queue, queues.filter((name) => name !== Digest.queue))
+      yield* queue.unschedule(digestSchedule.key)
+      yield* drained(queue, queues)
+    })
+    yield* Effect.raceFirst(work, Fiber.join(working)) // the consumers end only by failing
     yield* Fiber.interrupt(working)
     yield* finish
 
     const after = yield* account(queue, queues)
     yield* Progress.say(describe("end", after))
-    if (after.problems.length > 0) return yield* new AccountingFailed({ problems: after.problems.length })
+    if (after.problems.length > 0) return yield* failed
     yield* summary(queue, ((yield* Clock.currentTimeMillis) - startedAt) / 1000)
   }).pipe(
     Effect.scoped,

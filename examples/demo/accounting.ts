@@ -10,12 +10,14 @@
 //   - completed twice: a done job whose history holds more than one `Completed` attempt, or a
 //     queue whose `done` counter (one per ack, in the ack's commit) is not its number of done jobs
 //     (and likewise `dead`);
-//   - strangers: a job of the demo's queues that no marker and no cron slot accounts for.
+//   - strangers: a job of the demo's queues that no marker and no cron slot accounts for;
+//   - a torn settlement: a done order without its `shipped/<id>` marker (written by its ack in the
+//     same commit), or a marker whose order is not done.
 // It reads while nothing of the demo moves (before the workers start, after they stopped); only a
 // cron slot may be enqueued meanwhile, and the digest's pending jobs are not compared.
 import { Effect, Option } from "effect"
 import { JobQueue } from "../../src/index.ts"
-import { Digest } from "./jobs.ts"
+import { Digest, Order, shippedKey } from "./jobs.ts"
 
 /** The key prefix of the enqueue markers in the user KV. */
 export const markerPrefix = "enq/"
@@ -43,18 +45,31 @@ export interface Report {
 
 const text = new TextDecoder()
 
-/** Every enqueue marker: job id to queue. */
-const readMarkers = (queue: JobQueue.Service) =>
+/** Every entry of the user KV under `prefix`: the rest of its key to its value. */
+const readMarkers = (queue: JobQueue.Service, prefix: string) =>
   Effect.gen(function*() {
     const markers = new Map<string, string>()
     let after: string | undefined
     while (true) {
-      const page = yield* queue.kv.scan(markerPrefix, { after, limit: 10_000 })
-      for (const entry of page) markers.set(entry.key.slice(markerPrefix.length), text.decode(entry.value))
+      const page = yield* queue.kv.scan(prefix, { after, limit: 10_000 })
+      for (const entry of page) markers.set(entry.key.slice(prefix.length), text.decode(entry.value))
       if (page.length < 10_000) return markers
       after = page[page.length - 1]!.key
     }
   })
+
+/** A done order without its shipping marker, or a marker without its done order. */
+const tornSettlements = (found: ReadonlyMap<string, JobQueue.ListedRecord>, shipped: ReadonlyMap<string, string>) => {
+  const problems: Array<string> = []
+  for (const job of found.values()) {
+    if (job.queue === Order.queue && job.status === "Done" && !shipped.has(job.id)) problems.push(`${job.id} done without ${shippedKey(job.id)}`)
+  }
+  for (const id of shipped.keys()) {
+    const job = found.get(id)
+    if (job === undefined || job.queue !== Order.queue || job.status !== "Done") problems.push(`${shippedKey(id)} written, but ${id} is not a done order`)
+  }
+  return problems
+}
 
 /** Every job of `name` in `state`, page after page. */
 const listAll = (queue: JobQueue.Service, name: string, state: JobQueue.JobStatus) =>
@@ -75,7 +90,8 @@ const countOutcomes = (job: JobQueue.JobRecord, outcomes: ReadonlyArray<JobQueue
 /** Runs the accounting over the demo's queues (`names`). */
 export const account = (queue: JobQueue.Service, names: ReadonlyArray<string>) =>
   Effect.gen(function*() {
-    const markers = yield* readMarkers(queue)
+    const markers = yield* readMarkers(queue, markerPrefix)
+    const shipped = yield* readMarkers(queue, shippedKey(""))
     const found = new Map<string, JobQueue.ListedRecord>()
     const problems: Array<string> = []
     let retried = 0
@@ -110,6 +126,7 @@ export const account = (queue: JobQueue.Service, names: ReadonlyArray<string>) =
       if (job.queue === Digest.queue) cron++
       else problems.push(`${job.id} in ${job.queue}: enqueued by no one`)
     }
+    problems.push(...tornSettlements(found, shipped))
     return { enqueued: markers.size, ids: new Set(markers.keys()), cron, done, dead, waiting, retried, problems } satisfies Report
   })
 
@@ -118,6 +135,6 @@ export const describe = (when: "start" | "stop" | "end", report: Report): string
   const figures = `${report.enqueued} enqueued, ${report.cron} cron, ${report.done} done, ${report.dead} dead, ` +
     `${report.waiting} waiting, ${report.retried} retried`
   return report.problems.length === 0
-    ? `accounting (${when}): ${figures}: every acknowledged job is accounted for (none lost, none done twice)`
+    ? `accounting (${when}): ${figures}: every acknowledged job is accounted for (none lost, none done twice, no torn settlement)`
     : `accounting (${when}): ${figures}: ${report.problems.length} PROBLEMS:\n  ${report.problems.slice(0, 20).join("\n  ")}`
 }

@@ -3,21 +3,25 @@
 // Job n of the demo (0 to jobs - 1) goes to one queue by n % 10 and has the id `<kind>-<n, 6
 // digits>`, so a run that resumes knows which jobs are still to enqueue. Failures are decided by n
 // alone, so how many jobs end dead is known in advance whatever the interruptions:
-//   - demo/orders  (n % 10 in 0-4): priorities high, normal and low in turn; always succeed.
+//   - demo/orders  (n % 10 in 0-4): priorities high, normal and low in turn; always succeed. They
+//                  are settled by a claim loop of the demo's own, whose acks write a marker in the
+//                  same commit (settlement effects); the other queues by Workers.
 //   - demo/emails  (n % 10 in 5-7): n % 7 == 0 fails its first attempt (retried after 200 ms);
 //                  n % 50 == 5 fails for good (Job.PermanentFailure: dead at once).
 //   - demo/reports (n % 10 in 8-9): n % 20 == 8 fails every attempt (3), then is dead.
 //   - demo/digest: a cron schedule's jobs, one every 2 seconds while the demo runs.
 // Done and dead jobs are kept (keepDone, deadRetention) so that the accounting can find each one.
-import { Duration, Effect, Random, Schema } from "effect"
-import { Job, type JobQueue, Worker } from "../../src/index.ts"
+import { Deferred, Duration, Effect, Fiber, Random, Schema } from "effect"
+import { Job, JobQueue, Worker } from "../../src/index.ts"
 
 /** How long done and dead jobs are kept: long enough for the accounting of any later run. */
 const keep = "3650 days"
 
+const OrderPayload = Schema.Struct({ n: Schema.Number, amount: Schema.Number })
+
 /** A shipped order. */
 export const Order = Job.define("demo/orders", {
-  payload: Schema.Struct({ n: Schema.Number, amount: Schema.Number }),
+  payload: OrderPayload,
   maxAttempts: 5,
   keepDone: keep,
   deadRetention: keep
@@ -96,13 +100,43 @@ class RenderFailed extends Schema.TaggedError<RenderFailed>()("RenderFailed", { 
 const work = (workMs: number) =>
   Effect.flatMap(Random.next, (r) => Effect.sleep(Duration.millis(Math.round(workMs * (0.5 + r)))))
 
+/** The user KV key of an order's shipping marker, written by the order's ack in its own commit. */
+export const shippedKey = (id: string) => `shipped/${id}`
+
+const shipped = new Uint8Array([1])
+
 /**
- * The demo's workers, each a `Worker.run` (ending only with the queue's writer): interrupting the
- * effect stops them, letting jobs in flight finish for up to a second.
+ * Orders are settled by a claim loop of the demo's own rather than a Worker, to show settlement
+ * effects: each ack writes `shipped/<id>` into the user KV in the same commit, so the marker is
+ * there exactly when the order is done (the accounting checks it). Claims go by priority, 16 at
+ * a time. Interrupting it stops the claims and lets the claims in hand finish.
+ */
+const shipOrders = (workMs: number) =>
+  Effect.gen(function*() {
+    const queue = yield* JobQueue.JobQueue
+    const stopping = yield* Deferred.make<void>()
+    const ship = (claim: JobQueue.Claim<typeof OrderPayload.Type>) =>
+      Effect.andThen(work(workMs), queue.ack(claim, { kv: { [shippedKey(claim.job.id)]: shipped } }))
+    const loop = Effect.gen(function*() {
+      while (!(yield* Deferred.isDone(stopping))) {
+        const claims = yield* queue.claim(Order, { max: 16, wait: "1 second", until: Deferred.await(stopping) })
+        yield* Effect.forEach(claims, ship, { concurrency: 16, discard: true })
+      }
+    })
+    const fiber = yield* Effect.forkChild(Effect.uninterruptible(loop))
+    return yield* Fiber.join(fiber).pipe(
+      Effect.onInterrupt(() => Effect.andThen(Deferred.succeed(stopping, undefined), Fiber.await(fiber)))
+    )
+  })
+
+/**
+ * The demo's consumers: the orders' claim loop and a `Worker.run` for each other queue.
+ * Interrupting the effect stops them, letting jobs in flight finish (Workers: for up to a
+ * second); it fails only if one of them does (an ack refused, the writer stopped).
  */
 export const workers = (workMs: number) =>
   Effect.all([
-    Worker.run(Order, () => work(workMs), { concurrency: 8, drainTimeout: "1 second" }),
+    shipOrders(workMs),
     Worker.run(Email, (email, ctx) =>
       failsForGood(email.n)
         ? Effect.fail(new Job.PermanentFailure({ reason: `no mailbox ${email.to}` }))
