@@ -1,6 +1,7 @@
 // The bucketq demo: a bounded amount of work over four queues on a local directory, that can be
-// stopped at any moment (Ctrl-C, kill -9) and run again to resume, and that checks at its start
-// and at its end that every acknowledged job is accounted for (examples/demo/accounting.ts).
+// stopped at any moment (Ctrl-C, kill -9) and run again to resume, and that checks at its start,
+// when stopped by Ctrl-C and at its end that every acknowledged job is accounted for
+// (examples/demo/accounting.ts).
 //
 //   npm run demo                      3000 jobs in ./.bucketq-demo (BUCKETQ_URL=file:./.bucketq-demo)
 //   npm run demo -- --jobs 500 --work-ms 50
@@ -14,7 +15,10 @@
 // bad flags, 130 when stopped by Ctrl-C.
 import { NodeRuntime } from "@effect/platform-node"
 import { Clock, Effect, Fiber, Ref } from "effect"
-import { JobQueue, QueueLive } from "../src/index.ts"
+// the modules it uses rather than the package's index, which loads the RPC modules too (a second
+// more at every start)
+import { QueueLive } from "../layers/QueueLive.ts"
+import * as JobQueue from "../src/JobQueue.ts"
 import { account, describe, markerPrefix } from "./demo/accounting.ts"
 import { Digest, digestSchedule, jobOf, queues, workers } from "./demo/jobs.ts"
 import * as Progress from "./demo/progress.ts"

@@ -128,7 +128,7 @@ describe("the demo", () => {
     assert.strictEqual(start.enqueued, start.done + start.dead + start.waiting)
 
     assert.deepStrictEqual(await countStore(directory), { markers: jobs, done: jobs - dead, dead, waiting: 0 })
-  }), 60_000)
+  }), 120_000)
 
   it("stopped with Ctrl-C (SIGINT) midway, it exits cleanly after its accounting, and the next run finishes the work", withDirectory(async (directory) => {
     const first = runDemo(directory)
@@ -145,7 +145,7 @@ describe("the demo", () => {
       { enqueued: start.enqueued, done: start.done, dead: start.dead, waiting: start.waiting },
       { enqueued: stop.enqueued, done: stop.done, dead: stop.dead, waiting: stop.waiting }
     )
-  }), 60_000)
+  }), 120_000)
 
   it("catches a job lost and torn settlements in a store made wrong on purpose: its accounting names each one, and it exits with 1 before any work", withDirectory(async (directory) => {
     const marker = new TextEncoder().encode(Order.queue)
@@ -170,7 +170,7 @@ describe("the demo", () => {
       "order-000000 done without shipped/order-000000",
       "shipped/order-000010 written, but order-000010 is not a done order"
     ])
-  }), 30_000)
+  }), 60_000)
 
   it("refuses a bad flag with its usage and exit code 2, touching no store", withDirectory(async (directory) => {
     const child = startChild("examples/demo.ts", ["--jobs", "many"], { script: true, env: { BUCKETQ_URL: `file:${directory}/store` } })
@@ -178,5 +178,5 @@ describe("the demo", () => {
     assert.include(child.stderr, "usage: npm run demo")
     assert.deepStrictEqual(child.lines, [])
     assert.isFalse(existsSync(path.join(directory, "store")))
-  }), 30_000)
+  }), 60_000)
 })

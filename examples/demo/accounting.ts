@@ -7,16 +7,17 @@
 // queues in every state (done and dead jobs are kept), and finds:
 //   - lost: a marker whose job is in no state (or in another queue);
 //   - listed twice: a job found in two states, or twice in one;
-//   - completed twice: a done job whose history holds more than one `Completed` attempt, or a
+//   - completed twice: a done job whose history holds other than one `Completed` attempt (any
+//     other job: none), or a
 //     queue whose `done` counter (one per ack, in the ack's commit) is not its number of done jobs
 //     (and likewise `dead`);
 //   - strangers: a job of the demo's queues that no marker and no cron slot accounts for;
 //   - a torn settlement: a done order without its `shipped/<id>` marker (written by its ack in the
 //     same commit), or a marker whose order is not done.
-// It reads while nothing of the demo moves (before the workers start, after they stopped); only a
-// cron slot may be enqueued meanwhile, and the digest's pending jobs are not compared.
+// It reads while nothing of the demo moves (before the consumers start, after they stopped); only
+// a cron slot may be enqueued meanwhile, a new pending digest job, which no check compares.
 import { Effect, Option } from "effect"
-import { JobQueue } from "../../src/index.ts"
+import type * as JobQueue from "../../src/JobQueue.ts"
 import { Digest, Order, shippedKey } from "./jobs.ts"
 
 /** The key prefix of the enqueue markers in the user KV. */
@@ -105,7 +106,7 @@ export const account = (queue: JobQueue.Service, names: ReadonlyArray<string>) =
           found.set(job.id, job)
           retried += countOutcomes(job, ["Retried", "LeaseExpired"])
           const completions = countOutcomes(job, ["Completed"])
-          if (state === "Done" && completions !== 1) problems.push(`${job.id} completed ${completions} times`)
+          if (completions !== (state === "Done" ? 1 : 0)) problems.push(`${job.id} completed ${completions} times, and ${state}`)
         }
       }
       const stats = yield* queue.stats(name)

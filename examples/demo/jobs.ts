@@ -12,7 +12,9 @@
 //   - demo/digest: a cron schedule's jobs, one every 2 seconds while the demo runs.
 // Done and dead jobs are kept (keepDone, deadRetention) so that the accounting can find each one.
 import { Deferred, Duration, Effect, Fiber, Random, Schema } from "effect"
-import { Job, JobQueue, Worker } from "../../src/index.ts"
+import * as Job from "../../src/Job.ts"
+import * as JobQueue from "../../src/JobQueue.ts"
+import * as Worker from "../../src/Worker.ts"
 
 /** How long done and dead jobs are kept: long enough for the accounting of any later run. */
 const keep = "3650 days"

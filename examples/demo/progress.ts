@@ -5,7 +5,7 @@
 // the accounting found at the start). On a terminal the line is redrawn in place 5 times a
 // second; otherwise a plain line is printed twice a second.
 import { Clock, Effect, Ref, Stream } from "effect"
-import { JobQueue } from "../../src/index.ts"
+import type * as JobQueue from "../../src/JobQueue.ts"
 
 /** What the line shows. */
 export interface Figures {
