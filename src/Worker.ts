@@ -28,7 +28,7 @@ import { checked } from "./internal/options.ts"
 import { makeSignal } from "./internal/signal.ts"
 import * as Job from "./Job.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
-import { type Claim, JobQueue, type ReadError } from "./JobQueue.ts"
+import { type Claim, JobQueue, type ReadError, type SettlementEffects } from "./JobQueue.ts"
 import type { CancelRequested, ClaimLost, InvalidQueueName } from "./JobQueueError.ts"
 import { isStopError, type StopError } from "./Kv.ts"
 import * as QueueOptions from "./queue/options.ts"
@@ -55,10 +55,52 @@ export interface JobContext {
 }
 
 /**
+ * A job's handler: what it returns is the job's result (for a definition with a `result`
+ * schema), or a `Completion` to commit settlement effects with the job's ack.
+ *
  * @category models
  * @since 0.1.0
  */
-export type Handler<A, E, R, Out = unknown> = (payload: A, context: JobContext) => Effect.Effect<Out, E, R>
+export type Handler<A, E, R, Out = unknown> = (payload: A, context: JobContext) => Effect.Effect<Out | Completion<Out>, E, R>
+
+/**
+ * What a handler returns to commit effects with its job's ack (see `complete`).
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export class Completion<out Out> {
+  readonly _tag = "Completion"
+  constructor(
+    /** Follow-up enqueues and user KV writes, committed with the ack (see `JobQueue.SettlementEffects`). */
+    readonly effects: SettlementEffects,
+    /** The job's result, for a definition with a `result` schema. */
+    readonly result: Out | undefined
+  ) {}
+}
+
+/**
+ * Completes the job with settlement effects: the worker acks it with `effects` (follow-up
+ * enqueues, user KV writes and deletes) in the same commit, and with `result` as its result when
+ * the definition has a `result` schema. The idempotent-handler pattern of the README, in a Worker:
+ * a stale claim applies none of the effects (`ClaimLost`), and effects that do not check (a
+ * follow-up's payload its schema refuses, a bad key, a value over 256 KiB) fail the attempt,
+ * which is retried with why, like a result the schema refuses.
+ *
+ * @example
+ * ```ts
+ * Worker.layer(Order, (order) =>
+ *   Effect.as(chargeCard(order), Worker.complete({
+ *     enqueue: [[Receipt, { to: order.email }]],
+ *     kv: { [`charged/${order.id}`]: new Uint8Array([1]) }
+ *   })))
+ * ```
+ *
+ * @category constructors
+ * @since 0.3.0
+ */
+export const complete = <Out = never>(effects: SettlementEffects, ...result: [] | [result: Out]): Completion<Out> =>
+  new Completion(effects, result[0])
 
 /**
  * What to do with a failed attempt (see `Options.retry`).
@@ -313,7 +355,7 @@ export const run = <A, I, Out, E, R>(
 
     // taken in creation order (the innermost last): a fixed order across workers, so no deadlock
     const permits = [...(options?.permits ?? [])].sort((a, b) => b.order - a.order)
-    const withPermits = (effect: Effect.Effect<Out, E | JobTimeout, R>) =>
+    const withPermits = (effect: Effect.Effect<Out | Completion<Out>, E | JobTimeout, R>) =>
       permits.reduce((inner, p) => p.withPermit(inner), effect)
 
     /** Stops a job's handler: its fiber is interrupted and settles by `why`. */
@@ -350,13 +392,28 @@ export const run = <A, I, Out, E, R>(
      * definition has a result schema. A value the schema refuses (or over the result's size
      * limit) is a failed attempt: retried, with why, like any other failure.
      */
-    const ack = (claim: Claim<A>, value: Out) =>
-      definition.result === undefined ? queue.ack(claim) : queue.ack(claim, { result: value }).pipe(
+    const ack = (claim: Claim<A>, value: Out | Completion<Out>) => {
+      const completion = value instanceof Completion ? value : undefined
+      const result = completion === undefined ? value : completion.result
+      const options = {
+        ...completion?.effects,
+        ...(definition.result === undefined ? {} : { result })
+      }
+      if (completion === undefined && definition.result === undefined) return queue.ack(claim)
+      const refused = (error: { readonly message: string }) =>
+        queue.nack(claim, `the handler's ${completion === undefined ? "result" : "completion"} was refused: ${error.message}`)
+      return queue.ack(claim, options).pipe(
         Effect.catchTags({
-          InvalidOption: (error) => queue.nack(claim, `the handler's result was refused: ${error.message}`),
-          ValueTooLarge: (error) => queue.nack(claim, `the handler's result was refused: ${error.message}`)
+          InvalidOption: refused,
+          InvalidPayload: refused,
+          InvalidQueueName: refused,
+          InvalidJobId: refused,
+          DuplicateJobId: refused,
+          ValueTooLarge: refused,
+          PayloadTooLarge: refused
         })
       )
+    }
 
     /**
      * What `options.retry` decides for a typed failure (the backoff without it), or why it could
@@ -377,7 +434,7 @@ export const run = <A, I, Out, E, R>(
     }
 
     /** Settles the claim by how its handler ended. */
-    const settle = (claim: Claim<A>, ctx: JobContext, exit: Exit.Exit<Out, E | JobTimeout>) =>
+    const settle = (claim: Claim<A>, ctx: JobContext, exit: Exit.Exit<Out | Completion<Out>, E | JobTimeout>) =>
       Effect.gen(function*() {
         if (Exit.isSuccess(exit)) return yield* ack(claim, exit.value)
         const failure = exit.cause.reasons.find(Cause.isFailReason)?.error

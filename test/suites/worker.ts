@@ -94,6 +94,27 @@ export const workerSuite = (backend: Backend) =>
         yield* Scope.close(scope, Exit.void)
       }))
 
+    it.effect("a handler's Worker.complete commits its effects with the ack; effects that do not check retry the job with why", () =>
+      Effect.gen(function*() {
+        const { queue, start } = yield* setup
+        const good = yield* queue.enqueue(Task, { n: 1 })
+        const bad = yield* queue.enqueue(Task, { n: -1 })
+        yield* start(Task, ({ n }) =>
+          Effect.succeed(
+            n > 0
+              ? Worker.complete({ enqueue: [[Other, { n: n + 100 }]], kv: { [`done/${n}`]: new Uint8Array([n]) } })
+              : Worker.complete({ enqueue: [[Other, { n: "not a number" } as never]] })
+          ), { concurrency: 2 })
+        yield* eventually(Effect.map(queue.stats("tasks"), (st) => st.done === 1 && st.dead === 1), "1 done, 1 dead", 10)
+        assert.deepStrictEqual(yield* queue.kv.get("done/1"), Option.some(new Uint8Array([1])))
+        const [followUp] = yield* queue.claim(Other)
+        assert.deepStrictEqual(followUp?.job.payload, { n: 101 })
+        assert.isTrue(Option.isNone(yield* queue.get(good.id)))
+        const history = yield* queue.history(bad.id)
+        assert.isTrue(history.length > 0 && history.every((a) => a.error?.includes("the handler's completion was refused")), JSON.stringify(history))
+        assert.strictEqual((yield* queue.stats("others")).pending, 0)
+      }))
+
     it.effect("permits shared by two workers of two queues hold across both", () =>
       Effect.gen(function*() {
         const { queue, start } = yield* setup
