@@ -47,6 +47,7 @@ import { type RpcClientError, RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket"
 import type { JobRecord, JobStatus } from "../schema/JobRecord.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
+import { checkOneEffect } from "./internal/effectCopy.ts"
 import * as Rules from "./internal/options.ts"
 import { JobQueue, type Service } from "./JobQueue.ts"
 import type * as Queue from "./JobQueue.ts"
@@ -235,6 +236,7 @@ export const makeDiscover = (options: DiscoverOptions) =>
 /** The connection and the queue over it; `url` is read at every (re)connection, `label` names it in errors. */
 const connect = (url: string | Effect.Effect<string>, label: () => string, options: DiscoverOptions) =>
   Effect.gen(function*() {
+    yield* checkOneEffect
     const value = Redacted.value(yield* resolveToken(options.token))
     let connected = false
     let lastError = "not connected yet"
