@@ -1,8 +1,8 @@
 // The package as a user gets it: `npm pack` (its `prepack` builds dist/), the tarball installed
-// with `effect` and `@effect/platform-node` (the peers, taken from this project's node_modules)
-// into a fresh app, the app type-checked by tsc under strict settings and run by plain `node` (no
-// loader) on a directory store; then a second copy of `effect` under bucketq, which the queue's
-// layer refuses with a message naming the fix.
+// with `effect` and `@effect/platform-node` (the peers, linked from this project's node_modules)
+// into a fresh app, the app type-checked by tsc under strict settings (and its misuses refused)
+// and run by plain `node` (no loader) on a directory store; then a second copy of `effect` under
+// bucketq, which the queue's layers refuse with a message naming the fix.
 import { execFileSync, spawnSync } from "node:child_process"
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -42,6 +42,19 @@ const result = await Effect.runPromise(program.pipe(Effect.provide(QueueLive)))
 console.log(JSON.stringify(result))
 `
 
+/** Misuses the types must catch: a payload of the wrong type, an internal module imported. */
+const misuse = `import { Effect, Schema } from "effect"
+import { Job, JobQueue } from "bucketq"
+import type {} from "bucketq/queue/keys"
+
+const Sum = Job.define("sums", { payload: Schema.Struct({ a: Schema.Number }) })
+
+export const wrong = Effect.gen(function*() {
+  const queue = yield* JobQueue.JobQueue
+  yield* queue.enqueue(Sum, { a: "two" })
+})
+`
+
 /** An ESM Node app's tsconfig: tsc's defaults with `strict` on, Node's types, `nodenext` modules. */
 const tsconfig = {
   compilerOptions: { strict: true, module: "nodenext", types: ["node"] },
@@ -51,8 +64,15 @@ const tsconfig = {
 let work = ""
 let app = ""
 let tarball = ""
-/** What tsc printed compiling the app (its errors), and its exit status. */
+/** What tsc printed compiling the app (its errors), and its exit status; the same for the misuses. */
 let typeCheck = { output: "", status: -1 as number | null }
+let misuseCheck = { output: "", status: -1 as number | null }
+
+/** Type-checks (and compiles) the app's files named in `tsconfig` with the toolchain's tsc. */
+const tsc = (project: string) => {
+  const run = spawnSync(path.join(modules, ".bin", "tsc"), ["-p", project], { cwd: app, encoding: "utf8" })
+  return { output: run.stdout + run.stderr, status: run.status }
+}
 
 /** Runs the app's compiled program with plain node on a fresh directory store. */
 const runApp = (store: string) =>
@@ -67,18 +87,23 @@ beforeAll(() => {
   work = mkdtempSync(path.join(tmpdir(), "bucketq-package-"))
   app = path.join(work, "app")
   mkdirSync(app)
-  execFileSync("npm", ["pack", "--silent", "--pack-destination", work], { cwd: root, stdio: "ignore" })
+  execFileSync("npm", ["pack", "--silent", "--pack-destination", work], { cwd: root, stdio: "pipe" })
   tarball = path.join(work, readdirSync(work).find((f) => f.endsWith(".tgz"))!)
   writeFileSync(path.join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }))
   writeFileSync(path.join(app, "tsconfig.json"), JSON.stringify(tsconfig))
   writeFileSync(path.join(app, "main.ts"), program)
+  writeFileSync(path.join(app, "misuse.ts"), misuse)
+  const misuseConfig = { compilerOptions: { ...tsconfig.compilerOptions, noEmit: true }, files: ["misuse.ts"] }
+  writeFileSync(path.join(app, "tsconfig.misuse.json"), JSON.stringify(misuseConfig))
+  // the peers linked from this project's node_modules (one copy each, no download); bucketq's own
+  // dependencies come from the npm cache or the registry, as for a user
   const peers = ["effect", "@effect/platform-node", "@types/node"].map((name) => path.join(modules, name))
   execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", tarball, ...peers], {
     cwd: app,
-    stdio: "ignore"
+    stdio: "pipe"
   })
-  const tsc = spawnSync(path.join(modules, ".bin", "tsc"), ["-p", "tsconfig.json"], { cwd: app, encoding: "utf8" })
-  typeCheck = { output: tsc.stdout + tsc.stderr, status: tsc.status }
+  typeCheck = tsc("tsconfig.json")
+  misuseCheck = tsc("tsconfig.misuse.json")
 }, 120_000)
 
 afterAll(() => {
@@ -103,6 +128,12 @@ describe("the packed package", () => {
   it("an app using it type-checks with tsc under strict settings", () => {
     assert.strictEqual(typeCheck.output, "")
     assert.strictEqual(typeCheck.status, 0)
+  })
+
+  it("tsc refuses a payload of the wrong type and an internal module in that app", () => {
+    const errors = misuseCheck.output.trim().split("\n").map((line) => line.replace(/: error (TS\d+).*/, " $1"))
+    assert.deepStrictEqual(errors, ["misuse.ts(3,21) TS2307", "misuse.ts(9,31) TS2322"])
+    assert.notStrictEqual(misuseCheck.status, 0)
   })
 
   it("plain node loads every public module of the installed package, and refuses its internals", () => {
