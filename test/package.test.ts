@@ -4,7 +4,7 @@
 // and run by plain `node` (no loader) on a directory store; then a second copy of `effect` under
 // bucketq, which the queue's layers refuse with a message naming the fix.
 import { execFileSync, spawnSync } from "node:child_process"
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -123,6 +123,12 @@ describe("the packed package", () => {
       assert.include(files, `package/${built}`)
     }
     assert.isFalse(files.some((f) => f.endsWith(".ts") && !f.endsWith(".d.ts")), "no TypeScript sources")
+  })
+
+  it("its source maps carry the sources they map, which the package does not ship", () => {
+    const map = JSON.parse(readFileSync(path.join(app, "node_modules", "bucketq", "dist", "src", "JobQueue.js.map"), "utf8"))
+    assert.deepStrictEqual(map.sources, ["../../src/JobQueue.ts"])
+    assert.include(map.sourcesContent[0], "export const layer = ")
   })
 
   it("an app using it type-checks with tsc under strict settings", () => {
