@@ -246,6 +246,8 @@ const page = HttpServerResponse.text(Page.html, {
   headers: { ...commonHeaders, "content-security-policy": Page.contentSecurityPolicy, "x-frame-options": "DENY" }
 })
 
+const noIcon = HttpServerResponse.empty({ status: 204, headers: commonHeaders })
+
 /** The status of an error: the caller's input (400), a job that does not exist (404), the store or writer (503). */
 const statusOf = (tag: string): number =>
   tag === "InvalidQueueName" || tag === "InvalidJobId" || tag === "InvalidOption" ? 400 : tag === "JobNotFound" ? 404 : 503
@@ -354,6 +356,7 @@ const app = (options: Options, host: string) =>
       router.add("GET", path, (request) =>
         hosts !== undefined && !hosts.has(request.headers["host"] ?? "") ? Effect.succeed(forbiddenHost) : handler(request))
     yield* route("/", () => Effect.succeed(page))
+    yield* route("/favicon.ico", () => Effect.succeed(noIcon))
     yield* route("/api/queues", () => respond(h.queues))
     yield* route("/api/series", (request) => respond(h.series(paramsOf(request))))
     yield* route("/api/dead", (request) => respond(h.dead(paramsOf(request))))

@@ -305,7 +305,7 @@ describe("Ui: the page's JSON endpoints", () => {
   it.live("bad options fail the layers with InvalidOption before anything listens", () =>
     Effect.gen(function*() {
       const store = yield* memoryStore
-      const failure = (layer: Layer.Layer<unknown, unknown>) =>
+      const failure = <A, E>(layer: Layer.Layer<A, E>) =>
         Effect.map(Effect.exit(Layer.build(layer)), (exit) => Exit.isFailure(exit) ? String(exit.cause) : "built")
       const source = Ui.layerSource({} as never)
       assert.include(yield* failure(Ui.layer({ port: 70000 }).pipe(Layer.provide(source))), "invalid option port = 70000")
