@@ -37,7 +37,7 @@
 import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Clock, Context, Duration, Effect, Layer, Option, Schedule, ScopedRef } from "effect"
-import { HttpRouter, HttpServer, type HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpRouter, HttpServer, type HttpServerError, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { InvalidOption } from "./InvalidOption.ts"
 import * as Rules from "./internal/options.ts"
 import * as Page from "./internal/ui/page.ts"
@@ -384,7 +384,7 @@ const app = (options: Options, host: string) =>
  * @category layers
  * @since 0.3.0
  */
-export const layer = (options: Options) =>
+export const layer = (options: Options): Layer.Layer<Ui, InvalidOption | HttpServerError.ServeError, Source> =>
   Layer.unwrap(Effect.gen(function*() {
     yield* Rules.checked(optionsError(options))
     const host = options.host ?? defaultHost

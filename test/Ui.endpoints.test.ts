@@ -4,10 +4,11 @@
 // works on it. In live time (a real HTTP server).
 import { request as httpRequest } from "node:http"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Option, Schema } from "effect"
+import { Context, Effect, Exit, Layer, Option, Redacted, Schema } from "effect"
 import * as Samples from "../src/internal/ui/samples.ts"
 import * as Job from "../src/Job.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
+import * as QueueClient from "../src/QueueClient.ts"
 import * as Ui from "../src/Ui.ts"
 import { openQueue } from "./utils/queue.ts"
 
@@ -302,7 +303,20 @@ describe("Ui: the page's JSON endpoints", () => {
       assert.isTrue(Option.isSome(yield* q.get("later")))
     }))
 
-  it.live("bad options fail the layers with InvalidOption before anything listens", () =>
+  it.live("a writer that cannot be reached is 503 with its typed error, and the page keeps answering", () =>
+    Effect.gen(function*() {
+      // a QueueClient to a port nothing listens on, giving up after one attempt
+      const client = QueueClient.layer({ url: "ws://127.0.0.1:1/rpc", token: Redacted.make("t"), retry: { maxAttempts: 1 } })
+      const ui = yield* serve(Ui.layerSourceQueue.pipe(Layer.provide(client)))
+      for (const path of ["api/queues", "api/dead?queue=mail", "api/job?id=x1"]) {
+        const reply = yield* fetchText(`${ui.url}${path}`)
+        const { _tag, reason } = body(reply) as { _tag: string; reason: string }
+        assert.deepStrictEqual([reply.status, _tag, reason], [503, "WriterUnavailable", "Unreachable"], path)
+      }
+      assert.strictEqual((yield* fetchText(ui.url)).status, 200)
+    }))
+
+  it.live("bad options fail the layers with InvalidOption before anything listens, and a port taken with ServeError", () =>
     Effect.gen(function*() {
       const store = yield* memoryStore
       const failure = <A, E>(layer: Layer.Layer<A, E>) =>
@@ -315,6 +329,8 @@ describe("Ui: the page's JSON endpoints", () => {
         yield* failure(Ui.layerSourceReadOnly({ refresh: -1 }).pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store)))),
         "invalid option refresh = -1"
       )
+      const taken = yield* serve(source)
+      assert.include(yield* failure(Ui.layer({ port: taken.port }).pipe(Layer.provide(source))), "ServeError")
     }))
 })
 

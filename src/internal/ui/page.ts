@@ -102,7 +102,8 @@ const chart = (target, points, keys, title) => {
   label(max >= 10 ? String(Math.round(max)) : String(Math.round(max * 100) / 100), { x: left - 4, y: top + 8, "text-anchor": "end" });
   label("0", { x: left - 4, y: y(0), "text-anchor": "end" });
   if (points.length > 1) {
-    label("-" + Math.round((t1 - t0) / 1000) + " s", { x: left, y: height - 4 });
+    const span = (t1 - t0) / 1000;
+    label(span < 120 ? "-" + Math.round(span) + " s" : "-" + Math.round(span / 60) + " min", { x: left, y: height - 4 });
     label("now", { x: width - right, y: height - 4, "text-anchor": "end" });
   }
   for (const k of keys) {
