@@ -49,6 +49,7 @@ import {
 import { type RpcClientError, RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket"
 import type { JobRecord, JobStatus } from "../schema/JobRecord.ts"
+import { checkOneEffect } from "./internal/effectCopy.ts"
 import { InvalidOption } from "./InvalidOption.ts"
 import * as Rules from "./internal/options.ts"
 import { JobQueue, type Service } from "./JobQueue.ts"
@@ -241,6 +242,7 @@ export const makeDiscover = (options: DiscoverOptions) =>
 /** The connection and the queue over it; `url` is read at every (re)connection, `label` names it in errors. */
 const connect = (url: string | Effect.Effect<string>, label: () => string, options: DiscoverOptions) =>
   Effect.gen(function*() {
+    yield* checkOneEffect
     const value = Redacted.value(yield* resolveToken(options.token))
     let connected = false
     let lastError = "not connected yet"
