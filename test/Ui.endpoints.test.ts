@@ -285,6 +285,19 @@ describe("Ui: the page's JSON endpoints", () => {
       assert.isTrue(none.points.every((p) => p.pending === 0 && p.dead === 0))
     }))
 
+  it.live("the charts keep only the window: the ring holds window / sampleInterval + 1 samples, the oldest dropped", () =>
+    Effect.gen(function*() {
+      const { q } = yield* filled
+      const ui = yield* serve(Ui.layerSource(q), { sampleInterval: "100 millis", window: "500 millis" })
+      const points = Effect.map(fetchText(`${ui.url}api/series`), (r) => (body(r) as { points: Array<Samples.Point> }).points)
+      const full = yield* waitFor(points, (p) => p.length === 6, "six samples")
+      yield* Effect.sleep("300 millis")
+      const later = yield* points
+      assert.strictEqual(later.length, 6)
+      assert.isTrue(later[0]!.at > full[0]!.at)
+      assert.deepStrictEqual(later.map((p) => p.pending), [1, 1, 1, 1, 1, 1])
+    }))
+
   it.live("a read-only source reads the store again, so the page follows a writer working on it", () =>
     Effect.gen(function*() {
       const { q, store } = yield* filled

@@ -155,7 +155,7 @@ const renderDead = (body) => {
       el("td", {}, time(j.failedAt)), el("td", { class: "error" }, el("pre", {}, j.lastError)));
   });
   $("dead-body").replaceChildren(...rows);
-  $("dead-note").textContent = rows.length === 0 ? "no dead jobs" : body.more ? "the first " + rows.length + " dead jobs" : "";
+  $("dead-note").textContent = rows.length === 0 ? "no dead jobs" : body.next !== null ? "the first " + rows.length + " dead jobs" : "";
 };
 
 const refresh = async () => {
