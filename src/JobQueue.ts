@@ -925,6 +925,49 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
   })
 
 /**
+ * The reads of a queue by name and id, payloads as stored (encoded): what an operator's tool
+ * (the `bucketq` CLI) needs. A `Service` is one (the queue of this process, or a `QueueClient`'s),
+ * and `makeReadOnly` builds one over a read-only KV.
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface Reader {
+  readonly queues: Service["queues"]
+  readonly stats: Service["stats"]
+  /** As `Service.get` by id. */
+  readonly get: (id: string) => Effect.Effect<Option.Option<JobRecord>, PayloadStoreError | ReadError>
+  /** As `Service.list` with a queue name. */
+  readonly list: (
+    queue: string,
+    state: JobStatus,
+    options?: ListOptions
+  ) => Effect.Effect<JobPage<ListedRecord>, InvalidQueueName | InvalidOption | ObjectStoreError | ReadError>
+  readonly history: Service["history"]
+  readonly deadJobs: Service["deadJobs"]
+  readonly schedules: Service["schedules"]
+}
+
+/**
+ * The reads of the queue over the KV in context, with none of the writer's work: no requeue of
+ * claimed jobs, no reaper, scheduler or sweeps, no writer record. Over `Kv.makeReadOnly` it reads
+ * a snapshot of the store and writes nothing; the reads are the queue's own (`src/queue/reads.ts`,
+ * `listing.ts`, `control.ts`), so they answer exactly as the writer's would over the same state.
+ *
+ * @category constructors
+ * @since 0.3.0
+ */
+export const makeReadOnly: Effect.Effect<Reader, never, Kv.Kv | ObjectStore | Scope.Scope> = Effect.gen(function*() {
+  const ctx = yield* QueueContext.make(undefined)
+  const book = Leases.make(ctx.nextId)
+  const payloads = Payloads.make(ctx)
+  const { queues } = yield* Control.make(ctx, book)
+  const { deadJobs, listEncoded } = Listing.make(ctx, payloads)
+  const { getRecord, history, stats } = Reads.make(ctx, book, payloads)
+  return { queues, stats, get: getRecord, list: listEncoded, history, deadJobs, schedules: Schedules.make(ctx, book).schedules }
+})
+
+/**
  * The job queue over the `Kv` in context.
  *
  * @category layers

@@ -28,6 +28,7 @@ import * as Latin1Kv from "./internal/latin1Kv.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
 import { kvOptionsError, scanOptionsError, transactionOptionsError, writeIfOptionsError } from "./kv/options.ts"
 import { recover } from "./kv/recovery.ts"
+import { loadSnapshot } from "./kv/snapshot.ts"
 import {
   beginRead,
   commit as commitOps,
@@ -39,7 +40,7 @@ import {
 } from "./kv/state.ts"
 import { startWriter, type Writer } from "./kv/writer.ts"
 import {
-  type Closed,
+  Closed,
   type Corrupt,
   type Fenced,
   TransactionConflict,
@@ -376,6 +377,32 @@ const scanTree = (
   return out
 }
 
+/** At most `limit` entries of `tree` in `[start, end)`, latin1 (the queue's fast path). */
+const scanLatin1 = (tree: BTree<string, string>, start: string, end: string | undefined, limit: number) => {
+  const out: Array<readonly [string, string]> = []
+  if (limit <= 0) return out
+  for (const entry of tree.entries(start)) {
+    if (end !== undefined && entry[0] >= end) break
+    out.push(entry)
+    if (out.length >= limit) break
+  }
+  return out
+}
+
+/** `get` and `scan` over the committed state `tree()`. */
+const reads = (tree: () => BTree<string, string>): Pick<Service, "get" | "scan"> => ({
+  get: (key) =>
+    Effect.sync(() => {
+      const value = tree().get(toLatin1(key))
+      return value === undefined ? Option.none() : Option.some(fromLatin1(value))
+    }),
+  scan: (range, options) =>
+    Effect.suspend(() => {
+      const invalid = scanOptionsError(options)
+      return invalid === undefined ? Effect.succeed(scanTree(tree(), bounds(range), options)) : Effect.fail(invalid)
+    })
+})
+
 interface Limits {
   readonly maxKeyBytes: number
   readonly maxValueBytes: number
@@ -589,33 +616,14 @@ const makeService = (writer: Writer, limits: Limits): Service => {
       }))
     })
   const latin1: Latin1Kv.Latin1Kv = {
-    scan: (start, end, limit) =>
-      Effect.sync(() => {
-        const out: Array<readonly [string, string]> = []
-        if (limit <= 0) return out
-        for (const entry of state.live.entries(start)) {
-          if (end !== undefined && entry[0] >= end) break
-          out.push(entry)
-          if (out.length >= limit) break
-        }
-        return out
-      }),
+    scan: (start, end, limit) => Effect.sync(() => scanLatin1(state.live, start, end, limit)),
     writeIf: writeLatin1,
     // without expectations or a guard a commit cannot fail them: no step to turn that into a defect
     write: (ops, updates, options) => writeLatin1(ops, updates, [], options) as Effect.Effect<WriteResult, CommitError>
   }
 
   return Latin1Kv.attach<Service>({
-    get: (key) =>
-      Effect.sync(() => {
-        const value = state.live.get(toLatin1(key))
-        return value === undefined ? Option.none() : Option.some(fromLatin1(value))
-      }),
-    scan: (range, options) =>
-      Effect.suspend(() => {
-        const invalid = scanOptionsError(options)
-        return invalid === undefined ? Effect.succeed(scanTree(state.live, bounds(range), options)) : Effect.fail(invalid)
-      }),
+    ...reads(() => state.live),
     transaction: (f, options) => Effect.map(transactionWithSeq(f, options), (result) => result.value),
     transactionWithSeq,
     write,
@@ -678,3 +686,64 @@ export const make = (options?: Options): Effect.Effect<Service, OpenError, Objec
 export const layer = (options?: Options): Layer.Layer<Kv, OpenError, ObjectStore> => Layer.effect(Kv, make(options))
 
 
+
+/**
+ * Errors of a read-only open: the store's, or `Corrupt` when an object or log part it reads fails
+ * its checks (or history it needs is missing).
+ *
+ * @category errors
+ * @since 0.3.0
+ */
+export type ReadOnlyOpenError = Corrupt | ObjectStoreError | InvalidKey | InvalidRange
+
+/**
+ * Loads the committed state of the store in context and serves reads of it, without opening it
+ * as its writer: nothing is written at all (no manifest, no WAL fence, no local-log fence or
+ * seal), so a writer running or starting meanwhile is never fenced by it, and the store is left
+ * byte for byte as it was.
+ *
+ * **Details**
+ *
+ * The state is a snapshot: what was durable when it was loaded (up to the first WAL segment or
+ * log append still in flight). `get` and `scan` read it; every write (`write`, `writeIf`,
+ * `transaction`) fails with `Closed` saying the store is open read-only, `flush` does nothing,
+ * `failure` is none and `stopped` never completes. `stats` gives the snapshot's epoch and last
+ * sequence number.
+ *
+ * @category constructors
+ * @since 0.3.0
+ */
+export const makeReadOnly: Effect.Effect<Service, ReadOnlyOpenError, ObjectStore> = Effect.gen(function*() {
+  const snapshot = yield* loadSnapshot(yield* ObjectStore)
+  const refused = Effect.fail(new Closed({ detail: "the store is open read-only: nothing can be written through it" }))
+  return Latin1Kv.attach<Service>({
+    ...reads(() => snapshot.live),
+    transaction: () => refused,
+    transactionWithSeq: () => refused,
+    write: () => refused,
+    writeIf: () => refused,
+    flush: Effect.void,
+    stats: Effect.sync(() => ({
+      epoch: snapshot.epoch,
+      lastSeq: snapshot.lastSeq,
+      durableSeq: snapshot.lastSeq,
+      nextWalId: 0,
+      keys: snapshot.live.size,
+      unflushedBytes: 0
+    })),
+    failure: Effect.succeed(Option.none()),
+    stopped: Effect.never
+  }, {
+    scan: (start, end, limit) => Effect.sync(() => scanLatin1(snapshot.live, start, end, limit)),
+    writeIf: () => refused,
+    write: () => refused
+  })
+})
+
+/**
+ * The KV over the `ObjectStore` in context, read-only: see `makeReadOnly`.
+ *
+ * @category layers
+ * @since 0.3.0
+ */
+export const layerReadOnly: Layer.Layer<Kv, ReadOnlyOpenError, ObjectStore> = Layer.effect(Kv, makeReadOnly)

@@ -8,6 +8,7 @@ import { versionedPayloadsSuite } from "./suites/versionedPayloads.ts"
 import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
 import { standbySuite } from "./suites/standby.ts"
+import { readOnlySuite } from "./suites/readOnly.ts"
 import { fileSystem } from "./utils/stores.ts"
 
 objectStoreConformance(fileSystem)
@@ -19,3 +20,4 @@ queueManagementSuite(fileSystem)
 queueContractSuite(fileSystem)
 cronSchedulesSuite(fileSystem)
 standbySuite(fileSystem)
+readOnlySuite(fileSystem)

@@ -8,6 +8,7 @@ import { versionedPayloadsSuite } from "./suites/versionedPayloads.ts"
 import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
 import { standbySuite } from "./suites/standby.ts"
+import { readOnlySuite } from "./suites/readOnly.ts"
 import { memory } from "./utils/stores.ts"
 
 objectStoreConformance(memory)
@@ -19,3 +20,4 @@ queueManagementSuite(memory)
 queueContractSuite(memory)
 cronSchedulesSuite(memory)
 standbySuite(memory)
+readOnlySuite(memory)

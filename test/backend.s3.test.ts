@@ -8,6 +8,7 @@ import { versionedPayloadsSuite } from "./suites/versionedPayloads.ts"
 import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
 import { standbySuite } from "./suites/standby.ts"
+import { readOnlySuite } from "./suites/readOnly.ts"
 import { s3 } from "./utils/stores.ts"
 
 objectStoreConformance(s3)
@@ -19,3 +20,4 @@ queueManagementSuite(s3)
 queueContractSuite(s3)
 cronSchedulesSuite(s3)
 standbySuite(s3)
+readOnlySuite(s3)

@@ -57,6 +57,7 @@ const publicModules: Record<string, string> = {
   "bucketq/ObjectStore": "dist/src/ObjectStore",
   "bucketq/QueueServer": "dist/src/QueueServer",
   "bucketq/QueueClient": "dist/src/QueueClient",
+  "bucketq/Ui": "dist/src/Ui",
   "bucketq/layers/QueueLive": "dist/layers/QueueLive",
   "bucketq/schema/LogPart": "dist/schema/LogPart"
 }
@@ -64,6 +65,7 @@ const publicModules: Record<string, string> = {
 const internals = [
   "bucketq/internal/options",
   "bucketq/internal/effectCopy",
+  "bucketq/internal/ui/page",
   "bucketq/queue/keys",
   "bucketq/queue/claim",
   "bucketq/kv/writer",

@@ -58,6 +58,12 @@ export interface LocalLog {
    * no one did before. Fails with `LogCorrupt` if acknowledged history does not check.
    */
   readonly takeOver: (epoch: number) => Effect.Effect<ReadonlyArray<Part>, ObjectStoreError | LogCorrupt>
+  /**
+   * Reads `epoch`'s parts as they are, writing nothing (no fence, no seal, no sync): up to its
+   * seal if it has one, else up to where its frames end now (a live writer's log included, whose
+   * newest appends may be missing or torn). Fails with `LogCorrupt` like `takeOver`.
+   */
+  readonly read: (epoch: number) => Effect.Effect<ReadonlyArray<Part>, ObjectStoreError | LogCorrupt>
   /** Starts the log of `epoch` (new: its first part); closed with the scope. */
   readonly appender: (epoch: number) => Effect.Effect<Appender, ObjectStoreError, Scope.Scope>
   /** Deletes one part of an epoch's log (its fence and seal stay). */
@@ -144,12 +150,15 @@ export const make = (
 
   const orCorrupt = <A>(result: A | LogCorrupt) => result instanceof LogCorrupt ? Effect.fail(result) : Effect.succeed(result)
 
-  /** A part's bytes (made durable first: a live writer's unsynced appends are read here), parsed. */
-  const readPart = (epoch: number, part: number) =>
+  /**
+   * A part's bytes, parsed; with `sync`, made durable first (a live writer's unsynced appends are
+   * read here, and a takeover must read only what stays).
+   */
+  const readPart = (epoch: number, part: number, sync = true) =>
     Effect.gen(function*() {
       const file = path.join(epochDir(epoch), partName(part))
-      const bytes = yield* Fs.withFd(file, "r", (fd) =>
-        Effect.andThen(Fs.fdatasync(fd), Effect.flatMap(Fs.fstat(fd), (stat) => Fs.readAt(fd, stat.size, 0))))
+      const read = (fd: number) => Effect.flatMap(Fs.fstat(fd), (stat) => Fs.readAt(fd, stat.size, 0))
+      const bytes = yield* Fs.withFd(file, "r", (fd) => sync ? Effect.andThen(Fs.fdatasync(fd), read(fd)) : read(fd))
       const parsed = parsePart(relative(file), bytes, { epoch, part })
       return yield* orCorrupt(parsed)
     })
@@ -193,9 +202,20 @@ export const make = (
         : yield* orCorrupt(resolveSealed(parts, seal, relative(sealFile(epoch))))
     })
 
+  const readOnly = (epoch: number) =>
+    Effect.gen(function*() {
+      const seal = yield* readSeal(epoch)
+      const parts: Array<ParsedPart> = []
+      for (const part of yield* numbered(epochDir(epoch), ".log")) {
+        if (seal === undefined || seal.has(part)) parts.push(yield* readPart(epoch, part, false))
+      }
+      return yield* orCorrupt(seal === undefined ? resolveUnsealed(parts) : resolveSealed(parts, seal, relative(sealFile(epoch))))
+    })
+
   return {
     epochs: asStoreError("list", base)(numbered(base, "")),
     takeOver: (epoch) => asStoreError("get", epochDir(epoch))(takeOver(epoch)),
+    read: (epoch) => asStoreError("get", epochDir(epoch))(readOnly(epoch)),
     appender: (epoch) =>
       asStoreError("put", epochDir(epoch))(Effect.andThen(
         ensureEpochDir(epoch),

@@ -12,8 +12,8 @@ import { DecodeError } from "../internal/binary.ts"
 import type { BTree } from "../internal/btree.ts"
 import { Corrupt, Fenced } from "../KvError.ts"
 import type { LocalLog, Service as Store } from "../ObjectStore.ts"
-import { epochPath, partPath } from "../ObjectStore/LocalLog.ts"
-import { isPreconditionFailed } from "../ObjectStoreError.ts"
+import { epochPath, type LogCorrupt, type Part as LocalLogPart, partPath } from "../ObjectStore/LocalLog.ts"
+import { isPreconditionFailed, type ObjectStoreError } from "../ObjectStoreError.ts"
 import { idOf, manifestKey, manifestPrefix, runKey, walKey, walPrefix } from "./paths.ts"
 import { newTree, opBytes } from "./state.ts"
 
@@ -71,25 +71,27 @@ export interface LogPart {
 }
 
 /**
- * Takes over the local logs of every older writer: fences each, reads it up to its seal (sealing
- * it where it ends now if no one did), and decodes its segments. Newer writers' logs are left
- * alone: that writer has fenced us, which the first manifest or WAL write will find.
+ * The segments of the local logs of `epochs`, each epoch's parts read with `read` (a takeover, or
+ * a read-only look), with the last sequence number in each part.
  */
-const takeOverLogs = (log: LocalLog, epoch: number) =>
+export const logSegments = (
+  epochs: ReadonlyArray<number>,
+  read: (epoch: number) => Effect.Effect<ReadonlyArray<LocalLogPart>, ObjectStoreError | LogCorrupt>
+) =>
   Effect.gen(function*() {
     const segments: Array<WalSegment.Segment> = []
     const parts: Array<LogPart> = []
-    for (const older of (yield* log.epochs).filter((e) => e < epoch)) {
-      const taken = yield* log.takeOver(older).pipe(
+    for (const epoch of epochs) {
+      const taken = yield* read(epoch).pipe(
         Effect.catchIf(
           (error) => error._tag === "LogCorrupt",
           (error) => Effect.fail(new Corrupt({ key: error.file, detail: `at byte ${error.offset}: ${error.detail}` }))
         )
       )
       for (const { part, records } of taken) {
-        const logPart: LogPart = { epoch: older, part, maxSeq: 0 }
+        const logPart: LogPart = { epoch, part, maxSeq: 0 }
         for (const record of records) {
-          const segment = yield* decodeOrCorrupt(partPath(older, part), record, WalSegment.decode)
+          const segment = yield* decodeOrCorrupt(partPath(epoch, part), record, WalSegment.decode)
           segments.push(segment)
           logPart.maxSeq = Math.max(logPart.maxSeq, segment.commits[segment.commits.length - 1]?.seq ?? 0)
         }
@@ -98,6 +100,14 @@ const takeOverLogs = (log: LocalLog, epoch: number) =>
     }
     return { segments, parts }
   })
+
+/**
+ * Takes over the local logs of every older writer: fences each, reads it up to its seal (sealing
+ * it where it ends now if no one did), and decodes its segments. Newer writers' logs are left
+ * alone: that writer has fenced us, which the first manifest or WAL write will find.
+ */
+const takeOverLogs = (log: LocalLog, epoch: number) =>
+  Effect.flatMap(log.epochs, (epochs) => logSegments(epochs.filter((e) => e < epoch), log.takeOver))
 
 /**
  * Raises the epoch: creates manifest latest + 1 (or 1) with `writerEpoch + 1`. Another opener
@@ -174,7 +184,7 @@ const writeFence = (store: Store, manifest: Manifest.Manifest) =>
  * and its `landedThrough` held a segment (of that writer, or an older one's that it skipped), so
  * a fence there stands where a segment was lost (and the gap was fenced above).
  */
-const checkAcknowledged = (
+export const checkAcknowledged = (
   segments: ReadonlyArray<WalSegment.Segment>,
   fences: ReadonlySet<number>,
   replayAfter: number
@@ -198,7 +208,7 @@ const checkAcknowledged = (
  * it was acknowledged. A local log has no such holes (it is read up to its torn tail), so a hole
  * before a commit read from a log is history that went missing: `Corrupt`.
  */
-const replayOrder = (
+export const replayOrder = (
   segments: ReadonlyArray<WalSegment.Segment>,
   afterSeq: number,
   fromLog: ReadonlySet<WalSegment.Segment>
@@ -231,8 +241,39 @@ const replayOrder = (
   return order
 }
 
+/** A fetched WAL object: an empty one is a fence (its id goes to `fences`), else a segment to decode. */
+export const collectWalObject = (
+  object: { readonly key: string; readonly bytes: Uint8Array },
+  segments: Array<WalSegment.Segment>,
+  fences: Set<number>
+) =>
+  Effect.gen(function*() {
+    if (object.bytes.length === 0) return void fences.add(idOf(object.key, walPrefix)!)
+    segments.push(yield* decodeOrCorrupt(object.key, object.bytes, WalSegment.decode))
+  })
+
+/** Applies commits in replay order to `live` (each write also to `onOp`); the last sequence number. */
+export const applyCommits = (
+  order: ReadonlyArray<WalSegment.Commit>,
+  live: BTree<string, string>,
+  afterSeq: number,
+  onOp?: (op: WalSegment.Commit["ops"][number]) => void
+): number => {
+  let lastSeq = afterSeq
+  for (const commit of order) {
+    lastSeq = commit.seq
+    for (const op of commit.ops) {
+      const [key, value] = op
+      if (value === null) live.delete(key)
+      else live.set(key, value)
+      onOp?.(op)
+    }
+  }
+  return lastSeq
+}
+
 /** Applies the runs of a manifest, oldest first (fetched 8 at a time). */
-const loadRuns = (store: Store, manifest: Manifest.Manifest, live: BTree<string, string>) =>
+export const loadRuns = (store: Store, manifest: Manifest.Manifest, live: BTree<string, string>) =>
   Stream.fromIterable([...manifest.runs].reverse()).pipe(
     Stream.mapEffect((ref) => {
       const key = runKey(ref.id)
@@ -268,11 +309,7 @@ export const recover = (store: Store, options: { readonly openAttempts: number }
           Effect.catchReason("ObjectStoreError", "NotFound", () =>
             Effect.fail(new Corrupt({ key: walKey(id), detail: "WAL segment of the replay range is missing" })))
         ), { concurrency: 16 }),
-      Stream.runForEach((object) =>
-        Effect.gen(function*() {
-          if (object.bytes.length === 0) return void fences.add(idOf(object.key, walPrefix)!)
-          segments.push(yield* decodeOrCorrupt(object.key, object.bytes, WalSegment.decode))
-        }))
+      Stream.runForEach((object) => collectWalObject(object, segments, fences))
     )
     const lost = checkAcknowledged(segments, fences, manifest.replayAfterWalId)
     if (lost !== undefined) return yield* lost
@@ -284,17 +321,10 @@ export const recover = (store: Store, options: { readonly openAttempts: number }
     if (order instanceof Corrupt) return yield* order
     const delta = new Map<string, string | null>()
     let deltaBytes = 0
-    let lastSeq = manifest.lastSeq
-    for (const commit of order) {
-      lastSeq = commit.seq
-      for (const op of commit.ops) {
-        const [key, value] = op
-        if (value === null) live.delete(key)
-        else live.set(key, value)
-        delta.set(key, value)
-        deltaBytes += opBytes(op)
-      }
-    }
+    const lastSeq = applyCommits(order, live, manifest.lastSeq, (op) => {
+      delta.set(op[0], op[1])
+      deltaBytes += opBytes(op)
+    })
     const replayedSegments = segments.length
     return {
       manifestId,

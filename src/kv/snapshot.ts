@@ -1,0 +1,91 @@
+/**
+ * Loading the KV's state without opening it as its writer (`Kv.makeReadOnly`): the latest
+ * manifest, its runs, then the WAL objects and local-log parts after its replay point, replayed
+ * as the writer's recovery would (`recovery.ts`), but writing nothing at all: no manifest, no
+ * fence, no seal, no sync. So a writer running meanwhile, or starting meanwhile, is never fenced
+ * by it, and the store's objects and log files are left byte for byte as they were.
+ *
+ * **What it sees.** A prefix of the commit history: everything durable when the objects were
+ * read, up to the first hole (a WAL object still in flight, a log append not yet in its part).
+ * A live writer's commits after that are not seen. Since a writer may garbage-collect what an
+ * older manifest needed while this reads, a load that fails while a newer manifest appeared
+ * starts over from that one (a few times); otherwise damage fails it with `Corrupt`.
+ *
+ * @internal
+ */
+import { Effect, Option, Stream } from "effect"
+import type * as Manifest from "../../schema/Manifest.ts"
+import type * as WalSegment from "../../schema/WalSegment.ts"
+import type { BTree } from "../internal/btree.ts"
+import { Corrupt } from "../KvError.ts"
+import type { Service as Store } from "../ObjectStore.ts"
+import { walKey, walPrefix } from "./paths.ts"
+import {
+  applyCommits,
+  checkAcknowledged,
+  collectWalObject,
+  idsUnder,
+  loadRuns,
+  logSegments,
+  readLatestManifest,
+  replayOrder
+} from "./recovery.ts"
+import { newTree } from "./state.ts"
+
+/** The state as loaded: the writer epoch of the manifest it started from, and the last commit replayed. */
+export interface Snapshot {
+  readonly epoch: number
+  readonly lastSeq: number
+  readonly live: BTree<string, string>
+}
+
+/** One attempt at loading from the manifest `latest`. */
+const loadFrom = (store: Store, latest: Option.Option<{ readonly id: number; readonly manifest: Manifest.Manifest }>) =>
+  Effect.gen(function*() {
+    const live = newTree()
+    if (Option.isNone(latest)) return { epoch: 0, lastSeq: 0, live } satisfies Snapshot
+    const { manifest } = latest.value
+    yield* loadRuns(store, manifest, live)
+    const replayAfter = manifest.replayAfterWalId
+    const ids = yield* idsUnder(store, walPrefix, replayAfter > 0 ? walKey(replayAfter) : undefined)
+    const segments: Array<WalSegment.Segment> = []
+    const fences = new Set<number>()
+    // an id absent from the listing is a hole: a segment in flight (or lost), nothing after it replayed
+    const listed = new Set(ids)
+    const frontier = ids[ids.length - 1] ?? replayAfter
+    for (let id = replayAfter + 1; id < frontier; id++) if (!listed.has(id)) fences.add(id)
+    yield* Stream.fromIterable(ids).pipe(
+      Stream.mapEffect((id) => store.get(walKey(id)), { concurrency: 16 }),
+      Stream.runForEach((object) => collectWalObject(object, segments, fences))
+    )
+    const lost = checkAcknowledged(segments, fences, replayAfter)
+    if (lost !== undefined) return yield* lost
+    const log = store.localLog
+    const logs = log === undefined
+      ? { segments: [] }
+      : yield* Effect.flatMap(log.epochs, (epochs) => logSegments(epochs.filter((e) => e <= manifest.writerEpoch), log.read))
+    segments.push(...logs.segments)
+    const order = replayOrder(segments, manifest.lastSeq, new Set(logs.segments))
+    if (order instanceof Corrupt) return yield* order
+    return { epoch: manifest.writerEpoch, lastSeq: applyCommits(order, live, manifest.lastSeq), live } satisfies Snapshot
+  })
+
+/** Whether the newest manifest is still the one with `id` (none: there was none). */
+const manifestUnchanged = (store: Store, id: number | undefined) =>
+  Effect.map(readLatestManifest(store), (latest) => Option.getOrUndefined(Option.map(latest, (m) => m.id)) === id)
+
+/**
+ * Loads the committed state of the store without writing anything. A load that fails while a
+ * newer manifest appeared (the writer moved on and collected what the older one needed) starts
+ * over from it, up to 5 times; otherwise its failure stands.
+ */
+export const loadSnapshot = (store: Store) =>
+  Effect.gen(function*() {
+    for (let attempt = 1;; attempt++) {
+      const latest = yield* readLatestManifest(store)
+      const id = Option.getOrUndefined(Option.map(latest, (m) => m.id))
+      const loaded = yield* Effect.exit(loadFrom(store, latest))
+      if (loaded._tag === "Success") return loaded.value
+      if (attempt >= 5 || (yield* manifestUnchanged(store, id))) return yield* loaded
+    }
+  })

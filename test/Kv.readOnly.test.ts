@@ -1,0 +1,79 @@
+// The read-only open on the directory backend, where the WAL is a local log: it reads a live
+// writer's log and a crashed writer's unsealed log without fencing, sealing or syncing anything,
+// so every file of the store (the log's parts included) is byte for byte what it was.
+import { createHash } from "node:crypto"
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import * as path from "node:path"
+import { afterEach, assert, describe, it } from "@effect/vitest"
+import { Context, Effect, Layer, Option } from "effect"
+import * as Kv from "../src/Kv.ts"
+import * as ObjectStore from "../src/ObjectStore.ts"
+import { bytes, text } from "./utils/exits.ts"
+import { openKv } from "./utils/kv.ts"
+
+const directories: Array<string> = []
+afterEach(() => {
+  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true })
+})
+
+/** Every file under `root` (relative path, size, SHA-256), sorted. */
+const filesOf = (root: string): Array<string> =>
+  readdirSync(root, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => {
+      const file = path.join(entry.parentPath, entry.name)
+      const data = readFileSync(file)
+      return `${path.relative(root, file)} ${data.length} ${createHash("sha256").update(data).digest("hex")}`
+    })
+    .sort()
+
+const storeIn = (directory: string) =>
+  Effect.map(Layer.build(ObjectStore.layerFileSystem({ directory })), (context) => Context.get(context, ObjectStore.ObjectStore))
+
+const newDirectory = () => {
+  const directory = mkdtempSync(path.join(tmpdir(), "bucketq-readonly-"))
+  directories.push(directory)
+  return directory
+}
+
+const put = (kv: Kv.Service, key: string, value: string) => kv.write([{ _tag: "Put", key: bytes(key), value: bytes(value) }])
+const readOnly = (store: ObjectStore.Service) => Effect.provideService(Kv.makeReadOnly, ObjectStore.ObjectStore, store)
+
+describe("Kv.makeReadOnly on the directory backend", () => {
+  it.live("reads a live writer's local log and leaves every file of the store byte for byte as it was", () =>
+    Effect.gen(function*() {
+      const directory = newDirectory()
+      const store = yield* storeIn(directory)
+      const writer = yield* openKv(store)
+      for (let i = 0; i < 20; i++) yield* put(writer.kv, `k/${i}`, `v${i}`)
+      // the writer appends a confirm frame once idle (20 ms): let it, so that only a read-only write could change a file
+      yield* Effect.sleep("200 millis")
+      const before = filesOf(directory)
+      assert.isTrue(before.some((file) => file.startsWith(path.join("%wal", ""))))
+      const kv = yield* readOnly(store)
+      assert.strictEqual((yield* kv.scan({ prefix: bytes("k/") })).length, 20)
+      assert.deepStrictEqual(filesOf(directory), before)
+      yield* put(writer.kv, "after", "1")
+      assert.isTrue(Option.isNone(yield* writer.kv.failure))
+      yield* writer.close
+    }), 60_000)
+
+  it.live("reads a crashed writer's unsealed log without sealing it; the next writer still recovers every commit", () =>
+    Effect.gen(function*() {
+      const directory = newDirectory()
+      const store = yield* storeIn(directory)
+      // a writer whose scope is never closed: a crash, its log left unsealed
+      const crashed = yield* openKv(store)
+      for (let i = 0; i < 10; i++) yield* put(crashed.kv, `k/${i}`, `v${i}`)
+      yield* Effect.sleep("200 millis") // its confirm frame, as above
+      const before = filesOf(directory)
+      assert.isFalse(before.some((file) => file.includes("seal") || file.endsWith("fence")))
+      const kv = yield* readOnly(store)
+      assert.deepStrictEqual(Option.map(yield* kv.get(bytes("k/9")), text), Option.some("v9"))
+      assert.deepStrictEqual(filesOf(directory), before)
+      const next = yield* openKv(store)
+      assert.strictEqual((yield* next.kv.scan({ prefix: bytes("k/") })).length, 10)
+      yield* next.close
+    }), 60_000)
+})
