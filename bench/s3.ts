@@ -1,4 +1,4 @@
-// npm run bench:s3 [-- --seconds 20 --concurrency 256 --only simulated,rgw]
+// npm run bench:s3 [-- --seconds 20 --concurrency 256 --only simulated,rgw --min-flush-ms 0 --inflight 4]
 //
 // The job queue on object storage, every enqueue and ack durable (one PUT per group commit), on
 // two stores:
@@ -14,7 +14,8 @@
 //              per job by kind priced at S3 Standard list prices (PUT, POST, LIST: $0.005 per
 //              1,000; GET, HEAD: $0.0004 per 1,000; DELETE: free), per million jobs;
 //   idle       a queue with a Worker waiting and nothing to do, for `seconds`: requests per second.
-// Requests are counted by a FaultInjection wrapper over the store (every attempt). Results go to
+// `--min-flush-ms` and `--inflight` set the KV's `minFlushInterval` and `maxWalPutsInFlight` (the
+// cost knobs: fewer, larger WAL puts for some latency). Requests are counted by a FaultInjection wrapper over the store (every attempt). Results go to
 // bench/results/s3-<time>.json.
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -36,6 +37,7 @@ const seconds = Number(option("seconds", "20"))
 const concurrency = Number(option("concurrency", "256"))
 const stores = option("only", "simulated,rgw").split(",")
 const pacedRate = 1_000
+const kvOptions = { minFlushInterval: `${Number(option("min-flush-ms", "0"))} millis`, maxWalPutsInFlight: Number(option("inflight", "4")) } as const
 
 const Task = Job.define("s3bench", { payload: Schema.Struct({ i: Schema.Number, pad: Schema.String }) })
 const pad = "x".repeat(60)
@@ -58,7 +60,7 @@ const openQueue = (store: string, run: number) =>
       : ObjectStore.layerS3(s3Options(`bench-s3/${Date.now()}-${run}`))
     const counted = FaultInjection.layer({ seed: run, faults: store === "simulated" ? s3Like : {}, retry: false }).pipe(Layer.provide(base))
     const context = yield* Layer.build(
-      Layer.merge(JobQueue.layer().pipe(Layer.provide(Kv.layer()), Layer.provide(counted)), counted)
+      Layer.merge(JobQueue.layer().pipe(Layer.provide(Kv.layer(kvOptions)), Layer.provide(counted)), counted)
     )
     return { queue: Context.get(context, JobQueue.JobQueue), faults: Context.get(context, FaultInjection.FaultInjection) }
   })
@@ -173,7 +175,7 @@ const idle = (store: string) =>
 
 
 const program = Effect.gen(function*() {
-  const results: Record<string, unknown> = { seconds, concurrency, pacedRate }
+  const results: Record<string, unknown> = { seconds, concurrency, pacedRate, kvOptions }
   for (const store of stores) {
     const stop = store === "rgw" ? startS3() : () => {}
     try {
