@@ -7,7 +7,7 @@ import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { NodeWS } from "@effect/platform-node"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Context, Effect, Fiber, Layer, Option, Redacted, Schema } from "effect"
+import { Context, Effect, Fiber, Layer, Option, Redacted, Schema, Tracer } from "effect"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket"
 import * as Job from "../src/Job.ts"
@@ -27,6 +27,7 @@ const Render = Job.define("render", {
 })
 const Notify = Job.define("notify", { payload: Schema.Struct({ user: Schema.String }), maxAttempts: 2, backoff: Job.Backoff.none() })
 const Slow = Job.define("slow", { payload: Schema.Number, leaseDuration: "600 millis" })
+const Traced = Job.define("traced", { payload: Schema.Number })
 /** The queue of `Notify` read with another schema: its payloads do not decode with it. */
 const NotifyAsNumber = Job.define("notify", { payload: Schema.Number })
 
@@ -81,6 +82,32 @@ describe("the JobQueue of QueueClient: definitions stay in the client, the write
       const listed = yield* queue.list(Render, "Done", { limit: 100 })
       assert.strictEqual(listed.jobs.length, 13)
       assert.isTrue(listed.jobs.every((job) => job.payloadError === undefined && typeof job.payload.page === "string"))
+    }), 60_000)
+
+  it.live("a client's operations run in the spans a local queue's do, and its Worker's handler in a child span of its claim's", () =>
+    Effect.gen(function*() {
+      const spans: Array<Tracer.NativeSpan> = []
+      const tracer = Tracer.make({
+        span: (options) => {
+          const span = new Tracer.NativeSpan(options)
+          spans.push(span)
+          return span
+        }
+      })
+      yield* Effect.gen(function*() {
+        const queue = yield* clientOf(url)
+        const { id } = yield* queue.enqueue(Traced, 1)
+        const worker = yield* Effect.forkChild(Worker.run(Traced, () => Effect.void).pipe(Effect.provideService(JobQueue.JobQueue, queue)))
+        assert.strictEqual((yield* queue.awaitCompletion(id, { timeout: "20 seconds" }))._tag, "Completed")
+        yield* Fiber.interrupt(worker)
+        const enqueue = spans.find((s) => s.name === "bucketq.enqueue")
+        assert.deepStrictEqual([enqueue?.attributes.get("bucketq.queue"), enqueue?.attributes.get("bucketq.job.id")], ["traced", id])
+        const handle = spans.find((s) => s.name === "bucketq.handle" && s.attributes.get("bucketq.job.id") === id)
+        const claim = handle === undefined ? undefined : Option.getOrUndefined(handle.parent)
+        assert.isTrue(claim?._tag === "Span" && claim.name === "bucketq.claim" && claim.attributes.get("bucketq.job.id") === id)
+        const ack = spans.find((s) => s.name === "bucketq.ack" && s.attributes.get("bucketq.job.id") === id)
+        assert.strictEqual(ack === undefined ? undefined : Option.getOrUndefined(ack.parent), handle)
+      }).pipe(Effect.withTracer(tracer))
     }), 60_000)
 
   it.live("settlements over the connection: effects with the ack, a nack that retries then dead-letters with its effects, release, extendLease, discard", () =>
