@@ -7,7 +7,7 @@ import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { NodeWS } from "@effect/platform-node"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Context, Effect, Fiber, Layer, Option, Redacted, Schema, Tracer } from "effect"
+import { Context, Effect, Fiber, Layer, Option, Redacted, Schema } from "effect"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket"
 import * as Job from "../src/Job.ts"
@@ -16,6 +16,7 @@ import * as QueueClient from "../src/QueueClient.ts"
 import { QueueRpcs, tokenHeader } from "../src/remote/protocol.ts"
 import * as Worker from "../src/Worker.ts"
 import { reasonOf } from "./utils/exits.ts"
+import { parentOf, withSpans } from "./utils/spans.ts"
 import { type Child, startChild } from "./utils/child.ts"
 
 const token = "s3cret-token-for-job-tests"
@@ -85,16 +86,8 @@ describe("the JobQueue of QueueClient: definitions stay in the client, the write
     }), 60_000)
 
   it.live("a client's operations run in the spans a local queue's do, and its Worker's handler in a child span of its claim's", () =>
-    Effect.gen(function*() {
-      const spans: Array<Tracer.NativeSpan> = []
-      const tracer = Tracer.make({
-        span: (options) => {
-          const span = new Tracer.NativeSpan(options)
-          spans.push(span)
-          return span
-        }
-      })
-      yield* Effect.gen(function*() {
+    withSpans((spans) =>
+      Effect.gen(function*() {
         const queue = yield* clientOf(url)
         const { id } = yield* queue.enqueue(Traced, 1)
         const worker = yield* Effect.forkChild(Worker.run(Traced, () => Effect.void).pipe(Effect.provideService(JobQueue.JobQueue, queue)))
@@ -103,12 +96,11 @@ describe("the JobQueue of QueueClient: definitions stay in the client, the write
         const enqueue = spans.find((s) => s.name === "bucketq.enqueue")
         assert.deepStrictEqual([enqueue?.attributes.get("bucketq.queue"), enqueue?.attributes.get("bucketq.job.id")], ["traced", id])
         const handle = spans.find((s) => s.name === "bucketq.handle" && s.attributes.get("bucketq.job.id") === id)
-        const claim = handle === undefined ? undefined : Option.getOrUndefined(handle.parent)
+        const claim = parentOf(handle)
         assert.isTrue(claim?._tag === "Span" && claim.name === "bucketq.claim" && claim.attributes.get("bucketq.job.id") === id)
         const ack = spans.find((s) => s.name === "bucketq.ack" && s.attributes.get("bucketq.job.id") === id)
-        assert.strictEqual(ack === undefined ? undefined : Option.getOrUndefined(ack.parent), handle)
-      }).pipe(Effect.withTracer(tracer))
-    }), 60_000)
+        assert.strictEqual(parentOf(ack), handle)
+      })), 60_000)
 
   it.live("settlements over the connection: effects with the ack, a nack that retries then dead-letters with its effects, release, extendLease, discard", () =>
     Effect.gen(function*() {

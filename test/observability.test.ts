@@ -3,7 +3,7 @@
 // policy, the spans of the operations and of a Worker's handler (a child of its claim's), and
 // the Prometheus endpoint of the example.
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream, Tracer } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Schema, Scope, Stream, type Tracer } from "effect"
 import { HttpServer } from "effect/http"
 import { TestClock } from "effect/testing"
 import { metricsEndpoint } from "../examples/prometheus.ts"
@@ -15,6 +15,7 @@ import * as ObjectStore from "../src/ObjectStore.ts"
 import * as Worker from "../src/Worker.ts"
 import { bytes } from "./utils/exits.ts"
 import { series, valueOf, withRegistry } from "./utils/metrics.ts"
+import { parentOf, withSpans } from "./utils/spans.ts"
 
 const Task = Job.define("tasks", { payload: Schema.Number, maxAttempts: 2, backoff: Job.Backoff.none() })
 /** A queue of its own for the endpoint's test, which reads the process's registry. */
@@ -150,26 +151,10 @@ describe("store metrics", () => {
     })))
 })
 
-/** A tracer keeping every span it makes. */
-const recording = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    }
-  })
-  return { spans, tracer }
-}
-
-const parentOf = (span: Tracer.AnySpan | undefined) => (span?._tag === "Span" ? Option.getOrUndefined(span.parent) : undefined)
-
 describe("spans", () => {
   it.effect("every operation runs in a span named after it, with the queue's name and the job's id", () =>
-    Effect.gen(function*() {
-      const { spans, tracer } = recording()
-      yield* Effect.gen(function*() {
+    withSpans((spans) =>
+      Effect.gen(function*() {
         const q = yield* openQueue(yield* memoryStore, yield* Effect.scope)
         const { id } = yield* q.enqueue(Task, 1)
         const [claim] = yield* q.claim(Task)
@@ -187,26 +172,22 @@ describe("spans", () => {
         }
         assert.strictEqual(named("bucketq.stats")?.attributes.get("bucketq.queue"), "tasks")
         assert.strictEqual(named("bucketq.cancel")?.attributes.get("bucketq.job.id"), id)
-        // the store's requests of an operation are not spans of their own; no span names a job id in its name
+        // ids are attributes, never part of a span name (names stay few)
         assert.isTrue(spans.every((s) => !s.name.includes(id)))
-      }).pipe(Effect.withTracer(tracer), withRegistry)
-    }))
+      })).pipe(withRegistry))
 
   it.effect("a failing operation's span ends with its failure", () =>
-    Effect.gen(function*() {
-      const { spans, tracer } = recording()
-      yield* Effect.gen(function*() {
+    withSpans((spans) =>
+      Effect.gen(function*() {
         const q = yield* openQueue(yield* memoryStore, yield* Effect.scope)
         yield* Effect.exit(q.stats("not a valid queue name"))
         const span = spans.find((s) => s.name === "bucketq.stats")
         assert.isTrue(span?.status._tag === "Ended" && Exit.isFailure(span.status.exit))
-      }).pipe(Effect.withTracer(tracer), withRegistry)
-    }))
+      })).pipe(withRegistry))
 
   it.live("a Worker runs each handler in a span that is a child of its claim's, and settles the job inside it", () =>
-    Effect.gen(function*() {
-      const { spans, tracer } = recording()
-      yield* Effect.gen(function*() {
+    withSpans((spans) =>
+      Effect.gen(function*() {
         const q = yield* openQueue(yield* memoryStore, yield* Effect.scope)
         const handlerSpans: Array<Tracer.Span> = []
         const worker = yield* Effect.forkChild(
@@ -226,8 +207,7 @@ describe("spans", () => {
         assert.deepStrictEqual([handle!.attributes.get("bucketq.queue"), handle!.attributes.get("bucketq.job.id")], ["tasks", id])
         const ack = spans.find((s) => s.name === "bucketq.ack")
         assert.strictEqual(parentOf(ack), handle, "the settlement is a child of the handler's span")
-      }).pipe(Effect.withTracer(tracer), withRegistry)
-    }))
+      })).pipe(withRegistry))
 })
 
 describe("Prometheus endpoint (examples/prometheus.ts)", () => {
