@@ -102,6 +102,18 @@ describe("queue metrics", () => {
       assert.strictEqual(yield* oldest, 0)
     })))
 
+  it.effect("the priorities in use are stepped over one by one, whatever their bytes (255 is followed by 256)", () =>
+    withRegistry(Effect.gen(function*() {
+      const q = yield* openQueue(yield* memoryStore, yield* Effect.scope)
+      yield* q.enqueue(Task, 1, { priority: 256 })
+      yield* TestClock.adjust("5 seconds")
+      yield* q.enqueue(Task, 2, { priority: 255 })
+      yield* TestClock.adjust("5 seconds")
+      yield* q.enqueue(Task, 3, { priority: 1 })
+      yield* TestClock.adjust("10 seconds")
+      assert.strictEqual(yield* oldest, 20, "the job of priority 256, behind 1 and 255")
+    })))
+
   it.effect("a queue reopened on a store with jobs exports their depth before any event, and closing it removes its series", () =>
     withRegistry(Effect.gen(function*() {
       const store = yield* memoryStore

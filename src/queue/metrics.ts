@@ -62,12 +62,22 @@ const oldestPending = (queue: string) =>
     attributes: { queue }
   })
 
+/** When a stored pending record became due: its run time, or its enqueue (undefined: it does not decode). */
+const dueSince = (value: string): number | undefined => {
+  try {
+    const record = JobRecordSchema.decode(fromLatin1(value))
+    return Math.max(record.enqueuedAt, record.runAt ?? 0)
+  } catch {
+    return undefined // a damaged record is the claim's to report (it dead-letters it), not the exporter's
+  }
+}
+
 /**
  * The age in seconds at `now` of the longest-waiting pending job among the first of each priority
  * of `queue` (0 when none is pending): each is due since its run time or its enqueue. Reads one
- * entry per priority in use, up to `maxPrioritiesRead`.
+ * entry per priority in use, up to `maxPrioritiesRead`; a head that does not decode is passed over.
  */
-export const oldestPendingSeconds = (fast: Latin1Kv.Latin1Kv, queue: string, now: number): number => {
+const oldestPendingSeconds = (fast: Latin1Kv.Latin1Kv, queue: string, now: number): number => {
   const prefix = Keys.pendingPrefix(queue)
   const end = Latin1Kv.afterPrefix(prefix)
   let start = prefix
@@ -75,11 +85,11 @@ export const oldestPendingSeconds = (fast: Latin1Kv.Latin1Kv, queue: string, now
   for (let i = 0; i < maxPrioritiesRead; i++) {
     const head = fast.scanNow(start, end, 1)[0]
     if (head === undefined) break
-    const record = JobRecordSchema.decode(fromLatin1(head[1]))
-    oldest = Math.min(oldest, Math.max(record.enqueuedAt, record.runAt ?? 0))
-    // the keys of the next priority: `prefix | priority u32 | id`, the priority one higher
+    const since = dueSince(head[1])
+    if (since !== undefined) oldest = Math.min(oldest, since)
+    // past the keys of this priority (`prefix | priority u32 | id`): at the next one in use, if any
     const next = Latin1Kv.afterPrefix(head[0].slice(0, prefix.length + 4))
-    if (next === undefined || next.length !== prefix.length + 4) break
+    if (next === undefined) break
     start = next
   }
   return oldest === Number.POSITIVE_INFINITY ? 0 : Math.max(0, now - oldest) / 1000
