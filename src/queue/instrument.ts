@@ -11,13 +11,15 @@
  * - Every operation's duration goes to `bucketq_operation_seconds{operation}`, a histogram, in the
  *   registry of the context the queue was built in.
  *
- * Cost per call: one span (Effect's, or the tracer's in context), one attribute object, and a
- * histogram update (a registry lookup); the histograms are built once, per operation. Arguments are
- * read defensively: they are checked inside the operation, which fails with its typed error.
+ * Spans are made only when a tracer is installed (`Effect.withTracer`, an OpenTelemetry layer):
+ * Effect's built-in one exports nothing, so without another no span is made at all. Cost per call:
+ * two clock reads and a histogram update (a registry lookup; the histograms are built once, per
+ * operation), and with a tracer one span and one attribute object. Arguments are read
+ * defensively: they are checked inside the operation, which fails with its typed error.
  *
  * @internal
  */
-import { Clock, Context, Effect, Metric, type Tracer } from "effect"
+import { Clock, Context, Effect, Metric, Tracer } from "effect"
 import type { Claim, Service } from "../JobQueue.ts"
 
 /** The buckets of `bucketq_operation_seconds`: 0.5 ms doubling up to about 16 s. */
@@ -78,16 +80,21 @@ export const instrumented = (service: Service): Effect.Effect<Service> =>
     ): F => {
       const timing = histogram(name)
       const spanName = `bucketq.${name}`
+      const timed = <A, E, R>(run: Effect.Effect<A, E, R>) => {
+        const start = clock.currentTimeNanosUnsafe()
+        return Effect.onExit(run, () => Effect.sync(() => timing.updateUnsafe(Number(clock.currentTimeNanosUnsafe() - start) / 1e9, context)))
+      }
       return ((...args: Parameters<F>) =>
-        Effect.useSpan(spanName, { attributes: attributes(...args) }, (span) => {
-          const start = clock.currentTimeNanosUnsafe()
-          const run = done === undefined ? f(...args) : Effect.tap(f(...args), (result) => Effect.sync(() => done(span, result)))
-          return Effect.withParentSpan(run, span, { captureStackTrace: false }).pipe(
-            Effect.onExit(() =>
-              Effect.sync(() => timing.updateUnsafe(Number(clock.currentTimeNanosUnsafe() - start) / 1e9, context))
-            )
-          )
-        })) as F
+        Effect.withFiber((fiber) =>
+          // Effect's built-in tracer exports nothing: without another one, no span is made
+          fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
+            ? timed(f(...args))
+            : Effect.useSpan(spanName, { attributes: attributes(...args) }, (span) => {
+              const run = done === undefined ? f(...args) : Effect.tap(f(...args), (result) => Effect.sync(() => done(span, result)))
+              // the span as the parent of what the operation does (without `withParentSpan`'s stack frame)
+              return timed(Effect.provideService(run, Tracer.ParentSpan, span))
+            })
+        )) as F
     }
 
     const onClaims = (span: Tracer.Span, claims: ReadonlyArray<Claim<unknown>>) => {
