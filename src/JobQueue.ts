@@ -22,10 +22,11 @@
  * Cron schedules (`schedule`) are stored in the KV too: the scheduler enqueues their due slots.
  *
  * Operating it: with a tracer installed, every operation runs in a span `bucketq.<operation>` with
- * the queue's name and the job's id as attributes; every operation is timed in `bucketq_operation_seconds{operation}`; job events are
- * counted in `bucketq_jobs_total{queue,event}`, and `bucketq_queue_depth{queue,state}` and
- * `bucketq_oldest_pending_seconds{queue}` are read from the queue's counters when metrics are
- * exported (Effect's `Metric`, exported for instance by `effect/observability`'s Prometheus).
+ * the queue's name and the job's id as attributes; every operation is timed in
+ * `bucketq_operation_seconds{operation}`; job events are counted in `bucketq_jobs_total{queue,event}`,
+ * and `bucketq_queue_depth{queue,state}` and `bucketq_oldest_pending_seconds{queue}` are read from
+ * the queue's counters when metrics are exported (Effect's `Metric`, exported for instance by
+ * `effect/observability`'s Prometheus: see `examples/prometheus.ts`).
  *
  * @since 0.1.0
  */
