@@ -6,7 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Schema, Scope, Stream, type Tracer } from "effect"
 import { HttpServer } from "effect/http"
 import { TestClock } from "effect/testing"
-import { metricsEndpoint } from "../examples/prometheus.ts"
+import { costPerJob, metricsEndpoint, s3Prices } from "../examples/prometheus.ts"
 import * as FaultInjection from "../src/FaultInjection.ts"
 import * as Job from "../src/Job.ts"
 import * as JobQueue from "../src/JobQueue.ts"
@@ -223,6 +223,21 @@ describe("spans", () => {
 })
 
 describe("Prometheus endpoint (examples/prometheus.ts)", () => {
+  it.effect("the store's requests and dollars per completed job are read off the counters", () =>
+    withRegistry(Effect.gen(function*() {
+      const q = yield* openQueue(yield* memoryStore, yield* Effect.scope)
+      yield* q.enqueueBatch(Task, [1, 2])
+      assert.isUndefined(yield* costPerJob(), "no job completed yet")
+      yield* Effect.forEach(yield* q.claim(Task, { max: 2 }), (claim) => q.ack(claim))
+      const kinds = ["get", "head", "put", "delete", "list"] as const
+      const counts = yield* Effect.forEach(kinds, (kind) => valueOf("bucketq_store_requests_total", { kind }))
+      const requests = counts.reduce((a, b) => a + b, 0)
+      assert.isAbove(requests, 0)
+      const dollars = kinds.reduce((sum, kind, i) => sum + (counts[i]! * s3Prices[kind]) / 1000, 0)
+      assert.deepStrictEqual(yield* costPerJob(), { requests: requests / 2, dollars: dollars / 2 })
+    })))
+
+
   it.live("GET /metrics answers the text format with the queue's job counter, depth and the store's requests", () =>
     Effect.gen(function*() {
       const context = yield* Layer.build(metricsEndpoint(0))
