@@ -14,8 +14,9 @@
  * decode or migrate is dead-lettered by the queue before the handler sees it. A lost lease (the job was requeued
  * meanwhile) or a cancel request interrupts the handler.
  *
- * Each job's handler and its settlement run in a span `bucketq.handle` (attributes `bucketq.queue`,
- * `bucketq.job.id`, `bucketq.attempt`), a child of the span of the claim that took the job.
+ * With a tracer installed, each job's handler and its settlement run in a span `bucketq.handle`
+ * (attributes `bucketq.queue`, `bucketq.job.id`, `bucketq.attempt`), a child of the span of the
+ * claim that took the job.
  *
  * A worker ends when its queue's writer stops for good (`Fenced`: another process opened the same
  * store; or `Closed`): `run` fails with it, and a `layer` whose writer was fenced interrupts the
@@ -499,19 +500,23 @@ export const run = <A, I, Out, E, R>(
         })
       // the handler and the settlement in a span, a child of the claim's: the context the worker
       // was started in is provided first, so that its own span does not take that place
-      const inSpan = (span: Tracer.Span) =>
-        Effect.exit(withPermits(handled).pipe(Effect.withParentSpan(span), Effect.provideContext(context))).pipe(
+      const inSpan = (span: Tracer.Span | undefined) => {
+        const within = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => (span === undefined ? effect : Effect.withParentSpan(effect, span))
+        return Effect.exit(within(withPermits(handled)).pipe(Effect.provideContext(context))).pipe(
           Effect.flatMap((exit) => {
             job.settling = true
             handlerEnded(job)
-            if (Exit.isFailure(exit)) span.attribute("bucketq.handler.failed", true)
-            return settle(claim, ctx, exit)
-          }),
-          Effect.withParentSpan(span)
+            if (Exit.isFailure(exit)) span?.attribute("bucketq.handler.failed", true)
+            return within(settle(claim, ctx, exit))
+          })
         )
-      const parent = Instrument.claimSpan(claim)
-      const attributes = { "bucketq.queue": claim.record.queue, "bucketq.job.id": claim.record.id, "bucketq.attempt": claim.record.attempts }
-      return Effect.useSpan("bucketq.handle", parent === undefined ? { attributes } : { attributes, parent }, inSpan).pipe(
+      }
+      const spanOptions = () => {
+        const parent = Instrument.claimSpan(claim)
+        const attributes = { "bucketq.queue": claim.record.queue, "bucketq.job.id": claim.record.id, "bucketq.attempt": claim.record.attempts }
+        return parent === undefined ? { attributes } : { attributes, parent }
+      }
+      return Instrument.spanIfTraced("bucketq.handle", spanOptions, inSpan).pipe(
         Effect.onInterrupt(() => settleStopped(job, ctx)),
         Effect.ensuring(Effect.sync(() => {
           running.delete(job)

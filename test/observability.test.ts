@@ -220,6 +220,21 @@ describe("spans", () => {
         const ack = spans.find((s) => s.name === "bucketq.ack")
         assert.strictEqual(parentOf(ack), handle, "the settlement is a child of the handler's span")
       })).pipe(withRegistry))
+  it.live("without a tracer installed no span is made (Effect's own exports nothing): the handler runs in none, operations are still timed", () =>
+    withRegistry(Effect.gen(function*() {
+      const q = yield* openQueue(yield* memoryStore, yield* Effect.scope)
+      const seen: Array<boolean> = []
+      const worker = yield* Effect.forkChild(
+        Worker.run(Task, () => Effect.flatMap(Effect.option(Effect.currentSpan), (span) => Effect.sync(() => seen.push(span._tag === "Some")))).pipe(
+          Effect.provideService(JobQueue.JobQueue, q)
+        )
+      )
+      const { id } = yield* q.enqueue(Task, 1)
+      yield* q.awaitCompletion(id, { timeout: "10 seconds" })
+      yield* Fiber.interrupt(worker)
+      assert.deepStrictEqual(seen, [false])
+      assert.deepStrictEqual([yield* timings("enqueue"), yield* timings("ack")], [1, 1])
+    })))
 })
 
 describe("Prometheus endpoint (examples/prometheus.ts)", () => {

@@ -40,6 +40,21 @@ export const claimSpan = (claim: Claim<any>): Tracer.Span | undefined =>
 
 type Attributes = Record<string, unknown>
 
+/**
+ * `f` in a new span named `name` when a tracer is installed, else `f` without one: Effect's
+ * built-in tracer exports nothing, so its spans would only cost.
+ */
+export const spanIfTraced = <A, E, R>(
+  name: string,
+  options: Tracer.SpanOptionsNoTrace | (() => Tracer.SpanOptionsNoTrace),
+  f: (span: Tracer.Span | undefined) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) =>
+    fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
+      ? f(undefined)
+      : Effect.useSpan(name, typeof options === "function" ? options() : options, f)
+  )
+
 /** The queue of a definition given as an argument, if it is one. */
 const queueOf = (definition: unknown): string | undefined =>
   typeof definition === "object" && definition !== null && typeof (definition as { queue?: unknown }).queue === "string"
@@ -85,16 +100,12 @@ export const instrumented = (service: Service): Effect.Effect<Service> =>
         return Effect.onExit(run, () => Effect.sync(() => timing.updateUnsafe(Number(clock.currentTimeNanosUnsafe() - start) / 1e9, context)))
       }
       return ((...args: Parameters<F>) =>
-        Effect.withFiber((fiber) =>
-          // Effect's built-in tracer exports nothing: without another one, no span is made
-          fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
-            ? timed(f(...args))
-            : Effect.useSpan(spanName, { attributes: attributes(...args) }, (span) => {
-              const run = done === undefined ? f(...args) : Effect.tap(f(...args), (result) => Effect.sync(() => done(span, result)))
-              // the span as the parent of what the operation does (without `withParentSpan`'s stack frame)
-              return timed(Effect.provideService(run, Tracer.ParentSpan, span))
-            })
-        )) as F
+        spanIfTraced(spanName, () => ({ attributes: attributes(...args) }), (span) => {
+          if (span === undefined) return timed(f(...args))
+          const run = done === undefined ? f(...args) : Effect.tap(f(...args), (result) => Effect.sync(() => done(span, result)))
+          // the span as the parent of what the operation does (without `withParentSpan`'s stack frame)
+          return timed(Effect.provideService(run, Tracer.ParentSpan, span))
+        })) as F
     }
 
     const onClaims = (span: Tracer.Span, claims: ReadonlyArray<Claim<unknown>>) => {
