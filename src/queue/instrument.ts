@@ -97,7 +97,11 @@ export const instrumented = (service: Service): Effect.Effect<Service> =>
       const spanName = `bucketq.${name}`
       const timed = <A, E, R>(run: Effect.Effect<A, E, R>) => {
         const start = clock.currentTimeNanosUnsafe()
-        return Effect.onExit(run, () => Effect.sync(() => timing.updateUnsafe(Number(clock.currentTimeNanosUnsafe() - start) / 1e9, context)))
+        // recorded as the operation exits, in the exit step itself
+        return Effect.onExit(run, () => {
+          timing.updateUnsafe(Number(clock.currentTimeNanosUnsafe() - start) / 1e9, context)
+          return Effect.void
+        })
       }
       return ((...args: Parameters<F>) =>
         spanIfTraced(spanName, () => ({ attributes: attributes(...args) }), (span) => {
