@@ -21,6 +21,13 @@
  *
  * Cron schedules (`schedule`) are stored in the KV too: the scheduler enqueues their due slots.
  *
+ * Operating it: with a tracer installed, every operation runs in a span `bucketq.<operation>` with
+ * the queue's name and the job's id as attributes; every operation is timed in
+ * `bucketq_operation_seconds{operation}`; job events are counted in `bucketq_jobs_total{queue,event}`,
+ * and `bucketq_queue_depth{queue,state}` and `bucketq_oldest_pending_seconds{queue}` are read from
+ * the queue's counters when metrics are exported (Effect's `Metric`, exported for instance by
+ * `effect/observability`'s Prometheus: see `examples/prometheus.ts`).
+ *
  * @since 0.1.0
  */
 import { Cause, Context, Duration, Effect, Exit, Layer, Option, Scope, type Stream } from "effect"
@@ -54,6 +61,7 @@ import * as Effects from "./queue/effects.ts"
 import * as Control from "./queue/control.ts"
 import * as Dead from "./queue/dead.ts"
 import * as Enqueue from "./queue/enqueue.ts"
+import * as Instrument from "./queue/instrument.ts"
 import * as Leases from "./queue/leases.ts"
 import * as Listing from "./queue/listing.ts"
 import * as Maintenance from "./queue/maintenance.ts"
@@ -897,7 +905,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
       takeoverAfter: takeoverAfterOf(options),
       address: Option.fromUndefinedOr(options?.address)
     })
-    const service: Service = {
+    const service: Service = yield* Instrument.instrumented({
       ...codec,
       history: reads.history,
       kv: UserKv.make(ctx),
@@ -913,7 +921,7 @@ export const make = (options?: Options): Effect.Effect<Service, QueueError | Inv
       resume,
       unschedule: schedules.unschedule,
       schedules: schedules.schedules
-    }
+    })
     return Core.attach(service, {
       core,
       held: (id, token) => {

@@ -617,6 +617,7 @@ const makeService = (writer: Writer, limits: Limits): Service => {
     })
   const latin1: Latin1Kv.Latin1Kv = {
     scan: (start, end, limit) => Effect.sync(() => scanLatin1(state.live, start, end, limit)),
+    scanNow: (start, end, limit) => scanLatin1(state.live, start, end, limit),
     writeIf: writeLatin1,
     // without expectations or a guard a commit cannot fail them: no step to turn that into a defect
     write: (ops, updates, options) => writeLatin1(ops, updates, [], options) as Effect.Effect<WriteResult, CommitError>
@@ -735,6 +736,7 @@ export const makeReadOnly: Effect.Effect<Service, ReadOnlyOpenError, ObjectStore
     stopped: Effect.never
   }, {
     scan: (start, end, limit) => Effect.sync(() => scanLatin1(snapshot.live, start, end, limit)),
+    scanNow: (start, end, limit) => scanLatin1(snapshot.live, start, end, limit),
     writeIf: () => refused,
     write: () => refused
   })

@@ -11,6 +11,11 @@
  * attempt was applied (its response lost) is reported as success, while a foreign object at the
  * key is `PreconditionFailed`.
  *
+ * Every backend layer counts its requests and bytes by kind in Effect's `Metric` registry
+ * (`bucketq_store_requests_total{kind}`, `bucketq_store_bytes_total{kind,direction}`), each
+ * attempt that reaches the backend, so that requests (and dollars, at a provider's list prices)
+ * per job can be read off them.
+ *
  * @since 0.1.0
  */
 import { Config, Context, Effect, Layer, Option, Result, type Stream } from "effect"
@@ -20,6 +25,7 @@ import * as FileSystemStore from "./ObjectStore/FileSystem.ts"
 import type { LocalLog } from "./ObjectStore/LocalLog.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
 import * as MemoryStore from "./ObjectStore/Memory.ts"
+import { metered } from "./ObjectStore/Metered.ts"
 import * as StoreOptions from "./ObjectStore/options.ts"
 import * as Retry from "./ObjectStore/Retry.ts"
 import * as S3Store from "./ObjectStore/S3.ts"
@@ -187,6 +193,13 @@ const finish = (retry: RetryOptions | false | undefined) => (store: Service): Se
   validated(retry === false ? store : Retry.retrying(store, retry ?? {}))
 
 /**
+ * A backend's store as its layer provides it: its requests and bytes counted (the store's
+ * metrics, below the retry policy: every attempt), then `finish`.
+ */
+const backend = (retry: RetryOptions | false | undefined) => (store: Service): Effect.Effect<Service> =>
+  Effect.map(metered(store), finish(retry))
+
+/**
  * What every store layer checks when it is built, before any I/O: that it runs on bucketq's copy
  * of `effect` (see `internal/effectCopy`), then the option `check` finds broken.
  */
@@ -220,7 +233,7 @@ export const layerRetry = (options?: RetryOptions): Layer.Layer<ObjectStore, Inv
 export const layerMemory = (options?: { readonly retry?: RetryOptions | false }): Layer.Layer<ObjectStore, InvalidOption> =>
   Layer.effect(
     ObjectStore,
-    Effect.andThen(checkOptions(() => StoreOptions.memoryOptionsError(options)), Effect.map(MemoryStore.make, finish(options?.retry)))
+    Effect.andThen(checkOptions(() => StoreOptions.memoryOptionsError(options)), Effect.flatMap(MemoryStore.make, backend(options?.retry)))
   )
 
 /**
@@ -246,7 +259,7 @@ export const layerFileSystem = (options: FileSystemOptions): Layer.Layer<ObjectS
     ObjectStore,
     Effect.andThen(
       checkOptions(() => StoreOptions.fileSystemOptionsError(options)),
-      Effect.suspend(() => Effect.map(FileSystemStore.make(options), finish(options.retry)))
+      Effect.suspend(() => Effect.flatMap(FileSystemStore.make(options), backend(options.retry)))
     )
   )
 
@@ -273,7 +286,7 @@ export const layerS3 = (options: S3Options): Layer.Layer<ObjectStore, InvalidOpt
     ObjectStore,
     Effect.andThen(
       checkOptions(() => StoreOptions.s3OptionsError(options)),
-      Effect.suspend(() => Effect.map(S3Store.make(options), finish(options.retry)))
+      Effect.suspend(() => Effect.flatMap(S3Store.make(options), backend(options.retry)))
     )
   )
 

@@ -61,6 +61,7 @@ import * as ObjectStore from "./ObjectStore.ts"
 import { backoff, type RetryOptions } from "./ObjectStore/Retry.ts"
 import * as Codec from "./queue/codec.ts"
 import * as Codecs from "./queue/codecs.ts"
+import * as Instrument from "./queue/instrument.ts"
 import type * as Core from "./queue/core.ts"
 import type * as Effects from "./queue/effects.ts"
 import { defaultMaxPayload } from "./queue/context.ts"
@@ -374,8 +375,8 @@ const connect = (url: string | Effect.Effect<string>, label: () => string, optio
     const codecs = Codecs.make(defaultMaxPayload)
     const reads = { getRecord: service.get, awaitEncoded: service.awaitCompletion, listEncoded: service.list }
     const codec = Codec.make(core, codecs, reads, () => random.nextDoubleUnsafe())
-    const queue: Queue.Service = { ...service, ...codec }
-    return queue
+    // spans and timings on every operation, as a queue of this process has them
+    return yield* Instrument.instrumented({ ...service, ...codec })
   })
 
 type Client = RpcClient.FromGroup<typeof QueueRpcs, RpcClientError.RpcClientError>

@@ -14,6 +14,10 @@
  * decode or migrate is dead-lettered by the queue before the handler sees it. A lost lease (the job was requeued
  * meanwhile) or a cancel request interrupts the handler.
  *
+ * With a tracer installed, each job's handler and its settlement run in a span `bucketq.handle`
+ * (attributes `bucketq.queue`, `bucketq.job.id`, `bucketq.attempt`), a child of the span of the
+ * claim that took the job.
+ *
  * A worker ends when its queue's writer stops for good (`Fenced`: another process opened the same
  * store; or `Closed`): `run` fails with it, and a `layer` whose writer was fenced interrupts the
  * fiber that built it (under `Layer.launch`, the launch ends, so the process exits and a
@@ -21,7 +25,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope, type Tracer } from "effect"
 import * as RateLimiter from "effect/persistence/RateLimiter"
 import * as Rules from "./internal/options.ts"
 import { checked } from "./internal/options.ts"
@@ -31,6 +35,7 @@ import type { InvalidOption } from "./InvalidOption.ts"
 import { type Claim, JobQueue, type ReadError, type SettlementEffects } from "./JobQueue.ts"
 import type { CancelRequested, ClaimLost, InvalidQueueName } from "./JobQueueError.ts"
 import { isStopError, type StopError } from "./Kv.ts"
+import * as Instrument from "./queue/instrument.ts"
 import * as QueueOptions from "./queue/options.ts"
 
 /**
@@ -493,13 +498,25 @@ export const run = <A, I, Out, E, R>(
           duration: timeout,
           orElse: () => Effect.fail(new JobTimeout({ after: Duration.format(timeout) }))
         })
-      return Effect.exit(withPermits(handled)).pipe(
-        Effect.provideContext(context),
-        Effect.flatMap((exit) => {
-          job.settling = true
-          handlerEnded(job)
-          return settle(claim, ctx, exit)
-        }),
+      // the handler and the settlement in a span, a child of the claim's: the context the worker
+      // was started in is provided first, so that its own span does not take that place
+      const inSpan = (span: Tracer.Span | undefined) => {
+        const within = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => (span === undefined ? effect : Effect.withParentSpan(effect, span))
+        return Effect.exit(within(withPermits(handled)).pipe(Effect.provideContext(context))).pipe(
+          Effect.flatMap((exit) => {
+            job.settling = true
+            handlerEnded(job)
+            if (Exit.isFailure(exit)) span?.attribute("bucketq.handler.failed", true)
+            return within(settle(claim, ctx, exit))
+          })
+        )
+      }
+      const spanOptions = () => {
+        const parent = Instrument.claimSpan(claim)
+        const attributes = { "bucketq.queue": claim.record.queue, "bucketq.job.id": claim.record.id, "bucketq.attempt": claim.record.attempts }
+        return parent === undefined ? { attributes } : { attributes, parent }
+      }
+      return Instrument.spanIfTraced("bucketq.handle", spanOptions, inSpan).pipe(
         Effect.onInterrupt(() => settleStopped(job, ctx)),
         Effect.ensuring(Effect.sync(() => {
           running.delete(job)

@@ -16,6 +16,7 @@ import * as QueueClient from "../src/QueueClient.ts"
 import { QueueRpcs, tokenHeader } from "../src/remote/protocol.ts"
 import * as Worker from "../src/Worker.ts"
 import { reasonOf } from "./utils/exits.ts"
+import { parentOf, withSpans } from "./utils/spans.ts"
 import { type Child, startChild } from "./utils/child.ts"
 
 const token = "s3cret-token-for-job-tests"
@@ -27,6 +28,7 @@ const Render = Job.define("render", {
 })
 const Notify = Job.define("notify", { payload: Schema.Struct({ user: Schema.String }), maxAttempts: 2, backoff: Job.Backoff.none() })
 const Slow = Job.define("slow", { payload: Schema.Number, leaseDuration: "600 millis" })
+const Traced = Job.define("traced", { payload: Schema.Number })
 /** The queue of `Notify` read with another schema: its payloads do not decode with it. */
 const NotifyAsNumber = Job.define("notify", { payload: Schema.Number })
 
@@ -82,6 +84,23 @@ describe("the JobQueue of QueueClient: definitions stay in the client, the write
       assert.strictEqual(listed.jobs.length, 13)
       assert.isTrue(listed.jobs.every((job) => job.payloadError === undefined && typeof job.payload.page === "string"))
     }), 60_000)
+
+  it.live("a client's operations run in the spans a local queue's do, and its Worker's handler in a child span of its claim's", () =>
+    withSpans((spans) =>
+      Effect.gen(function*() {
+        const queue = yield* clientOf(url)
+        const { id } = yield* queue.enqueue(Traced, 1)
+        const worker = yield* Effect.forkChild(Worker.run(Traced, () => Effect.void).pipe(Effect.provideService(JobQueue.JobQueue, queue)))
+        assert.strictEqual((yield* queue.awaitCompletion(id, { timeout: "20 seconds" }))._tag, "Completed")
+        yield* Fiber.interrupt(worker)
+        const enqueue = spans.find((s) => s.name === "bucketq.enqueue")
+        assert.deepStrictEqual([enqueue?.attributes.get("bucketq.queue"), enqueue?.attributes.get("bucketq.job.id")], ["traced", id])
+        const handle = spans.find((s) => s.name === "bucketq.handle" && s.attributes.get("bucketq.job.id") === id)
+        const claim = parentOf(handle)
+        assert.isTrue(claim?._tag === "Span" && claim.name === "bucketq.claim" && claim.attributes.get("bucketq.job.id") === id)
+        const ack = spans.find((s) => s.name === "bucketq.ack" && s.attributes.get("bucketq.job.id") === id)
+        assert.strictEqual(parentOf(ack), handle)
+      })), 60_000)
 
   it.live("settlements over the connection: effects with the ack, a nack that retries then dead-letters with its effects, release, extendLease, discard", () =>
     Effect.gen(function*() {

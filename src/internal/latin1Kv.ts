@@ -40,6 +40,11 @@ export interface Latin1Kv {
     limit: number
   ) => Effect.Effect<ReadonlyArray<readonly [key: string, value: string]>>
   /**
+   * `scan`, synchronously: what is committed at this instant. For readers that cannot run an
+   * effect, such as a metric gauge read when metrics are exported.
+   */
+  readonly scanNow: (start: string, end: string | undefined, limit: number) => ReadonlyArray<readonly [key: string, value: string]>
+  /**
    * `Service.writeIf`: the writes `ops`, then the `updates` on top of them, committed only if each
    * key of `expect` is present (or absent) and `guard` holds at the moment of the commit.
    */
@@ -88,15 +93,23 @@ const overBytes = (kv: Service): Latin1Kv => {
       expect.map(([k, present]) => ({ key: fromLatin1(k), present })),
       options
     ))
+  const scan: Latin1Kv["scan"] = (start, end, limit) =>
+    Effect.map(
+      ownOptions(kv.scan(
+        { start: fromLatin1(start), end: end === undefined ? undefined : fromLatin1(end) },
+        { limit: Number.isFinite(limit) ? limit : undefined }
+      )),
+      (entries) => entries.map((entry) => [toLatin1(entry.key), toLatin1(entry.value)] as const)
+    )
+  // A KV without the fast path (a wrapper) is read by running its scan at once; one that does not
+  // answer synchronously reads as empty.
+  const scanNow: Latin1Kv["scanNow"] = (start, end, limit) => {
+    const exit = Effect.runSyncExit(scan(start, end, limit))
+    return exit._tag === "Success" ? exit.value : []
+  }
   return {
-    scan: (start, end, limit) =>
-      Effect.map(
-        ownOptions(kv.scan(
-          { start: fromLatin1(start), end: end === undefined ? undefined : fromLatin1(end) },
-          { limit: Number.isFinite(limit) ? limit : undefined }
-        )),
-        (entries) => entries.map((entry) => [toLatin1(entry.key), toLatin1(entry.value)] as const)
-      ),
+    scan,
+    scanNow,
     writeIf,
     write: (ops, updates, options) =>
       Effect.catchTag(writeIf(ops, updates, [], options), "WriteConditionFailed", (e) => Effect.die(e))

@@ -115,7 +115,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
         Effect.map(claimRecords(queue, max, now, remote ? leaseMillis : undefined), (claimed) => {
           const expiresAt = now + leaseMillis
           const held = claimed.map((record) => holdLease(record, now, expiresAt, record.lease?.token))
-          events.emitAll(() => claimed.map((r) => ({ _tag: "Claimed", id: r.id, queue: r.queue, attempt: r.attempts, at: now })))
+          events.claimed(queue, claimed, now)
           return held
         }))))
 

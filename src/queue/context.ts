@@ -2,7 +2,7 @@
  * What the parts of one queue share, built once by `JobQueue.make` and handed to each part
  * explicitly: the KV (its calls with the queue's own options, and its latin1 fast path), the
  * object store, the generator of job ids and claim tokens, the guard against a stopped writer,
- * the payload limits and the event hub. No module under `src/queue/` keeps state of its own: two queues in one
+ * the payload limits and the event hub (which counts the queue's metrics). No module under `src/queue/` keeps state of its own: two queues in one
  * process share nothing.
  *
  * @internal
@@ -14,6 +14,7 @@ import type { Options } from "../JobQueue.ts"
 import * as Kv from "../Kv.ts"
 import * as Events from "./events.ts"
 import type { EventHub } from "./events.ts"
+import * as Metrics from "./metrics.ts"
 import { ObjectStore, type Service as ObjectStoreService } from "../ObjectStore.ts"
 
 /** Encoded payloads up to this size are stored inline by default. */
@@ -43,8 +44,6 @@ export interface QueueContext {
   readonly maxPayload: number
   /** The queue's events (see `events.ts`). */
   readonly events: EventHub
-  /** The instant now, from the `Clock` the queue was built with (for events built synchronously). */
-  readonly now: () => number
 }
 
 /** The context of a queue over the KV and the store in context (its options already checked). */
@@ -72,7 +71,7 @@ export const make = (options: Options | undefined): Effect.Effect<QueueContext, 
       live,
       offloadThreshold,
       maxPayload,
-      events: yield* Events.make,
-      now: () => clock.currentTimeMillisUnsafe()
+      // events built synchronously take the instant from the `Clock` the queue was built with
+      events: yield* Events.make(yield* Metrics.make(fast, clock), () => clock.currentTimeMillisUnsafe())
     }
   })

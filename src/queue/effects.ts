@@ -13,7 +13,7 @@ import type { JobRecord } from "../../schema/JobRecord.ts"
 import type { EnqueueOptions, EnqueueResult } from "../JobQueue.ts"
 import type { Transaction } from "../Kv.ts"
 import type { PrepareError } from "./enqueue.ts"
-import * as Events from "./events.ts"
+import type * as Events from "./events.ts"
 import type { Bookkeeping } from "./leases.ts"
 import type { Payloads } from "./payloads.ts"
 import { noWrites, stageWrites, type UserWrites } from "./userKv.ts"
@@ -84,7 +84,7 @@ export const make = (enqueuing: Enqueuing, payloads: Payloads, book: Bookkeeping
       prepared.jobs.forEach(({ record }, i) => {
         if (results[i]?.created === false) return unused.push(record)
         if (record.status === "Pending") book.announce(record.queue)
-        events.emit(() => Events.enqueued(record))
+        events.enqueued(record)
       })
       return payloads.dropPayloads(unused)
     })

@@ -19,7 +19,6 @@ import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
-import * as Events from "./events.ts"
 import type { Payloads } from "./payloads.ts"
 import type { JobSettings } from "./wire.ts"
 import { stageWrites, type UserWrites, userWrites } from "./userKv.ts"
@@ -120,7 +119,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       const commit = fast.write(pushStageWrites([], record), moveUpdates(record.queue, undefined, record.status))
       return Effect.map(committing([record], commit), () => {
         if (record.status === "Pending") announce(record.queue)
-        events.emit(() => Events.enqueued(record))
+        events.enqueued(record)
         return { id: record.id, created: true }
       })
     })
@@ -135,7 +134,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
         Effect.tap(stageNew(tx, record, checkId), (staged) => (staged.created ? stageWrites(tx, writes) : Effect.void)), retries))
       if (!result.created) yield* dropPayloads([record]) // the existing job keeps its own
       if (result.created && record.status === "Pending") announce(record.queue)
-      if (result.created) events.emit(() => Events.enqueued(record))
+      if (result.created) events.enqueued(record)
       return result
     })
 
@@ -158,7 +157,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       for (const record of records) pushStageWrites(writes, record)
       yield* committing(offloaded, fast.write(writes, moveUpdates(settings.queue, undefined, "Pending", records.length)))
       announce(settings.queue)
-      events.emitAll(() => records.map(Events.enqueued))
+      events.enqueuedAll(records)
       return records.map((r) => r.id)
     })
 

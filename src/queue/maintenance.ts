@@ -13,7 +13,6 @@ import type { JobRecord } from "../../schema/JobRecord.ts"
 import type { Options, QueueError } from "../JobQueue.ts"
 import type * as Kv from "../Kv.ts"
 import type { QueueContext } from "./context.ts"
-import * as Events from "./events.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import type { Payloads } from "./payloads.ts"
@@ -57,7 +56,7 @@ export const start = (
         if (leases.get(id) === lease) leases.delete(id)
         if (next?.status === "Pending") announce(next.queue)
         if (next?.status === "Dead") complete(id, Option.some(next))
-        if (next !== undefined) events.emit(() => Events.claimEnded(next, "lease expired", now))
+        if (next !== undefined) events.reaped(next, "lease expired", now)
       }
     })
 

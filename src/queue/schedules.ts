@@ -34,7 +34,6 @@ import * as Kv from "../Kv.ts"
 import { Corrupt } from "../KvError.ts"
 import type { Transaction } from "../Kv.ts"
 import type { QueueContext } from "./context.ts"
-import * as Events from "./events.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
@@ -312,7 +311,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping) => {
           for (let more = true; more;) {
             const result = yield* fireBatch(stored.key, now, openedAt)
             if (result.queue !== undefined && result.enqueued > 0) announce(result.queue)
-            if (result.created !== undefined) events.emitAll(() => result.created.map(Events.enqueued))
+            if (result.created !== undefined) events.enqueuedAll(result.created)
             more = result.more
           }
         })

@@ -20,7 +20,6 @@ import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping, ClaimRef } from "./leases.ts"
 import * as Effects from "./effects.ts"
-import * as Events from "./events.ts"
 import type { Payloads } from "./payloads.ts"
 import type { JobSettings } from "./wire.ts"
 import { bury, bytes, encodeRecord, move, moveUpdates, read, retries, stage, withAttempt, without } from "./records.ts"
@@ -34,7 +33,7 @@ const keptFor = (settings: JobSettings, withResult: boolean): number | undefined
 
 /** The settlements of the queue of `ctx`, and `cancel`; `effects` makes their effects ready. */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, effects: Effects.Effects) => {
-  const { events, fast, kv, live, now } = ctx
+  const { events, fast, kv, live } = ctx
   const { announce, complete, holds, holdsNow, leases, letGo } = book
   const { committing, dropPayloads } = payloads
 
@@ -91,7 +90,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
         Effect.map(() => {
           letGo(claim)
           complete(id, Option.none())
-          events.emit(() => ({ _tag: "Completed", id, queue, at: now() }))
+          events.completed(id, queue)
         }),
         Effect.tap(() => (claim.record.payloadRef === undefined ? Effect.void : dropPayloads([claim.record])))
       )
@@ -131,7 +130,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
           return [Option.some(next), true] as const
         }), (done, at) => {
         complete(claim.record.id, done)
-        events.emit(() => ({ _tag: "Completed", id: claim.record.id, queue: claim.record.queue, at }))
+        events.completed(claim.record.id, claim.record.queue, at)
       })
       if (Option.isNone(done) && claim.record.payloadRef !== undefined) yield* dropPayloads([claim.record])
     })
@@ -161,7 +160,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
         // the stored dead record (this attempt's error, failedAt, no claimedAt), not the claimed one
         if (outcome === "DeadLettered") complete(claim.record.id, Option.some(record))
         else if (record.status === "Pending") announce(claim.record.queue)
-        events.emit(() => Events.claimEnded(record, error, at))
+        events.claimEnded(record, error, at)
       })
       return outcome.outcome
     })
@@ -189,7 +188,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
           Effect.as([undefined, false] as const)
         ), (_, at) => {
         complete(claim.record.id, Option.none())
-        events.emit(() => ({ _tag: "Cancelled", id: claim.record.id, queue: claim.record.queue, at }))
+        events.cancelled(claim.record.id, claim.record.queue, at)
       })
       yield* dropPayloads([claim.record])
     })
@@ -203,7 +202,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
       // waiters get the stored dead record (no claimedAt, its expiry, a cancel flag set meanwhile)
       yield* settle(claim, prepared, (tx, record, at) => Effect.map(bury(tx, record, at, reason), (dead) => [dead, true] as const), (dead, at) => {
         complete(claim.record.id, Option.some(dead))
-        events.emit(() => Events.claimEnded(dead, reason, at))
+        events.claimEnded(dead, reason, at)
       })
     })
 
@@ -246,7 +245,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
         complete(id, Option.none())
         if (removed !== undefined) {
           const { queue } = removed
-          events.emit(() => ({ _tag: "Cancelled", id, queue, at: now() }))
+          events.cancelled(id, queue)
           yield* dropPayloads([removed])
         }
       }

@@ -6,6 +6,7 @@ import * as FaultInjection from "../../src/FaultInjection.ts"
 import { ObjectStore } from "../../src/ObjectStore.ts"
 import type { Backend } from "../utils/stores.ts"
 import { bytes, reasonOf, text } from "../utils/exits.ts"
+import { valueOf, withRegistry } from "../utils/metrics.ts"
 
 const sha = (data: Uint8Array) => createHash("sha256").update(data).digest("hex")
 
@@ -300,4 +301,28 @@ export const objectStoreConformance = (backend: Backend) =>
         assert.strictEqual(reasonOf(yield* Effect.exit(store.put("lost/a", bytes("four"), { ifMatch: etag }))), "PreconditionFailed")
         assert.strictEqual(text((yield* store.get("lost/a")).bytes), "two")
       }))
+
+    // What a bill is computed from: every request that reaches the backend, by kind, and the bytes moved.
+    it.live("counts its requests by kind and the bytes read and written, failed requests included", () =>
+      Effect.gen(function*() {
+        const store = yield* ObjectStore
+        yield* store.put("m/a", bytes("abc"))
+        yield* store.put("m/b", bytes("hello"), { ifNoneMatch: "*" })
+        yield* store.get("m/a")
+        yield* store.get("m/b", { range: { start: 1, end: 3 } })
+        assert.strictEqual(reasonOf(yield* Effect.exit(store.get("m/missing"))), "NotFound")
+        yield* store.head("m/a")
+        yield* store.delete("m/b")
+        assert.deepStrictEqual(yield* keysOf("m/"), ["m/a"])
+        assert.deepStrictEqual(yield* keysOf("none/"), [])
+        const requests = (kind: string) => valueOf("bucketq_store_requests_total", { kind })
+        assert.deepStrictEqual(
+          { get: yield* requests("get"), head: yield* requests("head"), put: yield* requests("put"), delete: yield* requests("delete"), list: yield* requests("list") },
+          { get: 3, head: 1, put: 2, delete: 1, list: 2 }
+        )
+        assert.deepStrictEqual(
+          [yield* valueOf("bucketq_store_bytes_total", { kind: "put", direction: "written" }), yield* valueOf("bucketq_store_bytes_total", { kind: "get", direction: "read" })],
+          [8, 5]
+        )
+      }).pipe(Effect.provide(backend.layer()), withRegistry))
   })
