@@ -1,8 +1,7 @@
 // The read-only open on the directory backend, where the WAL is a local log: it reads a live
 // writer's log and a crashed writer's unsealed log without fencing, sealing or syncing anything,
 // so every file of the store (the log's parts included) is byte for byte what it was.
-import { createHash } from "node:crypto"
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { afterEach, assert, describe, it } from "@effect/vitest"
@@ -10,23 +9,13 @@ import { Context, Effect, Layer, Option } from "effect"
 import * as Kv from "../src/Kv.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
 import { bytes, text } from "./utils/exits.ts"
+import { filesOf } from "./utils/files.ts"
 import { openKv } from "./utils/kv.ts"
 
 const directories: Array<string> = []
 afterEach(() => {
   for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true })
 })
-
-/** Every file under `root` (relative path, size, SHA-256), sorted. */
-const filesOf = (root: string): Array<string> =>
-  readdirSync(root, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
-    .map((entry) => {
-      const file = path.join(entry.parentPath, entry.name)
-      const data = readFileSync(file)
-      return `${path.relative(root, file)} ${data.length} ${createHash("sha256").update(data).digest("hex")}`
-    })
-    .sort()
 
 const storeIn = (directory: string) =>
   Effect.map(Layer.build(ObjectStore.layerFileSystem({ directory })), (context) => Context.get(context, ObjectStore.ObjectStore))

@@ -2,14 +2,14 @@
 // clock that stands still, with explicit ids: see fixtures/cliStore.ts), no writer running: every
 // read answers from a read-only snapshot with exact output, leaves the store's files byte for
 // byte as they were, and every change is refused, saying that a writer must be running.
-import { createHash } from "node:crypto"
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { bucketq, bucketqHere } from "./utils/cli.ts"
 import { fill } from "./fixtures/cliStore.ts"
+import { filesOf } from "./utils/files.ts"
 
 const directory = mkdtempSync(path.join(tmpdir(), "bucketq-cli-"))
 const url = `file:${directory}`
@@ -19,16 +19,6 @@ beforeAll(() => Effect.runPromise(fill(directory)), 60_000)
 afterAll(() => {
   for (const dir of [directory, ...copies]) rmSync(dir, { recursive: true, force: true })
 })
-
-/** Every file under `root` (relative path and SHA-256), sorted. */
-export const filesOf = (root: string): Array<string> =>
-  readdirSync(root, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
-    .map((entry) => {
-      const file = path.join(entry.parentPath, entry.name)
-      return `${path.relative(root, file)} ${createHash("sha256").update(readFileSync(file)).digest("hex")}`
-    })
-    .sort()
 
 /** A copy of the filled store, to damage. */
 const copy = () => {

@@ -2,25 +2,19 @@
 // directory store served by QueueServer, its address in the writer record): changes go through the
 // writer, reads too; a wrong token is refused; reads without a token fall back to a read-only
 // snapshot that does not fence the writer; once the writer is killed, changes are refused again.
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { afterEach, assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { type Child, startChild } from "./utils/child.ts"
+import { type Child, cleanUp, startChild } from "./utils/child.ts"
 import { bucketq, bucketqHere } from "./utils/cli.ts"
 
 const token = "cli-writer-token"
 const children: Array<Child> = []
 const directories: Array<string> = []
 
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    child.process.kill("SIGKILL")
-    await child.exited
-  }
-  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true })
-})
+afterEach(() => cleanUp(children, directories))
 
 /** A writer process serving a new directory store; its address and a way to send it commands. */
 const startWriter = Effect.promise(async () => {
