@@ -21,6 +21,9 @@
  *
  * Cron schedules (`schedule`) are stored in the KV too: the scheduler enqueues their due slots.
  *
+ * `makeReadOnly` gives the queue's reads (`Reader`) without the writer's work, for tools that
+ * inspect a store over a read-only KV (`Kv.makeReadOnly`), such as the `bucketq` CLI.
+ *
  * @since 0.1.0
  */
 import { Cause, Context, Duration, Effect, Exit, Layer, Option, Scope, type Stream } from "effect"
