@@ -7,8 +7,10 @@ import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as ObjectStore from "../src/ObjectStore.ts"
 import { bucketq, bucketqHere } from "./utils/cli.ts"
-import { fill } from "./fixtures/cliStore.ts"
+import { s3Options } from "./utils/stores.ts"
+import { fill, fillStore } from "./fixtures/cliStore.ts"
 import { filesOf } from "./utils/files.ts"
 
 const directory = mkdtempSync(path.join(tmpdir(), "bucketq-cli-"))
@@ -212,5 +214,22 @@ describe("bucketq CLI with no writer running", () => {
       assert.strictEqual(lines[5], "  manifest/00000000000000000001: CRC32 mismatch")
       assert.match(lines[6]!, /^ {2}%wal\/00000000000000000001\/00000000000000000001\.log: frames do not check from here/)
       assert.include(stderr, `2 damaged items in file:${damaged}`)
+    }), 60_000)
+
+  it.live("an S3 store is read the same way, named by s3://<bucket>/<prefix> with the S3 settings of the environment", () =>
+    Effect.gen(function*() {
+      const prefix = `cli-${process.pid}-${Math.floor(performance.timeOrigin)}`
+      const options = s3Options(prefix)
+      yield* fillStore(ObjectStore.layerS3(options))
+      const env = process.env
+      const { code, stdout } = yield* bucketqHere(["--url", `s3://${options.bucket}/${prefix}`, "queues"], {
+        BUCKETQ_S3_ENDPOINT: options.endpoint!,
+        BUCKETQ_S3_QUOTE_IF_MATCH: env.S3_QUOTE_IF_MATCH ?? "true",
+        AWS_REGION: options.region!,
+        AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID ?? "",
+        AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY ?? ""
+      })
+      assert.strictEqual(code, 0)
+      assert.strictEqual(stdout, (yield* run("queues")).stdout)
     }), 60_000)
 })
