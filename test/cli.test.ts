@@ -6,11 +6,13 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer, Stream } from "effect"
+import * as JobQueue from "../src/JobQueue.ts"
+import * as Kv from "../src/Kv.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
 import { bucketq, bucketqHere } from "./utils/cli.ts"
 import { s3Options } from "./utils/stores.ts"
-import { fill, fillStore } from "./fixtures/cliStore.ts"
+import { Email, fill, fillStore } from "./fixtures/cliStore.ts"
 import { filesOf } from "./utils/files.ts"
 
 const directory = mkdtempSync(path.join(tmpdir(), "bucketq-cli-"))
@@ -231,5 +233,25 @@ describe("bucketq CLI with no writer running", () => {
       })
       assert.strictEqual(code, 0)
       assert.strictEqual(stdout, (yield* run("queues")).stdout)
+    }), 60_000)
+
+  it.live("verify names a job whose payload object is gone", () =>
+    Effect.gen(function*() {
+      const target = mkdtempSync(path.join(tmpdir(), "bucketq-cli-payload-"))
+      copies.push(target)
+      const storeLayer = ObjectStore.layerFileSystem({ directory: target })
+      yield* Effect.scoped(Effect.gen(function*() {
+        const queue = yield* JobQueue.JobQueue
+        yield* queue.enqueue(Email, { to: "x".repeat(100) }, { id: "big" })
+      }).pipe(Effect.provide(JobQueue.layer({ writerRecord: false, offloadThreshold: 16 }).pipe(Layer.provide(Kv.layer()), Layer.provide(storeLayer)))))
+      const object = yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* ObjectStore.ObjectStore
+        const [entry] = yield* Stream.runCollect(store.list("payloads/"))
+        yield* store.delete(entry!.key)
+        return entry!.key
+      }).pipe(Effect.provide(storeLayer)))
+      const { code, stdout } = yield* bucketqHere(["--url", `file:${target}`, "verify"])
+      assert.strictEqual(code, 1)
+      assert.deepStrictEqual(stdout.split("\n").slice(4), ["damaged:   1", `  job big: its payload object ${object} is missing`, ""])
     }), 60_000)
 })

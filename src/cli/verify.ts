@@ -1,9 +1,10 @@
 /**
  * `bucketq verify`: reads every object of the store and every part of its local log, checks each
  * with the decoder that reads it in normal operation (magic, format version, CRC32, structure:
- * the same checks, so what passes here reads there), and checks that the KV's state replays
- * (the WAL segments its manifest needs are there and follow on). It writes nothing: like the
- * read-only open, it never fences a running writer.
+ * the same checks, so what passes here reads there), checks that the KV's state replays (the
+ * WAL segments its manifest needs are there and follow on), and that every job record in it
+ * decodes and has its payload object, if it has one. It writes nothing: like the read-only open,
+ * it never fences a running writer.
  *
  * The report counts what was read by kind, the requests and bytes it took (and what those
  * requests cost at S3 Standard list prices), and lists each damaged item with why. An object
@@ -12,14 +13,18 @@
  * @internal
  */
 import { Effect, Option, Stream } from "effect"
+import * as JobRecord from "../../schema/JobRecord.ts"
 import * as Manifest from "../../schema/Manifest.ts"
 import * as PayloadObject from "../../schema/PayloadObject.ts"
 import * as Run from "../../schema/Run.ts"
 import * as WalSegment from "../../schema/WalSegment.ts"
 import * as StoredWriterRecord from "../../schema/WriterRecord.ts"
+import { fromLatin1 } from "../internal/binary.ts"
+import type { BTree } from "../internal/btree.ts"
 import { decodeOrCorrupt } from "../kv/recovery.ts"
 import { loadSnapshot } from "../kv/snapshot.ts"
 import { ObjectStore } from "../ObjectStore.ts"
+import * as Keys from "../queue/keys.ts"
 import { describe, failWith } from "./failure.ts"
 import * as Format from "./format.ts"
 
@@ -56,6 +61,28 @@ export interface Report {
 /** S3 Standard request prices, in dollars per 1000 requests (transfer not included). */
 const getPrice = 0.0004
 const listPrice = 0.005
+
+/**
+ * The job records of the state that do not decode, and those whose payload object is not among
+ * `objects` (the keys listed).
+ */
+const checkRecords = (live: BTree<string, string>, objects: ReadonlySet<string>): Array<Damage> => {
+  const damaged: Array<Damage> = []
+  for (const prefix of Keys.recordPrefixes) {
+    for (const [key, value] of live.entries(prefix)) {
+      if (!key.startsWith(prefix)) break
+      try {
+        const record = JobRecord.decode(fromLatin1(value))
+        if (record.payloadRef !== undefined && !objects.has(record.payloadRef)) {
+          damaged.push({ where: `job ${record.id}`, detail: `its payload object ${record.payloadRef} is missing` })
+        }
+      } catch (error) {
+        damaged.push({ where: `job record ${Keys.toCursor(key)}`, detail: describe(error) })
+      }
+    }
+  }
+  return damaged
+}
 
 /** Checks the store in context (see the module's header). */
 export const verify = Effect.gen(function*() {
@@ -108,8 +135,10 @@ export const verify = Effect.gen(function*() {
   }
   const replay = yield* Effect.exit(loadSnapshot(store))
   let state: Report["state"] = null
-  if (replay._tag === "Success") state = { epoch: replay.value.epoch, lastSeq: replay.value.lastSeq, keys: replay.value.live.size }
-  else {
+  if (replay._tag === "Success") {
+    state = { epoch: replay.value.epoch, lastSeq: replay.value.lastSeq, keys: replay.value.live.size }
+    damaged.push(...checkRecords(replay.value.live, new Set(entries.map((entry) => entry.key))))
+  } else {
     const failure = replay.cause.reasons.find((r) => r._tag === "Fail") as { readonly error: { readonly _tag: string; readonly key?: string } } | undefined
     const error = failure?.error
     if (error === undefined || !damaged.some((d) => d.where === error.key)) {
