@@ -65,4 +65,18 @@ describe("Kv.makeReadOnly on the directory backend", () => {
       assert.strictEqual((yield* next.kv.scan({ prefix: bytes("k/") })).length, 10)
       yield* next.close
     }), 60_000)
+
+  it.live("Kv.layerReadOnly provides the snapshot as the Kv service, refusing writes with Closed", () =>
+    Effect.gen(function*() {
+      const directory = newDirectory()
+      const store = yield* storeIn(directory)
+      const writer = yield* openKv(store)
+      yield* put(writer.kv, "a", "1")
+      yield* writer.close
+      const kv = Context.get(yield* Layer.build(Kv.layerReadOnly.pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store)))), Kv.Kv)
+      assert.deepStrictEqual(Option.map(yield* kv.get(bytes("a")), text), Option.some("1"))
+      const refused = yield* Effect.flip(put(kv, "b", "2"))
+      assert.strictEqual(refused._tag, "Closed")
+      assert.strictEqual(refused.message, "kv closed: the store is open read-only: nothing can be written through it")
+    }), 60_000)
 })
