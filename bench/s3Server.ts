@@ -1,6 +1,6 @@
 // The S3-compatible server of ../shared/s3 for benchmarks: started unless S3_ENDPOINT is set,
 // stopped by the returned function; and the store options it answers to.
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import * as path from "node:path"
 import { Redacted } from "effect"
 import type * as ObjectStore from "../src/ObjectStore.ts"
@@ -8,12 +8,16 @@ import type * as ObjectStore from "../src/ObjectStore.ts"
 // npm runs the benchmarks from the repository root (they may run compiled, from dist/)
 const kit = path.resolve("../shared/s3") + path.sep
 
-/** Starts the server if needed; the result stops it again (a no-op if it was already running). */
+/** Starts the server if needed; the result stops it again (a no-op if it was running already). */
 export const startS3 = (): (() => void) => {
   if (process.env.S3_ENDPOINT) return () => {}
-  const out = execFileSync("bash", [`${kit}start.sh`], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] })
-  for (const [, name, value] of out.matchAll(/^export (\w+)=(.*)$/gm)) process.env[name!] = value!
+  const run = spawnSync("bash", [`${kit}start.sh`], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })
+  process.stderr.write(run.stderr)
+  if (run.status !== 0) throw new Error(`${kit}start.sh failed (${run.status ?? run.signal})`)
+  for (const [, name, value] of run.stdout.matchAll(/^export (\w+)=(.*)$/gm)) process.env[name!] = value!
   process.env.S3_QUOTE_IF_MATCH ??= "false" // radosgw 16 compares If-Match unquoted
+  // a server that was running already (another run's) is left running
+  if (/already running/.test(run.stderr)) return () => {}
   return () => execFileSync("bash", [`${kit}stop.sh`], { stdio: "inherit" })
 }
 

@@ -61,6 +61,7 @@ import * as Leases from "./queue/leases.ts"
 import * as Listing from "./queue/listing.ts"
 import * as Maintenance from "./queue/maintenance.ts"
 import * as QueueOptions from "./queue/options.ts"
+import { checkOneEffect } from "./internal/effectCopy.ts"
 import { checked } from "./internal/options.ts"
 import * as Payloads from "./queue/payloads.ts"
 import * as Reads from "./queue/reads.ts"
@@ -868,6 +869,7 @@ export class JobQueue extends Context.Service<JobQueue, Service>()("bucketq/JobQ
  */
 export const make = (options?: Options): Effect.Effect<Service, QueueError | InvalidOption, Kv.Kv | ObjectStore | Scope.Scope> =>
   Effect.gen(function*() {
+    yield* checkOneEffect
     yield* checked(QueueOptions.queueOptionsError(options))
     const ctx = yield* QueueContext.make(options)
     const book = Leases.make(ctx.nextId)

@@ -26,6 +26,7 @@
 import { Context, Duration, Effect, Layer, Option, type Scope } from "effect"
 import { fromLatin1, toLatin1 } from "./internal/binary.ts"
 import type { BTree } from "./internal/btree.ts"
+import { checkOneEffect } from "./internal/effectCopy.ts"
 import * as Latin1Kv from "./internal/latin1Kv.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
 import { kvOptionsError, scanOptionsError, transactionOptionsError, writeIfOptionsError } from "./kv/options.ts"
@@ -652,6 +653,7 @@ const makeService = (writer: Writer, limits: Limits): Service => {
  */
 export const make = (options?: Options): Effect.Effect<Service, OpenError, ObjectStore | Scope.Scope> =>
   Effect.gen(function*() {
+    yield* checkOneEffect
     const invalid = kvOptionsError(options)
     if (invalid !== undefined) return yield* invalid
     const store = yield* ObjectStore

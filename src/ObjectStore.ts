@@ -14,6 +14,7 @@
  * @since 0.1.0
  */
 import { Config, Context, Effect, Layer, Option, Result, type Stream } from "effect"
+import { checkOneEffect } from "./internal/effectCopy.ts"
 import { checked } from "./internal/options.ts"
 import * as FileSystemStore from "./ObjectStore/FileSystem.ts"
 import type { LocalLog } from "./ObjectStore/LocalLog.ts"
@@ -185,9 +186,12 @@ export type RetryOptions = Retry.RetryOptions
 const finish = (retry: RetryOptions | false | undefined) => (store: Service): Service =>
   validated(retry === false ? store : Retry.retrying(store, retry ?? {}))
 
-/** Fails with the option `check` finds broken, when the layer is built (before any I/O). */
+/**
+ * What every store layer checks when it is built, before any I/O: that it runs on bucketq's copy
+ * of `effect` (see `internal/effectCopy`), then the option `check` finds broken.
+ */
 const checkOptions = (check: () => InvalidOption | undefined): Effect.Effect<void, InvalidOption> =>
-  Effect.suspend(() => checked(check()))
+  Effect.andThen(checkOneEffect, Effect.suspend(() => checked(check())))
 
 /**
  * Wraps the store in context with the retry policy: bounded exponential backoff with jitter

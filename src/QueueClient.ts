@@ -36,17 +36,21 @@ import {
   Data,
   Duration,
   Effect,
+  Exit,
   Layer,
   Option,
   Random,
   Redacted,
+  Request,
+  RequestResolver,
   Schedule,
   Stream
 } from "effect"
 import { type RpcClientError, RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket"
 import type { JobRecord, JobStatus } from "../schema/JobRecord.ts"
-import type { InvalidOption } from "./InvalidOption.ts"
+import { checkOneEffect } from "./internal/effectCopy.ts"
+import { InvalidOption } from "./InvalidOption.ts"
 import * as Rules from "./internal/options.ts"
 import { JobQueue, type Service } from "./JobQueue.ts"
 import type * as Queue from "./JobQueue.ts"
@@ -61,9 +65,12 @@ import type * as Core from "./queue/core.ts"
 import type * as Effects from "./queue/effects.ts"
 import { defaultMaxPayload } from "./queue/context.ts"
 import * as QueueOptions from "./queue/options.ts"
+import * as Sharded from "./queue/sharded.ts"
 import * as Convert from "./remote/convert.ts"
 import * as WriterRecord from "./WriterRecord.ts"
+import type * as Protocol from "./remote/protocol.ts"
 import { QueueRpcs, resolveToken, tokenHeader } from "./remote/protocol.ts"
+import type { JobSettings } from "./queue/wire.ts"
 
 /**
  * Options of `make` and `layer`; one that breaks its rule fails with `InvalidOption` before
@@ -235,6 +242,7 @@ export const makeDiscover = (options: DiscoverOptions) =>
 /** The connection and the queue over it; `url` is read at every (re)connection, `label` names it in errors. */
 const connect = (url: string | Effect.Effect<string>, label: () => string, options: DiscoverOptions) =>
   Effect.gen(function*() {
+    yield* checkOneEffect
     const value = Redacted.value(yield* resolveToken(options.token))
     let connected = false
     let lastError = "not connected yet"
@@ -373,6 +381,62 @@ const connect = (url: string | Effect.Effect<string>, label: () => string, optio
 type Client = RpcClient.FromGroup<typeof QueueRpcs, RpcClientError.RpcClientError>
 type Send = <A, E>(send: () => Effect.Effect<A, E | RpcClientError.RpcClientError>) => Effect.Effect<A, Exclude<E, RpcClientError.RpcClientError> | WriterUnavailable>
 
+/** One operation of a batch (see `Protocol.Batch`): its definition's settings and the rest of its item. */
+interface BatchedCall<I, A, E> extends Request.Request<A, E | RemoteError> {
+  readonly settings: JobSettings
+  readonly item: I
+}
+
+// A bound on a batch, so that one request stays a reasonable message.
+const maxBatch = 256
+
+/**
+ * An operation sent in batches: the calls made in the same moment, from any fibers, go in one
+ * request (`RequestResolver` collects them until the callers yield), each with its outcome.
+ * When the request fails (`WriterUnavailable`, `Unauthorized`), every call of the batch fails with it.
+ */
+const batched = <I extends { readonly settings: number }, A, E>(
+  send: (batch: { readonly settings: ReadonlyArray<JobSettings>; readonly items: ReadonlyArray<I> }) => Effect.Effect<
+    ReadonlyArray<{ readonly _tag: "Ok"; readonly value: A } | { readonly _tag: "Failed"; readonly error: E }>,
+    RemoteError
+  >
+) => {
+  type Call = BatchedCall<Omit<I, "settings">, A, E>
+  const resolver = RequestResolver.makeWith<Call>({
+    batchKey: () => undefined,
+    delay: Effect.yieldNow,
+    collectWhile: (entries) => entries.size < maxBatch,
+    runAll: (entries) => {
+      // each definition's settings once: the items name them by index
+      const settings: Array<JobSettings> = []
+      const indexes = new Map<JobSettings, number>()
+      const items = entries.map(({ request }) => {
+        let index = indexes.get(request.settings)
+        if (index === undefined) {
+          index = settings.push(request.settings) - 1
+          indexes.set(request.settings, index)
+        }
+        return { ...request.item, settings: index } as unknown as I
+      })
+      return Effect.map(send({ settings, items }), (outcomes) => {
+        entries.forEach((entry, i) => {
+          const outcome = outcomes[i]
+          entry.completeUnsafe(
+            outcome === undefined
+              ? Exit.die(new Error(`the writer answered ${outcomes.length} outcomes for a batch of ${entries.length}`))
+              : outcome._tag === "Ok"
+              ? Exit.succeed(outcome.value)
+              : Exit.fail(outcome.error)
+          )
+        })
+      })
+    }
+  })
+  const call = Request.of<Call>()
+  return (settings: JobSettings, item: Omit<I, "settings">): Effect.Effect<A, E | RemoteError> =>
+    Effect.request(call({ settings, item }), resolver)
+}
+
 /**
  * The writer's queue core over the connection (see `src/queue/core.ts`): the client's codec
  * encodes and decodes, the writer stores. A claim, an enqueue and a settlement the connection
@@ -382,8 +446,10 @@ type Send = <A, E>(send: () => Effect.Effect<A, E | RpcClientError.RpcClientErro
 const remoteCore = (client: Client, read: Send, write: Send): Core.Core => {
   const refOf = (claim: { readonly record: JobRecord; readonly token: string }) => ({ id: claim.record.id, token: claim.token })
   const effectsOf = (effects: Effects.Encoded | undefined) => (effects === undefined ? {} : { effects: Convert.toWireEffects(effects) })
+  const enqueue = batched((batch: typeof Protocol.EnqueueBatch.Type) => write(() => client.Enqueue(batch)))
+  const ack = batched((batch: typeof Protocol.AckBatch.Type) => write(() => client.Ack(batch)))
   return {
-    enqueue: (settings, payload, options) => write(() => client.Enqueue({ settings, payload, options: Convert.toWireOptions(options) })),
+    enqueue: (settings, payload, options) => enqueue(settings, { payload, options: Convert.toWireOptions(options) }),
     enqueueBatch: (settings, payloads) => write(() => client.EnqueueBatch({ settings, payloads })),
     claim: (queue, max, leaseMillis, waitMillis, until) => {
       const claim = Effect.map(
@@ -394,7 +460,7 @@ const remoteCore = (client: Client, read: Send, write: Send): Core.Core => {
       return until === undefined ? claim : Effect.raceFirst(claim, Effect.as(until, []))
     },
     ack: (claim, settings, result, effects) =>
-      write(() => client.Ack({ claim: refOf(claim), settings, ...(result === undefined ? {} : { result }), ...effectsOf(effects) })),
+      ack(settings, { claim: refOf(claim), ...(result === undefined ? {} : { result }), ...effectsOf(effects) }),
     nack: (claim, error, delayMillis, effects) => write(() => client.Nack({ claim: refOf(claim), error, delayMillis, ...effectsOf(effects) })),
     deadLetter: (claim, reason, effects) => write(() => client.DeadLetter({ claim: refOf(claim), reason, ...effectsOf(effects) })),
     release: (claim) => write(() => client.Release({ claim: refOf(claim) })),
@@ -453,3 +519,92 @@ const contextOf = (queue: Service) => Context.make(JobQueue, queue).pipe(Context
 export const layerDiscover = (options: DiscoverOptions) =>
   Layer.effectContext(Effect.map(makeDiscover(options), contextOf)).pipe(Layer.provide(ObjectStore.layerConfig))
 
+
+/**
+ * Options of `makeSharded` and `layerSharded`; one that breaks its rule fails with
+ * `InvalidOption` (`InvalidQueueName` for a bad queue name) before anything connects.
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface ShardedOptions {
+  /** The shards by name: each a prefix of its own with its own writer, reached as `layer` reaches one. */
+  readonly shards: Readonly<Record<string, Options>>
+  /** The shard of every queue not in `queues`, and of the user KV (`kv`). */
+  readonly home: string
+  /** Queues that live elsewhere than `home`: queue name to shard name. */
+  readonly queues?: Readonly<Record<string, string>> | undefined
+}
+
+const shardedError = (options: ShardedOptions): InvalidOption | InvalidQueueName | undefined => {
+  const shape = Rules.record("options", options) ?? Rules.record("shards", options.shards)
+  if (shape !== undefined) return shape
+  const names = Object.keys(options.shards)
+  const isShard = (name: unknown) => typeof name === "string" && Object.hasOwn(options.shards, name)
+  /** A shard's bad option, named by where it is (`shards.media.url`). */
+  const shardError = (name: string) => {
+    const error = optionsError(options.shards[name]!)
+    return error && new InvalidOption({ option: `shards.${name}.${error.option}`, value: error.value, reason: error.reason })
+  }
+  return (names.length > 0 ? undefined : Rules.invalid("shards", options.shards, "must name at least one shard")) ??
+    names.reduce<InvalidOption | undefined>((error, name) => error ?? shardError(name), undefined) ??
+    (isShard(options.home) ? undefined : Rules.invalid("home", options.home, "must be the name of one of the shards")) ??
+    Rules.optional(options.queues, (queues) =>
+      Rules.record("queues", queues) ??
+        Object.entries(queues).reduce<InvalidOption | InvalidQueueName | undefined>(
+          (error, [queue, shard]) =>
+            error ?? QueueOptions.queueNameError(queue) ??
+              (isShard(shard) ? undefined : Rules.invalid(`queues.${queue}`, shard, "must be the name of one of the shards")),
+          undefined
+        ))
+}
+
+/**
+ * Connects to every shard's writer (the connections live in the scope) and returns one queue
+ * that sends each operation where its queue lives: a definition's or a queue name's to the
+ * queue's shard, a claim's settlements to the shard it came from, the operations that take only
+ * a job id to the shard that has the job (asked in turn), `queues`, `schedules` and `events`
+ * gathered from all, `kv` the home shard's. Each shard keeps its own guarantees; nothing spans
+ * two shards in one commit (a settlement's follow-up enqueues go to the settled job's shard,
+ * whatever their definitions' queues).
+ *
+ * @category constructors
+ * @since 0.3.0
+ */
+export const makeSharded = (options: ShardedOptions) =>
+  Effect.gen(function*() {
+    yield* Rules.checked(shardedError(options))
+    const byName = new Map<string, Service>()
+    for (const [name, shard] of Object.entries(options.shards)) byName.set(name, yield* make(shard))
+    const home = byName.get(options.home)!
+    const routes = new Map(Object.entries(options.queues ?? {}).map(([queue, shard]) => [queue, byName.get(shard)!]))
+    const others = [...byName.values()].filter((shard) => shard !== home)
+    return Sharded.make({ all: [home, ...others], of: (queue) => routes.get(queue) ?? home })
+  })
+
+/**
+ * One queue over several writers, each serving a prefix of its own (see `makeSharded`): for the
+ * users whose load outgrows one writer. Workers and producers run on it unchanged.
+ *
+ * @example
+ * ```ts
+ * import { Config, Layer } from "effect"
+ * import { QueueClient, Worker } from "bucketq"
+ *
+ * const token = Config.Redacted("BUCKETQ_TOKEN")
+ * const Queues = QueueClient.layerSharded({
+ *   shards: {
+ *     main: { url: "ws://10.0.0.1:7450/rpc", token }, // the writer of s3://jobs/main
+ *     media: { url: "ws://10.0.0.2:7450/rpc", token } // the writer of s3://jobs/media
+ *   },
+ *   home: "main",
+ *   queues: { thumbnails: "media", transcodes: "media" } // every other queue lives in main
+ * })
+ * // Worker.layer(Thumbnail, handler).pipe(Layer.provide(Queues))
+ * ```
+ *
+ * @category layers
+ * @since 0.3.0
+ */
+export const layerSharded = (options: ShardedOptions): Layer.Layer<JobQueue | Remote, InvalidOption | InvalidQueueName | Config.ConfigError> =>
+  Layer.effectContext(Effect.map(makeSharded(options), contextOf))

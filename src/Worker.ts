@@ -28,7 +28,7 @@ import { checked } from "./internal/options.ts"
 import { makeSignal } from "./internal/signal.ts"
 import * as Job from "./Job.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
-import { type Claim, JobQueue, type ReadError } from "./JobQueue.ts"
+import { type Claim, JobQueue, type ReadError, type SettlementEffects } from "./JobQueue.ts"
 import type { CancelRequested, ClaimLost, InvalidQueueName } from "./JobQueueError.ts"
 import { isStopError, type StopError } from "./Kv.ts"
 import * as QueueOptions from "./queue/options.ts"
@@ -55,10 +55,52 @@ export interface JobContext {
 }
 
 /**
+ * A job's handler: what it returns is the job's result (for a definition with a `result`
+ * schema), or a `Completion` to commit settlement effects with the job's ack.
+ *
  * @category models
  * @since 0.1.0
  */
-export type Handler<A, E, R, Out = unknown> = (payload: A, context: JobContext) => Effect.Effect<Out, E, R>
+export type Handler<A, E, R, Out = unknown> = (payload: A, context: JobContext) => Effect.Effect<Out | Completion<Out>, E, R>
+
+/**
+ * What a handler returns to commit effects with its job's ack (see `complete`).
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export class Completion<out Out> {
+  readonly _tag = "Completion"
+  constructor(
+    /** Follow-up enqueues and user KV writes, committed with the ack (see `JobQueue.SettlementEffects`). */
+    readonly effects: SettlementEffects,
+    /** The job's result, for a definition with a `result` schema. */
+    readonly result: Out | undefined
+  ) {}
+}
+
+/**
+ * Completes the job with settlement effects: the worker acks it with `effects` (follow-up
+ * enqueues, user KV writes and deletes) in the same commit, and with `result` as its result when
+ * the definition has a `result` schema. The idempotent-handler pattern of the README, in a Worker:
+ * a stale claim applies none of the effects (`ClaimLost`), and effects that do not check (a
+ * follow-up's payload its schema refuses, a bad key, a value over 256 KiB) fail the attempt,
+ * which is retried with why, like a result the schema refuses.
+ *
+ * @example
+ * ```ts
+ * Worker.layer(Order, (order) =>
+ *   Effect.as(chargeCard(order), Worker.complete({
+ *     enqueue: [[Receipt, { to: order.email }]],
+ *     kv: { [`charged/${order.id}`]: new Uint8Array([1]) }
+ *   })))
+ * ```
+ *
+ * @category constructors
+ * @since 0.3.0
+ */
+export const complete = <Out = never>(effects: SettlementEffects, ...result: [] | [result: Out]): Completion<Out> =>
+  new Completion(effects, result[0])
 
 /**
  * What to do with a failed attempt (see `Options.retry`).
@@ -291,6 +333,8 @@ export const run = <A, I, Out, E, R>(
       settling: boolean
       /** When its lease was last renewed (or taken). */
       renewedAt: number
+      /** Its slot was given back when its handler ended, before its settlement (see `handlerEnded`). */
+      slotReleased: boolean
     }
     const running = new Set<Running>()
     const stopping = Deferred.makeUnsafe<void>()
@@ -306,10 +350,12 @@ export const run = <A, I, Out, E, R>(
     }
     const slotFreed = makeSignal()
     let free = concurrency
+    // settlements under way whose jobs gave their slots back already
+    let settlingFree = 0
 
     // taken in creation order (the innermost last): a fixed order across workers, so no deadlock
     const permits = [...(options?.permits ?? [])].sort((a, b) => b.order - a.order)
-    const withPermits = (effect: Effect.Effect<Out, E | JobTimeout, R>) =>
+    const withPermits = (effect: Effect.Effect<Out | Completion<Out>, E | JobTimeout, R>) =>
       permits.reduce((inner, p) => p.withPermit(inner), effect)
 
     /** Stops a job's handler: its fiber is interrupted and settles by `why`. */
@@ -346,13 +392,28 @@ export const run = <A, I, Out, E, R>(
      * definition has a result schema. A value the schema refuses (or over the result's size
      * limit) is a failed attempt: retried, with why, like any other failure.
      */
-    const ack = (claim: Claim<A>, value: Out) =>
-      definition.result === undefined ? queue.ack(claim) : queue.ack(claim, { result: value }).pipe(
+    const ack = (claim: Claim<A>, value: Out | Completion<Out>) => {
+      const completion = value instanceof Completion ? value : undefined
+      const result = completion === undefined ? value : completion.result
+      const options = {
+        ...completion?.effects,
+        ...(definition.result === undefined ? {} : { result })
+      }
+      if (completion === undefined && definition.result === undefined) return queue.ack(claim)
+      const refused = (error: { readonly message: string }) =>
+        queue.nack(claim, `the handler's ${completion === undefined ? "result" : "completion"} was refused: ${error.message}`)
+      return queue.ack(claim, options).pipe(
         Effect.catchTags({
-          InvalidOption: (error) => queue.nack(claim, `the handler's result was refused: ${error.message}`),
-          ValueTooLarge: (error) => queue.nack(claim, `the handler's result was refused: ${error.message}`)
+          InvalidOption: refused,
+          InvalidPayload: refused,
+          InvalidQueueName: refused,
+          InvalidJobId: refused,
+          DuplicateJobId: refused,
+          ValueTooLarge: refused,
+          PayloadTooLarge: refused
         })
       )
+    }
 
     /**
      * What `options.retry` decides for a typed failure (the backoff without it), or why it could
@@ -373,7 +434,7 @@ export const run = <A, I, Out, E, R>(
     }
 
     /** Settles the claim by how its handler ended. */
-    const settle = (claim: Claim<A>, ctx: JobContext, exit: Exit.Exit<Out, E | JobTimeout>) =>
+    const settle = (claim: Claim<A>, ctx: JobContext, exit: Exit.Exit<Out | Completion<Out>, E | JobTimeout>) =>
       Effect.gen(function*() {
         if (Exit.isSuccess(exit)) return yield* ack(claim, exit.value)
         const failure = exit.cause.reasons.find(Cause.isFailReason)?.error
@@ -436,20 +497,46 @@ export const run = <A, I, Out, E, R>(
         Effect.provideContext(context),
         Effect.flatMap((exit) => {
           job.settling = true
+          handlerEnded(job)
           return settle(claim, ctx, exit)
         }),
         Effect.onInterrupt(() => settleStopped(job, ctx)),
         Effect.ensuring(Effect.sync(() => {
           running.delete(job)
-          free++
-          slotFreed.notify()
+          if (job.slotReleased) settlingFree--
+          else releaseSlot()
         }))
       )
     }
 
+    const releaseSlot = () => {
+      free++
+      slotFreed.notify()
+    }
+
+    /**
+     * A handler ended: its slot goes back at once, so that the next claim overlaps the
+     * settlement (an ack waits for a durable commit, over a connection for a remote queue)
+     * instead of following it. Handlers stay within `concurrency`; settlements under way beyond
+     * another `concurrency` keep their slots until they end, so they never pile up.
+     */
+    const handlerEnded = (job: Running) => {
+      if (settlingFree >= concurrency) return
+      settlingFree++
+      job.slotReleased = true
+      releaseSlot()
+    }
+
     const start = (claim: Claim<A>) =>
       Effect.gen(function*() {
-        const job: Running = { claim, fiber: undefined, stop: undefined, settling: false, renewedAt: yield* Clock.currentTimeMillis }
+        const job: Running = {
+          claim,
+          fiber: undefined,
+          stop: undefined,
+          settling: false,
+          renewedAt: yield* Clock.currentTimeMillis,
+          slotReleased: false
+        }
         running.add(job)
         job.fiber = yield* Effect.forkIn(runJob(job), scope, { startImmediately: true })
         // an in-process cancel stops the job at once, not at the next renewal

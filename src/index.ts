@@ -110,6 +110,15 @@ export * as QueueServer from "./QueueServer.ts"
 export * as QueueClient from "./QueueClient.ts"
 
 /**
+ * A read-only web page of the queues: depth by state, depth and rate charts over the last
+ * minutes, dead jobs with their errors, and one job's history, over a live queue or a store
+ * opened read-only.
+ *
+ * @since 0.3.0
+ */
+export * as Ui from "./Ui.ts"
+
+/**
  * Workers: a definition's handler run as supervised fibers, with concurrency, shared permits, a
  * rate limit, timeouts, typed retry decisions, lease renewal, cancellation and a graceful drain.
  *

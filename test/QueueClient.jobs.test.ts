@@ -160,7 +160,7 @@ describe("the JobQueue of QueueClient: definitions stay in the client, the write
       assert.strictEqual(yield* queue.unschedule("nightly"), "Removed")
     }), 60_000)
 
-  it.live("a client that skips its checks is refused by the writer: bad settings, options, sizes and claims are InvalidOption, nothing stored", () =>
+  it.live("a client that skips its checks is refused by the writer: bad settings, options, sizes and claims are InvalidOption, each item of a batch on its own, nothing bad stored", () =>
     Effect.gen(function*() {
       const queue = yield* clientOf(url)
       const before = yield* queue.stats("raw")
@@ -182,12 +182,20 @@ describe("the JobQueue of QueueClient: definitions stay in the client, the write
         version: 1
       }
       const payload = new Uint8Array([0xa1, 0x61]) // msgpack "a"
+      /** One raw enqueue, as the batch the client would send; its item's outcome as the call's. */
+      const enqueue = (itemSettings: typeof settings, options: Record<string, unknown>, index = 0) =>
+        Effect.flatMap(
+          raw.Enqueue({ settings: [itemSettings], items: [{ settings: index, payload, options }] }),
+          ([outcome]) => outcome!._tag === "Ok" ? Effect.succeed(outcome!.value) : Effect.fail(outcome!.error)
+        )
       const refused: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string }>> = [
-        raw.Enqueue({ settings: { ...settings, maxAttempts: 0 }, payload, options: {} }),
-        raw.Enqueue({ settings: { ...settings, queue: "../etc" }, payload, options: {} }),
-        raw.Enqueue({ settings, payload, options: { priority: -5 } }),
-        raw.Enqueue({ settings, payload, options: { delayMillis: Number.NaN } }),
-        raw.Enqueue({ settings, payload, options: { kv: [{ key: "", value: new Uint8Array(1) }] } }),
+        enqueue({ ...settings, maxAttempts: 0 }, {}),
+        enqueue({ ...settings, queue: "../etc" }, {}),
+        enqueue(settings, { priority: -5 }),
+        enqueue(settings, { delayMillis: Number.NaN }),
+        enqueue(settings, { kv: [{ key: "", value: new Uint8Array(1) }] }),
+        enqueue(settings, {}, 1), // an item naming settings the batch does not have
+        enqueue(settings, {}, -1),
         raw.Claim({ queue: "raw", max: 1.5, leaseMillis: 1000 }),
         raw.Claim({ queue: "raw", max: 1, leaseMillis: -1 })
       ]
@@ -195,8 +203,18 @@ describe("the JobQueue of QueueClient: definitions stay in the client, the write
         const error = yield* Effect.flip(call)
         assert.include(["InvalidOption", "InvalidQueueName"], error._tag, String(error))
       }
-      const unknownClaim = yield* Effect.flip(raw.Ack({ claim: { id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", token: "forged" }, settings }))
-      assert.strictEqual(unknownClaim._tag, "ClaimLost")
-      assert.deepStrictEqual(yield* queue.stats("raw"), before)
+      // a batch answers each item on its own: a bad item fails alone, the good one is stored
+      const mixed = yield* raw.Enqueue({
+        settings: [settings, { ...settings, maxAttempts: 0 }],
+        items: [{ settings: 1, payload, options: {} }, { settings: 0, payload, options: { id: "01ARZ3NDEKTSV4RRFFQ69G5FAW" } }]
+      })
+      assert.deepStrictEqual(mixed.map((o) => o._tag), ["Failed", "Ok"])
+      yield* raw.Ack({ settings: [settings], items: [] })
+      const [unknownClaim] = yield* raw.Ack({
+        settings: [settings],
+        items: [{ claim: { id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", token: "forged" }, settings: 0 }]
+      })
+      assert.strictEqual(unknownClaim!._tag === "Failed" && unknownClaim!.error._tag, "ClaimLost")
+      assert.deepStrictEqual(yield* queue.stats("raw"), { ...before, pending: before.pending + 1 })
     }), 60_000)
 })

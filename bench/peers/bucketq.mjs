@@ -27,12 +27,18 @@
 //                    dist/src/index.js) or tsx (its TypeScript sources, through the tsx loader)
 //   BUCKETQ_WORKERS  worker (default) or bare, see startWorkers above
 //   BUCKETQ_CLAIM_WAIT_MS  bare loops: how long an idle loop's claim waits for an enqueue (default 50)
+//   BUCKETQ_MODE     local (default: the queue in this process) or remote (system `bucketq-remote`:
+//                    the queue in a writer process of its own, dist/bench/remoteWriter.js, served by
+//                    QueueServer on loopback; this process reaches it through QueueClient.layer, so
+//                    producers and workers are remote to the writer as BullMQ's are to Redis)
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Context, Effect, Exit, Fiber, Layer, Logger, Schema, Scope } from 'effect';
-import { Job, JobQueue, Kv, ObjectStore, Worker } from 'bucketq';
+import { Context, Effect, Exit, Fiber, Layer, Logger, Redacted, Schema, Scope } from 'effect';
+import { Job, JobQueue, Kv, ObjectStore, QueueClient, Worker } from 'bucketq';
 import { main } from './lib/driver.mjs';
 
 const QUEUE = 'bench';
@@ -41,6 +47,8 @@ const claimWait = `${Number(process.env.BUCKETQ_CLAIM_WAIT_MS || 50)} millis`;
 const runMode = process.env.BUCKETQ_RUN || 'compiled';
 const workersMode = process.env.BUCKETQ_WORKERS || 'worker';
 if (!['worker', 'bare'].includes(workersMode)) throw new Error(`BUCKETQ_WORKERS must be worker or bare, not ${workersMode}`);
+const mode = process.env.BUCKETQ_MODE || 'local';
+if (!['local', 'remote'].includes(mode)) throw new Error(`BUCKETQ_MODE must be local or remote, not ${mode}`);
 const logToStderr = Layer.succeed(Logger.LogToStderr, true);
 
 const version = (dir) => JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version;
@@ -58,6 +66,28 @@ function scratchDir(env) {
   if (!base) throw new Error('BUCKETQ_SCRATCH is not set');
   fs.mkdirSync(base, { recursive: true });
   return fs.mkdtempSync(path.join(base, 'store-'));
+}
+
+/** A writer process on `directory`, stopped when `scope` closes, and the layer of a client of it. */
+async function remoteLayer(env, directory, scope) {
+  const token = randomBytes(16).toString('hex');
+  const script = path.join(env.BUCKETQ_ROOT, 'dist/bench/remoteWriter.js');
+  const writer = spawn(process.execPath, [script, directory, token], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await Effect.runPromise(Scope.addFinalizer(scope, Effect.promise(() => new Promise((resolve) => {
+    if (writer.exitCode !== null) return resolve();
+    writer.once('exit', () => resolve());
+    writer.kill('SIGTERM');
+  }))));
+  const port = await new Promise((resolve, reject) => {
+    let buffer = '';
+    writer.once('exit', (code) => reject(new Error(`the writer exited (${code}) before listening`)));
+    writer.stdout.on('data', (chunk) => {
+      buffer += chunk.toString('utf8');
+      const match = /listening (\d+)/.exec(buffer);
+      if (match) resolve(match[1]);
+    });
+  });
+  return QueueClient.layer({ url: `ws://127.0.0.1:${port}/rpc`, token: Redacted.make(token) }).pipe(Layer.provide(logToStderr));
 }
 
 const adapter = {
@@ -82,7 +112,9 @@ const adapter = {
       'bucketq.commit': ctx.env.BUCKETQ_COMMIT || '?',
       'bucketq.entry': path.relative(realRoot, r.entry),
       'effect.single_copy': 'yes (adapter and bucketq resolve the same real path)',
-      'store.backend': 'directory (ObjectStore.layerFileSystem), in process',
+      'store.backend': mode === 'remote'
+        ? 'directory (ObjectStore.layerFileSystem) in a writer process (dist/bench/remoteWriter.js, QueueServer on loopback, not in bench peak RSS); this process: QueueClient.layer over WebSocket'
+        : 'directory (ObjectStore.layerFileSystem), in process',
       'store.directory': ctx.env.BUCKETQ_SCRATCH ? `${ctx.env.BUCKETQ_SCRATCH}/store-*` : '?',
       'durability': 'every enqueue and ack durable before it returns (default)',
       'kv.options': 'defaults (useLocalLog: true = WAL appended to a local log + fdatasync per group commit; maxWalPutsInFlight: 4)',
@@ -97,11 +129,13 @@ const adapter = {
   async open(ctx) {
     const directory = scratchDir(ctx.env);
     const scope = Effect.runSync(Scope.make());
-    const layer = JobQueue.layer().pipe(
-      Layer.provide(Kv.layer()),
-      Layer.provide(ObjectStore.layerFileSystem({ directory })),
-      Layer.provide(logToStderr),
-    );
+    const layer = mode === 'remote'
+      ? await remoteLayer(ctx.env, directory, scope)
+      : JobQueue.layer().pipe(
+        Layer.provide(Kv.layer()),
+        Layer.provide(ObjectStore.layerFileSystem({ directory })),
+        Layer.provide(logToStderr),
+      );
     const context = await Effect.runPromise(Layer.buildWithScope(layer, scope));
     const queue = Context.get(context, JobQueue.JobQueue);
     const initial = await Effect.runPromise(queue.stats(QUEUE));

@@ -117,9 +117,12 @@ EFFECT_A=$(effect_from "$WORK/bucketq.mjs") && EFFECT_B=$(effect_from "$ENTRY") 
 [ "$EFFECT_A" = "$EFFECT_B" ] || die "two copies of effect: $EFFECT_A (adapter) and $EFFECT_B (bucketq)"
 
 # 4. register bucketq in the copy's run.sh ($SCRATCH is expanded by run.sh itself)
-export BQ_PEER='    bucketq) echo "bucketq.mjs" ;;'
-export BQ_SERVER='    bucketq) echo "none" ;;'
-export BQ_ENV="    bucketq) echo \"${NODE_OPTS}BUCKETQ_RUN=$RUN BUCKETQ_WORKERS=$WORKERS BUCKETQ_ROOT=$SRC BUCKETQ_COMMIT=$COMMIT BUCKETQ_SCRATCH=\$SCRATCH/bucketq\" ;;"
+# bucketq-remote: the same adapter with its queue in a writer process of its own (BUCKETQ_MODE=remote)
+BQ_VARS="BUCKETQ_RUN=$RUN BUCKETQ_WORKERS=$WORKERS BUCKETQ_ROOT=$SRC BUCKETQ_COMMIT=$COMMIT BUCKETQ_SCRATCH=\$SCRATCH/bucketq"
+export BQ_PEER='    bucketq|bucketq-remote) echo "bucketq.mjs" ;;'
+export BQ_SERVER='    bucketq|bucketq-remote) echo "none" ;;'
+export BQ_ENV="    bucketq) echo \"${NODE_OPTS}$BQ_VARS BUCKETQ_MODE=local\" ;;
+    bucketq-remote) echo \"${NODE_OPTS}$BQ_VARS BUCKETQ_MODE=remote\" ;;"
 awk '
   /^system_peer\(\) \{/ { f = "BQ_PEER" }
   /^system_server\(\) \{/ { f = "BQ_SERVER" }

@@ -31,6 +31,36 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
   // A hot path, like enqueue and ack: plain functions over a few combinators rather than
   // generators (each step through the runtime costs, and most of the work is synchronous).
 
+  // pending records that do not decode, each logged once by this process
+  const undecodable = new Set<string>()
+
+  /**
+   * The first `max` pending records under `prefix` that decode, with their keys. A record that
+   * does not (damaged, or written by a newer version of bucketq) is stepped over and logged once,
+   * left where it is for an operator (`bucketq verify`): it never stalls the jobs behind it.
+   */
+  const pendingRecords = (prefix: string, max: number, limit = max): Effect.Effect<Array<readonly [string, JobRecord]>> =>
+    Effect.flatMap(fast.scan(prefix, Latin1Kv.afterPrefix(prefix), limit), (entries) => {
+      const records: Array<readonly [string, JobRecord]> = []
+      const bad: Array<readonly [string, unknown]> = []
+      for (const [key, value] of entries) {
+        if (records.length === max) break
+        try {
+          records.push([key, JobRecordSchema.decode(fromLatin1(value))])
+        } catch (error) {
+          bad.push([key, error])
+        }
+      }
+      const fresh = bad.filter(([key]) => !undecodable.has(key) && undecodable.size < 10_000)
+      for (const [key] of fresh) undecodable.add(key)
+      const logged = fresh.length === 0 ? Effect.void : Effect.logError(
+        `pending job records that do not decode were skipped: ${fresh.map(([key, error]) => `${Keys.describe(key)} (${String(error)})`).join(", ")}`
+      )
+      // short of `max` because of bad records, with more entries to look at: scan further
+      const further = records.length < max && bad.length > 0 && entries.length === limit
+      return Effect.andThen(logged, further ? pendingRecords(prefix, max, limit + bad.length) : Effect.succeed(records))
+    })
+
   /**
    * Moves up to `max` pending jobs of `queue` to claimed, at `now`. Claims of one queue are
    * serialized by its lock, so the only writers that can race this one are cancels of the same
@@ -44,13 +74,12 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
     retried = 0
   ): Effect.Effect<Array<JobRecord>, QueueError> => {
     const prefix = Keys.pendingPrefix(queue)
-    return Effect.flatMap(fast.scan(prefix, Latin1Kv.afterPrefix(prefix), max), (entries) => {
-      if (entries.length === 0) return Effect.succeed([])
+    return Effect.flatMap(pendingRecords(prefix, max), (pending) => {
+      if (pending.length === 0) return Effect.succeed([])
       const writes: Array<Latin1Kv.Op> = []
       const expect: Array<readonly [string, boolean]> = []
       const out: Array<JobRecord> = []
-      for (const [key, value] of entries) {
-        const record = JobRecordSchema.decode(fromLatin1(value))
+      for (const [key, record] of pending) {
         const next: JobRecord = {
           ...without(record, "dedupKey"),
           status: "Claimed",

@@ -148,6 +148,36 @@ export const ScheduleOptions = Schema.Struct({
   headers: Schema.optionalKey(Schema.Record(Schema.String, Schema.String))
 })
 
+/**
+ * Several operations of one kind in one request: the definitions' settings once each, and the
+ * items, each naming its settings by index. The writer runs the items at once (they share its
+ * group commit) and answers one `Outcome` per item, in order. Batching is what makes a remote
+ * queue fast: a request costs the writer far more (framing, decoding, a fiber, the token check)
+ * than the operation it carries.
+ */
+const Batch = <I extends Schema.Top>(item: I) => Schema.Struct({ settings: Schema.Array(JobSettings), items: Schema.Array(item) })
+
+/** The outcome of one item of a `Batch`: its value, or its error. */
+export const Outcome = <A extends Schema.Top, E extends Schema.Top>(value: A, error: E) =>
+  Schema.Union([Schema.TaggedStruct("Ok", { value }), Schema.TaggedStruct("Failed", { error })])
+
+/** An enqueue of a batch: its definition's settings (an index into the batch's), payload encoded, options. */
+export const EnqueueItem = Schema.Struct({ settings: Schema.Number, payload: Schema.Uint8Array, options: EnqueueOptions })
+
+/** An ack of a batch: the claim, its definition's settings (an index), the result encoded, the effects. */
+export const AckItem = Schema.Struct({
+  claim: ClaimRef,
+  settings: Schema.Number,
+  result: Schema.optionalKey(Schema.Uint8Array),
+  effects: Schema.optionalKey(Effects)
+})
+
+/** Enqueues in one request (see `Batch`). */
+export const EnqueueBatch = Batch(EnqueueItem)
+
+/** Acks in one request (see `Batch`). */
+export const AckBatch = Batch(AckItem)
+
 const SettleErrors = [
   ClaimLost,
   InvalidOption,
@@ -281,10 +311,13 @@ export class QueueRpcs extends RpcGroup.make(
   }),
   Rpc.make("Events", { success: JobEvent, error: Schema.Union([WriterUnavailable, Unauthorized]), stream: true }),
   // the core (see `src/queue/core.ts`): a definition's settings, encoded payloads and results
+  // enqueues and acks cross in batches (see `Batch`): what one client sends in the same moment
   Rpc.make("Enqueue", {
-    payload: { settings: JobSettings, payload: Schema.Uint8Array, options: EnqueueOptions },
-    success: Schema.Struct({ id: Schema.String, created: Schema.Boolean }),
-    error: Schema.Union([InvalidOption, InvalidQueueName, InvalidJobId, InvalidPayload, DuplicateJobId, PayloadTooLarge, ObjectStoreError, ...QueueError])
+    payload: EnqueueBatch,
+    success: Schema.Array(Outcome(
+      Schema.Struct({ id: Schema.String, created: Schema.Boolean }),
+      Schema.Union([InvalidOption, InvalidQueueName, InvalidJobId, InvalidPayload, DuplicateJobId, PayloadTooLarge, ObjectStoreError, ...QueueError])
+    ))
   }),
   Rpc.make("EnqueueBatch", {
     payload: { settings: JobSettings, payloads: Schema.Array(Schema.Uint8Array) },
@@ -298,8 +331,8 @@ export class QueueRpcs extends RpcGroup.make(
     error: Schema.Union([InvalidOption, InvalidQueueName, ...QueueError])
   }),
   Rpc.make("Ack", {
-    payload: { claim: ClaimRef, settings: JobSettings, result: Schema.optionalKey(Schema.Uint8Array), effects: Schema.optionalKey(Effects) },
-    error: Schema.Union([...SettleErrors])
+    payload: AckBatch,
+    success: Schema.Array(Outcome(Schema.Void, Schema.Union([...SettleErrors])))
   }),
   Rpc.make("Nack", {
     payload: { claim: ClaimRef, error: Schema.String, delayMillis: Schema.Number, effects: Schema.optionalKey(Effects) },

@@ -10,9 +10,10 @@
  * @internal
  */
 import { Effect } from "effect"
+import type { InvalidOption } from "../InvalidOption.ts"
 import * as Rules from "../internal/options.ts"
 import { checked } from "../internal/options.ts"
-import { ClaimLost } from "../JobQueueError.ts"
+import { ClaimLost, type InvalidQueueName } from "../JobQueueError.ts"
 import { ValueTooLarge } from "../KvError.ts"
 import { maxResultBytes } from "../queue/codecs.ts"
 import type * as Core from "../queue/core.ts"
@@ -23,6 +24,15 @@ import type { JobSettings } from "../queue/wire.ts"
 import { fromWireOptions, toWireHeld } from "./convert.ts"
 import type * as Protocol from "./protocol.ts"
 
+/** The outcome of one item of a batch (see `Protocol.Outcome`). */
+type Outcome<A, E> = { readonly _tag: "Ok"; readonly value: A } | { readonly _tag: "Failed"; readonly error: E }
+
+const outcomeOf = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<Outcome<A, E>> =>
+  Effect.match(effect, {
+    onSuccess: (value) => ({ _tag: "Ok", value }) as const,
+    onFailure: (error) => ({ _tag: "Failed", error }) as const
+  })
+
 /** The core's handlers over what the queue of this process serves. */
 export const make = ({ core, held }: Core.Served) => {
   /** The claim the writer holds for `ref`, or `ClaimLost`. */
@@ -32,12 +42,16 @@ export const make = ({ core, held }: Core.Served) => {
       return claim === undefined ? Effect.fail(new ClaimLost({ id: ref.id })) : Effect.succeed(claim)
     })
 
-  /** A wire job's settings and options, checked; the options as the core takes them. */
-  const checkedJob = (settings: JobSettings, options: typeof Protocol.EnqueueOptions.Type) =>
+  /** Wire enqueue options, checked, as the core takes them. */
+  const checkedOptions = (options: typeof Protocol.EnqueueOptions.Type) =>
     Effect.suspend(() => {
       const local = fromWireOptions(options)
-      return Effect.as(checked(QueueOptions.settingsError(settings) ?? QueueOptions.enqueueOptionsError(local)), local)
+      return Effect.as(checked(QueueOptions.enqueueOptionsError(local)), local)
     })
+
+  /** A wire job's settings and options, checked; the options as the core takes them. */
+  const checkedJob = (settings: JobSettings, options: typeof Protocol.EnqueueOptions.Type) =>
+    Effect.andThen(checked(QueueOptions.settingsError(settings)), checkedOptions(options))
 
   /** Wire effects checked as a settlement checks them. */
   const checkedEffects = (effects: typeof Protocol.Effects.Type | undefined) =>
@@ -49,11 +63,33 @@ export const make = ({ core, held }: Core.Served) => {
       return { enqueue, writes } satisfies Effects.Encoded
     })
 
+  /**
+   * Runs the items of a batch at once (they share the writer's group commit), each with its
+   * settings, which are checked once a batch; answers an outcome per item, in order.
+   */
+  const batch = <I extends { readonly settings: number }, A, E>(
+    { items, settings }: { readonly settings: ReadonlyArray<JobSettings>; readonly items: ReadonlyArray<I> },
+    run: (settings: JobSettings, item: I) => Effect.Effect<A, E>
+  ): Effect.Effect<Array<Outcome<A, E | InvalidOption | InvalidQueueName>>> => {
+    const errors = settings.map(QueueOptions.settingsError)
+    const runItem = (item: I) =>
+      Effect.suspend((): Effect.Effect<A, E | InvalidOption | InvalidQueueName> => {
+        const itemSettings = settings[item.settings]
+        if (itemSettings === undefined) {
+          return Effect.fail(Rules.invalid("settings", item.settings, "must be the index of one of the batch's settings"))
+        }
+        const error = errors[item.settings]
+        return error === undefined ? run(itemSettings, item) : Effect.fail(error)
+      })
+    return Effect.forEach(items, (item) => outcomeOf(runItem(item)), { concurrency: "unbounded" })
+  }
+
   const millisError = (option: string, millis: number) => Rules.number(option, millis, 0, Rules.maxDurationMillis)
 
   return {
-    Enqueue: ({ options, payload, settings }: { readonly settings: JobSettings; readonly payload: Uint8Array; readonly options: typeof Protocol.EnqueueOptions.Type }) =>
-      Effect.flatMap(checkedJob(settings, options), (local) => core.enqueue(settings, payload, local)),
+    Enqueue: (request: typeof Protocol.EnqueueBatch.Type) =>
+      batch(request, (settings, { options, payload }) =>
+        Effect.flatMap(checkedOptions(options), (local) => core.enqueue(settings, payload, local))),
     EnqueueBatch: ({ payloads, settings }: { readonly settings: JobSettings; readonly payloads: ReadonlyArray<Uint8Array> }) =>
       Effect.andThen(checked(QueueOptions.settingsError(settings)), core.enqueueBatch(settings, payloads)),
     Claim: ({ leaseMillis, max, queue, waitMillis }: { readonly queue: string; readonly max: number; readonly leaseMillis: number; readonly waitMillis?: number }) =>
@@ -66,20 +102,15 @@ export const make = ({ core, held }: Core.Served) => {
         ),
         Effect.flatMap(core.claim(queue, max, leaseMillis, waitMillis ?? Infinity, undefined, true), (jobs) => Effect.forEach(jobs, toWireHeld))
       ),
-    Ack: ({ claim, effects, result, settings }: {
-      readonly claim: typeof Protocol.ClaimRef.Type
-      readonly settings: JobSettings
-      readonly result?: Uint8Array
-      readonly effects?: typeof Protocol.Effects.Type
-    }) =>
-      Effect.gen(function*() {
-        yield* checked(QueueOptions.settingsError(settings))
-        if (result !== undefined && result.length > maxResultBytes) {
-          return yield* new ValueTooLarge({ what: "value", size: result.length, limit: maxResultBytes })
-        }
-        const encoded = yield* checkedEffects(effects)
-        yield* core.ack(yield* claimOf(claim), settings, result, encoded)
-      }),
+    Ack: (request: typeof Protocol.AckBatch.Type) =>
+      batch(request, (settings, { claim, effects, result }) =>
+        Effect.gen(function*() {
+          if (result !== undefined && result.length > maxResultBytes) {
+            return yield* new ValueTooLarge({ what: "value", size: result.length, limit: maxResultBytes })
+          }
+          const encoded = yield* checkedEffects(effects)
+          yield* core.ack(yield* claimOf(claim), settings, result, encoded)
+        })),
     Nack: ({ claim, delayMillis, effects, error }: {
       readonly claim: typeof Protocol.ClaimRef.Type
       readonly error: string

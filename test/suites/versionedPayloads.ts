@@ -326,4 +326,22 @@ export const versionedPayloadsSuite = (backend: Backend) =>
         assert.isTrue(Exit.isFailure(exit))
         assert.include(String(Exit.isFailure(exit) ? exit.cause : ""), "job record format 99")
       }))
+
+    it.effect("pending records that do not decode (a newer format, damaged bytes) are stepped over by claims, left in place: the jobs behind them are claimed", () =>
+      Effect.gen(function*() {
+        const { kv, q } = yield* fresh
+        // planted at priority 1000 ahead of the good jobs' (default priority, later ids)
+        yield* plantPending(kv, "0-future", Msgpack.encode({ v: 99, ...formatOneRecord("0-future", "future") }))
+        yield* plantPending(kv, "0-damaged", new Uint8Array([0xc1, 0xff, 0x00]))
+        const good = yield* q.enqueueBatch(V1, [{ to: "a" }, { to: "b" }, { to: "c" }])
+        const first = yield* q.claim(V1, { max: 1 })
+        assert.deepStrictEqual(first.map((c) => c.job.id), [good[0]])
+        const rest = yield* q.claim(V1, { max: 5 })
+        assert.deepStrictEqual(rest.map((c) => c.job.id), [good[1], good[2]])
+        for (const claim of [...first, ...rest]) yield* q.ack(claim)
+        assert.deepStrictEqual(yield* q.claim(V1, { max: 5 }), [])
+        for (const id of ["0-future", "0-damaged"]) {
+          assert.isTrue(Option.isSome(yield* kv.get(Keys.toBytes(Keys.pending(queue, 1000, id)))), `${id} is left where it is`)
+        }
+      }))
   })

@@ -69,6 +69,52 @@ export const workerSuite = (backend: Backend) =>
         assert.deepStrictEqual(yield* queue.stats("tasks"), { queue: "tasks", pending: 0, scheduled: 0, claimed: 0, done: 30, dead: 0 })
       }))
 
+    it.effect("the next claim overlaps a settlement under way: a job starts while the previous ack waits, and settlements under way never exceed the concurrency", () =>
+      Effect.gen(function*() {
+        const { queue } = yield* setup
+        yield* queue.enqueueBatch(Task, [{ n: 1 }, { n: 2 }, { n: 3 }])
+        // acks held at a gate, as a slow durable commit (or a remote writer) would hold them
+        const gate = yield* Deferred.make<void>()
+        const gated: JobQueue.Service = { ...queue, ack: (claim, options) => Effect.andThen(Deferred.await(gate), queue.ack(claim, options)) }
+        const started: Array<number> = []
+        const scope = yield* Scope.make()
+        yield* Layer.buildWithScope(
+          Worker.layer(Task, ({ n }) => Effect.sync(() => void started.push(n)), { concurrency: 1 }).pipe(
+            Layer.provide(Layer.succeed(JobQueue.JobQueue, gated))
+          ),
+          scope
+        )
+        yield* advance(20)
+        // job 2 ran while job 1's ack waited; job 3 waits for a settlement to end (one under way, concurrency 1)
+        assert.deepStrictEqual(started, [1, 2])
+        assert.strictEqual((yield* queue.stats("tasks")).claimed, 2)
+        yield* Deferred.succeed(gate, undefined)
+        yield* eventually(Effect.map(queue.stats("tasks"), (st) => st.done === 3), "3 done", 10)
+        assert.deepStrictEqual(started, [1, 2, 3])
+        yield* Scope.close(scope, Exit.void)
+      }))
+
+    it.effect("a handler's Worker.complete commits its effects with the ack; effects that do not check retry the job with why", () =>
+      Effect.gen(function*() {
+        const { queue, start } = yield* setup
+        const good = yield* queue.enqueue(Task, { n: 1 })
+        const bad = yield* queue.enqueue(Task, { n: -1 })
+        yield* start(Task, ({ n }) =>
+          Effect.succeed(
+            n > 0
+              ? Worker.complete({ enqueue: [[Other, { n: n + 100 }]], kv: { [`done/${n}`]: new Uint8Array([n]) } })
+              : Worker.complete({ enqueue: [[Other, { n: "not a number" } as never]] })
+          ), { concurrency: 2 })
+        yield* eventually(Effect.map(queue.stats("tasks"), (st) => st.done === 1 && st.dead === 1), "1 done, 1 dead", 10)
+        assert.deepStrictEqual(yield* queue.kv.get("done/1"), Option.some(new Uint8Array([1])))
+        const [followUp] = yield* queue.claim(Other)
+        assert.deepStrictEqual(followUp?.job.payload, { n: 101 })
+        assert.isTrue(Option.isNone(yield* queue.get(good.id)))
+        const history = yield* queue.history(bad.id)
+        assert.isTrue(history.length > 0 && history.every((a) => a.error?.includes("the handler's completion was refused")), JSON.stringify(history))
+        assert.strictEqual((yield* queue.stats("others")).pending, 0)
+      }))
+
     it.effect("permits shared by two workers of two queues hold across both", () =>
       Effect.gen(function*() {
         const { queue, start } = yield* setup

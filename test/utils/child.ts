@@ -19,10 +19,19 @@ export interface Child {
   stderr: string
 }
 
-/** Starts `node --import tsx <fixture> ...args` from the project root. */
-export const startChild = (fixture: string, args: ReadonlyArray<string>): Child => {
-  const child = spawn(process.execPath, ["--import", "tsx", `${root}test/fixtures/${fixture}`, ...args], {
+/**
+ * Starts `node --import tsx <fixture> ...args` from the project root: a file of `test/fixtures/`,
+ * or with `script` a file of the project (`examples/demo.ts`), with `env` added to the environment.
+ */
+export const startChild = (
+  fixture: string,
+  args: ReadonlyArray<string>,
+  options?: { readonly script?: boolean; readonly env?: Readonly<Record<string, string>> }
+): Child => {
+  const file = options?.script === true ? `${root}${fixture}` : `${root}test/fixtures/${fixture}`
+  const child = spawn(process.execPath, ["--import", "tsx", file, ...args], {
     cwd: root,
+    env: { ...process.env, ...options?.env },
     stdio: ["pipe", "pipe", "pipe"]
   })
   const lines: Array<string> = []
