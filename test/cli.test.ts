@@ -2,9 +2,11 @@
 // clock that stands still, with explicit ids: see fixtures/cliStore.ts), no writer running: every
 // read answers from a read-only snapshot with exact output, leaves the store's files byte for
 // byte as they were, and every change is refused, saying that a writer must be running.
+import { spawn as spawnProcess } from "node:child_process"
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect, Layer, Stream } from "effect"
 import * as JobQueue from "../src/JobQueue.ts"
@@ -253,5 +255,27 @@ describe("bucketq CLI with no writer running", () => {
       const { code, stdout } = yield* bucketqHere(["--url", `file:${target}`, "verify"])
       assert.strictEqual(code, 1)
       assert.deepStrictEqual(stdout.split("\n").slice(4), ["damaged:   1", `  job big: its payload object ${object} is missing`, ""])
+    }), 60_000)
+
+  it.live("serve-ui serves the read-only page of the store, whose endpoints show the queues", () =>
+    Effect.gen(function*() {
+      const child = spawnProcess(process.execPath, ["--import", "tsx", "src/bin.ts", "--url", url, "serve-ui", "--port", "0"], {
+        cwd: fileURLToPath(new URL("..", import.meta.url))
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
+      const line = yield* Effect.promise(() =>
+        new Promise<string>((resolve, reject) => {
+          let out = ""
+          child.stdout.on("data", (chunk: Buffer) => {
+            out += chunk.toString("utf8")
+            const served = /^serving (\S+) \(read-only\); stop with Ctrl-C$/m.exec(out)
+            if (served !== null) resolve(served[1]!)
+          })
+          child.once("exit", () => reject(new Error(`serve-ui exited: ${out}`)))
+        })
+      )
+      const body = yield* Effect.promise(() => fetch(`${line}api/queues`).then((response) => response.json()))
+      const emails = (body as { queues: ReadonlyArray<{ queue: string; pending: number; dead: number }> }).queues.find((q) => q.queue === "emails")
+      assert.deepStrictEqual([emails?.pending, emails?.dead], [2, 1])
     }), 60_000)
 })

@@ -2,8 +2,8 @@
  * The `bucketq` commands (`effect/cli`), against the store named by `--url` (default
  * `BUCKETQ_URL`, then `file:./.bucketq`, read as `QueueLive` reads it: `ObjectStore.layerConfig`).
  *
- * Reads (`queues`, `stats`, `list`, `show`, `dead`, `top`) go to the running writer when there is
- * one, else to a read-only snapshot of the store; changes (`requeue`, `cancel`, `pause`,
+ * Reads (`queues`, `stats`, `list`, `show`, `dead`, `top`, `serve-ui`) go to the running writer
+ * when there is one, else to a read-only snapshot of the store; changes (`requeue`, `cancel`, `pause`,
  * `resume`) go to the running writer only (see `target.ts`). `verify` reads the store itself.
  * Output is plain text (tables, `key: value` lines); `--json` prints the same data as JSON.
  * A failure prints one sentence saying why and exits with 1.
@@ -11,12 +11,13 @@
  * @internal
  */
 import * as fs from "node:fs"
-import { Config, ConfigProvider, Console, Effect, Layer, Option, type Scope } from "effect"
+import { Config, ConfigProvider, Console, Context, Effect, Layer, Option, type Scope } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import type { Attempt, JobRecord, JobStatus } from "../../schema/JobRecord.ts"
 import type { ListedRecord } from "../JobQueue.ts"
 import * as ObjectStore from "../ObjectStore.ts"
 import { parseStoreUrl } from "../ObjectStore/url.ts"
+import * as Ui from "../Ui.ts"
 import { CliFailure, failWith } from "./failure.ts"
 import * as Format from "./format.ts"
 import { connect, type Target } from "./target.ts"
@@ -327,9 +328,41 @@ const verify = Command.make("verify", {}, () =>
     }
   })).pipe(Command.withDescription("read every object and log part of the store and check every checksum"))
 
+const serveUi = Command.make("serve-ui", {
+  port: Flag.Int("port").pipe(Flag.withDescription("the TCP port (0: any free one)"), Flag.withDefault(7451)),
+  host: Flag.String("host").pipe(Flag.withDescription("the address to bind (default 127.0.0.1, loopback only)"), Flag.withDefault("127.0.0.1"))
+}, ({ host, port }) =>
+  Effect.gen(function*() {
+    const { url } = yield* root
+    yield* Effect.scoped(Effect.gen(function*() {
+      const target = yield* connect({ mutating: false, url })
+      // live through the running writer, else the store read again every second, read-only
+      const source = Option.isSome(target.writer) ? Ui.layerSource(target.reader) : Ui.layerSourceReadOnly({ refresh: "1 second" })
+      const page = yield* Layer.build(Ui.layer({ port, host }).pipe(Layer.provide(source))).pipe(
+        Effect.map((context) => Context.get(context, Ui.Ui)),
+        failWith("could not serve the page")
+      )
+      yield* Console.log(`serving ${page.url} (${target.source}); stop with Ctrl-C`)
+      return yield* Effect.never
+    }).pipe(provideStore(url)))
+  })).pipe(Command.withDescription("serve a read-only web page of the queues"))
+
 /** The `bucketq` command with its subcommands. */
 export const app = root.pipe(
-  Command.withSubcommands([queues, stats, list, show, dead, requeue, cancel, toggle("pause"), toggle("resume"), top, verify])
+  Command.withSubcommands([
+    queues,
+    stats,
+    list,
+    show,
+    dead,
+    requeue,
+    cancel,
+    toggle("pause"),
+    toggle("resume"),
+    top,
+    verify,
+    serveUi
+  ])
 )
 
 /** Runs `bucketq` with the process's arguments (needs the platform services: `NodeServices.layer`). */
