@@ -971,6 +971,18 @@ export const makeReadOnly: Effect.Effect<Reader, never, Kv.Kv | ObjectStore | Sc
 })
 
 /**
+ * The reads of the queue of the `ObjectStore` in context, opened read-only: a snapshot of the
+ * store (`Kv.makeReadOnly`: nothing written, no writer fenced) read by `makeReadOnly`.
+ *
+ * @category constructors
+ * @since 0.3.0
+ */
+export const openReadOnly: Effect.Effect<Reader, Kv.ReadOnlyOpenError, ObjectStore | Scope.Scope> = Effect.flatMap(
+  Kv.makeReadOnly,
+  (kv) => Effect.provideService(makeReadOnly, Kv.Kv, kv)
+)
+
+/**
  * The job queue over the `Kv` in context.
  *
  * @category layers

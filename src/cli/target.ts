@@ -16,7 +16,6 @@
  */
 import { Config, Effect, Option, type Scope } from "effect"
 import * as JobQueue from "../JobQueue.ts"
-import * as Kv from "../Kv.ts"
 import { ObjectStore } from "../ObjectStore.ts"
 import * as QueueClient from "../QueueClient.ts"
 import * as WriterRecord from "../WriterRecord.ts"
@@ -35,10 +34,7 @@ export interface Target {
 }
 
 /** A snapshot of the store, read-only: see `Kv.makeReadOnly`. */
-export const readOnlyReader = Effect.gen(function*() {
-  const kv = yield* Kv.makeReadOnly
-  return yield* Effect.provideService(JobQueue.makeReadOnly, Kv.Kv, kv)
-}).pipe(failWith("could not read the store"))
+export const readOnlyReader = JobQueue.openReadOnly.pipe(failWith("could not read the store"))
 
 /** Retries of the probe of a recorded address: a live writer answers at once, a dead one is refused at once. */
 const probeRetry = { maxAttempts: 3, base: "100 millis", max: "300 millis" } as const
