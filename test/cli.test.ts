@@ -259,7 +259,7 @@ describe("bucketq CLI with no writer running", () => {
 
   it.live("serve-ui serves the read-only page of the store, whose endpoints show the queues", () =>
     Effect.gen(function*() {
-      const child = spawnProcess(process.execPath, ["--import", "tsx", "src/bin.ts", "--url", url, "serve-ui", "--port", "0"], {
+      const child = spawnProcess(process.execPath, ["--import", "tsx", "bin/bucketq.ts", "--url", url, "serve-ui", "--port", "0"], {
         cwd: fileURLToPath(new URL("..", import.meta.url))
       })
       yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))

@@ -72,8 +72,7 @@ const internals = [
   "bucketq/ObjectStore/LocalLog",
   "bucketq/ObjectStore/localLog/read",
   "bucketq/remote/protocol",
-  "bucketq/cli/commands",
-  "bucketq/bin"
+  "bucketq/cli/commands"
 ]
 
 describe("package exports", () => {

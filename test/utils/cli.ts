@@ -19,7 +19,7 @@ export interface CliRun {
 export const bucketq = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   Effect.callback<CliRun>((resume) => {
     const { BUCKETQ_TOKEN: _token, BUCKETQ_URL: _url, ...inherited } = process.env
-    execFile(process.execPath, ["--import", "tsx", `${root}src/bin.ts`, ...args], {
+    execFile(process.execPath, ["--import", "tsx", `${root}bin/bucketq.ts`, ...args], {
       cwd: root,
       env: { ...inherited, NO_COLOR: "1", ...env },
       timeout: 60_000

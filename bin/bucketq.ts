@@ -9,6 +9,6 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect } from "effect"
-import { main } from "./cli/commands.ts"
+import { main } from "../src/cli/commands.ts"
 
 main.pipe(Effect.provide(NodeServices.layer), NodeRuntime.runMain)
