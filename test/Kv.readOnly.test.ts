@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { afterEach, assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Fiber, Layer, Option } from "effect"
 import * as Kv from "../src/Kv.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
 import { bytes, text } from "./utils/exits.ts"
@@ -78,5 +78,31 @@ describe("Kv.makeReadOnly on the directory backend", () => {
       const refused = yield* Effect.flip(put(kv, "b", "2"))
       assert.strictEqual(refused._tag, "Closed")
       assert.strictEqual(refused.message, "kv closed: the store is open read-only: nothing can be written through it")
+    }), 60_000)
+
+  it.live("read-only opens while the writer appends without pause each see a prefix of its commits, never failing", () =>
+    Effect.gen(function*() {
+      const directory = newDirectory()
+      const store = yield* storeIn(directory)
+      const writer = yield* openKv(store)
+      let acknowledged = 0
+      const writing = yield* Effect.forkChild(Effect.forever(Effect.suspend(() =>
+        Effect.tap(put(writer.kv, `k/${acknowledged}`, "x".repeat(200)), () => Effect.sync(() => void acknowledged++))
+      )))
+      let seen = 0
+      for (let i = 0; i < 20; i++) {
+        const before = acknowledged
+        const kv = yield* readOnly(store)
+        const keys = (yield* kv.scan({ prefix: bytes("k/") })).length
+        // everything acknowledged before the open is seen, and what is seen is a prefix: k/0 .. k/(keys-1)
+        assert.isAtLeast(keys, before)
+        assert.isAtLeast(keys, seen)
+        assert.isTrue(Option.isSome(yield* kv.get(bytes(`k/${keys - 1}`))) || keys === 0)
+        seen = keys
+      }
+      yield* Fiber.interrupt(writing)
+      assert.isAbove(seen, 0)
+      assert.isTrue(Option.isNone(yield* writer.kv.failure))
+      yield* writer.close
     }), 60_000)
 })
