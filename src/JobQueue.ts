@@ -28,6 +28,9 @@
  * the queue's counters when metrics are exported (Effect's `Metric`, exported for instance by
  * `effect/observability`'s Prometheus: see `examples/prometheus.ts`).
  *
+ * `makeReadOnly` gives the queue's reads (`Reader`) without the writer's work, for tools that
+ * inspect a store over a read-only KV (`Kv.makeReadOnly`), such as the `bucketq` CLI.
+ *
  * @since 0.1.0
  */
 import { Cause, Context, Duration, Effect, Exit, Layer, Option, Scope, type Stream } from "effect"
@@ -974,6 +977,18 @@ export const makeReadOnly: Effect.Effect<Reader, never, Kv.Kv | ObjectStore | Sc
   const { getRecord, history, stats } = Reads.make(ctx, book, payloads)
   return { queues, stats, get: getRecord, list: listEncoded, history, deadJobs, schedules: Schedules.make(ctx, book).schedules }
 })
+
+/**
+ * The reads of the queue of the `ObjectStore` in context, opened read-only: a snapshot of the
+ * store (`Kv.makeReadOnly`: nothing written, no writer fenced) read by `makeReadOnly`.
+ *
+ * @category constructors
+ * @since 0.3.0
+ */
+export const openReadOnly: Effect.Effect<Reader, Kv.ReadOnlyOpenError, ObjectStore | Scope.Scope> = Effect.flatMap(
+  Kv.makeReadOnly,
+  (kv) => Effect.provideService(makeReadOnly, Kv.Kv, kv)
+)
 
 /**
  * The job queue over the `Kv` in context.

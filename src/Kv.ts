@@ -18,6 +18,9 @@
  * memory; the on-storage runs already carry a block index and footer for bounded-memory reads
  * later.
  *
+ * `makeReadOnly` (`layerReadOnly`) loads the committed state without opening the store as its
+ * writer: it writes nothing at all, so it fences no one, and serves reads of that snapshot.
+ *
  * @since 0.1.0
  */
 import { Context, Duration, Effect, Layer, Option, type Scope } from "effect"

@@ -173,9 +173,7 @@ export const layerSourceReadOnly = (
       const refresh = Duration.fromInputUnsafe(options?.refresh ?? "1 second")
       const open = Effect.gen(function*() {
         const snapshotAt = yield* Clock.currentTimeMillis
-        const kv = yield* Kv.makeReadOnly
-        const reader = yield* Effect.provideService(JobQueue.makeReadOnly, Kv.Kv, kv)
-        return { reader, snapshotAt: Option.some(snapshotAt) }
+        return { reader: yield* JobQueue.openReadOnly, snapshotAt: Option.some(snapshotAt) }
       })
       const ref = yield* ScopedRef.fromAcquire(open)
       const reopen = ScopedRef.set(ref, open)

@@ -1,32 +1,21 @@
 // The read-only open on the directory backend, where the WAL is a local log: it reads a live
 // writer's log and a crashed writer's unsealed log without fencing, sealing or syncing anything,
 // so every file of the store (the log's parts included) is byte for byte what it was.
-import { createHash } from "node:crypto"
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { afterEach, assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Fiber, Layer, Option } from "effect"
 import * as Kv from "../src/Kv.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
 import { bytes, text } from "./utils/exits.ts"
+import { filesOf } from "./utils/files.ts"
 import { openKv } from "./utils/kv.ts"
 
 const directories: Array<string> = []
 afterEach(() => {
   for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true })
 })
-
-/** Every file under `root` (relative path, size, SHA-256), sorted. */
-const filesOf = (root: string): Array<string> =>
-  readdirSync(root, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
-    .map((entry) => {
-      const file = path.join(entry.parentPath, entry.name)
-      const data = readFileSync(file)
-      return `${path.relative(root, file)} ${data.length} ${createHash("sha256").update(data).digest("hex")}`
-    })
-    .sort()
 
 const storeIn = (directory: string) =>
   Effect.map(Layer.build(ObjectStore.layerFileSystem({ directory })), (context) => Context.get(context, ObjectStore.ObjectStore))
@@ -75,5 +64,45 @@ describe("Kv.makeReadOnly on the directory backend", () => {
       const next = yield* openKv(store)
       assert.strictEqual((yield* next.kv.scan({ prefix: bytes("k/") })).length, 10)
       yield* next.close
+    }), 60_000)
+
+  it.live("Kv.layerReadOnly provides the snapshot as the Kv service, refusing writes with Closed", () =>
+    Effect.gen(function*() {
+      const directory = newDirectory()
+      const store = yield* storeIn(directory)
+      const writer = yield* openKv(store)
+      yield* put(writer.kv, "a", "1")
+      yield* writer.close
+      const kv = Context.get(yield* Layer.build(Kv.layerReadOnly.pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store)))), Kv.Kv)
+      assert.deepStrictEqual(Option.map(yield* kv.get(bytes("a")), text), Option.some("1"))
+      const refused = yield* Effect.flip(put(kv, "b", "2"))
+      assert.strictEqual(refused._tag, "Closed")
+      assert.strictEqual(refused.message, "kv closed: the store is open read-only: nothing can be written through it")
+    }), 60_000)
+
+  it.live("read-only opens while the writer appends without pause each see a prefix of its commits, never failing", () =>
+    Effect.gen(function*() {
+      const directory = newDirectory()
+      const store = yield* storeIn(directory)
+      const writer = yield* openKv(store)
+      let acknowledged = 0
+      const writing = yield* Effect.forkChild(Effect.forever(Effect.suspend(() =>
+        Effect.tap(put(writer.kv, `k/${acknowledged}`, "x".repeat(200)), () => Effect.sync(() => void acknowledged++))
+      )))
+      let seen = 0
+      for (let i = 0; i < 20; i++) {
+        const before = acknowledged
+        const kv = yield* readOnly(store)
+        const keys = (yield* kv.scan({ prefix: bytes("k/") })).length
+        // everything acknowledged before the open is seen, and what is seen is a prefix: k/0 .. k/(keys-1)
+        assert.isAtLeast(keys, before)
+        assert.isAtLeast(keys, seen)
+        assert.isTrue(Option.isSome(yield* kv.get(bytes(`k/${keys - 1}`))) || keys === 0)
+        seen = keys
+      }
+      yield* Fiber.interrupt(writing)
+      assert.isAbove(seen, 0)
+      assert.isTrue(Option.isNone(yield* writer.kv.failure))
+      yield* writer.close
     }), 60_000)
 })

@@ -2,7 +2,7 @@
 // record, and a client (QueueClient.makeDiscover) reads it at every (re)connection, so it waits
 // for a writer started after it and follows a new writer to its new address. Real writer
 // processes (test/fixtures/queueServer.ts) on one directory store; this process is the client.
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { afterEach, assert, describe, it } from "@effect/vitest"
@@ -11,7 +11,7 @@ import * as Job from "../src/Job.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
 import * as QueueClient from "../src/QueueClient.ts"
 import * as WriterRecord from "../src/WriterRecord.ts"
-import { type Child, startChild } from "./utils/child.ts"
+import { type Child, cleanUp, startChild } from "./utils/child.ts"
 
 const token = "s3cret-token-for-discovery"
 const Ping = Job.define("ping", { payload: Schema.Number })
@@ -19,13 +19,7 @@ const Ping = Job.define("ping", { payload: Schema.Number })
 const children: Array<Child> = []
 const directories: Array<string> = []
 
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    child.process.kill("SIGKILL")
-    await child.exited
-  }
-  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true })
-})
+afterEach(() => cleanUp(children, directories))
 
 /** A writer process serving the store in `directory` on a free port; resolves with its URL. */
 const startWriter = (directory: string) =>

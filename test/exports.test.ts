@@ -71,7 +71,8 @@ const internals = [
   "bucketq/kv/writer",
   "bucketq/ObjectStore/LocalLog",
   "bucketq/ObjectStore/localLog/read",
-  "bucketq/remote/protocol"
+  "bucketq/remote/protocol",
+  "bucketq/cli/commands"
 ]
 
 describe("package exports", () => {

@@ -118,7 +118,7 @@ describe("the packed package", () => {
   it("holds the built modules, the README, the LICENSE and package.json, and no sources or internals' tests", () => {
     const files = execFileSync("tar", ["tzf", tarball], { encoding: "utf8" }).trim().split("\n")
     const tops = new Set(files.map((f) => f.split("/").slice(1, 3).join("/")))
-    assert.deepStrictEqual([...tops].sort(), ["LICENSE", "README.md", "dist/layers", "dist/schema", "dist/src", "package.json"])
+    assert.deepStrictEqual([...tops].sort(), ["LICENSE", "README.md", "dist/bin", "dist/layers", "dist/schema", "dist/src", "package.json"])
     for (const built of ["dist/src/index.js", "dist/src/index.d.ts", "dist/src/index.js.map", "dist/layers/QueueLive.js", "dist/layers/QueueLive.d.ts"]) {
       assert.include(files, `package/${built}`)
     }
@@ -164,6 +164,17 @@ console.log(JSON.stringify(out))`)
     const run = runApp("store")
     assert.strictEqual(run.stderr, "")
     assert.deepStrictEqual(JSON.parse(run.stdout), { claimed: 1, outcome: "Completed", result: { total: 5 } })
+  })
+
+  it("the installed bucketq command reads the app's store with plain node", () => {
+    assert.strictEqual(runApp("store-cli").status, 0)
+    const run = spawnSync(path.join(app, "node_modules", ".bin", "bucketq"), ["--url", `file:${path.join(work, "store-cli")}`, "queues"], {
+      cwd: app,
+      encoding: "utf8",
+      timeout: 30_000
+    })
+    assert.strictEqual(run.stderr, "")
+    assert.strictEqual(run.stdout, "QUEUE  PENDING  SCHEDULED  CLAIMED  DONE  DEAD  PAUSED\nsums         0          0        0     1     0  no\n")
   })
 
   it("a second copy of effect under bucketq fails the layer with a message naming the fix", () => {

@@ -79,8 +79,10 @@ export interface Options {
 const pad = (n: number) => String(n).padStart(20, "0")
 const partName = (part: number) => `${pad(part)}.log`
 
+/** Where the logs are, relative to the store's root: every file of theirs is named under it. */
+export const logPrefix = "%wal/"
 /** Where an epoch's log is, relative to the store's root (for messages naming it). */
-export const epochPath = (epoch: number): string => `%wal/${pad(epoch)}`
+export const epochPath = (epoch: number): string => `${logPrefix}${pad(epoch)}`
 /** Where a part of an epoch's log is, relative to the store's root. */
 export const partPath = (epoch: number, part: number): string => `${epochPath(epoch)}/${partName(part)}`
 

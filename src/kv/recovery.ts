@@ -1,6 +1,8 @@
 /**
  * Opening a writer: raise the epoch with a new manifest, fence the WAL, load the runs, replay the
- * WAL tail (slatedb.md §8.1, "Open (writer)").
+ * WAL tail (slatedb.md §8.1, "Open (writer)"). The steps that only read (loading runs, decoding
+ * WAL objects and log parts, checking and ordering the replay, applying it) are exported for the
+ * read-only load (`snapshot.ts`), which replays exactly as a writer would.
  *
  * @internal
  */

@@ -9,16 +9,18 @@
  * read, up to the first hole (a WAL object still in flight, a log append not yet in its part).
  * A live writer's commits after that are not seen. Since a writer may garbage-collect what an
  * older manifest needed while this reads, a load that fails while a newer manifest appeared
- * starts over from that one (a few times); otherwise damage fails it with `Corrupt`.
+ * starts over from that one (a few times), and since a live writer's log is read unsynced, a log
+ * part that does not check is read again (a few times); otherwise damage fails it with `Corrupt`.
  *
  * @internal
  */
-import { Effect, Option, Stream } from "effect"
+import { Effect, Exit, Option, Stream } from "effect"
 import type * as Manifest from "../../schema/Manifest.ts"
 import type * as WalSegment from "../../schema/WalSegment.ts"
 import type { BTree } from "../internal/btree.ts"
 import { Corrupt } from "../KvError.ts"
 import type { Service as Store } from "../ObjectStore.ts"
+import { logPrefix } from "../ObjectStore/LocalLog.ts"
 import { walKey, walPrefix } from "./paths.ts"
 import {
   applyCommits,
@@ -74,10 +76,18 @@ const loadFrom = (store: Store, latest: Option.Option<{ readonly id: number; rea
 const manifestUnchanged = (store: Store, id: number | undefined) =>
   Effect.map(readLatestManifest(store), (latest) => Option.getOrUndefined(Option.map(latest, (m) => m.id)) === id)
 
+/** Whether a failed load failed on a local-log part (`Corrupt` naming a file under `%wal/`). */
+const failedOnLog = (exit: Exit.Exit<unknown, { readonly _tag: string }>): boolean =>
+  Exit.isFailure(exit) && exit.cause.reasons.some((r) =>
+    r._tag === "Fail" && r.error._tag === "Corrupt" && (r.error as Corrupt).key.startsWith(logPrefix)
+  )
+
 /**
  * Loads the committed state of the store without writing anything. A load that fails while a
  * newer manifest appeared (the writer moved on and collected what the older one needed) starts
- * over from it, up to 5 times; otherwise its failure stands.
+ * over from it, up to 5 times; so does one that found a local-log part not checking, after 50 ms
+ * (a live writer's append read half-way, unsynced: read again, it checks; damage does not);
+ * otherwise its failure stands.
  */
 export const loadSnapshot = (store: Store) =>
   Effect.gen(function*() {
@@ -86,6 +96,8 @@ export const loadSnapshot = (store: Store) =>
       const id = Option.getOrUndefined(Option.map(latest, (m) => m.id))
       const loaded = yield* Effect.exit(loadFrom(store, latest))
       if (loaded._tag === "Success") return loaded.value
-      if (attempt >= 5 || (yield* manifestUnchanged(store, id))) return yield* loaded
+      if (attempt >= 5) return yield* loaded
+      if (failedOnLog(loaded)) yield* Effect.sleep("50 millis")
+      else if (yield* manifestUnchanged(store, id)) return yield* loaded
     }
   })

@@ -1,6 +1,7 @@
 // Child processes for cross-process and kill -9 tests: TypeScript fixtures run by node with tsx's
 // loader in the same process (the tsx CLI would run them in a grandchild, out of reach of kill).
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import { rmSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("../../", import.meta.url))
@@ -72,4 +73,13 @@ export const startChild = (
     result.stderr += chunk
   })
   return result
+}
+
+/** Kills (SIGKILL) and awaits every child of `children`, then removes every directory of `directories`; both lists are emptied. */
+export const cleanUp = async (children: Array<Child>, directories: Array<string>): Promise<void> => {
+  for (const child of children.splice(0)) {
+    child.process.kill("SIGKILL")
+    await child.exited
+  }
+  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true })
 }
