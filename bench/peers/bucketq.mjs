@@ -72,7 +72,8 @@ function scratchDir(env) {
 async function remoteLayer(env, directory, scope) {
   const token = randomBytes(16).toString('hex');
   const script = path.join(env.BUCKETQ_ROOT, 'dist/bench/remoteWriter.js');
-  const writer = spawn(process.execPath, [script, directory, token], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // with this process's node flags (--cpu-prof profiles both ends)
+  const writer = spawn(process.execPath, [...process.execArgv, script, directory, token], { stdio: ['ignore', 'pipe', 'inherit'] });
   await Effect.runPromise(Scope.addFinalizer(scope, Effect.promise(() => new Promise((resolve) => {
     if (writer.exitCode !== null) return resolve();
     writer.once('exit', () => resolve());
