@@ -1,4 +1,4 @@
-// npm: node bench/profileSummary.mjs <file.cpuprofile> <jobs>: self time of a CPU profile by category, as a share
+// node bench/profileSummary.mjs <file.cpuprofile> <jobs>: self time of a CPU profile by category, as a share
 // of the process and in µs per job (idle and module loading left out of the per-job figures).
 import fs from "node:fs"
 const p = JSON.parse(fs.readFileSync(process.argv[2], "utf8"))
