@@ -70,7 +70,7 @@ import * as Sharded from "./queue/sharded.ts"
 import * as Convert from "./remote/convert.ts"
 import * as WriterRecord from "./WriterRecord.ts"
 import type * as Protocol from "./remote/protocol.ts"
-import { QueueRpcs, resolveToken, tokenHeader } from "./remote/protocol.ts"
+import { maxMessageBytes, QueueRpcs, resolveToken, tokenHeader } from "./remote/protocol.ts"
 import type { JobSettings } from "./queue/wire.ts"
 
 /**
@@ -260,7 +260,7 @@ const connect = (url: string | Effect.Effect<string>, label: () => string, optio
         Layer.effect(Socket.Socket)(Socket.makeWebSocket(url, { headers: { [tokenHeader]: `Bearer ${value}` } })).pipe(
           Layer.provide(NodeWS.layerWebSocketConstructor)
         ),
-        RpcSerialization.layerSchemaBinary(),
+        RpcSerialization.layerSchemaBinary({ maxFrameSize: maxMessageBytes }),
         hooks
       ])
     )
@@ -388,8 +388,10 @@ interface BatchedCall<I, A, E> extends Request.Request<A, E | RemoteError> {
   readonly item: I
 }
 
-// A bound on a batch, so that one request stays a reasonable message.
+// Bounds on a batch, so that one request stays a reasonable message: a call whose bytes reach
+// the bound goes alone (a payload may be tens of MiB; the server takes messages up to 100 MiB).
 const maxBatch = 256
+const maxBatchBytes = 4 * 1024 * 1024
 
 /**
  * An operation sent in batches: the calls made in the same moment, from any fibers, go in one
@@ -400,13 +402,20 @@ const batched = <I extends { readonly settings: number }, A, E>(
   send: (batch: { readonly settings: ReadonlyArray<JobSettings>; readonly items: ReadonlyArray<I> }) => Effect.Effect<
     ReadonlyArray<{ readonly _tag: "Ok"; readonly value: A } | { readonly _tag: "Failed"; readonly error: E }>,
     RemoteError
-  >
+  >,
+  /** The bytes an item carries (payloads, results). */
+  sizeOf: (item: Omit<I, "settings">) => number
 ) => {
   type Call = BatchedCall<Omit<I, "settings">, A, E>
+  const bytesOf = (entries: ReadonlySet<Request.Entry<Call>>) => {
+    let bytes = 0
+    for (const entry of entries) bytes += sizeOf(entry.request.item)
+    return bytes
+  }
   const resolver = RequestResolver.makeWith<Call>({
     batchKey: () => undefined,
     delay: Effect.yieldNow,
-    collectWhile: (entries) => entries.size < maxBatch,
+    collectWhile: (entries) => entries.size < maxBatch && bytesOf(entries) < maxBatchBytes,
     runAll: (entries) => {
       // each definition's settings once: the items name them by index
       const settings: Array<JobSettings> = []
@@ -447,8 +456,11 @@ const batched = <I extends { readonly settings: number }, A, E>(
 const remoteCore = (client: Client, read: Send, write: Send): Core.Core => {
   const refOf = (claim: { readonly record: JobRecord; readonly token: string }) => ({ id: claim.record.id, token: claim.token })
   const effectsOf = (effects: Effects.Encoded | undefined) => (effects === undefined ? {} : { effects: Convert.toWireEffects(effects) })
-  const enqueue = batched((batch: typeof Protocol.EnqueueBatch.Type) => write(() => client.Enqueue(batch)))
-  const ack = batched((batch: typeof Protocol.AckBatch.Type) => write(() => client.Ack(batch)))
+  const enqueue = batched((batch: typeof Protocol.EnqueueBatch.Type) => write(() => client.Enqueue(batch)), (item) => item.payload.length)
+  const ack = batched(
+    (batch: typeof Protocol.AckBatch.Type) => write(() => client.Ack(batch)),
+    (item) => (item.result?.length ?? 0) + (item.effects?.enqueue.reduce((sum, followUp) => sum + followUp.payload.length, 0) ?? 0)
+  )
   return {
     enqueue: (settings, payload, options) => enqueue(settings, { payload, options: Convert.toWireOptions(options) }),
     enqueueBatch: (settings, payloads) => write(() => client.EnqueueBatch({ settings, payloads })),

@@ -33,7 +33,7 @@ import * as Rules from "./internal/options.ts"
 import { JobQueue } from "./JobQueue.ts"
 import { Unauthorized } from "./JobQueueError.ts"
 import * as Core from "./queue/core.ts"
-import { Authorized, QueueRpcs, resolveToken, tokenHeader } from "./remote/protocol.ts"
+import { Authorized, maxMessageBytes, QueueRpcs, resolveToken, tokenHeader } from "./remote/protocol.ts"
 import * as ServeCore from "./remote/serveCore.ts"
 
 /**
@@ -173,7 +173,7 @@ export const layer = (options: Options) =>
     const token = yield* resolveToken(options.token)
     const host = options.host ?? defaultHost
     const rpc = RpcServer.layerHttp({ group: QueueRpcs, path, protocol: "websocket" }).pipe(
-      Layer.provide([handlersLayer, authorizedLayer(token), RpcSerialization.layerSchemaBinary()])
+      Layer.provide([handlersLayer, authorizedLayer(token), RpcSerialization.layerSchemaBinary({ maxFrameSize: maxMessageBytes })])
     )
     const info = Layer.effect(QueueServer)(Effect.gen(function*() {
       const server = yield* HttpServer.HttpServer

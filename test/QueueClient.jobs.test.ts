@@ -169,6 +169,29 @@ describe("the JobQueue of QueueClient: definitions stay in the client, the write
       assert.strictEqual(runs, 1)
     }), 60_000)
 
+  it.live("large payloads cross in messages of bounded size: three 40 MiB enqueues made at once each arrive, and a claim answers with as many as fit, the others claimed next", () =>
+    Effect.gen(function*() {
+      const queue = yield* clientOf(url)
+      const Big = Job.define("big", { payload: Schema.Uint8Array })
+      const size = 40 * 1024 * 1024
+      const payloads = [1, 2, 3].map((n) => new Uint8Array(size).fill(n))
+      // together they are more than one message may hold: each goes in a request of its own
+      const ids = yield* Effect.all(payloads.map((p) => queue.enqueue(Big, p)), { concurrency: "unbounded" })
+      assert.strictEqual(new Set(ids.map((r) => r.id)).size, 3)
+      const seen: Array<number> = []
+      for (let round = 0; round < 3; round++) {
+        const claims = yield* queue.claim(Big, { max: 3 })
+        // one 40 MiB payload per answer: a second would pass the answer's payload bound
+        assert.strictEqual(claims.length, 1)
+        assert.strictEqual(claims[0]!.job.payload.length, size)
+        assert.strictEqual(claims[0]!.job.attempts, 1, "the jobs given back were released: their attempts not counted")
+        seen.push(claims[0]!.job.payload[0]!)
+        yield* queue.ack(claims[0]!)
+      }
+      assert.deepStrictEqual(seen.sort(), [1, 2, 3])
+      assert.deepStrictEqual(yield* queue.claim(Big, { max: 3 }), [])
+    }), 60_000)
+
   it.live("schedule over the connection: the payload encoded by the client, the schedule stored by the writer", () =>
     Effect.gen(function*() {
       const queue = yield* clientOf(url)

@@ -217,6 +217,21 @@ export const resolveToken = (
       : Effect.fail(new InvalidOption({ option: "token", value: "<not shown>", reason: "must be a non-empty string" }))
   })
 
+/**
+ * The largest message either end takes (a frame of the binary serialization): room for the
+ * largest payload the queue takes by default (64 MiB, `JobQueue.Options.maxPayloadBytes`) and the
+ * rest of its request, under the WebSocket server's own limit (100 MiB). The serialization's
+ * default (16 MiB) would refuse a payload above it.
+ */
+export const maxMessageBytes = 96 * 1024 * 1024
+
+/**
+ * The payload bytes a claim's answer carries at most: one job always (its payload may be the
+ * largest there is), more only while their payloads stay within this; the writer gives the others
+ * back (released: pending again, the attempt not counted) for the next claim.
+ */
+export const maxClaimPayloadBytes = 64 * 1024 * 1024
+
 /** The header the token travels in, `Bearer <token>` (in the WebSocket handshake). */
 export const tokenHeader = "authorization"
 

@@ -22,6 +22,7 @@ import * as QueueOptions from "../queue/options.ts"
 import { userWrites } from "../queue/userKv.ts"
 import type { JobSettings } from "../queue/wire.ts"
 import { fromWireOptions, toWireHeld } from "./convert.ts"
+import { maxClaimPayloadBytes } from "./protocol.ts"
 import type * as Protocol from "./protocol.ts"
 
 /** The outcome of one item of a batch (see `Protocol.Outcome`). */
@@ -84,6 +85,28 @@ export const make = ({ core, held }: Core.Served) => {
     return Effect.forEach(items, (item) => outcomeOf(runItem(item)), { concurrency: "unbounded" })
   }
 
+  /**
+   * The claimed jobs with their payloads, as many as fit `maxClaimPayloadBytes` (one at least);
+   * the others are given back (released) for the next claim, so that an answer stays a message
+   * the client takes.
+   */
+  const boundedAnswer = (jobs: ReadonlyArray<Core.HeldJob>) =>
+    Effect.gen(function*() {
+      const answer: Array<typeof Protocol.HeldJob.Type> = []
+      let bytes = 0
+      for (const [i, job] of jobs.entries()) {
+        const wire = yield* toWireHeld(job)
+        const size = wire.payload._tag === "Read" ? wire.payload.bytes.length : 0
+        if (answer.length > 0 && bytes + size > maxClaimPayloadBytes) {
+          yield* Effect.forEach(jobs.slice(i), (rest) => Effect.ignore(core.release(rest)), { discard: true })
+          break
+        }
+        bytes += size
+        answer.push(wire)
+      }
+      return answer
+    })
+
   const millisError = (option: string, millis: number) => Rules.number(option, millis, 0, Rules.maxDurationMillis)
 
   return {
@@ -100,7 +123,7 @@ export const make = ({ core, held }: Core.Served) => {
             millisError("leaseMillis", leaseMillis) ??
             Rules.optional(waitMillis, (w) => Rules.number("waitMillis", w, 0, Infinity))
         ),
-        Effect.flatMap(core.claim(queue, max, leaseMillis, waitMillis ?? Infinity, undefined, true), (jobs) => Effect.forEach(jobs, toWireHeld))
+        Effect.flatMap(core.claim(queue, max, leaseMillis, waitMillis ?? Infinity, undefined, true), boundedAnswer)
       ),
     Ack: (request: typeof Protocol.AckBatch.Type) =>
       batch(request, (settings, { claim, effects, result }) =>
