@@ -27,6 +27,10 @@
  * A claim's cancel request is seen at its next lease renewal (`extendLease` fails with
  * `CancelRequested`, which a Worker acts on), not at once.
  *
+ * Enqueues and acks made in the same moment, from any fibers, cross in one request each with its
+ * own outcome (`batched`); messages stay under `maxMessageBytes` (see `remote/protocol.ts`).
+ * `layerSharded` spreads queues over several writers, one prefix each.
+ *
  * @since 0.3.0
  */
 import { NodeWS } from "@effect/platform-node"
