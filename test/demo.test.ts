@@ -121,9 +121,14 @@ describe("the demo", () => {
 
     const second = await finish(directory)
     const start = accountingOf(second, "start")
-    assert.isAtLeast(start.enqueued, shown.enqueued)
-    assert.isAtLeast(start.done + start.cron, shown.done) // the progress line counts the digest's jobs among the done
-    assert.isAtLeast(start.dead, shown.dead)
+    assert.isAtLeast(start.enqueued, shown.enqueued) // counted as the enqueues returned: durable
+    // The progress line's done and dead come from the queues' counters, which count a settlement
+    // once it is committed in the process, before it is durable (see the README's user KV notes);
+    // the kill may lose those whose acks had not returned: at most the settlements that can be
+    // under way at once (the orders' loop 16, each Worker its concurrency twice, the digest's 2).
+    const underWay = 16 + 2 * 4 + 2 * 4 + 2
+    assert.isAtLeast(start.done + start.cron + underWay, shown.done) // the progress line counts the digest's jobs among the done
+    assert.isAtLeast(start.dead + underWay, shown.dead)
     assert.isAbove(start.waiting, 0)
     assert.strictEqual(start.enqueued, start.done + start.dead + start.waiting)
 
