@@ -25,7 +25,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope, type Tracer } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope, type Tracer } from "effect"
 import * as RateLimiter from "effect/persistence/RateLimiter"
 import * as Rules from "./internal/options.ts"
 import { checked } from "./internal/options.ts"
@@ -35,6 +35,7 @@ import type { InvalidOption } from "./InvalidOption.ts"
 import { type Claim, JobQueue, type ReadError, type SettlementEffects } from "./JobQueue.ts"
 import type { CancelRequested, ClaimLost, InvalidQueueName } from "./JobQueueError.ts"
 import { isStopError, type StopError } from "./Kv.ts"
+import type { Fenced } from "./KvError.ts"
 import * as Instrument from "./queue/instrument.ts"
 import * as QueueOptions from "./queue/options.ts"
 
@@ -659,16 +660,49 @@ const interruptingBuilderWhenFenced = <R>(
   worker: Effect.Effect<never, InvalidOption | InvalidQueueName | StopError, R>,
   builder: Fiber.Fiber<unknown, unknown>
 ) =>
-  Effect.tapError(worker, (error) => Effect.sync(() => error._tag === "Fenced" && builder.interruptUnsafe()))
+  Effect.tapError(worker, (error) =>
+    Effect.flatMap(Effect.serviceOption(Launched), (launched) =>
+      Effect.sync(() => {
+        if (error._tag !== "Fenced") return
+        // under `launch`, the launch fails with it; else the fiber that built the layer ends
+        if (Option.isSome(launched)) Deferred.doneUnsafe(launched.value, Exit.fail(error))
+        else builder.interruptUnsafe()
+      })))
+
+/** Where the workers of a `launch` tell it that their writer was fenced. */
+class Launched extends Context.Service<Launched, Deferred.Deferred<never, Fenced>>()("bucketq/Worker/Launched") {}
+
+/**
+ * Builds `layer` (workers, and whatever else it provides) and runs it until one of its workers'
+ * queue writer is fenced (another process opened the same store): then it fails with that
+ * `Fenced`, closing the layer, so that the process can exit for a supervisor to restart it. It
+ * fails with the layer's error if the layer cannot be built, and runs forever otherwise. Unlike
+ * `Layer.launch`, it ends for workers of layers merged with `Layer.mergeAll` too, whose building
+ * fibers end with the build.
+ *
+ * @example
+ * ```ts
+ * Worker.launch(Layer.mergeAll(EmailWorker, ReportWorker).pipe(Layer.provide(QueueLive))).pipe(NodeRuntime.runMain)
+ * ```
+ *
+ * @category running
+ * @since 0.3.0
+ */
+export const launch = <E, R>(layer: Layer.Layer<never, E, R>): Effect.Effect<never, E | Fenced, Exclude<R, Launched>> =>
+  Effect.scoped(Effect.gen(function*() {
+    const fenced = yield* Deferred.make<never, Fenced>()
+    yield* Layer.build(layer.pipe(Layer.provide(Layer.succeed(Launched, fenced))))
+    return yield* Deferred.await(fenced)
+  })) as Effect.Effect<never, E | Fenced, Exclude<R, Launched>>
 
 /**
  * `run` as a layer: its scope owns the worker, which drains when the scope closes. The options
  * are checked when the layer is built, which fails with `InvalidOption` or `InvalidQueueName`.
  * When the queue's writer is fenced the worker stops and interrupts the fiber that built the
  * layer (with `Layer.launch(Worker.layer(...).pipe(Layer.provide(QueueLive)))`, the launch). Layers
- * merged with `Layer.mergeAll` are built on fibers of their own, which end with the build: to stop
- * a process running several workers, launch them chained with `Layer.provideMerge`, or run them
- * with `Worker.run` under `Effect.all`, which fails with `Fenced`.
+ * merged with `Layer.mergeAll` are built on fibers of their own, which end with the build: launch
+ * several workers with `launch`, which fails with `Fenced` whatever the layers' shape (or chain
+ * them with `Layer.provideMerge`, or run them with `Worker.run` under `Effect.all`).
  *
  * @category layers
  * @since 0.1.0

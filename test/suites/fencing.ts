@@ -120,6 +120,24 @@ export const fencingSuite = (backend: Backend) =>
         assert.deepStrictEqual(again!.job.payload, { data: "x".repeat(100) })
       }))
 
+    it.effect("Worker.launch of Worker layers merged with Layer.mergeAll fails with Fenced within a lease when their writer is fenced", () =>
+      Effect.gen(function*() {
+        const { first, takeOver } = yield* setup
+        yield* first.enqueue(Task, { n: 0 })
+        const running = yield* Deferred.make<void>()
+        const workers = Layer.mergeAll(
+          Worker.layer(Task, () => Effect.andThen(Deferred.succeed(running, undefined), Effect.never)),
+          Worker.layer(Held, () => Effect.void) // a second worker, idle
+        ).pipe(Layer.provide(Layer.succeed(JobQueue.JobQueue, first)))
+        const launched = yield* Effect.forkChild(Worker.launch(workers))
+        yield* runUntilDone(yield* Effect.forkChild(Deferred.await(running)), 10_000, 10)
+        yield* TestClock.adjust(1)
+        yield* takeOver
+        const took = yield* runUntilDone(launched, 2 * leaseMillis)
+        assert.strictEqual(tagOf(launched.pollUnsafe()), "Fenced")
+        assert.isAtMost(took, leaseMillis, `the launch ended after ${took} ms`)
+      }))
+
     it.effect("Layer.launch of a Worker layer, every slot busy, ends within a lease when its writer is fenced", () =>
       Effect.gen(function*() {
         const { control, first, takeOver } = yield* setup
