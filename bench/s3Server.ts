@@ -1,15 +1,18 @@
-// The S3-compatible server of ../shared/s3 for benchmarks: started unless S3_ENDPOINT is set,
-// stopped by the returned function; and the store options it answers to.
+// The S3-compatible server of ../shared/s3 for the benchmarks and the tests' global setup: started
+// unless S3_ENDPOINT is set, stopped by the returned function; and the store options it answers to.
 import { execFileSync, spawnSync } from "node:child_process"
 import * as path from "node:path"
 import { Redacted } from "effect"
 import type * as ObjectStore from "../src/ObjectStore.ts"
 
 // npm runs the benchmarks from the repository root (they may run compiled, from dist/)
-const kit = path.resolve("../shared/s3") + path.sep
+const defaultKit = path.resolve("../shared/s3") + path.sep
 
-/** Starts the server if needed; the result stops it again (a no-op if it was running already). */
-export const startS3 = (): (() => void) => {
+/**
+ * Starts the server of `kit` (a directory with `start.sh` and `stop.sh`) if needed, and sets its
+ * environment; the result stops it again (a no-op if it was running already: another run's).
+ */
+export const startS3 = (kit = defaultKit): (() => void) => {
   if (process.env.S3_ENDPOINT) return () => {}
   const run = spawnSync("bash", [`${kit}start.sh`], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })
   process.stderr.write(run.stderr)

@@ -400,12 +400,9 @@ export const run = <A, I, Out, E, R>(
      */
     const ack = (claim: Claim<A>, value: Out | Completion<Out>) => {
       const completion = value instanceof Completion ? value : undefined
-      const result = completion === undefined ? value : completion.result
-      const options = {
-        ...completion?.effects,
-        ...(definition.result === undefined ? {} : { result })
-      }
       if (completion === undefined && definition.result === undefined) return queue.ack(claim)
+      const result = completion === undefined ? value : completion.result
+      const options = { ...completion?.effects, ...(definition.result === undefined ? {} : { result }) }
       const refused = (error: { readonly message: string }) =>
         queue.nack(claim, `the handler's ${completion === undefined ? "result" : "completion"} was refused: ${error.message}`)
       return queue.ack(claim, options).pipe(

@@ -17,7 +17,7 @@ import type { Core, HeldJob } from "./core.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping, Held } from "./leases.ts"
 import type { Payloads } from "./payloads.ts"
-import { moveUpdates, pushStageWrites, without } from "./records.ts"
+import { moveUpdates, pushStageWrites, reportUndecodable, without } from "./records.ts"
 
 /**
  * The core's `claim` of the queue of `ctx` (see `core.ts`; decoding is the codec's, `codec.ts`);
@@ -31,13 +31,9 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
   // A hot path, like enqueue and ack: plain functions over a few combinators rather than
   // generators (each step through the runtime costs, and most of the work is synchronous).
 
-  // pending records that do not decode, each logged once by this process
-  const undecodable = new Set<string>()
-
   /**
    * The first `max` pending records under `prefix` that decode, with their keys. A record that
-   * does not (damaged, or written by a newer version of bucketq) is stepped over and logged once,
-   * left where it is for an operator (`bucketq verify`): it never stalls the jobs behind it.
+   * does not is stepped over (see `reportUndecodable`): it never stalls the jobs behind it.
    */
   const pendingRecords = (prefix: string, max: number, limit = max): Effect.Effect<Array<readonly [string, JobRecord]>> =>
     Effect.flatMap(fast.scan(prefix, Latin1Kv.afterPrefix(prefix), limit), (entries) => {
@@ -51,11 +47,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
           bad.push([key, error])
         }
       }
-      const fresh = bad.filter(([key]) => !undecodable.has(key) && undecodable.size < 10_000)
-      for (const [key] of fresh) undecodable.add(key)
-      const logged = fresh.length === 0 ? Effect.void : Effect.logError(
-        `pending job records that do not decode were skipped: ${fresh.map(([key, error]) => `${Keys.describe(key)} (${String(error)})`).join(", ")}`
-      )
+      const logged = bad.length === 0 ? Effect.void : Effect.forEach(bad, ([key, error]) => reportUndecodable(key, error), { discard: true })
       // short of `max` because of bad records, with more entries to look at: scan further
       const further = records.length < max && bad.length > 0 && entries.length === limit
       return Effect.andThen(logged, further ? pendingRecords(prefix, max, limit + bad.length) : Effect.succeed(records))

@@ -154,13 +154,29 @@ export const deadRecord = (record: JobRecord, now: number, reason: string): JobR
   expiresAt: now + (record.deadRetentionMs ?? defaultDeadRetention)
 })
 
-/** Decodes a record, or undefined (logged) when it does not decode. */
+// The keys of the records that did not decode, each logged once per process: the scans that meet
+// one (claims, the scheduler, the sweeps, listings) meet it again and again. Bounded, so that a
+// store full of them cannot grow it without end.
+const reported = new Set<string>()
+
+/**
+ * Logs, once per key and process, that the record at `key` does not decode (damaged, or written
+ * by a newer version of bucketq) and is skipped, left where it is for an operator (`bucketq verify`).
+ */
+export const reportUndecodable = (key: string, error: unknown): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (reported.has(key) || reported.size >= 10_000) return Effect.void
+    reported.add(key)
+    return Effect.logWarning(`job record ${Keys.describe(key)} does not decode; skipped`, error)
+  })
+
+/** Decodes a record, or undefined when it does not decode (see `reportUndecodable`). */
 export const decodeOrSkip = (key: Uint8Array, value: Uint8Array) =>
   Effect.suspend(() => {
     try {
       return Effect.succeed(JobRecordSchema.decode(value))
     } catch (error) {
-      return Effect.as(Effect.logWarning(`job record ${Keys.describe(Keys.fromBytes(key))} does not decode; skipped`, error), undefined)
+      return Effect.as(reportUndecodable(Keys.fromBytes(key), error), undefined)
     }
   })
 

@@ -20,7 +20,7 @@
  *
  * @internal
  */
-import { Effect, Option, Stream } from "effect"
+import { Effect, Option, Predicate, Stream } from "effect"
 import type { InvalidOption } from "../InvalidOption.ts"
 import { invalid } from "../internal/options.ts"
 import type { CancelOutcome, EnqueueOptions, Service, SettlementEffects, WakeOutcome } from "../JobQueue.ts"
@@ -63,8 +63,6 @@ const queueOf = (value: unknown): string => {
   const queue = field(value, "queue")
   return typeof queue === "string" ? queue : ""
 }
-
-const isTagged = (tag: string) => (error: unknown) => (error as { readonly _tag?: unknown } | undefined)?._tag === tag
 
 /** The routed queue (see the module's header). */
 export const make = ({ all, of }: Shards): Service => {
@@ -122,7 +120,7 @@ export const make = ({ all, of }: Shards): Service => {
   const requeueDead = ((target: string, options?: { readonly all: true }) =>
     options !== undefined
       ? of(target).requeueDead(target, options)
-      : firstOwning(all, (shard) => shard.requeueDead(target), () => false, isTagged("JobNotFound"))) as Service["requeueDead"]
+      : firstOwning(all, (shard) => shard.requeueDead(target), () => false, Predicate.isTagged("JobNotFound"))) as Service["requeueDead"]
 
   return {
     enqueue: (definition, payload, options) => {
@@ -139,7 +137,7 @@ export const make = ({ all, of }: Shards): Service => {
       guarded(queueOf(field(claim, "job")), options?.effects, () => byClaim(claim).deadLetter(claim, reason, options)),
     extendLease: (claim, duration) => byClaim(claim).extendLease(claim, duration),
     get,
-    history: (id) => firstOwning(all, (shard) => shard.history(id), () => false, isTagged("JobNotFound")),
+    history: (id) => firstOwning(all, (shard) => shard.history(id), () => false, Predicate.isTagged("JobNotFound")),
     kv: home.kv,
     events: Stream.mergeAll(all.map((shard) => shard.events), { concurrency: "unbounded" }),
     stats: (queue) => of(queue).stats(queue),
