@@ -24,32 +24,15 @@
  * @since 0.1.0
  */
 import { Context, Duration, Effect, Layer, Option, type Scope } from "effect"
-import { fromLatin1, toLatin1 } from "./internal/binary.ts"
-import type { BTree } from "./internal/btree.ts"
 import { checkOneEffect } from "./internal/effectCopy.ts"
-import * as Latin1Kv from "./internal/latin1Kv.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
-import { kvOptionsError, scanOptionsError, transactionOptionsError, writeIfOptionsError } from "./kv/options.ts"
+import { serviceOver } from "./kv/bytes.ts"
+import * as Engine from "./kv/engine.ts"
+import { kvOptionsError } from "./kv/options.ts"
 import { recover } from "./kv/recovery.ts"
 import { loadSnapshot } from "./kv/snapshot.ts"
-import {
-  beginRead,
-  commit as commitOps,
-  endRead,
-  inRange,
-  type Op,
-  opBytes,
-  type ReadSet
-} from "./kv/state.ts"
-import { startWriter, type Writer } from "./kv/writer.ts"
-import {
-  Closed,
-  type Corrupt,
-  type Fenced,
-  TransactionConflict,
-  ValueTooLarge,
-  WriteConditionFailed
-} from "./KvError.ts"
+import { startWriter } from "./kv/writer.ts"
+import type { Closed, Corrupt, Fenced, TransactionConflict, ValueTooLarge, WriteConditionFailed } from "./KvError.ts"
 import { ObjectStore } from "./ObjectStore.ts"
 import type { InvalidKey, InvalidMetadata, InvalidRange, ObjectStoreError } from "./ObjectStoreError.ts"
 
@@ -321,330 +304,12 @@ export class Kv extends Context.Service<Kv, Service>()("bucketq/Kv") {}
  */
 export type OpenError = Fenced | Corrupt | ObjectStoreError | InvalidKey | InvalidMetadata | InvalidRange | InvalidOption
 
-const increment = (prefix: string): string | undefined => {
-  // the smallest latin1 string greater than every string with this prefix
-  let i = prefix.length - 1
-  while (i >= 0 && prefix.charCodeAt(i) === 0xff) i--
-  return i < 0 ? undefined : prefix.slice(0, i) + String.fromCharCode(prefix.charCodeAt(i) + 1)
-}
-
-/** A range as latin1 bounds `[start, end)`. */
-const bounds = (range: Range): readonly [string, string | undefined] => {
-  if ("prefix" in range) {
-    const prefix = toLatin1(range.prefix)
-    return [prefix, increment(prefix)]
-  }
-  return [range.start === undefined ? "" : toLatin1(range.start), range.end === undefined ? undefined : toLatin1(range.end)]
-}
-
-/** Scans `tree` within bounds, with `overlay` (a transaction's writes) on top. */
-const scanTree = (
-  tree: BTree<string, string>,
-  [start, end]: readonly [string, string | undefined],
-  options: ScanOptions | undefined,
-  overlay?: ReadonlyMap<string, string | null>
-): Array<Entry> => {
-  const limit = options?.limit ?? Number.POSITIVE_INFINITY
-  const reverse = options?.reverse ?? false
-  if (limit <= 0 || (end !== undefined && end <= start)) return []
-  const pending = overlay === undefined ? [] : [...overlay.entries()].filter(([k]) => inRange(k, start, end))
-  const shadowed = new Set(pending.map(([k]) => k))
-  // enough from the tree that the overlay's deletes cannot leave the result short
-  const want = limit + shadowed.size
-  const fromTree: Array<readonly [string, string | null]> = []
-  if (!reverse) {
-    for (const [k, v] of tree.entries(start)) {
-      if (end !== undefined && k >= end) break
-      if (!shadowed.has(k)) fromTree.push([k, v])
-      if (fromTree.length >= want) break
-    }
-  } else {
-    const high = end === undefined ? tree.maxKey() : end
-    if (high !== undefined) {
-      for (const [k, v] of tree.entriesReversed(high, undefined, end !== undefined)) {
-        if (k < start) break
-        if (!shadowed.has(k)) fromTree.push([k, v])
-        if (fromTree.length >= want) break
-      }
-    }
-  }
-  const merged = pending.length === 0 ? fromTree : [...fromTree, ...pending].sort(([a], [b]) =>
-    reverse ? (a < b ? 1 : a > b ? -1 : 0) : (a < b ? -1 : a > b ? 1 : 0)
-  )
-  const out: Array<Entry> = []
-  for (const [k, v] of merged) {
-    if (v === null) continue
-    out.push({ key: fromLatin1(k), value: fromLatin1(v) })
-    if (out.length >= limit) break
-  }
-  return out
-}
-
-/** At most `limit` entries of `tree` in `[start, end)`, latin1 (the queue's fast path). */
-const scanLatin1 = (tree: BTree<string, string>, start: string, end: string | undefined, limit: number) => {
-  const out: Array<readonly [string, string]> = []
-  if (limit <= 0) return out
-  for (const entry of tree.entries(start)) {
-    if (end !== undefined && entry[0] >= end) break
-    out.push(entry)
-    if (out.length >= limit) break
-  }
-  return out
-}
-
-/** `get` and `scan` over the committed state `tree()`. */
-const reads = (tree: () => BTree<string, string>): Pick<Service, "get" | "scan"> => ({
-  get: (key) =>
-    Effect.sync(() => {
-      const value = tree().get(toLatin1(key))
-      return value === undefined ? Option.none() : Option.some(fromLatin1(value))
-    }),
-  scan: (range, options) =>
-    Effect.suspend(() => {
-      const invalid = scanOptionsError(options)
-      return invalid === undefined ? Effect.succeed(scanTree(tree(), bounds(range), options)) : Effect.fail(invalid)
-    })
+/** The size limits of `options`, defaults filled in. */
+const limitsOf = (options: Options | undefined): Engine.Limits => ({
+  maxKeyBytes: options?.maxKeyBytes ?? 4096,
+  maxValueBytes: options?.maxValueBytes ?? 256 * 1024,
+  maxCommitBytes: options?.maxCommitBytes ?? 16 * 1024 * 1024
 })
-
-interface Limits {
-  readonly maxKeyBytes: number
-  readonly maxValueBytes: number
-  readonly maxCommitBytes: number
-}
-
-/** Why a key or value (bytes, or their latin1 string) is refused, or undefined. */
-const tooLarge = (
-  limits: Limits,
-  key: { readonly length: number },
-  value: { readonly length: number } | null | undefined
-): ValueTooLarge | undefined =>
-  key.length > limits.maxKeyBytes
-    ? new ValueTooLarge({ what: "key", size: key.length, limit: limits.maxKeyBytes })
-    : value !== undefined && value !== null && value.length > limits.maxValueBytes
-    ? new ValueTooLarge({ what: "value", size: value.length, limit: limits.maxValueBytes })
-    : undefined
-
-/** Builds the service over an open writer. */
-const makeService = (writer: Writer, limits: Limits): Service => {
-  const state = writer.state
-
-  /**
-   * Commits in memory (after backpressure, if any), then waits for durability unless asked not
-   * to. The common path allocates no generator: a commit is a few synchronous steps and one wait.
-   */
-  /** Resolves the updates against the state at this instant, into plain writes. */
-  const resolveUpdates = (ops: Array<Op>, updates: ReadonlyMap<string, ReadonlyArray<Updater>>): ValueTooLarge | undefined => {
-    for (const [key, updaters] of updates) {
-      const own = ops.findIndex(([k]) => k === key)
-      const base = own >= 0 ? ops[own]![1] : state.live.get(key)
-      let value = base === undefined || base === null ? Option.none<Uint8Array>() : Option.some(fromLatin1(base))
-      for (const f of updaters) value = Option.some(f(value))
-      const bytes = Option.getOrThrow(value)
-      if (bytes.length > limits.maxValueBytes) {
-        return new ValueTooLarge({ what: "value", size: bytes.length, limit: limits.maxValueBytes })
-      }
-      const op: Op = [key, toLatin1(bytes)]
-      if (own >= 0) ops[own] = op
-      else ops.push(op)
-    }
-    return undefined
-  }
-
-  const commitAndWait = (
-    writes: ReadonlyArray<Op>,
-    durable: boolean,
-    check?: { readonly readSeq: number; readonly reads?: ReadSet | undefined },
-    updates?: ReadonlyMap<string, ReadonlyArray<Updater>>,
-    expect?: ReadonlyArray<readonly [key: string, present: boolean]>,
-    guard?: () => boolean
-  ): Effect.Effect<"conflict" | number, CommitError | WriteConditionFailed> =>
-    Effect.suspend(() => {
-      if (state.failure !== undefined) return Effect.fail(state.failure)
-      const ops: Array<Op> = updates === undefined || updates.size === 0 ? writes as Array<Op> : [...writes]
-      if (ops.length === 0 && (updates === undefined || updates.size === 0)) return Effect.succeed(state.lastSeq)
-      let bytes = 0
-      for (const op of ops) bytes += opBytes(op)
-      if (bytes > limits.maxCommitBytes) {
-        return Effect.fail(new ValueTooLarge({ what: "commit", size: bytes, limit: limits.maxCommitBytes }))
-      }
-      const now = (): Effect.Effect<"conflict" | number, CommitError | WriteConditionFailed> => {
-        if (state.failure !== undefined) return Effect.fail(state.failure)
-        for (const [key, present] of expect ?? []) {
-          if (state.live.has(key) !== present) return Effect.fail(new WriteConditionFailed({ key, expectedPresent: present }))
-        }
-        if (guard !== undefined && !guard()) return Effect.fail(new WriteConditionFailed({ key: "", expectedPresent: true }))
-        // from here to the commit nothing yields: updates see exactly the state they commit onto
-        if (updates !== undefined && updates.size > 0) {
-          const refused = resolveUpdates(ops, updates)
-          if (refused !== undefined) return Effect.fail(refused)
-        }
-        const batch = commitOps(state, ops, check, updates === undefined ? undefined : new Set(updates.keys()))
-        if (batch === "conflict") return Effect.succeed("conflict")
-        const seq = state.lastSeq
-        return durable ? Effect.as(writer.durable(batch), seq) : Effect.succeed(seq)
-      }
-      return state.unflushedBytes > writer.maxUnflushedBytes ? Effect.flatMap(writer.backpressure, now) : now()
-    })
-
-  const write: Service["write"] = (batch, options) =>
-    Effect.catchTag(writeIf(batch, [], options), "WriteConditionFailed", (e) => Effect.die(e))
-
-  const writeIf: Service["writeIf"] = (batch, expect, options) =>
-    Effect.suspend((): Effect.Effect<WriteResult, CommitError | WriteConditionFailed | InvalidOption> => {
-      const invalid = writeIfOptionsError(options)
-      if (invalid !== undefined) return Effect.fail(invalid)
-      const ops: Array<Op> = []
-      const updates = new Map<string, Array<Updater>>()
-      for (const op of batch) {
-        const refused = tooLarge(limits, op.key, op._tag === "Put" ? op.value : undefined)
-        if (refused !== undefined) return Effect.fail(refused)
-        const key = toLatin1(op.key)
-        if (op._tag === "Update") {
-          updates.set(key, [...(updates.get(key) ?? []), op.update])
-          continue
-        }
-        if (updates.has(key)) {
-          return Effect.die(new Error("a batch cannot put or delete a key after updating it"))
-        }
-        ops.push([key, op._tag === "Put" ? toLatin1(op.value) : null])
-      }
-      const expected = expect.map(({ key, present }) => [toLatin1(key), present] as const)
-      return Effect.map(commitAndWait(ops, options?.durable ?? true, undefined, updates, expected, options?.guard), (seq) => ({
-        seq: seq === "conflict" ? state.lastSeq : seq
-      }))
-    })
-
-  const transactionWithSeq: Service["transactionWithSeq"] = (f, options) => {
-    const serializable = options?.isolation === "serializable"
-    const maxRetries = options?.maxRetries ?? 10
-    const durable = options?.durable ?? true
-    const attempt = () =>
-      Effect.suspend(() => {
-        if (state.failure !== undefined) return Effect.fail(state.failure)
-        const readSeq = state.lastSeq
-        const snapshot = state.live.clone()
-        const writes = new Map<string, string | null>()
-        const updates = new Map<string, Array<Updater>>()
-        const readKeys = new Set<string>()
-        const ranges: Array<readonly [string, string | undefined]> = []
-        beginRead(state, readSeq)
-        const tx: Transaction = {
-          get: (key) =>
-            Effect.sync(() => {
-              const k = toLatin1(key)
-              const value = writes.has(k) ? writes.get(k) : snapshot.get(k)
-              if (serializable && !writes.has(k)) readKeys.add(k)
-              let result = value === undefined || value === null ? Option.none<Uint8Array>() : Option.some(fromLatin1(value))
-              for (const f of updates.get(k) ?? []) result = Option.some(f(result))
-              return result
-            }),
-          scan: (range, scanOptions) =>
-            Effect.suspend(() => {
-              const invalid = scanOptionsError(scanOptions)
-              if (invalid !== undefined) return Effect.fail(invalid)
-              const b = bounds(range)
-              if (serializable) ranges.push(b)
-              return Effect.succeed(scanTree(snapshot, b, scanOptions, writes))
-            }),
-          put: (key, value) =>
-            Effect.suspend(() => {
-              const refused = tooLarge(limits, key, value)
-              if (refused !== undefined) return Effect.fail(refused)
-              const k = toLatin1(key)
-              writes.set(k, toLatin1(value))
-              updates.delete(k)
-              return Effect.void
-            }),
-          delete: (key) =>
-            Effect.suspend(() => {
-              const refused = tooLarge(limits, key, undefined)
-              if (refused !== undefined) return Effect.fail(refused)
-              const k = toLatin1(key)
-              writes.set(k, null)
-              updates.delete(k)
-              return Effect.void
-            }),
-          update: (key, update) =>
-            Effect.suspend(() => {
-              const refused = tooLarge(limits, key, undefined)
-              if (refused !== undefined) return Effect.fail(refused)
-              const k = toLatin1(key)
-              updates.set(k, [...(updates.get(k) ?? []), update])
-              return Effect.void
-            })
-        }
-        return f(tx).pipe(
-          Effect.flatMap((a) =>
-            Effect.map(
-              commitAndWait([...writes.entries()], durable, {
-                readSeq,
-                reads: serializable ? { keys: readKeys, ranges } : undefined
-              }, updates).pipe(Effect.catchTag("WriteConditionFailed", (e) => Effect.die(e))), // no conditions here
-              (outcome) => ({ outcome, value: a, wrote: writes.size + updates.size > 0 })
-            )
-          ),
-          Effect.ensuring(Effect.sync(() => endRead(state, readSeq)))
-        )
-      })
-    const invalid = transactionOptionsError(options)
-    if (invalid !== undefined) return Effect.fail(invalid)
-    return Effect.gen(function*() {
-      for (let tries = 1;; tries++) {
-        const result = yield* attempt()
-        if (result.outcome !== "conflict") {
-          return { value: result.value, seq: result.wrote ? result.outcome : undefined }
-        }
-        if (tries > maxRetries) return yield* new TransactionConflict({ attempts: tries })
-      }
-    })
-  }
-
-  /** The job queue's latin1 fast path (see `internal/latin1Kv.ts`): `writeIf` without the byte conversions. */
-  const writeLatin1: Latin1Kv.Latin1Kv["writeIf"] = (ops, updateList, expect, options) =>
-    Effect.suspend(() => {
-      for (const [key, value] of ops) {
-        const refused = tooLarge(limits, key, value)
-        if (refused !== undefined) return Effect.fail(refused)
-      }
-      const updates = new Map<string, Array<Updater>>()
-      for (const [key, update] of updateList) {
-        const refused = tooLarge(limits, key, undefined)
-        if (refused !== undefined) return Effect.fail(refused)
-        const list = updates.get(key)
-        if (list === undefined) updates.set(key, [update])
-        else list.push(update)
-      }
-      return Effect.map(commitAndWait(ops, options?.durable ?? true, undefined, updates, expect, options?.guard), (seq) => ({
-        seq: seq === "conflict" ? state.lastSeq : seq
-      }))
-    })
-  const latin1: Latin1Kv.Latin1Kv = {
-    scan: (start, end, limit) => Effect.sync(() => scanLatin1(state.live, start, end, limit)),
-    scanNow: (start, end, limit) => scanLatin1(state.live, start, end, limit),
-    writeIf: writeLatin1,
-    // without expectations or a guard a commit cannot fail them: no step to turn that into a defect
-    write: (ops, updates, options) => writeLatin1(ops, updates, [], options) as Effect.Effect<WriteResult, CommitError>
-  }
-
-  return Latin1Kv.attach<Service>({
-    ...reads(() => state.live),
-    transaction: (f, options) => Effect.map(transactionWithSeq(f, options), (result) => result.value),
-    transactionWithSeq,
-    write,
-    writeIf,
-    flush: writer.flush,
-    stats: Effect.sync(() => ({
-      epoch: state.epoch,
-      lastSeq: state.lastSeq,
-      durableSeq: state.durableSeq,
-      nextWalId: state.nextWalId,
-      keys: state.live.size,
-      unflushedBytes: state.unflushedBytes
-    })),
-    failure: Effect.sync(() => Option.fromUndefinedOr(state.failure)),
-    stopped: writer.stopped
-  }, latin1)
-}
 
 /**
  * Opens the store as its writer and serves it.
@@ -673,11 +338,7 @@ export const make = (options?: Options): Effect.Effect<Service, OpenError, Objec
         ? undefined
         : Duration.fromInputUnsafe(options?.fenceCheckInterval ?? "10 seconds")
     })
-    return makeService(writer, {
-      maxKeyBytes: options?.maxKeyBytes ?? 4096,
-      maxValueBytes: options?.maxValueBytes ?? 256 * 1024,
-      maxCommitBytes: options?.maxCommitBytes ?? 16 * 1024 * 1024
-    })
+    return serviceOver(Engine.make(writer, limitsOf(options)))
   })
 
 /**
@@ -719,30 +380,7 @@ export type ReadOnlyOpenError = Corrupt | ObjectStoreError | InvalidKey | Invali
  */
 export const makeReadOnly: Effect.Effect<Service, ReadOnlyOpenError, ObjectStore> = Effect.gen(function*() {
   const snapshot = yield* loadSnapshot(yield* ObjectStore)
-  const refused = Effect.fail(new Closed({ detail: "the store is open read-only: nothing can be written through it" }))
-  return Latin1Kv.attach<Service>({
-    ...reads(() => snapshot.live),
-    transaction: () => refused,
-    transactionWithSeq: () => refused,
-    write: () => refused,
-    writeIf: () => refused,
-    flush: Effect.void,
-    stats: Effect.sync(() => ({
-      epoch: snapshot.epoch,
-      lastSeq: snapshot.lastSeq,
-      durableSeq: snapshot.lastSeq,
-      nextWalId: 0,
-      keys: snapshot.live.size,
-      unflushedBytes: 0
-    })),
-    failure: Effect.succeed(Option.none()),
-    stopped: Effect.never
-  }, {
-    scan: (start, end, limit) => Effect.sync(() => scanLatin1(snapshot.live, start, end, limit)),
-    scanNow: (start, end, limit) => scanLatin1(snapshot.live, start, end, limit),
-    writeIf: () => refused,
-    write: () => refused
-  })
+  return serviceOver(Engine.makeReadOnly(snapshot, limitsOf(undefined)))
 })
 
 /**

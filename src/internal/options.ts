@@ -209,16 +209,5 @@ export const utf8Length = (s: string): number => {
   return n
 }
 
-/**
- * An effect given options the library wrote itself (constants, or values it checked already): an
- * `InvalidOption` from it is the library's bug, a defect, not a failure for the caller to handle.
- */
-export const ownOptions = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Exclude<E, InvalidOption>, R> =>
-  Effect.catchIf(effect, (error) => error instanceof InvalidOption, (error) => Effect.die(error)) as Effect.Effect<
-    A,
-    Exclude<E, InvalidOption>,
-    R
-  >
-
 /** Fails with `error` when there is one (an option check's verdict), else succeeds. */
 export const checked = <E>(error: E | undefined): Effect.Effect<void, E> => (error === undefined ? Effect.void : Effect.fail(error))

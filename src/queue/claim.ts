@@ -7,24 +7,22 @@
  * @internal
  */
 import { Clock, Deferred, Duration, Effect, Option } from "effect"
-import * as JobRecordSchema from "../../schema/JobRecord.ts"
 import type { JobRecord } from "../../schema/JobRecord.ts"
-import { fromLatin1 } from "../internal/binary.ts"
-import * as Latin1Kv from "../internal/latin1Kv.ts"
+import { afterPrefix, Changes } from "../kv/engine.ts"
 import type { QueueError } from "../JobQueue.ts"
 import type { QueueContext } from "./context.ts"
 import type { Core, HeldJob } from "./core.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping, Held } from "./leases.ts"
 import type { Payloads } from "./payloads.ts"
-import { moveUpdates, pushStageWrites, reportUndecodable, without } from "./records.ts"
+import { decodeRecord, move, reportUndecodable, stage, without } from "./records.ts"
 
 /**
  * The core's `claim` of the queue of `ctx` (see `core.ts`; decoding is the codec's, `codec.ts`);
  * `isPaused` tells the queues whose claims return nothing (see `control.ts`).
  */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, isPaused: (queue: string) => boolean) => {
-  const { events, fast, kv, live, nextId } = ctx
+  const { events, kv, live, nextId } = ctx
   const { arrival, holdLease, lockOf } = book
   const { payloadOf } = payloads
 
@@ -36,13 +34,14 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
    * does not is stepped over (see `reportUndecodable`): it never stalls the jobs behind it.
    */
   const pendingRecords = (prefix: string, max: number, limit = max): Effect.Effect<Array<readonly [string, JobRecord]>> =>
-    Effect.flatMap(fast.scan(prefix, Latin1Kv.afterPrefix(prefix), limit), (entries) => {
+    Effect.suspend(() => {
+      const entries = kv.scan(prefix, afterPrefix(prefix), limit)
       const records: Array<readonly [string, JobRecord]> = []
       const bad: Array<readonly [string, unknown]> = []
       for (const [key, value] of entries) {
         if (records.length === max) break
         try {
-          records.push([key, JobRecordSchema.decode(fromLatin1(value))])
+          records.push([key, decodeRecord(value)])
         } catch (error) {
           bad.push([key, error])
         }
@@ -68,7 +67,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
     const prefix = Keys.pendingPrefix(queue)
     return Effect.flatMap(pendingRecords(prefix, max), (pending) => {
       if (pending.length === 0) return Effect.succeed([])
-      const writes: Array<Latin1Kv.Op> = []
+      const changes = new Changes()
       const expect: Array<readonly [string, boolean]> = []
       const out: Array<JobRecord> = []
       for (const [key, record] of pending) {
@@ -80,13 +79,14 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
           // a remote holder's lease is kept in the record: a writer opening after a restart keeps it
           ...(remoteLease === undefined ? {} : { lease: { token: nextId(now), millis: remoteLease } })
         }
-        writes.push([key, null])
-        pushStageWrites(writes, next)
-        if (record.dedupKey !== undefined) writes.push([Keys.dedup(record.queue, record.dedupKey), null])
+        changes.delete(key)
+        stage(changes, next)
+        if (record.dedupKey !== undefined) changes.delete(Keys.dedup(record.queue, record.dedupKey))
         expect.push([key, true])
         out.push(next)
       }
-      return fast.writeIf(writes, moveUpdates(queue, "Pending", "Claimed", out.length), expect, { durable: false }).pipe(
+      move(changes, queue, "Pending", "Claimed", out.length)
+      return kv.writeIf(changes, expect, { durable: false }).pipe(
         Effect.as(out),
         Effect.catchTag("WriteConditionFailed", () =>
           retried < 1000 ? claimRecords(queue, max, now, remoteLease, retried + 1) : Effect.succeed([]))

@@ -1,15 +1,16 @@
 /**
  * What the parts of one queue share, built once by `JobQueue.make` and handed to each part
- * explicitly: the KV (its calls with the queue's own options, and its latin1 fast path), the
+ * explicitly: the KV's engine (its one write vocabulary, `kv/engine.ts`), the
  * object store, the generator of job ids and claim tokens, the guard against a stopped writer,
  * the payload limits and the event hub (which counts the queue's metrics). No module under `src/queue/` keeps state of its own: two queues in one
  * process share nothing.
  *
  * @internal
  */
-import { Clock, Effect, Option, Random, type Scope } from "effect"
+import { Clock, Effect, Random, type Scope } from "effect"
 import { monotonicFactory } from "ulid"
-import * as Latin1Kv from "../internal/latin1Kv.ts"
+import type { Engine } from "../kv/engine.ts"
+import * as KvEngine from "../kv/engine.ts"
 import type { Options } from "../JobQueue.ts"
 import * as Kv from "../Kv.ts"
 import * as Events from "./events.ts"
@@ -24,10 +25,8 @@ export const defaultMaxPayload = 64 * 1024 * 1024
 
 /** The shared state of one queue (see the module's header). */
 export interface QueueContext {
-  /** The KV, its calls with the queue's own options. */
-  readonly kv: Latin1Kv.OwnOptionsKv
-  /** The KV's latin1 entry point, for the hot paths. */
-  readonly fast: Latin1Kv.Latin1Kv
+  /** The engine of the KV: every read and commit of the queue goes through it. */
+  readonly kv: Engine
   readonly store: ObjectStoreService
   /** A random number in [0, 1) (backoff jitter). */
   readonly random: () => number
@@ -49,22 +48,24 @@ export interface QueueContext {
 /** The context of a queue over the KV and the store in context (its options already checked). */
 export const make = (options: Options | undefined): Effect.Effect<QueueContext, never, Kv.Kv | ObjectStore | Scope.Scope> =>
   Effect.gen(function*() {
-    const kvService = yield* Kv.Kv
-    const kv = Latin1Kv.withOwnOptions(kvService)
+    const kv = KvEngine.engineOf(yield* Kv.Kv)
+    if (kv === undefined) {
+      return yield* Effect.die(new Error("the Kv in context was not made by Kv.make or Kv.layer (a copy or wrapper of one has no engine): the job queue needs the KV's own service"))
+    }
     const store = yield* ObjectStore
     const offloadThreshold = options?.offloadThreshold ?? defaultOffloadThreshold
     const maxPayload = Math.max(offloadThreshold, options?.maxPayloadBytes ?? defaultMaxPayload)
-    const fast = Latin1Kv.latin1Of(kvService)
     const random = yield* Random.Random
     const clock = yield* Clock.Clock
     const newUlid = monotonicFactory(() => random.nextDoubleUnsafe())
     // Job ids and claim tokens come from one monotonic generator: never reused, even within a millisecond.
     const nextId = (now: number) => newUlid(Math.floor(now))
-    const live: Effect.Effect<void, Kv.StopError> = Effect.flatMap(kv.failure, (failure) =>
-      Option.isSome(failure) ? Effect.fail(failure.value) : Effect.void)
+    const live: Effect.Effect<void, Kv.StopError> = Effect.suspend(() => {
+      const failure = kv.failure()
+      return failure === undefined ? Effect.void : Effect.fail(failure)
+    })
     return {
       kv,
-      fast,
       store,
       random: () => random.nextDoubleUnsafe(),
       nextId,
@@ -72,6 +73,6 @@ export const make = (options: Options | undefined): Effect.Effect<QueueContext, 
       offloadThreshold,
       maxPayload,
       // events built synchronously take the instant from the `Clock` the queue was built with
-      events: yield* Events.make(yield* Metrics.make(fast, clock), () => clock.currentTimeMillisUnsafe())
+      events: yield* Events.make(yield* Metrics.make(kv, clock), () => clock.currentTimeMillisUnsafe())
     }
   })

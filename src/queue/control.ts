@@ -12,18 +12,19 @@
  *
  * @internal
  */
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
 import { checked } from "../internal/options.ts"
 import type { QueueInfo, Service } from "../JobQueue.ts"
+import { afterPrefix, Changes } from "../kv/engine.ts"
 import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
-import { bytes, counterOf, move, read, retries, stage, without } from "./records.ts"
+import { counterOf, move, read, retries, stage, without } from "./records.ts"
 
 /** The value of a pause flag (its presence is what counts). */
-const flag = new Uint8Array([1])
+const flag = "\x01"
 
 type Counts = { -readonly [K in keyof QueueInfo]: QueueInfo[K] }
 
@@ -34,8 +35,8 @@ export const make = (ctx: QueueContext, book: Bookkeeping) =>
     const { announce } = book
 
     const paused = new Set<string>()
-    for (const entry of yield* kv.scan({ prefix: bytes(Keys.pausedPrefix) })) {
-      const queue = Keys.parsePaused(Keys.fromBytes(entry.key))
+    for (const [key] of kv.scan(Keys.pausedPrefix, afterPrefix(Keys.pausedPrefix))) {
+      const queue = Keys.parsePaused(key)
       if (queue !== undefined) paused.add(queue)
     }
 
@@ -45,14 +46,18 @@ export const make = (ctx: QueueContext, book: Bookkeeping) =>
     const pause: Service["pause"] = (queue) =>
       Effect.gen(function*() {
         yield* checked(QueueOptions.queueNameError(queue))
-        yield* kv.write([{ _tag: "Put", key: bytes(Keys.paused(queue)), value: flag }])
+        const changes = new Changes()
+        changes.put(Keys.paused(queue), flag)
+        yield* kv.write(changes)
         paused.add(queue)
       })
 
     const resume: Service["resume"] = (queue) =>
       Effect.gen(function*() {
         yield* checked(QueueOptions.queueNameError(queue))
-        yield* kv.write([{ _tag: "Delete", key: bytes(Keys.paused(queue)) }])
+        const changes = new Changes()
+        changes.delete(Keys.paused(queue))
+        yield* kv.write(changes)
         paused.delete(queue)
         announce(queue)
       })
@@ -61,18 +66,16 @@ export const make = (ctx: QueueContext, book: Bookkeeping) =>
       Effect.gen(function*() {
         yield* checked(QueueOptions.idArgumentError(id))
         yield* live
-        const woken = yield* kv.transaction((tx) =>
-          Effect.gen(function*() {
-            const index = yield* tx.get(bytes(Keys.index(id)))
-            if (Option.isNone(index)) return undefined
-            const key = Keys.fromBytes(index.value)
-            const record = yield* read(tx, key)
-            if (record === undefined) return undefined
+        const { value: woken } = yield* kv.transaction((tx) =>
+          Effect.sync(() => {
+            const key = tx.get(Keys.index(id))
+            const record = key === undefined ? undefined : read(tx, key)
+            if (key === undefined || record === undefined) return undefined
             if (record.status !== "Scheduled") return "NotScheduled" as const
             const pending: JobRecord = { ...without(record, "runAt"), status: "Pending" }
-            yield* tx.delete(bytes(key))
-            yield* stage(tx, pending)
-            yield* move(tx, record.queue, "Scheduled", "Pending")
+            tx.delete(key)
+            stage(tx, pending)
+            move(tx, record.queue, "Scheduled", "Pending")
             return pending
           }), retries)
         if (woken === undefined) return "NotFound" as const
@@ -93,11 +96,11 @@ export const make = (ctx: QueueContext, book: Bookkeeping) =>
           }
           return counts
         }
-        for (const entry of yield* kv.scan({ prefix: bytes(Keys.statsPrefix) })) {
-          const stat = Keys.parseStat(Keys.fromBytes(entry.key))
+        for (const [key, value] of kv.scan(Keys.statsPrefix, afterPrefix(Keys.statsPrefix))) {
+          const stat = Keys.parseStat(key)
           if (stat === undefined) continue
           const counts = countsOf(stat.queue)
-          const n = counterOf(Option.some(entry.value))
+          const n = counterOf(value)
           switch (stat.status) {
             case "Pending":
               counts.pending = n

@@ -11,20 +11,18 @@
  *
  * @internal
  */
-import { Clock, Effect, Option } from "effect"
+import { Clock, Effect } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
-import * as Latin1Kv from "../internal/latin1Kv.ts"
 import { checked } from "../internal/options.ts"
 import type { Service } from "../JobQueue.ts"
 import { InvalidState, JobNotFound } from "../JobQueueError.ts"
-import type { Transaction } from "../Kv.ts"
-import type { ValueTooLarge } from "../KvError.ts"
+import { afterPrefix, type Writes } from "../kv/engine.ts"
 import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
 import type { Payloads } from "./payloads.ts"
-import { bytes, decodeOrSkip, move, read, retries, stage, withAttempt, without } from "./records.ts"
+import { decodeOrSkip, move, read, retries, stage, withAttempt, without } from "./records.ts"
 
 /** Dead jobs moved per commit when a whole queue is requeued or purged. */
 const pageSize = 500
@@ -32,39 +30,36 @@ const pageSize = 500
 const pageBytes = 4 * 1024 * 1024
 
 /** A step applied to one dead record inside a page's transaction. */
-type Step = (tx: Transaction, key: string, record: JobRecord, now: number) => Effect.Effect<void, ValueTooLarge>
+type Step = (tx: Writes, key: string, record: JobRecord, now: number) => void
 
 /** Deletes a dead record's key and the retention expiry entry that would sweep it. */
-const unbury = (tx: Transaction, key: string, record: JobRecord) =>
-  Effect.andThen(
-    tx.delete(bytes(key)),
-    record.expiresAt === undefined ? Effect.void : tx.delete(bytes(Keys.expiry(record.expiresAt, record.id)))
-  )
+const unbury = (tx: Writes, key: string, record: JobRecord): void => {
+  tx.delete(key)
+  if (record.expiresAt !== undefined) tx.delete(Keys.expiry(record.expiresAt, record.id))
+}
 
 /**
  * The dead record at `key` made pending again: attempts 0, a `Requeued` entry in its history, its
  * last error kept; what belonged to its death (failure time, expiry, a cancel asked of it) dropped,
  * and any dedup key (released at its claim: another job may hold it now).
  */
-const requeueStep: Step = (tx, key, record, now) =>
-  Effect.gen(function*() {
-    yield* unbury(tx, key, record)
-    const pending: JobRecord = {
-      ...without(record, "failedAt", "expiresAt", "claimedAt", "lease", "runAt", "cancelRequested", "dedupKey"),
-      status: "Pending",
-      attempts: 0
-    }
-    yield* stage(tx, withAttempt(pending, "Requeued", now))
-    yield* move(tx, record.queue, "Dead", "Pending")
-  })
+const requeueStep: Step = (tx, key, record, now) => {
+  unbury(tx, key, record)
+  const pending: JobRecord = {
+    ...without(record, "failedAt", "expiresAt", "claimedAt", "lease", "runAt", "cancelRequested", "dedupKey"),
+    status: "Pending",
+    attempts: 0
+  }
+  stage(tx, withAttempt(pending, "Requeued", now))
+  move(tx, record.queue, "Dead", "Pending")
+}
 
 /** The dead record at `key` deleted, with its index and its counter. */
-const purgeStep: Step = (tx, key, record) =>
-  Effect.gen(function*() {
-    yield* unbury(tx, key, record)
-    yield* tx.delete(bytes(Keys.index(record.id)))
-    yield* move(tx, record.queue, "Dead", undefined)
-  })
+const purgeStep: Step = (tx, key, record) => {
+  unbury(tx, key, record)
+  tx.delete(Keys.index(record.id))
+  move(tx, record.queue, "Dead", undefined)
+}
 
 /** The first entries of `scanned` holding at most `pageBytes` of values (at least one). */
 const byBytes = <E extends readonly [string, string]>(scanned: ReadonlyArray<E>): ReadonlyArray<E> => {
@@ -76,22 +71,20 @@ const byBytes = <E extends readonly [string, string]>(scanned: ReadonlyArray<E>)
 
 /** `requeueDead` and `purgeDead` of the queue of `ctx`. */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) => {
-  const { fast, kv, live } = ctx
+  const { kv, live } = ctx
   const { announce } = book
   const { dropPayloads } = payloads
 
   const requeueOne = (id: string) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const queue = yield* kv.transaction((tx) =>
+      const { value: queue } = yield* kv.transaction((tx) =>
         Effect.gen(function*() {
-          const index = yield* tx.get(bytes(Keys.index(id)))
-          if (Option.isNone(index)) return yield* new JobNotFound({ id })
-          const key = Keys.fromBytes(index.value)
-          const record = yield* read(tx, key)
-          if (record === undefined) return yield* new JobNotFound({ id })
+          const key = tx.get(Keys.index(id))
+          const record = key === undefined ? undefined : read(tx, key)
+          if (key === undefined || record === undefined) return yield* new JobNotFound({ id })
           if (record.status !== "Dead") return yield* new InvalidState({ id, state: record.status, expected: "Dead" })
-          yield* requeueStep(tx, key, record, now)
+          requeueStep(tx, key, record, now)
           return record.queue
         }), retries)
       announce(queue)
@@ -105,23 +98,23 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
   const eachDeadPage = (queue: string, step: Step, then: (moved: ReadonlyArray<JobRecord>) => Effect.Effect<void>) =>
     Effect.gen(function*() {
       const prefix = Keys.deadPrefix(queue)
-      const end = Latin1Kv.afterPrefix(prefix)
+      const end = afterPrefix(prefix)
       let start = prefix
       let total = 0
       while (true) {
-        const scanned = yield* fast.scan(start, end, pageSize)
+        const scanned = kv.scan(start, end, pageSize)
         if (scanned.length === 0) return total
         const page = byBytes(scanned)
         const now = yield* Clock.currentTimeMillis
-        const moved = yield* kv.transaction((tx) =>
+        const { value: moved } = yield* kv.transaction((tx) =>
           Effect.gen(function*() {
             const out: Array<JobRecord> = []
             for (const [key] of page) {
-              const value = yield* tx.get(bytes(key))
-              if (Option.isNone(value)) continue
-              const record = yield* decodeOrSkip(bytes(key), value.value)
+              const value = tx.get(key)
+              if (value === undefined) continue
+              const record = yield* decodeOrSkip(key, value)
               if (record === undefined || record.status !== "Dead") continue
-              yield* step(tx, key, record, now)
+              step(tx, key, record, now)
               out.push(record)
             }
             return out

@@ -11,7 +11,7 @@
 import { Effect } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
 import type { EnqueueOptions, EnqueueResult } from "../JobQueue.ts"
-import type { Transaction } from "../Kv.ts"
+import type { Tx } from "../kv/engine.ts"
 import type { PrepareError } from "./enqueue.ts"
 import type * as Events from "./events.ts"
 import type { Bookkeeping } from "./leases.ts"
@@ -42,7 +42,7 @@ export interface Encoded {
 /** What the settlements need of enqueue: a follow-up's record made ready, and staging it. */
 export interface Enqueuing {
   readonly ready: (settings: JobSettings, payload: Uint8Array, options: EnqueueOptions | undefined) => Effect.Effect<JobRecord, PrepareError>
-  readonly stageNew: (tx: Transaction, record: JobRecord, checkId: boolean) => Effect.Effect<EnqueueResult, any>
+  readonly stageNew: (tx: Tx, record: JobRecord, checkId: boolean) => Effect.Effect<EnqueueResult, any>
 }
 
 /** The effects of the settlements of one queue. */
@@ -68,11 +68,11 @@ export const make = (enqueuing: Enqueuing, payloads: Payloads, book: Bookkeeping
     })
 
   /** Stages prepared effects in the settlement's transaction; the enqueue results, in order. */
-  const stage = (tx: Transaction, prepared: Prepared) =>
-    Effect.andThen(
-      stageWrites(tx, prepared.writes),
-      Effect.forEach(prepared.jobs, ({ checkId, record }) => enqueuing.stageNew(tx, record, checkId))
-    )
+  const stage = (tx: Tx, prepared: Prepared) =>
+    Effect.suspend(() => {
+      stageWrites(tx, prepared.writes)
+      return Effect.forEach(prepared.jobs, ({ checkId, record }) => enqueuing.stageNew(tx, record, checkId))
+    })
 
   /**
    * Once the settlement is durable: the payload objects of follow-ups a dedup hit answered are

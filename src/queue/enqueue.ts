@@ -7,14 +7,14 @@
  *
  * @internal
  */
-import { Clock, Duration, Effect, Option } from "effect"
+import { Clock, Duration, Effect } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
-import type * as Latin1Kv from "../internal/latin1Kv.ts"
 import * as Job from "../Job.ts"
-import type { EnqueueOptions } from "../JobQueue.ts"
+import type { EnqueueOptions, EnqueueResult } from "../JobQueue.ts"
 import type { InvalidOption } from "../InvalidOption.ts"
 import { DuplicateJobId, type InvalidJobId, type InvalidPayload, type InvalidQueueName, PayloadTooLarge } from "../JobQueueError.ts"
 import type * as Kv from "../Kv.ts"
+import { Changes, type Tx } from "../kv/engine.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
 import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
@@ -22,7 +22,7 @@ import type { Bookkeeping } from "./leases.ts"
 import type { Payloads } from "./payloads.ts"
 import type { JobSettings } from "./wire.ts"
 import { stageWrites, type UserWrites, userWrites } from "./userKv.ts"
-import { bytes, move, moveUpdates, payloadVersionField, pushStageWrites, retries, stage } from "./records.ts"
+import { move, payloadVersionField, retries, stage } from "./records.ts"
 
 /** Why a job could not be made ready to commit. */
 export type PrepareError =
@@ -36,7 +36,7 @@ export type PrepareError =
 
 /** `enqueue` and `enqueueBatch` of the queue of `ctx`, and the steps follow-up enqueues share. */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) => {
-  const { events, fast, kv, maxPayload, nextId } = ctx
+  const { events, kv, maxPayload, nextId } = ctx
   const { announce } = book
   const { committing, dropPayloads, offload } = payloads
 
@@ -88,18 +88,17 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
    * staged), an id of the caller's that exists is `DuplicateJobId` (`checkId`; a fresh ULID
    * cannot exist yet). What follow-up enqueues of a settlement share with `enqueue`.
    */
-  const stageNew = (tx: Kv.Transaction, record: JobRecord, checkId: boolean) =>
-    Effect.gen(function*() {
+  const stageNew = (tx: Tx, record: JobRecord, checkId: boolean): Effect.Effect<EnqueueResult, DuplicateJobId> =>
+    Effect.suspend((): Effect.Effect<EnqueueResult, DuplicateJobId> => {
       const id = record.id
-      if (record.dedupKey !== undefined) {
-        const existing = yield* tx.get(bytes(Keys.dedup(record.queue, record.dedupKey)))
-        if (Option.isSome(existing)) return { id: Keys.fromBytes(existing.value), created: false }
-      }
-      if (checkId && Option.isSome(yield* tx.get(bytes(Keys.index(id))))) return yield* new DuplicateJobId({ id })
-      yield* stage(tx, record)
-      yield* move(tx, record.queue, undefined, record.status)
-      if (record.dedupKey !== undefined) yield* tx.put(bytes(Keys.dedup(record.queue, record.dedupKey)), bytes(id))
-      return { id, created: true }
+      const dedup = record.dedupKey === undefined ? undefined : Keys.dedup(record.queue, record.dedupKey)
+      const existing = dedup === undefined ? undefined : tx.get(dedup)
+      if (existing !== undefined) return Effect.succeed({ id: existing, created: false })
+      if (checkId && tx.get(Keys.index(id)) !== undefined) return Effect.fail(new DuplicateJobId({ id }))
+      stage(tx, record)
+      move(tx, record.queue, undefined, record.status)
+      if (dedup !== undefined) tx.put(dedup, id)
+      return Effect.succeed({ id, created: true })
     })
 
   // The hot paths (enqueue, claim, ack) are plain functions over a few combinators rather than
@@ -116,8 +115,10 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
         return Effect.flatMap(userWrites("", options?.kv, undefined), (writes) => enqueueChecked(record, options?.id !== undefined, writes))
       }
       // nothing to read first (a fresh ULID cannot exist yet): one plain commit
-      const commit = fast.write(pushStageWrites([], record), moveUpdates(record.queue, undefined, record.status))
-      return Effect.map(committing([record], commit), () => {
+      const changes = new Changes()
+      stage(changes, record)
+      move(changes, record.queue, undefined, record.status)
+      return Effect.map(committing([record], kv.write(changes)), () => {
         if (record.status === "Pending") announce(record.queue)
         events.enqueued(record)
         return { id: record.id, created: true }
@@ -130,8 +131,11 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
    */
   const enqueueChecked = (record: JobRecord, checkId: boolean, writes: UserWrites) =>
     Effect.gen(function*() {
-      const result = yield* committing([record], kv.transaction((tx) =>
-        Effect.tap(stageNew(tx, record, checkId), (staged) => (staged.created ? stageWrites(tx, writes) : Effect.void)), retries))
+      const { value: result } = yield* committing([record], kv.transaction((tx) =>
+        Effect.map(stageNew(tx, record, checkId), (staged) => {
+          if (staged.created) stageWrites(tx, writes)
+          return staged
+        }), retries))
       if (!result.created) yield* dropPayloads([record]) // the existing job keeps its own
       if (result.created && record.status === "Pending") announce(record.queue)
       if (result.created) events.enqueued(record)
@@ -153,9 +157,10 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
           if (record.payloadRef !== undefined) offloaded.push(record)
         })).pipe(Effect.onError(() => dropPayloads(offloaded)))
       // fresh ids: nothing to read, so one plain commit
-      const writes: Array<Latin1Kv.Op> = []
-      for (const record of records) pushStageWrites(writes, record)
-      yield* committing(offloaded, fast.write(writes, moveUpdates(settings.queue, undefined, "Pending", records.length)))
+      const changes = new Changes()
+      for (const record of records) stage(changes, record)
+      move(changes, settings.queue, undefined, "Pending", records.length)
+      yield* committing(offloaded, kv.write(changes))
       announce(settings.queue)
       events.enqueuedAll(records)
       return records.map((r) => r.id)

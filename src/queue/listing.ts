@@ -27,8 +27,7 @@
  */
 import { Cause, Effect, Option } from "effect"
 import type { JobRecord, JobStatus } from "../../schema/JobRecord.ts"
-import { fromLatin1 } from "../internal/binary.ts"
-import * as Latin1Kv from "../internal/latin1Kv.ts"
+import { afterPrefix } from "../kv/engine.ts"
 import { checked, invalid } from "../internal/options.ts"
 import type { JobPage, ListedRecord, ListOptions, Service } from "../JobQueue.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
@@ -77,7 +76,7 @@ interface RawPage {
 
 /** `list`, `deadJobs` and the page reader they share, for the queue of `ctx`. */
 export const make = (ctx: QueueContext, payloads: Payloads) => {
-  const { fast, live } = ctx
+  const { kv, live } = ctx
   const { payloadOf } = payloads
 
   /**
@@ -87,16 +86,16 @@ export const make = (ctx: QueueContext, payloads: Payloads) => {
    */
   const readPage = (space: Space, after: string | undefined, limit: number): Effect.Effect<RawPage> =>
     Effect.gen(function*() {
-      const end = Latin1Kv.afterPrefix(space.prefix)
+      const end = afterPrefix(space.prefix)
       let start = after === undefined ? space.prefix : Keys.justAfter(after)
       if (space.filter === undefined) {
-        const entries = yield* fast.scan(start, end, limit + 1)
+        const entries = kv.scan(start, end, limit + 1)
         return entries.length > limit ? { entries: entries.slice(0, limit), last: entries[limit - 1]![0] } : { entries, last: undefined }
       }
       const hits: Array<readonly [string, string]> = []
       let read = 0
       while (true) {
-        const chunk = yield* fast.scan(start, end, filterChunk)
+        const chunk = kv.scan(start, end, filterChunk)
         for (const entry of chunk) {
           if (!space.filter(entry[0])) continue
           // a match past the page: the page ends at the last one taken
@@ -115,7 +114,7 @@ export const make = (ctx: QueueContext, payloads: Payloads) => {
   /** The records of a page's entries (one that does not decode as a record is logged and left out). */
   const recordsOf = (entries: RawPage["entries"]) =>
     Effect.map(
-      Effect.forEach(entries, ([key, value]) => decodeOrSkip(fromLatin1(key), fromLatin1(value))),
+      Effect.forEach(entries, ([key, value]) => decodeOrSkip(key, value)),
       (records) => records.filter((r): r is JobRecord => r !== undefined)
     )
 

@@ -11,13 +11,13 @@
 import { Clock, Duration, Effect, Fiber, Option, Schedule, type Scope } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
 import type { Options, QueueError } from "../JobQueue.ts"
-import type * as Kv from "../Kv.ts"
+import { afterPrefix, Changes } from "../kv/engine.ts"
 import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import type { Payloads } from "./payloads.ts"
 import type { Schedules } from "./schedules.ts"
-import { bytes, decodeOrSkip, move, moveOps, read, requeueOrBury, retries, stage, without } from "./records.ts"
+import { decodeOrSkip, move, read, requeueOrBury, retries, stage, without } from "./records.ts"
 
 /**
  * Requeues the jobs left claimed, then forks the reaper and the scheduler of the queue of `ctx`
@@ -41,10 +41,9 @@ export const start = (
         if (lease.expiresAt > now || lease.reaping) continue
         lease.reaping = true
         const exit = yield* Effect.exit(kv.transaction((tx) =>
-          Effect.gen(function*() {
-            const record = yield* read(tx, Keys.claimed(lease.queue, id))
-            if (record === undefined) return undefined
-            return yield* requeueOrBury(tx, record, now, "LeaseExpired", "lease expired")
+          Effect.sync(() => {
+            const record = read(tx, Keys.claimed(lease.queue, id))
+            return record === undefined ? undefined : requeueOrBury(tx, record, now, "LeaseExpired", "lease expired")
           }), { durable: false, ...retries }))
         if (exit._tag === "Failure") {
           // e.g. a record that does not decode: tried again next tick, without holding up the others
@@ -52,7 +51,7 @@ export const start = (
           yield* Effect.logWarning(`lease of ${id} could not be reaped`, exit.cause)
           continue
         }
-        const next = exit.value
+        const next = exit.value.value
         if (leases.get(id) === lease) leases.delete(id)
         if (next?.status === "Pending") announce(next.queue)
         if (next?.status === "Dead") complete(id, Option.some(next))
@@ -62,19 +61,19 @@ export const start = (
 
     const promoteDue = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const due = yield* kv.scan({ start: bytes(Keys.scheduledPrefix), end: bytes(Keys.timeBound(Keys.scheduledPrefix, now)) })
+      const due = kv.scan(Keys.scheduledPrefix, Keys.timeBound(Keys.scheduledPrefix, now))
       if (due.length === 0) return
-      const promoted = yield* kv.transaction((tx) =>
+      const { value: promoted } = yield* kv.transaction((tx) =>
         Effect.gen(function*() {
           const queues = new Set<string>()
-          for (const entry of due) {
-            const record = yield* decodeOrSkip(entry.key, entry.value)
+          for (const [key, value] of due) {
+            const record = yield* decodeOrSkip(key, value)
             // the key's time is whole milliseconds: a run time that is not (a delay of 1500 micros)
             // is found in its millisecond before it is due, and waits for the next run
             if (record === undefined || (record.runAt !== undefined && record.runAt > now)) continue
-            yield* tx.delete(entry.key)
-            yield* stage(tx, { ...without(record, "runAt"), status: "Pending" })
-            yield* move(tx, record.queue, "Scheduled", "Pending")
+            tx.delete(key)
+            stage(tx, { ...without(record, "runAt"), status: "Pending" })
+            move(tx, record.queue, "Scheduled", "Pending")
             queues.add(record.queue)
           }
           return queues
@@ -88,34 +87,32 @@ export const start = (
      */
     const sweepRetention = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const due = yield* kv.scan({ start: bytes(Keys.expiryPrefix), end: bytes(Keys.timeBound(Keys.expiryPrefix, now)) }, { limit: 10_000 })
+      const due = kv.scan(Keys.expiryPrefix, Keys.timeBound(Keys.expiryPrefix, now), 10_000)
       if (due.length === 0) return
-      const ops: Array<Kv.WriteOp> = []
+      const changes = new Changes()
       const expired: Array<JobRecord> = []
-      const present: Array<{ readonly key: Uint8Array; readonly present: boolean }> = []
-      for (const entry of due) {
-        const value = yield* kv.get(entry.value)
-        const record = Option.isNone(value) ? undefined : yield* decodeOrSkip(entry.value, value.value)
+      const present: Array<readonly [key: string, present: boolean]> = []
+      for (const [entryKey, recordKey] of due) {
+        const value = kv.get(recordKey)
+        const record = value === undefined ? undefined : yield* decodeOrSkip(recordKey, value)
         // An entry's key holds its time in whole milliseconds: a record's own entry is found in the
         // millisecond its expiry falls in, before that expiry when it is not whole (a retention of
         // 1500 micros). It stays for the next sweep; deleted, the record would be kept for good.
         const notYet = record?.expiresAt !== undefined && record.expiresAt > now
-        if (notYet && Keys.expiry(record.expiresAt!, record.id) === Keys.fromBytes(entry.key)) continue
-        ops.push({ _tag: "Delete", key: entry.key })
+        if (notYet && Keys.expiry(record.expiresAt!, record.id) === entryKey) continue
+        changes.delete(entryKey)
         if (record === undefined || record.expiresAt === undefined || notYet) continue
         expired.push(record)
-        present.push({ key: entry.value, present: true })
-        ops.push(
-          { _tag: "Delete", key: entry.value },
-          { _tag: "Delete", key: bytes(Keys.index(record.id)) },
-          ...moveOps(record.queue, record.status, undefined)
-        )
+        present.push([recordKey, true])
+        changes.delete(recordKey)
+        changes.delete(Keys.index(record.id))
+        move(changes, record.queue, record.status, undefined)
       }
       // Durable first when payload objects go next: a kept record never points to a deleted one.
       // Each record must still be there at the commit: one requeued or purged since it was read
       // (requeueDead, purgeDead) fails the sweep, tried again at the next tick, rather than
       // deleting the index of its new record or counting it twice.
-      yield* kv.writeIf(ops, present, { durable: expired.some((record) => record.payloadRef !== undefined) })
+      yield* kv.writeIf(changes, present, { durable: expired.some((record) => record.payloadRef !== undefined) })
       yield* dropPayloads(expired)
     })
 
@@ -124,12 +121,12 @@ export const start = (
     // lease in the record) may still be running there: their lease is held again, for its length
     // from now, so their holder settles or renews them with the same token (or the reaper takes
     // them once it runs out).
-    const claimedAtOpen = yield* kv.scan({ prefix: bytes(Keys.claimedAll) })
+    const claimedAtOpen = kv.scan(Keys.claimedAll, afterPrefix(Keys.claimedAll))
     if (claimedAtOpen.length > 0) {
       const now = yield* Clock.currentTimeMillis
       const records: Array<JobRecord> = []
-      for (const entry of claimedAtOpen) {
-        const record = yield* decodeOrSkip(entry.key, entry.value)
+      for (const [key, value] of claimedAtOpen) {
+        const record = yield* decodeOrSkip(key, value)
         if (record !== undefined) records.push(record)
       }
       for (const record of records) {
@@ -138,8 +135,8 @@ export const start = (
       const interrupted = records.filter((record) => record.lease === undefined)
       if (interrupted.length > 0) {
         yield* kv.transaction((tx) =>
-          Effect.forEach(interrupted, (record) => requeueOrBury(tx, record, now, "Interrupted", "claim interrupted by process exit"), {
-            discard: true
+          Effect.sync(() => {
+            for (const record of interrupted) requeueOrBury(tx, record, now, "Interrupted", "claim interrupted by process exit")
           }), { durable: false, ...retries })
       }
     }

@@ -18,7 +18,7 @@
 import { type Clock, Effect, Metric, type Scope } from "effect"
 import * as JobRecordSchema from "../../schema/JobRecord.ts"
 import { fromLatin1 } from "../internal/binary.ts"
-import * as Latin1Kv from "../internal/latin1Kv.ts"
+import { afterPrefix, type Engine } from "../kv/engine.ts"
 import * as Keys from "./keys.ts"
 
 /** The `event` label of `bucketq_jobs_total`. */
@@ -77,18 +77,18 @@ const dueSince = (value: string): number | undefined => {
  * of `queue` (0 when none is pending): each is due since its run time or its enqueue. Reads one
  * entry per priority in use, up to `maxPrioritiesRead`; a head that does not decode is passed over.
  */
-const oldestPendingSeconds = (fast: Latin1Kv.Latin1Kv, queue: string, now: number): number => {
+const oldestPendingSeconds = (kv: Engine, queue: string, now: number): number => {
   const prefix = Keys.pendingPrefix(queue)
-  const end = Latin1Kv.afterPrefix(prefix)
+  const end = afterPrefix(prefix)
   let start = prefix
   let oldest = Number.POSITIVE_INFINITY
   for (let i = 0; i < maxPrioritiesRead; i++) {
-    const head = fast.scanNow(start, end, 1)[0]
+    const head = kv.scan(start, end, 1)[0]
     if (head === undefined) break
     const since = dueSince(head[1])
     if (since !== undefined) oldest = Math.min(oldest, since)
     // past the keys of this priority (`prefix | priority u32 | id`): at the next one in use, if any
-    const next = Latin1Kv.afterPrefix(head[0].slice(0, prefix.length + 4))
+    const next = afterPrefix(head[0].slice(0, prefix.length + 4))
     if (next === undefined) break
     start = next
   }
@@ -96,10 +96,10 @@ const oldestPendingSeconds = (fast: Latin1Kv.Latin1Kv, queue: string, now: numbe
 }
 
 /**
- * The metrics of a queue over `fast` (its KV), in the registry of the context it is built in;
+ * The metrics of a queue over `kv` (its KV's engine), in the registry of the context it is built in;
  * the gauges' series are removed when the scope closes.
  */
-export const make = (fast: Latin1Kv.Latin1Kv, clock: Clock.Clock): Effect.Effect<QueueMetrics, never, Scope.Scope> =>
+export const make = (kv: Engine, clock: Clock.Clock): Effect.Effect<QueueMetrics, never, Scope.Scope> =>
   Effect.gen(function*() {
     const context = yield* Effect.context<never>()
     const counters = new Map<string, Record<JobEventName, Metric.Counter<number>>>()
@@ -119,17 +119,16 @@ export const make = (fast: Latin1Kv.Latin1Kv, clock: Clock.Clock): Effect.Effect
       for (const [state, status] of depthStates) {
         const key = Keys.stat(queue, status)
         gauge(depth(queue, state), () => {
-          const entry = fast.scanNow(key, key + "\x00", 1)[0]
           // a counter is stored as its ASCII digits: as latin1, the digits themselves
-          return entry === undefined ? 0 : Number(entry[1])
+          return Number(kv.get(key) ?? 0)
         })
       }
-      gauge(oldestPending(queue), () => oldestPendingSeconds(fast, queue, clock.currentTimeMillisUnsafe()))
+      gauge(oldestPending(queue), () => oldestPendingSeconds(kv, queue, clock.currentTimeMillisUnsafe()))
       return series
     }
 
     // the queues already in the store, so that their depth is exported before any event
-    for (const [key] of fast.scanNow(Keys.statsPrefix, Latin1Kv.afterPrefix(Keys.statsPrefix), Number.POSITIVE_INFINITY)) {
+    for (const [key] of kv.scan(Keys.statsPrefix, afterPrefix(Keys.statsPrefix))) {
       const stat = Keys.parseStat(key)
       if (stat !== undefined) seriesOf(stat.queue)
     }

@@ -1,31 +1,30 @@
 /**
  * The job records in the KV: reading and staging them at their keys (the primary key of their
  * status, the index pointing to it, and for a job kept until an instant the expiry entry), and the
- * per-queue counters moved in the same commits. Every function here is a step of a caller's
- * commit: a transaction's (`stage`, `move`, `bury`, `requeueOrBury`) or a plain batch's
- * (`pushStageWrites`, `moveUpdates`, `moveOps`); nothing here commits on its own. Keys are built
- * by `keys.ts` only.
+ * per-queue counters moved in the same commits. Every function here stages into a caller's
+ * commit (`Writes`: a plain batch or a transaction alike, see `kv/engine.ts`): `stage`, `move`,
+ * `bury`, `requeueOrBury`; nothing here commits on its own. Keys are built by `keys.ts` only.
  *
  * @internal
  */
 import { Effect, Option } from "effect"
 import * as JobRecordSchema from "../../schema/JobRecord.ts"
 import type { Attempt, AttemptOutcome, JobRecord, JobStatus } from "../../schema/JobRecord.ts"
-import { toLatin1 } from "../internal/binary.ts"
-import type * as Latin1Kv from "../internal/latin1Kv.ts"
-import type * as Kv from "../Kv.ts"
-import type { Transaction } from "../Kv.ts"
-import type { ValueTooLarge } from "../KvError.ts"
+import { fromLatin1, toLatin1 } from "../internal/binary.ts"
+import type { Engine, Tx, Updater, Writes } from "../kv/engine.ts"
 import * as Keys from "./keys.ts"
 
-/** A key as the KV takes it. */
-export const bytes = (key: string) => Keys.toBytes(key)
-/** A record as stored. */
-export const encodeRecord = (record: JobRecord) => JobRecordSchema.encode(record)
+/** A record as stored (latin1, as the KV keeps values). */
+export const storedRecord = (record: JobRecord): string => toLatin1(JobRecordSchema.encode(record))
 
-/** A record read inside a transaction (undefined when missing). */
-export const read = (tx: Pick<Transaction, "get">, key: string) =>
-  Effect.map(tx.get(bytes(key)), (o) => (Option.isSome(o) ? JobRecordSchema.decode(o.value) : undefined))
+/** A stored record decoded (throws on a record that does not decode). */
+export const decodeRecord = (value: string): JobRecord => JobRecordSchema.decode(fromLatin1(value))
+
+/** The record at `key` (undefined when missing), read inside a transaction or from the committed state. */
+export const read = (reads: Pick<Tx, "get">, key: string): JobRecord | undefined => {
+  const value = reads.get(key)
+  return value === undefined ? undefined : decodeRecord(value)
+}
 
 /** The key of a record in its status: where it is stored, and where the index points. */
 const primaryKey = (record: JobRecord): string => {
@@ -45,65 +44,30 @@ const primaryKey = (record: JobRecord): string => {
 
 /**
  * Stages `record` at its primary key, with the index pointing to it, and, for a job kept until
- * an instant (done or dead), the expiry entry the retention sweep finds it by.
+ * an instant (done or dead), the expiry entry the retention sweep finds it by. The one way a job
+ * record is written, whatever commit it is part of.
  */
-export const stage = (tx: Transaction, record: JobRecord) => {
+export const stage = (writes: Writes, record: JobRecord): void => {
   const key = primaryKey(record)
-  const staged = Effect.andThen(tx.put(bytes(key), encodeRecord(record)), tx.put(bytes(Keys.index(record.id)), bytes(key)))
-  return record.expiresAt === undefined ? staged : Effect.andThen(staged, tx.put(bytes(Keys.expiry(record.expiresAt, record.id)), bytes(key)))
+  writes.put(key, storedRecord(record))
+  writes.put(Keys.index(record.id), key)
+  if (record.expiresAt !== undefined) writes.put(Keys.expiry(record.expiresAt, record.id), key)
 }
 
-// Counters are stored as the ASCII digits of the number. They are read and written at every
-// commit that moves a job, so by char codes rather than through TextDecoder/TextEncoder.
+// Counters are stored as the ASCII digits of the number, which as latin1 are the digits themselves.
 
 /** The number a stored counter holds (0 when there is none). */
-export const counterOf = (value: Option.Option<Uint8Array>): number => {
-  if (Option.isNone(value)) return 0
-  let digits = ""
-  for (const byte of value.value) digits += String.fromCharCode(byte)
-  return Number(digits)
-}
+export const counterOf = (value: string | undefined): number => (value === undefined ? 0 : Number(value))
 
-const counterBytes = (n: number): Uint8Array => {
-  const digits = String(n)
-  const out = new Uint8Array(digits.length)
-  for (let i = 0; i < digits.length; i++) out[i] = digits.charCodeAt(i)
-  return out
-}
-
-const addTo = (delta: number) => (current: Option.Option<Uint8Array>) => counterBytes(counterOf(current) + delta)
-
-/** The counter updates of `n` jobs leaving status `from` and entering `to`, as batch operations. */
-export const moveOps = (queue: string, from: JobStatus | undefined, to: JobStatus | undefined, n = 1): Array<Kv.WriteOp> =>
-  moveUpdates(queue, from, to, n).map(([key, update]) => ({ _tag: "Update", key: bytes(key), update }))
+const addTo = (delta: number): Updater => (current) => String(counterOf(current) + delta)
 
 /**
- * Counts a job leaving status `from` and entering `to` (either may be none), inside a transaction:
- * the queue's counters, updated at commit so that they never conflict. `Done` only ever grows.
+ * Counts `n` jobs leaving status `from` and entering `to` (either may be none): the queue's
+ * counters, updated at commit so that they never conflict. `Done` only ever grows.
  */
-export const move = (tx: Transaction, queue: string, from: JobStatus | undefined, to: JobStatus | undefined) =>
-  moveOps(queue, from, to).reduce<Effect.Effect<void, ValueTooLarge>>(
-    (before, op) => (op._tag === "Update" ? Effect.andThen(before, tx.update(op.key, op.update)) : before),
-    Effect.void
-  )
-
-// The hot paths (enqueue, claim, ack) write through the KV's latin1 entry point: the keys are
-// built as latin1 strings, which is how the KV keeps them, so they are not converted to bytes and back.
-
-/** Appends `stage` as latin1 writes to `writes` (the record, and the index pointing to it); returns `writes`. */
-export const pushStageWrites = (writes: Array<Latin1Kv.Op>, record: JobRecord): Array<Latin1Kv.Op> => {
-  const key = primaryKey(record)
-  writes.push([key, toLatin1(encodeRecord(record))], [Keys.index(record.id), key])
-  if (record.expiresAt !== undefined) writes.push([Keys.expiry(record.expiresAt, record.id), key])
-  return writes
-}
-
-/** `moveOps` as latin1 updates. */
-export const moveUpdates = (queue: string, from: JobStatus | undefined, to: JobStatus | undefined, n = 1): Array<Latin1Kv.Update> => {
-  const updates: Array<Latin1Kv.Update> = []
-  if (from !== undefined && from !== "Done") updates.push([Keys.stat(queue, from), addTo(-n)])
-  if (to !== undefined) updates.push([Keys.stat(queue, to), addTo(n)])
-  return updates
+export const move = (writes: Writes, queue: string, from: JobStatus | undefined, to: JobStatus | undefined, n = 1): void => {
+  if (from !== undefined && from !== "Done") writes.update(Keys.stat(queue, from), addTo(-n))
+  if (to !== undefined) writes.update(Keys.stat(queue, to), addTo(n))
 }
 
 /** `record` without `keys`. */
@@ -171,12 +135,12 @@ export const reportUndecodable = (key: string, error: unknown): Effect.Effect<vo
   })
 
 /** Decodes a record, or undefined when it does not decode (see `reportUndecodable`). */
-export const decodeOrSkip = (key: Uint8Array, value: Uint8Array) =>
+export const decodeOrSkip = (key: string, value: string) =>
   Effect.suspend(() => {
     try {
-      return Effect.succeed(JobRecordSchema.decode(value))
+      return Effect.succeed(decodeRecord(value))
     } catch (error) {
-      return Effect.as(reportUndecodable(Keys.fromBytes(key), error), undefined)
+      return Effect.as(reportUndecodable(key, error), undefined)
     }
   })
 
@@ -185,37 +149,35 @@ export const decodeOrSkip = (key: Uint8Array, value: Uint8Array) =>
  * process ended; the attempt is recorded with `outcome` (or `DeadLettered`) and the reason.
  */
 export const requeueOrBury = (
-  tx: Transaction,
+  tx: Writes,
   record: JobRecord,
   now: number,
   outcome: "LeaseExpired" | "Interrupted",
   reason: string
-) =>
-  Effect.gen(function*() {
-    yield* tx.delete(bytes(Keys.claimed(record.queue, record.id)))
-    const next: JobRecord = record.attempts >= record.maxAttempts
-      ? deadRecord(record, now, reason)
-      : { ...without(withAttempt(record, outcome, now, reason), "claimedAt", "lease"), status: "Pending" }
-    yield* stage(tx, next)
-    yield* move(tx, record.queue, "Claimed", next.status)
-    return next
-  })
-
-/** Stages the dead record of a claimed job and returns it (what completion waiters get). */
-export const bury = (tx: Transaction, record: JobRecord, now: number, reason: string) => {
-  const dead = deadRecord(record, now, reason)
-  return stage(tx, dead).pipe(Effect.andThen(move(tx, record.queue, "Claimed", "Dead")), Effect.as(dead))
+): JobRecord => {
+  tx.delete(Keys.claimed(record.queue, record.id))
+  const next: JobRecord = record.attempts >= record.maxAttempts
+    ? deadRecord(record, now, reason)
+    : { ...without(withAttempt(record, outcome, now, reason), "claimedAt", "lease"), status: "Pending" }
+  stage(tx, next)
+  move(tx, record.queue, "Claimed", next.status)
+  return next
 }
 
-/** The record as stored (an offloaded payload not read). */
-export const getStored = (kv: Pick<Kv.Service, "get">, id: string) =>
-  Effect.gen(function*() {
-    const index = yield* kv.get(bytes(Keys.index(id)))
-    if (Option.isNone(index)) return Option.none<JobRecord>()
-    const value = yield* kv.get(index.value)
-    return Option.map(value, JobRecordSchema.decode)
-  })
+/** Stages the dead record of a claimed job and returns it (what completion waiters get). */
+export const bury = (tx: Writes, record: JobRecord, now: number, reason: string): JobRecord => {
+  const dead = deadRecord(record, now, reason)
+  stage(tx, dead)
+  move(tx, record.queue, "Claimed", "Dead")
+  return dead
+}
+
+/** The record of job `id` as stored (an offloaded payload not read), none when there is none. */
+export const getStored = (kv: Pick<Engine, "get">, id: string): Option.Option<JobRecord> => {
+  const key = kv.get(Keys.index(id))
+  return Option.fromUndefinedOr(key === undefined ? undefined : read(kv, key))
+}
 
 /** The counter of jobs of `status` in `queue` (0 for one never used). */
-export const counter = (kv: Pick<Kv.Service, "get">, queue: string, status: JobStatus) =>
-  Effect.map(kv.get(bytes(Keys.stat(queue, status))), counterOf)
+export const counter = (kv: Pick<Engine, "get">, queue: string, status: JobStatus): number =>
+  counterOf(kv.get(Keys.stat(queue, status)))

@@ -25,19 +25,19 @@ import { Clock, Cron, Effect, Option } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
 import * as ScheduleSchema from "../../schema/Schedule.ts"
 import type { Schedule } from "../../schema/Schedule.ts"
-import { toLatin1 } from "../internal/binary.ts"
+import { fromLatin1, toLatin1 } from "../internal/binary.ts"
 import { checked, invalid } from "../internal/options.ts"
 import * as Job from "../Job.ts"
 import type { ScheduleInfo, ScheduleOptions, Service } from "../JobQueue.ts"
 import { PayloadTooLarge } from "../JobQueueError.ts"
 import * as Kv from "../Kv.ts"
 import { Corrupt } from "../KvError.ts"
-import type { Transaction } from "../Kv.ts"
+import { afterPrefix, type Tx } from "../kv/engine.ts"
 import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
-import { bytes, moveOps, payloadVersionField, retries, stage } from "./records.ts"
+import { move, payloadVersionField, retries, stage } from "./records.ts"
 import type { JobSettings } from "./wire.ts"
 
 /** The largest encoded payload of a schedule: it is stored inline, in the schedule and in each job. */
@@ -136,18 +136,20 @@ const infoOf = (schedule: Schedule): ScheduleInfo => ({
 })
 
 /** A stored schedule, or undefined (logged) when it does not decode. */
-const decodeOrSkip = (key: Uint8Array, value: Uint8Array) =>
+const decodeOrSkip = (key: string, value: string) =>
   Effect.suspend(() => {
     try {
-      return Effect.succeed(ScheduleSchema.decode(value))
+      return Effect.succeed(ScheduleSchema.decode(fromLatin1(value)))
     } catch (error) {
-      return Effect.as(Effect.logWarning(`schedule ${Keys.describe(Keys.fromBytes(key))} does not decode; skipped`, error), undefined)
+      return Effect.as(Effect.logWarning(`schedule ${Keys.describe(key)} does not decode; skipped`, error), undefined)
     }
   })
 
 /** The schedule stored under `key`, read in a transaction (undefined when there is none). */
-const readSchedule = (tx: Pick<Transaction, "get">, key: string) =>
-  Effect.map(tx.get(bytes(Keys.schedule(key))), (o) => (Option.isSome(o) ? ScheduleSchema.decode(o.value) : undefined))
+const readSchedule = (tx: Pick<Tx, "get">, key: string): Schedule | undefined => {
+  const value = tx.get(Keys.schedule(key))
+  return value === undefined ? undefined : ScheduleSchema.decode(fromLatin1(value))
+}
 
 /** The schedules of one queue. */
 export type Schedules = ReturnType<typeof make>
@@ -180,9 +182,9 @@ export const make = (ctx: QueueContext, book: Bookkeeping) => {
       if (payload.length > maxSchedulePayload) return yield* new PayloadTooLarge({ size: payload.length, limit: maxSchedulePayload })
       const now = yield* Clock.currentTimeMillis
       if (nextSlot(cron, now) === undefined) return yield* invalid("cron", options.cron, "has no slot to come")
-      const stored = yield* kv.transaction((tx) =>
-        Effect.gen(function*() {
-          const existing = yield* readSchedule(tx, options.key)
+      const { value: stored } = yield* kv.transaction((tx) =>
+        Effect.sync(() => {
+          const existing = readSchedule(tx, options.key)
           // a replaced schedule keeps its progress: no slot up to now fires again
           const after = Math.max(now, existing?.after ?? now)
           const next = nextSlot(cron, after)
@@ -204,7 +206,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping) => {
             ...(next === undefined ? {} : { next }),
             ...(existing?.lastSlot === undefined ? {} : { lastSlot: existing.lastSlot })
           }
-          yield* tx.put(bytes(Keys.schedule(options.key)), ScheduleSchema.encode(record))
+          tx.put(Keys.schedule(options.key), toLatin1(ScheduleSchema.encode(record)))
           return record
         }), retries)
       return infoOf(stored)
@@ -213,22 +215,23 @@ export const make = (ctx: QueueContext, book: Bookkeeping) => {
   const unschedule: Service["unschedule"] = (key) =>
     Effect.gen(function*() {
       yield* checked(QueueOptions.scheduleKeyError(key))
-      return yield* kv.transaction((tx) =>
-        Effect.gen(function*() {
-          const k = bytes(Keys.schedule(key))
-          if (Option.isNone(yield* tx.get(k))) return "NotFound" as const
-          yield* tx.delete(k)
+      const { value: outcome } = yield* kv.transaction((tx) =>
+        Effect.sync(() => {
+          const k = Keys.schedule(key)
+          if (tx.get(k) === undefined) return "NotFound" as const
+          tx.delete(k)
           return "Removed" as const
         }), retries)
+      return outcome
     })
 
   const schedules: Service["schedules"] = () =>
     Effect.gen(function*() {
       yield* live
-      const entries = yield* kv.scan({ prefix: bytes(Keys.schedulePrefix) })
+      const entries = kv.scan(Keys.schedulePrefix, afterPrefix(Keys.schedulePrefix))
       const out: Array<ScheduleInfo> = []
-      for (const entry of entries) {
-        const stored = yield* decodeOrSkip(entry.key, entry.value)
+      for (const [key, value] of entries) {
+        const stored = yield* decodeOrSkip(key, value)
         if (stored !== undefined) out.push(infoOf(stored))
       }
       return out
@@ -254,9 +257,9 @@ export const make = (ctx: QueueContext, book: Bookkeeping) => {
    * whose job id is not taken), with its progress. Tells whether slots are left for another batch.
    */
   const fireBatch = (key: string, now: number, openedAt: number) =>
-    kv.transaction((tx) =>
+    Effect.map(kv.transaction((tx) =>
       Effect.gen(function*() {
-        const stored = yield* readSchedule(tx, key)
+        const stored = readSchedule(tx, key)
         if (stored === undefined || stored.next === undefined || stored.next > now) return { queue: undefined, enqueued: 0, more: false }
         const cron = cronOf(stored.cron, stored.timezone)
         if (cron === undefined) {
@@ -269,16 +272,12 @@ export const make = (ctx: QueueContext, book: Bookkeeping) => {
         const created: Array<JobRecord> = []
         for (const slot of batch) {
           const record = slotRecord(stored, slot, now)
-          if (Option.isSome(yield* tx.get(bytes(Keys.index(record.id))))) continue // enqueued before
-          yield* stage(tx, record)
+          if (tx.get(Keys.index(record.id)) !== undefined) continue // enqueued before
+          stage(tx, record)
           created.push(record)
         }
         const enqueued = created.length
-        if (enqueued > 0) {
-          for (const op of moveOps(stored.queue, undefined, "Pending", enqueued)) {
-            if (op._tag === "Update") yield* tx.update(op.key, op.update)
-          }
-        }
+        if (enqueued > 0) move(tx, stored.queue, undefined, "Pending", enqueued)
         // handled through the batch's last slot when slots are left, else through now
         const last = batch.at(-1)
         const after = more && last !== undefined ? last : now
@@ -290,9 +289,9 @@ export const make = (ctx: QueueContext, book: Bookkeeping) => {
           ...(next === undefined ? {} : { next }),
           ...(last === undefined ? {} : { lastSlot: last })
         }
-        yield* tx.put(bytes(Keys.schedule(key)), ScheduleSchema.encode(progressed))
+        tx.put(Keys.schedule(key), toLatin1(ScheduleSchema.encode(progressed)))
         return { queue: stored.queue, enqueued, created, more }
-      }), retries)
+      }), retries), (result) => result.value)
 
   /**
    * The scheduler's step: every stored schedule with a slot due by now gets its due slots
@@ -303,9 +302,9 @@ export const make = (ctx: QueueContext, book: Bookkeeping) => {
   const fireDue = (openedAt: number) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const entries = yield* kv.scan({ prefix: bytes(Keys.schedulePrefix) })
-      for (const entry of entries) {
-        const stored = yield* decodeOrSkip(entry.key, entry.value)
+      const entries = kv.scan(Keys.schedulePrefix, afterPrefix(Keys.schedulePrefix))
+      for (const [key, value] of entries) {
+        const stored = yield* decodeOrSkip(key, value)
         if (stored === undefined || stored.next === undefined || stored.next > now) continue
         const fire = Effect.gen(function*() {
           for (let more = true; more;) {

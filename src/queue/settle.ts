@@ -14,15 +14,14 @@ import type { JobRecord } from "../../schema/JobRecord.ts"
 import type { NackOutcome, Service } from "../JobQueue.ts"
 import type { Core } from "./core.ts"
 import { CancelRequested, ClaimLost } from "../JobQueueError.ts"
-import type { Transaction } from "../Kv.ts"
-import type { ValueTooLarge } from "../KvError.ts"
+import { Changes, type Tx } from "../kv/engine.ts"
 import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping, ClaimRef } from "./leases.ts"
 import * as Effects from "./effects.ts"
 import type { Payloads } from "./payloads.ts"
 import type { JobSettings } from "./wire.ts"
-import { bury, bytes, encodeRecord, move, moveUpdates, read, retries, stage, withAttempt, without } from "./records.ts"
+import { bury, move, read, retries, stage, storedRecord, withAttempt, without } from "./records.ts"
 
 /**
  * How long a done job is kept (ms): for `keepDone`, and with a result for at least its
@@ -33,7 +32,7 @@ const keptFor = (settings: JobSettings, withResult: boolean): number | undefined
 
 /** The settlements of the queue of `ctx`, and `cancel`; `effects` makes their effects ready. */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, effects: Effects.Effects) => {
-  const { events, fast, kv, live } = ctx
+  const { events, kv, live } = ctx
   const { announce, complete, holds, holdsNow, leases, letGo } = book
   const { committing, dropPayloads } = payloads
 
@@ -47,21 +46,21 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
   const settle = <A>(
     claim: ClaimRef,
     prepared: Effects.Prepared,
-    f: (tx: Transaction, record: JobRecord, now: number) => Effect.Effect<readonly [A, applyEffects: boolean], ClaimLost | ValueTooLarge>,
+    f: (tx: Tx, record: JobRecord, now: number) => readonly [A, applyEffects: boolean],
     told: (result: A, now: number) => void
   ) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       // the lease checked under `committing` too: a claim found lost before the transaction
       // deletes the payload objects written for its follow-ups, as one lost inside it does
-      const [result, applied] = yield* committing(effects.records(prepared), Effect.andThen(holds(claim), kv.transaction((tx) =>
+      const { value: [result, applied] } = yield* committing(effects.records(prepared), Effect.andThen(holds(claim), kv.transaction((tx) =>
         Effect.gen(function*() {
-          const record = yield* read(tx, Keys.claimed(claim.record.queue, claim.record.id))
+          const record = read(tx, Keys.claimed(claim.record.queue, claim.record.id))
           // the token again, in the commit: a reap and a new claim of the job between `holds` and
           // here leave a claimed record at the same key, the new claim's (as ackAndForget's guard)
           if (record === undefined || !holdsNow(claim)) return yield* new ClaimLost({ id: claim.record.id })
-          yield* tx.delete(bytes(Keys.claimed(record.queue, record.id)))
-          const [result, apply] = yield* f(tx, record, now)
+          tx.delete(Keys.claimed(record.queue, record.id))
+          const [result, apply] = f(tx, record, now)
           const applied = apply ? yield* effects.stage(tx, prepared) : undefined
           return [result, applied] as const
         }), retries)))
@@ -83,7 +82,11 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
     Effect.suspend(() => {
       const { id, queue } = claim.record
       const claimedKey = Keys.claimed(queue, id)
-      return fast.writeIf([[claimedKey, null], [Keys.index(id), null]], moveUpdates(queue, "Claimed", "Done"), [[claimedKey, true]], {
+      const changes = new Changes()
+      changes.delete(claimedKey)
+      changes.delete(Keys.index(id))
+      move(changes, queue, "Claimed", "Done")
+      return kv.writeIf(changes, [[claimedKey, true]], {
         guard: () => holdsNow(claim)
       }).pipe(
         Effect.catchTag("WriteConditionFailed", () => Effect.fail(new ClaimLost({ id }))),
@@ -112,23 +115,22 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
   const ackSettled = (claim: ClaimRef, settings: JobSettings, result: Uint8Array | undefined, prepared: Effects.Prepared) =>
     Effect.gen(function*() {
       const keepFor = keptFor(settings, result !== undefined)
-      const done = yield* settle(claim, prepared, (tx, record, now) =>
-        Effect.gen(function*() {
-          yield* move(tx, record.queue, "Claimed", "Done")
-          if (keepFor === undefined) {
-            yield* tx.delete(bytes(Keys.index(record.id)))
-            return [Option.none<JobRecord>(), true] as const
-          }
-          const next: JobRecord = {
-            ...without(withAttempt(record, "Completed", now), "claimedAt", "lease"),
-            status: "Done",
-            completedAt: now,
-            expiresAt: now + keepFor,
-            ...(result === undefined ? {} : { result })
-          }
-          yield* stage(tx, next)
-          return [Option.some(next), true] as const
-        }), (done, at) => {
+      const done = yield* settle(claim, prepared, (tx, record, now) => {
+        move(tx, record.queue, "Claimed", "Done")
+        if (keepFor === undefined) {
+          tx.delete(Keys.index(record.id))
+          return [Option.none<JobRecord>(), true] as const
+        }
+        const next: JobRecord = {
+          ...without(withAttempt(record, "Completed", now), "claimedAt", "lease"),
+          status: "Done",
+          completedAt: now,
+          expiresAt: now + keepFor,
+          ...(result === undefined ? {} : { result })
+        }
+        stage(tx, next)
+        return [Option.some(next), true] as const
+      }, (done, at) => {
         complete(claim.record.id, done)
         events.completed(claim.record.id, claim.record.queue, at)
       })
@@ -144,19 +146,18 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
    */
   const nackSettled = (claim: ClaimRef, error: string, delay: number, prepared: Effects.Prepared) =>
     Effect.gen(function*() {
-      const outcome = yield* settle(claim, prepared, (tx, record, now) =>
-        Effect.gen(function*(): Effect.fn.Return<readonly [{ outcome: NackOutcome; record: JobRecord }, boolean], ValueTooLarge> {
-          if (record.attempts >= record.maxAttempts) {
-            return [{ outcome: "DeadLettered" as const, record: yield* bury(tx, record, now, error) }, true] as const
-          }
-          const retried = withAttempt(record, "Retried", now, error)
-          const next: JobRecord = delay <= 0
-            ? { ...without(retried, "claimedAt", "lease", "runAt"), status: "Pending", lastError: error }
-            : { ...without(retried, "claimedAt", "lease"), status: "Scheduled", runAt: now + delay, lastError: error }
-          yield* stage(tx, next)
-          yield* move(tx, record.queue, "Claimed", next.status)
-          return [{ outcome: "Retried" as const, record: next }, false] as const
-        }), ({ outcome, record }, at) => {
+      const outcome = yield* settle(claim, prepared, (tx, record, now): readonly [{ outcome: NackOutcome; record: JobRecord }, boolean] => {
+        if (record.attempts >= record.maxAttempts) {
+          return [{ outcome: "DeadLettered" as const, record: bury(tx, record, now, error) }, true] as const
+        }
+        const retried = withAttempt(record, "Retried", now, error)
+        const next: JobRecord = delay <= 0
+          ? { ...without(retried, "claimedAt", "lease", "runAt"), status: "Pending", lastError: error }
+          : { ...without(retried, "claimedAt", "lease"), status: "Scheduled", runAt: now + delay, lastError: error }
+        stage(tx, next)
+        move(tx, record.queue, "Claimed", next.status)
+        return [{ outcome: "Retried" as const, record: next }, false] as const
+      }, ({ outcome, record }, at) => {
         // the stored dead record (this attempt's error, failedAt, no claimedAt), not the claimed one
         if (outcome === "DeadLettered") complete(claim.record.id, Option.some(record))
         else if (record.status === "Pending") announce(claim.record.queue)
@@ -167,26 +168,25 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
 
   const release: Core["release"] = (claim) =>
     Effect.gen(function*() {
-      yield* settle(claim, Effects.none, (tx, record, now) =>
-        Effect.gen(function*() {
-          const next: JobRecord = {
-            ...without(withAttempt(record, "Released", now), "claimedAt", "lease"),
-            status: "Pending",
-            attempts: Math.max(0, record.attempts - 1)
-          }
-          yield* stage(tx, next)
-          yield* move(tx, record.queue, "Claimed", "Pending")
-          return [undefined, false] as const
-        }), () => announce(claim.record.queue))
+      yield* settle(claim, Effects.none, (tx, record, now) => {
+        const next: JobRecord = {
+          ...without(withAttempt(record, "Released", now), "claimedAt", "lease"),
+          status: "Pending",
+          attempts: Math.max(0, record.attempts - 1)
+        }
+        stage(tx, next)
+        move(tx, record.queue, "Claimed", "Pending")
+        return [undefined, false] as const
+      }, () => announce(claim.record.queue))
     })
 
   const discard: Core["discard"] = (claim) =>
     Effect.gen(function*() {
-      yield* settle(claim, Effects.none, (tx, record) =>
-        tx.delete(bytes(Keys.index(record.id))).pipe(
-          Effect.andThen(move(tx, record.queue, "Claimed", undefined)),
-          Effect.as([undefined, false] as const)
-        ), (_, at) => {
+      yield* settle(claim, Effects.none, (tx, record) => {
+        tx.delete(Keys.index(record.id))
+        move(tx, record.queue, "Claimed", undefined)
+        return [undefined, false] as const
+      }, (_, at) => {
         complete(claim.record.id, Option.none())
         events.cancelled(claim.record.id, claim.record.queue, at)
       })
@@ -200,7 +200,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
   const deadLetterSettled = (claim: ClaimRef, reason: string, prepared: Effects.Prepared) =>
     Effect.gen(function*() {
       // waiters get the stored dead record (no claimedAt, its expiry, a cancel flag set meanwhile)
-      yield* settle(claim, prepared, (tx, record, at) => Effect.map(bury(tx, record, at, reason), (dead) => [dead, true] as const), (dead, at) => {
+      yield* settle(claim, prepared, (tx, record, at) => [bury(tx, record, at, reason), true] as const, (dead, at) => {
         complete(claim.record.id, Option.some(dead))
         events.claimEnded(dead, reason, at)
       })
@@ -220,23 +220,21 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
   const cancel: Service["cancel"] = (id) =>
     Effect.gen(function*() {
       let removed: JobRecord | undefined
-      const outcome = yield* kv.transaction((tx) =>
-        Effect.gen(function*() {
-          const index = yield* tx.get(bytes(Keys.index(id)))
-          if (Option.isNone(index)) return "NotFound" as const
-          const key = Keys.fromBytes(index.value)
-          const record = yield* read(tx, key)
-          if (record === undefined) return "NotFound" as const
+      const { value: outcome } = yield* kv.transaction((tx) =>
+        Effect.sync(() => {
+          const key = tx.get(Keys.index(id))
+          const record = key === undefined ? undefined : read(tx, key)
+          if (key === undefined || record === undefined) return "NotFound" as const
           if (record.status === "Pending" || record.status === "Scheduled") {
-            yield* tx.delete(bytes(key))
-            yield* tx.delete(bytes(Keys.index(id)))
-            yield* move(tx, record.queue, record.status, undefined)
-            if (record.dedupKey !== undefined) yield* tx.delete(bytes(Keys.dedup(record.queue, record.dedupKey)))
+            tx.delete(key)
+            tx.delete(Keys.index(id))
+            move(tx, record.queue, record.status, undefined)
+            if (record.dedupKey !== undefined) tx.delete(Keys.dedup(record.queue, record.dedupKey))
             removed = record
             return "Removed" as const
           }
           if (record.status === "Claimed") {
-            yield* tx.put(bytes(key), encodeRecord({ ...record, cancelRequested: true }))
+            tx.put(key, storedRecord({ ...record, cancelRequested: true }))
             return "Requested" as const
           }
           return "NotFound" as const

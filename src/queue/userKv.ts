@@ -11,16 +11,15 @@
  */
 import { Effect, Option } from "effect"
 import type { InvalidOption } from "../InvalidOption.ts"
-import { equalBytes } from "../internal/binary.ts"
-import * as Latin1Kv from "../internal/latin1Kv.ts"
+import { fromLatin1, toLatin1 } from "../internal/binary.ts"
 import { checked } from "../internal/options.ts"
 import type { QueueKv } from "../JobQueue.ts"
-import type { Transaction } from "../Kv.ts"
+import { afterPrefix, Changes, type Writes } from "../kv/engine.ts"
 import { ValueTooLarge } from "../KvError.ts"
 import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import * as QueueOptions from "./options.ts"
-import { bytes, retries } from "./records.ts"
+import { retries } from "./records.ts"
 
 /** Puts and deletes of the user namespace, checked, to stage in a commit. */
 export interface UserWrites {
@@ -60,11 +59,10 @@ export const userWrites = (
   })
 
 /** Stages checked user writes in a queue transaction (deletes first: a key both put and deleted ends put). */
-export const stageWrites = (tx: Transaction, writes: UserWrites) =>
-  Effect.andThen(
-    Effect.forEach(writes.delete, (key) => tx.delete(bytes(Keys.userKey(key))), { discard: true }),
-    Effect.forEach(writes.put, ([key, value]) => tx.put(bytes(Keys.userKey(key)), value), { discard: true })
-  )
+export const stageWrites = (tx: Writes, writes: UserWrites): void => {
+  for (const key of writes.delete) tx.delete(Keys.userKey(key))
+  for (const [key, value] of writes.put) tx.put(Keys.userKey(key), toLatin1(value))
+}
 
 
 /** A value or none, as `compareAndSet` takes them. */
@@ -85,7 +83,8 @@ export const make = (ctx: QueueContext): QueueKv => {
     Effect.gen(function*() {
       yield* checked(QueueOptions.userKeyError("key", key))
       yield* live
-      return yield* kv.get(bytes(Keys.userKey(key)))
+      const value = kv.get(Keys.userKey(key))
+      return value === undefined ? Option.none() : Option.some(fromLatin1(value))
     })
 
   const put: QueueKv["put"] = (key, value) =>
@@ -94,13 +93,17 @@ export const make = (ctx: QueueContext): QueueKv => {
       const tooLarge = sizeError(value)
       if (tooLarge !== undefined) return yield* tooLarge
       // a copy: the caller may reuse its buffer once the call returns
-      yield* kv.write([{ _tag: "Put", key: bytes(Keys.userKey(key)), value: value.slice() }])
+      const changes = new Changes()
+      changes.put(Keys.userKey(key), toLatin1(value))
+      yield* kv.write(changes)
     })
 
   const del: QueueKv["delete"] = (key) =>
     Effect.gen(function*() {
       yield* checked(QueueOptions.userKeyError("key", key))
-      yield* kv.write([{ _tag: "Delete", key: bytes(Keys.userKey(key)) }])
+      const changes = new Changes()
+      changes.delete(Keys.userKey(key))
+      yield* kv.write(changes)
     })
 
   const compareAndSet: QueueKv["compareAndSet"] = (key, expected, next) =>
@@ -111,19 +114,19 @@ export const make = (ctx: QueueContext): QueueKv => {
         const tooLarge = sizeError(value.value)
         if (tooLarge !== undefined) return yield* tooLarge
       }
-      const stored = Option.map(value, (v) => v.slice())
-      const want = asOption(expected)
-      const userKey = bytes(Keys.userKey(key))
-      return yield* kv.transaction((tx) =>
-        Effect.gen(function*() {
-          const current = yield* tx.get(userKey)
-          const matches = Option.isNone(want)
-            ? Option.isNone(current)
-            : Option.isSome(current) && equalBytes(current.value, want.value)
+      const stored = Option.map(value, toLatin1)
+      const want = Option.map(asOption(expected), toLatin1)
+      const userKey = Keys.userKey(key)
+      const { value: set } = yield* kv.transaction((tx) =>
+        Effect.sync(() => {
+          const current = tx.get(userKey)
+          const matches = Option.isNone(want) ? current === undefined : current === want.value
           if (!matches) return false
-          yield* Option.isSome(stored) ? tx.put(userKey, stored.value) : tx.delete(userKey)
+          if (Option.isSome(stored)) tx.put(userKey, stored.value)
+          else tx.delete(userKey)
           return true
         }), retries)
+      return set
     })
 
   const scan: QueueKv["scan"] = (prefix, options) =>
@@ -134,11 +137,8 @@ export const make = (ctx: QueueContext): QueueKv => {
       const after = options?.after === undefined ? undefined : Keys.userKey(options.after) + "\x00"
       // keys are latin1 strings, so `>` is byte order
       const start = after !== undefined && after > from ? after : from
-      const end = Latin1Kv.afterPrefix(from)
-      const entries = yield* kv.scan({ start: bytes(start), end: end === undefined ? undefined : bytes(end) }, {
-        limit: options?.limit ?? 1000
-      })
-      return entries.map((entry) => ({ key: Keys.userKeyName(Keys.fromBytes(entry.key)), value: entry.value }))
+      const entries = kv.scan(start, afterPrefix(from), options?.limit ?? 1000)
+      return entries.map(([key, value]) => ({ key: Keys.userKeyName(key), value: fromLatin1(value) }))
     })
 
   return { get, put, delete: del, compareAndSet, scan }

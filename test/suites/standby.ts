@@ -255,6 +255,9 @@ export const standbySuite = (backend: Backend) =>
         const raw = yield* rawStore
         const a = yield* Effect.forkChild(standbyOver(raw, { takeoverAfter: "3 seconds" }))
         const b = yield* Effect.forkChild(standbyOver(raw, { takeoverAfter: "3 seconds" }))
+        // the opens take real time on a real backend (more on a loaded machine): wait for one to
+        // serve, then long enough that the other has finished its own attempt too
+        yield* until(Effect.sync(() => [a, b].some((fiber) => fiber.pollUnsafe()?._tag === "Success")), "a standby serving", 100)
         yield* advance(10_000)
         let serving = 0
         for (const fiber of [a, b]) {
