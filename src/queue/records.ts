@@ -14,8 +14,8 @@ import { fromLatin1, toLatin1 } from "../internal/binary.ts"
 import type { Engine, Tx, Updater, Writes } from "../kv/engine.ts"
 import * as Keys from "./keys.ts"
 
-/** A record as stored (latin1, as the KV keeps values). */
-export const storedRecord = (record: JobRecord): string => toLatin1(JobRecordSchema.encode(record))
+/** A record as stored (latin1, as the KV keeps values): written by `stage` only. */
+const storedRecord = (record: JobRecord): string => toLatin1(JobRecordSchema.encode(record))
 
 /** A stored record decoded (throws on a record that does not decode). */
 export const decodeRecord = (value: string): JobRecord => JobRecordSchema.decode(fromLatin1(value))

@@ -21,7 +21,7 @@ import type { Bookkeeping, ClaimRef } from "./leases.ts"
 import * as Effects from "./effects.ts"
 import type { Payloads } from "./payloads.ts"
 import type { JobSettings } from "./wire.ts"
-import { bury, move, read, retries, stage, storedRecord, withAttempt, without } from "./records.ts"
+import { bury, move, read, retries, stage, withAttempt, without } from "./records.ts"
 
 /**
  * How long a done job is kept (ms): for `keepDone`, and with a result for at least its
@@ -234,7 +234,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
             return "Removed" as const
           }
           if (record.status === "Claimed") {
-            tx.put(key, storedRecord({ ...record, cancelRequested: true }))
+            stage(tx, { ...record, cancelRequested: true })
             return "Requested" as const
           }
           return "NotFound" as const

@@ -37,6 +37,7 @@ import * as JobQueue from "../../src/JobQueue.ts"
 import * as Kv from "../../src/Kv.ts"
 import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as Keys from "../../src/queue/keys.ts"
+import { layoutChecked } from "../utils/commitLayout.ts"
 
 // ---- definitions ---------------------------------------------------------------------------------
 
@@ -805,7 +806,8 @@ export const runQueueSchedule = (
         const built = yield* drive(
           Layer.buildWithScope(
             JobQueue.layer(queueOptions).pipe(
-              Layer.provideMerge(Kv.layer(kvOptions)),
+              // every commit the queue makes is checked against the record layout before it lands
+              Layer.provideMerge(Layer.effect(Kv.Kv, Effect.map(Kv.make(kvOptions), layoutChecked))),
               Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
             ),
             scope
