@@ -6,6 +6,8 @@
  */
 import { crc32 } from "node:zlib"
 
+const frameMagic = [0x42, 0x51, 0x4b, 0x56] as const // "BQKV"
+
 /** Raised by `Reader` on truncated or malformed input; callers turn it into `Corrupt`. */
 export class DecodeError extends Error {}
 
@@ -75,6 +77,29 @@ export class Writer {
     return this
   }
 
+  /** Starts a frame (see `frame`): the magic, kind and version; the body follows. */
+  frameHead(kind: number, version: number): this {
+    this.reserve(6)
+    for (const b of frameMagic) this.buffer[this.length++] = b
+    this.buffer[this.length++] = kind
+    this.buffer[this.length++] = version
+    return this
+  }
+
+  /**
+   * Ends a frame begun with `frameHead` at offset 0: its CRC32 appended, and the frame returned
+   * as a view of this writer's buffer (no copy: the writer must not be used afterwards). What
+   * `frame(kind, version, body)` returns, written once instead of copied twice.
+   */
+  frameEnd(): Uint8Array {
+    const crc = crc32(this.buffer.subarray(0, this.length))
+    this.u32(crc)
+    // a small buffer is a slice of Node's shared pool: copied out, so that a kept frame does not
+    // hold the whole pool slab; a large one is this writer's own
+    const own = this.buffer.byteLength === this.buffer.buffer.byteLength
+    return own ? new Uint8Array(this.buffer.buffer, this.buffer.byteOffset, this.length) : new Uint8Array(this.buffer.subarray(0, this.length))
+  }
+
   /** The bytes written, as a new array of their own. */
   finish(): Uint8Array {
     const out = new Uint8Array(this.length)
@@ -141,8 +166,6 @@ export class Reader {
     return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("latin1")
   }
 }
-
-const frameMagic = [0x42, 0x51, 0x4b, 0x56] as const // "BQKV"
 
 /**
  * Frames a body: `"BQKV" | kind (u8) | version (u8) | body | CRC32 of all before (u32 BE)`.
