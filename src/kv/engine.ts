@@ -46,17 +46,17 @@ export class Changes implements Writes {
   /** Updates by key, applied in order on top of `writes` at the commit. */
   readonly updates = new Map<string, Array<Updater>>()
 
-  readonly put = (key: string, value: string): void => {
+  put(key: string, value: string): void {
     this.writes.set(key, value)
-    this.updates.delete(key)
+    if (this.updates.size > 0) this.updates.delete(key)
   }
 
-  readonly delete = (key: string): void => {
+  delete(key: string): void {
     this.writes.set(key, null)
-    this.updates.delete(key)
+    if (this.updates.size > 0) this.updates.delete(key)
   }
 
-  readonly update = (key: string, update: Updater): void => {
+  update(key: string, update: Updater): void {
     const list = this.updates.get(key)
     if (list === undefined) this.updates.set(key, [update])
     else list.push(update)
@@ -278,7 +278,8 @@ export const make = (writer: Writer, limits: Limits): Engine => {
           const refused = resolveUpdates(ops, changes)
           if (refused !== undefined) return Effect.fail(refused)
         }
-        const unchecked = changes.updates.size > 0 ? new Set(changes.updates.keys()) : undefined
+        // updated keys take no part in a transaction's conflict check (a plain batch has none)
+        const unchecked = conditions.check !== undefined && changes.updates.size > 0 ? new Set(changes.updates.keys()) : undefined
         const batch = commitOps(state, ops, conditions.check, unchecked)
         if (batch === "conflict") return Effect.succeed("conflict")
         const seq = state.lastSeq
@@ -320,9 +321,9 @@ export const make = (writer: Writer, limits: Limits): Engine => {
           if (serializable) ranges.push([start, end])
           return scanTree(snapshot, start, end, limit, reverse, changes.writes)
         },
-        put: changes.put,
-        delete: changes.delete,
-        update: changes.update
+        put: (key, value) => changes.put(key, value),
+        delete: (key) => changes.delete(key),
+        update: (key, update) => changes.update(key, update)
       }
       return f(tx).pipe(
         Effect.flatMap((value) =>
