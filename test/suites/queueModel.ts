@@ -37,6 +37,7 @@ import * as JobQueue from "../../src/JobQueue.ts"
 import * as Kv from "../../src/Kv.ts"
 import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as Keys from "../../src/queue/keys.ts"
+import { layerOf } from "../utils/stores.ts"
 
 // ---- definitions ---------------------------------------------------------------------------------
 
@@ -806,7 +807,7 @@ export const runQueueSchedule = (
           Layer.buildWithScope(
             JobQueue.layer(queueOptions).pipe(
               Layer.provideMerge(Kv.layer(kvOptions)),
-              Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+              Layer.provide(layerOf(store))
             ),
             scope
           ),
