@@ -709,9 +709,9 @@ export type ReadOnlyOpenError = Corrupt | ObjectStoreError | InvalidKey | Invali
 
 /**
  * Loads the committed state of the store in context (and of its `LocalLog`, if the context has
- * one) and serves reads of it, without opening it as its writer: nothing is written at all (no manifest, no WAL fence, no local-log fence or
- * seal), so a writer running or starting meanwhile is never fenced by it, and the store is left
- * byte for byte as it was.
+ * one) and serves reads of it, without opening it as its writer: nothing is written at all (no
+ * manifest, no WAL fence, no local-log fence or seal), so a writer running or starting meanwhile
+ * is never fenced by it, and the store is left byte for byte as it was.
  *
  * **Details**
  *

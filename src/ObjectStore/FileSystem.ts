@@ -59,10 +59,11 @@ const isEncodedName = (name: string): boolean => !/%(?!25)/.test(name)
 
 type Op = ObjectStoreError.Operation
 
-/** @internal */
 /**
  * The store in `options.directory`, and the local log beside its objects (see `LocalLog.ts`),
  * which shares the store's coalesced directory fsync.
+ *
+ * @internal
  */
 export const make = (
   options: Options

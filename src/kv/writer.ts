@@ -41,7 +41,10 @@ import { type Batch, type Failure, makeState, newBatch, type State } from "./sta
 export interface WriterOptions {
   readonly minFlushInterval: Duration.Duration
   readonly maxWalPutsInFlight: number
-  /** Write the WAL to the store's local log when it has one (else WAL objects, its log still recovered and collected). */
+  /**
+   * Write the WAL to the store's local log when it has one; else to WAL objects (the log, if any,
+   * still recovered and its covered parts collected).
+   */
   readonly useLocalLog: boolean
   readonly maxUnflushedBytes: number
   readonly runFlushSegments: number
