@@ -11,6 +11,11 @@
  * `Clock`, so `TestClock` drives it; every random draw comes from a generator seeded by
  * `options.seed`, so a schedule of faults repeats exactly.
  *
+ * The layer provides no `ObjectStore.LocalLog`: a KV over the faulty store writes its WAL as
+ * objects, which the faults reach, even over the directory backend. Build it with
+ * `Layer.provide` (which keeps the inner layer's services, its `LocalLog` included, to itself);
+ * `Layer.provideMerge` would put the inner layer's log beside the faulty store.
+ *
  * **Example** (A store that loses every tenth put response)
  *
  * ```ts
@@ -280,7 +285,8 @@ export const make = (store: ObjectStoreService, options: Options): { readonly st
 }
 
 /**
- * Wraps the `ObjectStore` in context with faults, and the retry policy over them.
+ * Wraps the `ObjectStore` in context with faults, and the retry policy over them. Its context
+ * holds the new store and the control, nothing else (no `LocalLog`).
  *
  * @category layers
  * @since 0.1.0

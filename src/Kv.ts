@@ -21,6 +21,10 @@
  * `makeReadOnly` (`layerReadOnly`) loads the committed state without opening the store as its
  * writer: it writes nothing at all, so it fences no one, and serves reads of that snapshot.
  *
+ * When the context also holds an `ObjectStore.LocalLog` (the directory backend's layers provide
+ * one), the writer appends its WAL there instead of putting WAL objects (see
+ * `Options.useLocalLog`), and every open reads it; it is looked up, never required.
+ *
  * @since 0.1.0
  */
 import { Context, Duration, Effect, Layer, Option, type Scope } from "effect"
@@ -33,7 +37,7 @@ import { recover } from "./kv/recovery.ts"
 import { loadSnapshot } from "./kv/snapshot.ts"
 import { startWriter } from "./kv/writer.ts"
 import type { Closed, Corrupt, Fenced, TransactionConflict, ValueTooLarge, WriteConditionFailed } from "./KvError.ts"
-import { ObjectStore } from "./ObjectStore.ts"
+import { LocalLog, ObjectStore } from "./ObjectStore.ts"
 import type { InvalidKey, InvalidMetadata, InvalidRange, ObjectStoreError } from "./ObjectStoreError.ts"
 
 /**
@@ -60,8 +64,10 @@ export interface Options {
    */
   readonly maxWalPutsInFlight?: number | undefined
   /**
-   * Write the WAL to the store's local log when it has one (the directory backend; default
-   * true): one append and `fdatasync` per group commit instead of one new object.
+   * Write the WAL to the store's local log when the context has one (`ObjectStore.LocalLog`, which
+   * the directory backend's layers provide; default true): one append and `fdatasync` per group
+   * commit instead of one new object. With false the WAL goes to objects, but the log is still
+   * read on open (an older writer may have appended to it) and its covered parts collected.
    */
   readonly useLocalLog?: boolean | undefined
   /** Write the changes as a sorted run after this many WAL objects (default 512)... */
@@ -312,7 +318,7 @@ const limitsOf = (options: Options | undefined): Engine.Limits => ({
 })
 
 /**
- * Opens the store as its writer and serves it.
+ * Opens the store as its writer and serves it, with the store's `LocalLog` if the context has one.
  *
  * @category constructors
  * @since 0.1.0
@@ -323,8 +329,9 @@ export const make = (options?: Options): Effect.Effect<Service, OpenError, Objec
     const invalid = kvOptionsError(options)
     if (invalid !== undefined) return yield* invalid
     const store = yield* ObjectStore
-    const recovered = yield* recover(store, { openAttempts: options?.openAttempts ?? 10 })
-    const writer = yield* startWriter(store, recovered, {
+    const log = Option.getOrUndefined(yield* Effect.serviceOption(LocalLog))
+    const recovered = yield* recover(store, log, { openAttempts: options?.openAttempts ?? 10 })
+    const writer = yield* startWriter(store, log, recovered, {
       minFlushInterval: Duration.fromInputUnsafe(options?.minFlushInterval ?? 0),
       maxWalPutsInFlight: Math.max(1, options?.maxWalPutsInFlight ?? 4),
       useLocalLog: options?.useLocalLog ?? true,
@@ -362,10 +369,10 @@ export const layer = (options?: Options): Layer.Layer<Kv, OpenError, ObjectStore
 export type ReadOnlyOpenError = Corrupt | ObjectStoreError | InvalidKey | InvalidRange
 
 /**
- * Loads the committed state of the store in context and serves reads of it, without opening it
- * as its writer: nothing is written at all (no manifest, no WAL fence, no local-log fence or
- * seal), so a writer running or starting meanwhile is never fenced by it, and the store is left
- * byte for byte as it was.
+ * Loads the committed state of the store in context (and of its `LocalLog`, if the context has
+ * one) and serves reads of it, without opening it as its writer: nothing is written at all (no
+ * manifest, no WAL fence, no local-log fence or seal), so a writer running or starting meanwhile
+ * is never fenced by it, and the store is left byte for byte as it was.
  *
  * **Details**
  *
@@ -379,7 +386,7 @@ export type ReadOnlyOpenError = Corrupt | ObjectStoreError | InvalidKey | Invali
  * @since 0.3.0
  */
 export const makeReadOnly: Effect.Effect<Service, ReadOnlyOpenError, ObjectStore> = Effect.gen(function*() {
-  const snapshot = yield* loadSnapshot(yield* ObjectStore)
+  const snapshot = yield* loadSnapshot(yield* ObjectStore, Option.getOrUndefined(yield* Effect.serviceOption(LocalLog)))
   return serviceOver(Engine.makeReadOnly(snapshot, limitsOf(undefined)))
 })
 

@@ -16,13 +16,17 @@
  * attempt that reaches the backend, so that requests (and dollars, at a provider's list prices)
  * per job can be read off them.
  *
+ * The directory backend's layers also provide `LocalLog`, the append-only log beside its objects
+ * where the KV writes its WAL; it is a service of its own, not part of the store's interface, so
+ * wrappers of the store never carry it.
+ *
  * @since 0.1.0
  */
 import { Config, Context, Effect, Layer, Option, Result, type Stream } from "effect"
 import { checkOneEffect } from "./internal/effectCopy.ts"
 import { checked } from "./internal/options.ts"
 import * as FileSystemStore from "./ObjectStore/FileSystem.ts"
-import type { LocalLog } from "./ObjectStore/LocalLog.ts"
+import { LocalLog, type Service as LocalLogService } from "./ObjectStore/LocalLog.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
 import * as MemoryStore from "./ObjectStore/Memory.ts"
 import { metered } from "./ObjectStore/Metered.ts"
@@ -157,21 +161,29 @@ export interface Service {
     prefix: string,
     options?: ListOptions
   ) => Stream.Stream<ListEntry, ObjectStoreError | InvalidKey>
-  /**
-   * An append-only log beside the objects, if the backend has one (the directory backend): the
-   * KV writes its WAL there, one append and `fdatasync` per group commit instead of one object.
-   * Wrappers that change what objects do (fault injection) leave it out.
-   */
-  readonly localLog?: LocalLog | undefined
 }
 
 /**
- * The append-only log a backend may offer beside its objects (see `Service.localLog`).
+ * The append-only log a backend may offer beside its objects: the directory backend's layers
+ * (`layerFileSystem`, and `layerUrl`/`layerConfig` for a `file:` URL) provide it with their
+ * `ObjectStore`, and the KV finds it in context (`Effect.serviceOption`), so it never appears
+ * in a requirement. The KV writes its WAL there, one append and `fdatasync` per group commit
+ * instead of one object. A layer that replaces the store with one that behaves differently
+ * (`FaultInjection.layer`) provides none: the KV over it writes WAL objects.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export { LocalLog }
+
+/**
+ * The operations of a `LocalLog`: its epochs, a writer's appender, a takeover (fence and seal),
+ * a read that writes nothing, and the deletion of a part.
  *
  * @category models
  * @since 0.1.0
  */
-export type { LocalLog }
+export type { LocalLogService }
 
 /**
  * The object store service.
@@ -207,6 +219,14 @@ const checkOptions = (check: () => InvalidOption | undefined): Effect.Effect<voi
   Effect.andThen(checkOneEffect, Effect.suspend(() => checked(check())))
 
 /**
+ * `store` as the only service of a context, with `log` beside it when there is one.
+ */
+const storeContext = (store: Service, log: Option.Option<LocalLogService>): Context.Context<ObjectStore> => {
+  const context = Context.make(ObjectStore, store)
+  return Option.isSome(log) ? Context.add(context, LocalLog, log.value) : context
+}
+
+/**
  * Wraps the store in context with the retry policy: bounded exponential backoff with jitter
  * (defaults: 6 attempts, 50 ms doubling up to 5 s), and write tokens that make a retried
  * conditional put whose response was lost a success. Every backend layer already includes
@@ -214,13 +234,20 @@ const checkOptions = (check: () => InvalidOption | undefined): Effect.Effect<voi
  * such as fault injection. Options that break their rules (`maxAttempts` a whole number from 1,
  * `base` and `max` finite, non-negative durations) fail the layer with `InvalidOption`.
  *
+ * A `LocalLog` in context is provided again beside the wrapped store (the retry policy changes
+ * no object), so `layerRetry()` over `layerFileSystem({ retry: false })` keeps the directory's
+ * log, as the directory layer with its own retry policy does; over `FaultInjection.layer` there
+ * is none.
+ *
  * @category layers
  * @since 0.1.0
  */
 export const layerRetry = (options?: RetryOptions): Layer.Layer<ObjectStore, InvalidOption, ObjectStore> =>
-  Layer.effect(
-    ObjectStore,
-    Effect.andThen(checkOptions(() => StoreOptions.retryOptionsError("options", options)), Effect.map(ObjectStore, finish(options ?? {})))
+  Layer.effectContext(
+    Effect.andThen(
+      checkOptions(() => StoreOptions.retryOptionsError("options", options)),
+      Effect.zipWith(ObjectStore, Effect.serviceOption(LocalLog), (store, log) => storeContext(finish(options ?? {})(store), log))
+    )
   )
 
 /**
@@ -251,15 +278,22 @@ export type FileSystemOptions = FileSystemStore.Options & { readonly retry?: Ret
  * the new one. Bad options (an empty `directory`, a `logPartBytes` under 1 KiB, a bad `retry`)
  * fail the layer with `InvalidOption` before the directory is touched.
  *
+ * The layer also provides the directory's `LocalLog`, where a KV over the store writes its WAL.
+ *
  * @category layers
  * @since 0.1.0
  */
-export const layerFileSystem = (options: FileSystemOptions): Layer.Layer<ObjectStore, ObjectStoreError | InvalidOption> =>
-  Layer.effect(
-    ObjectStore,
+export const layerFileSystem = (
+  options: FileSystemOptions
+): Layer.Layer<ObjectStore | LocalLog, ObjectStoreError | InvalidOption> =>
+  Layer.effectContext(
     Effect.andThen(
       checkOptions(() => StoreOptions.fileSystemOptionsError(options)),
-      Effect.suspend(() => Effect.flatMap(FileSystemStore.make(options), backend(options.retry)))
+      Effect.suspend(() =>
+        Effect.flatMap(FileSystemStore.make(options), ({ log, store }) =>
+          Effect.map(backend(options.retry)(store), (finished) => Context.make(ObjectStore, finished).pipe(Context.add(LocalLog, log)))
+        )
+      )
     )
   )
 
@@ -303,6 +337,10 @@ export const layerS3Config = (config: Config.Wrap<S3Options>): Layer.Layer<Objec
  * A store from a URL: `file:<directory>` (relative to the working directory unless absolute),
  * `memory:`, or `s3://<bucket>/<prefix>` with the other S3 options from `s3`.
  *
+ * For a `file:` URL the layer provides the directory's `LocalLog` too, as `layerFileSystem`
+ * does; its type names only the `ObjectStore` that every URL gives (a layer's output type is
+ * what it provides at least), and the KV looks for the log without requiring it.
+ *
  * @category layers
  * @since 0.1.0
  */
@@ -330,6 +368,8 @@ export const layerUrl = (
  *   `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (read as redacted; without them the SDK's
  *   default credential chain is used), `BUCKETQ_S3_FORCE_PATH_STYLE` (default: true when an
  *   endpoint is set), `BUCKETQ_S3_QUOTE_IF_MATCH` (default true).
+ *
+ * As with `layerUrl`, a `file:` URL also provides the directory's `LocalLog`.
  *
  * @category layers
  * @since 0.1.0

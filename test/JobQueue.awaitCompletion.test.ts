@@ -7,17 +7,17 @@ import { TestClock } from "effect/testing"
 import * as Job from "../src/Job.ts"
 import * as JobQueue from "../src/JobQueue.ts"
 import * as Kv from "../src/Kv.ts"
-import * as ObjectStore from "../src/ObjectStore.ts"
 import { faultyMemory } from "./utils/kv.ts"
+import { type AnyStore, layerOf } from "./utils/stores.ts"
 
 const Kept = Job.define("kept", { payload: Schema.Struct({ n: Schema.Number }), keepDone: "1 day" })
 const Forgotten = Job.define("forgotten", { payload: Schema.Struct({ n: Schema.Number }) })
 
 /** A queue over `store` in a scope never closed (a crash when abandoned). */
-const open = (store: ObjectStore.Service) =>
+const open = (store: AnyStore) =>
   Effect.gen(function*() {
     const context = yield* Layer.buildWithScope(
-      JobQueue.layer().pipe(Layer.provide(Kv.layer({ useLocalLog: false })), Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))),
+      JobQueue.layer().pipe(Layer.provide(Kv.layer({ useLocalLog: false })), Layer.provide(layerOf(store))),
       yield* Scope.make()
     )
     return Context.get(context, JobQueue.JobQueue)

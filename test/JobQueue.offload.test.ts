@@ -11,6 +11,7 @@ import * as ObjectStore from "../src/ObjectStore.ts"
 import * as ObjectStoreError from "../src/ObjectStoreError.ts"
 import { reasonOf } from "./utils/exits.ts"
 import { faultyMemory } from "./utils/kv.ts"
+import { layerOf } from "./utils/stores.ts"
 
 const Blob = Job.define("blobs", { payload: Schema.Struct({ data: Schema.String }) })
 const big = (tag: string) => ({ data: `${tag}:${"x".repeat(200)}` })
@@ -18,7 +19,7 @@ const big = (tag: string) => ({ data: `${tag}:${"x".repeat(200)}` })
 const setup = Effect.gen(function*() {
   const { control, raw, store } = yield* faultyMemory({ seed: 5 })
   const context = yield* Layer.build(
-    JobQueue.layer({ offloadThreshold: 64 }).pipe(Layer.provide(Kv.layer()), Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store)))
+    JobQueue.layer({ offloadThreshold: 64 }).pipe(Layer.provide(Kv.layer()), Layer.provide(layerOf(store)))
   )
   const objects = Effect.map(Stream.runCollect(raw.list("payloads/")), (entries) => entries.length)
   return { q: Context.get(context, JobQueue.JobQueue), control, objects }
@@ -34,7 +35,7 @@ describe("JobQueue payload offload under store failures", () => {
       const context = yield* Layer.build(
         JobQueue.layer({ offloadThreshold: 64, reaperInterval: "1 second" }).pipe(
           Layer.provide(Kv.layer()),
-          Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+          Layer.provide(layerOf(store))
         )
       )
       const q = Context.get(context, JobQueue.JobQueue)

@@ -13,6 +13,7 @@ import * as ObjectStore from "../src/ObjectStore.ts"
 import * as Keys from "../src/queue/keys.ts"
 import { bytes, reasonOf, text } from "./utils/exits.ts"
 import { faultyMemory } from "./utils/kv.ts"
+import { type AnyStore, layerOf } from "./utils/stores.ts"
 
 const Task = Job.define("tasks", { payload: Schema.Struct({ data: Schema.String }), maxAttempts: 3, backoff: Job.Backoff.none() })
 /** Dead-letters at its first nack. */
@@ -22,13 +23,13 @@ const big = (tag: string) => ({ data: `${tag}:${"x".repeat(200)}` })
 const bigNotify = { user: `u:${"y".repeat(200)}` }
 
 /** A queue and its KV over `store`, in a scope of their own (abandoned unclosed: a crash). */
-const open = (store: ObjectStore.Service) =>
+const open = (store: AnyStore) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const context = yield* Layer.buildWithScope(
       JobQueue.layer({ offloadThreshold: 64, reaperInterval: "1 second", schedulerInterval: "100 millis" }).pipe(
         Layer.provideMerge(Kv.layer()),
-        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+        Layer.provide(layerOf(store))
       ),
       scope
     )

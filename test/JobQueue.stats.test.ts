@@ -13,6 +13,7 @@ import { makePrng } from "../src/internal/prng.ts"
 import * as Kv from "../src/Kv.ts"
 import * as Keys from "../src/queue/keys.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
+import { type AnyStore, layerOf } from "./utils/stores.ts"
 
 const Task = Job.define("t", {
   payload: Schema.Number,
@@ -25,12 +26,12 @@ const Task = Job.define("t", {
 /** The queue follow-ups go to, besides the task's own. */
 const FollowUp = Job.define("f", { payload: Schema.Number, backoff: Job.Backoff.none() })
 
-const open = (store: ObjectStore.Service) =>
+const open = (store: AnyStore) =>
   Effect.gen(function*() {
     const context = yield* Layer.buildWithScope(
       JobQueue.layer({ reaperInterval: "1 second", schedulerInterval: "200 millis" }).pipe(
         Layer.provideMerge(Kv.layer()),
-        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+        Layer.provide(layerOf(store))
       ),
       yield* Scope.make()
     )

@@ -6,18 +6,18 @@ import { Context, Effect, Exit, Layer, Option, Schema, Scope } from "effect"
 import * as Job from "../src/Job.ts"
 import * as JobQueue from "../src/JobQueue.ts"
 import * as Kv from "../src/Kv.ts"
-import * as ObjectStore from "../src/ObjectStore.ts"
 import { bytes, reasonOf, text } from "./utils/exits.ts"
 import { drive, faultyMemory } from "./utils/kv.ts"
+import { type AnyStore, layerOf } from "./utils/stores.ts"
 
 const Email = Job.define("emails", { payload: Schema.Struct({ to: Schema.String }) })
 
 /** A queue over `store` in a scope of its own, never closed here (abandoned: a crash). */
-const open = (store: ObjectStore.Service) =>
+const open = (store: AnyStore) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const context = yield* Layer.buildWithScope(
-      JobQueue.layer().pipe(Layer.provide(Kv.layer()), Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))),
+      JobQueue.layer().pipe(Layer.provide(Kv.layer()), Layer.provide(layerOf(store))),
       scope
     )
     return { q: Context.get(context, JobQueue.JobQueue), scope }

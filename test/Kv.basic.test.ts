@@ -4,11 +4,12 @@ import * as Kv from "../src/Kv.ts"
 import { ObjectStore } from "../src/ObjectStore.ts"
 import * as ObjectStoreModule from "../src/ObjectStore.ts"
 import { bytes, text } from "./utils/exits.ts"
+import { layerOf } from "./utils/stores.ts"
 
 const openKv = (store: ObjectStoreModule.Service, options?: Kv.Options) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
-    const kv = yield* Layer.buildWithScope(Kv.layer(options).pipe(Layer.provide(Layer.succeed(ObjectStore, store))), scope)
+    const kv = yield* Layer.buildWithScope(Kv.layer(options).pipe(Layer.provide(layerOf(store))), scope)
     return { kv: kv.pipe((c) => c) as unknown as never, scope, service: (yield* Effect.provide(Effect.map(Kv.Kv, (k) => k), Layer.succeedContext(kv))) }
   })
 

@@ -12,9 +12,9 @@ import { makePrng } from "../src/internal/prng.ts"
 import { tempDirectory } from "./utils/stores.ts"
 import { bytes, reasonOf, text } from "./utils/exits.ts"
 
-/** A directory store (a "process" of its own: its own descriptors and caches) over `directory`. */
-const openStore = (directory: string) =>
-  Effect.map(Layer.build(ObjectStore.layerFileSystem({ directory })), (context) => Context.get(context, ObjectStore.ObjectStore))
+/** The local log of a directory store (a "process" of its own: its own descriptors and caches) over `directory`. */
+const openLog = (directory: string) =>
+  Effect.map(Layer.build(ObjectStore.layerFileSystem({ directory })), (context) => Context.get(context, ObjectStore.LocalLog))
 
 /** A KV writer over `directory` in a scope of its own; `close` flushes and closes it. */
 const openKv = (directory: string, options?: Kv.Options) =>
@@ -158,7 +158,7 @@ describe("Kv on the local log", () => {
   it.live("an idle log gets one confirm frame claiming its last appends, and no more until it is written to again", () =>
     Effect.gen(function*() {
       const directory = yield* tempDirectory
-      const appender = yield* (yield* openStore(directory)).localLog!.appender(5)
+      const appender = yield* (yield* openLog(directory)).appender(5)
       const framesOf = () => {
         const part = fs.readFileSync(path.join(directory, "%wal", "00000000000000000005", "00000000000000000001.log"))
         const frames: Array<LogPart.Frame> = []
@@ -179,11 +179,10 @@ describe("Kv on the local log", () => {
   it.live("an append after the takeover is refused and invisible, whatever part it goes to", () =>
     Effect.gen(function*() {
       const directory = yield* tempDirectory
-      const store = yield* openStore(directory)
-      const log = store.localLog!
+      const log = yield* openLog(directory)
       const appender = yield* log.appender(7)
       assert.strictEqual(yield* appender.write(bytes("acked"), false).durable, "Appended")
-      const other = (yield* openStore(directory)).localLog!
+      const other = yield* openLog(directory)
       const taken = yield* other.takeOver(7)
       assert.deepStrictEqual(taken.map((p) => p.records.map(text)), [["acked"]])
       assert.strictEqual(yield* appender.write(bytes("late"), false).durable, "Fenced")
@@ -196,12 +195,12 @@ describe("Kv on the local log", () => {
   it.live("overlapping syncs: each write is durable with those before it; a sealed log that does not check is Corrupt", () =>
     Effect.gen(function*() {
       const directory = yield* tempDirectory
-      const log = (yield* openStore(directory)).localLog!
+      const log = yield* openLog(directory)
       const appender = yield* log.appender(3)
       const written = Array.from({ length: 20 }, (_, i) => appender.write(bytes(`r${i}`), i === 10))
       const outcomes = yield* Effect.all(written.map((w) => w.durable), { concurrency: "unbounded" })
       assert.isTrue(outcomes.every((o) => o === "Appended"))
-      const other = (yield* openStore(directory)).localLog!
+      const other = yield* openLog(directory)
       const taken = yield* other.takeOver(3)
       assert.deepStrictEqual(taken.map((p) => [p.part, p.records.length]), [[1, 10], [2, 10]])
       // flip a byte inside the sealed range of part 1

@@ -11,8 +11,12 @@ import * as ObjectStore from "../src/ObjectStore.ts"
 import { reasonOf } from "./utils/exits.ts"
 import { tempDirectory } from "./utils/stores.ts"
 
+/** A directory store over `directory`, and its local log. */
 const storeOver = (directory: string) =>
-  Effect.map(Layer.build(ObjectStore.layerFileSystem({ directory })), (context) => Context.get(context, ObjectStore.ObjectStore))
+  Effect.map(Layer.build(ObjectStore.layerFileSystem({ directory })), (context) => ({
+    store: Context.get(context, ObjectStore.ObjectStore),
+    log: Context.get(context, ObjectStore.LocalLog)
+  }))
 
 const writerOptions = {
   minFlushInterval: Duration.zero,
@@ -33,12 +37,12 @@ describe("Kv writers opening one directory store at once", () => {
       const directory = yield* tempDirectory
       const older = yield* storeOver(directory)
       // the older writer raised its epoch and recovered, but has not created its log yet…
-      const recovered = yield* recover(older, { openAttempts: 10 })
+      const recovered = yield* recover(older.store, older.log, { openAttempts: 10 })
       assert.strictEqual(recovered.epoch, 1)
       // …when a newer writer opens: it finds no log of epoch 1 to fence
       const newer = Context.get(yield* Layer.build(Kv.layer().pipe(Layer.provide(ObjectStore.layerFileSystem({ directory })))), Kv.Kv)
       assert.strictEqual((yield* newer.stats).epoch, 2)
-      const started = yield* Effect.exit(startWriter(older, recovered, writerOptions))
+      const started = yield* Effect.exit(startWriter(older.store, older.log, recovered, writerOptions))
       assert.strictEqual(reasonOf(started), "Fenced")
     }))
 })

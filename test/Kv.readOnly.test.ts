@@ -7,18 +7,18 @@ import * as path from "node:path"
 import { afterEach, assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Option } from "effect"
 import * as Kv from "../src/Kv.ts"
-import * as ObjectStore from "../src/ObjectStore.ts"
 import { bytes, text } from "./utils/exits.ts"
 import { filesOf } from "./utils/files.ts"
 import { openKv } from "./utils/kv.ts"
+import { type AnyStore, directoryStore, layerOf } from "./utils/stores.ts"
 
 const directories: Array<string> = []
 afterEach(() => {
   for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true })
 })
 
-const storeIn = (directory: string) =>
-  Effect.map(Layer.build(ObjectStore.layerFileSystem({ directory })), (context) => Context.get(context, ObjectStore.ObjectStore))
+/** The directory store over `directory`, with its local log. */
+const storeIn = (directory: string) => directoryStore(directory)
 
 const newDirectory = () => {
   const directory = mkdtempSync(path.join(tmpdir(), "bucketq-readonly-"))
@@ -27,7 +27,7 @@ const newDirectory = () => {
 }
 
 const put = (kv: Kv.Service, key: string, value: string) => kv.write([{ _tag: "Put", key: bytes(key), value: bytes(value) }])
-const readOnly = (store: ObjectStore.Service) => Effect.provideService(Kv.makeReadOnly, ObjectStore.ObjectStore, store)
+const readOnly = (store: AnyStore) => Effect.provide(Kv.makeReadOnly, layerOf(store))
 
 describe("Kv.makeReadOnly on the directory backend", () => {
   it.live("reads a live writer's local log and leaves every file of the store byte for byte as it was", () =>
@@ -73,7 +73,7 @@ describe("Kv.makeReadOnly on the directory backend", () => {
       const writer = yield* openKv(store)
       yield* put(writer.kv, "a", "1")
       yield* writer.close
-      const kv = Context.get(yield* Layer.build(Kv.layerReadOnly.pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store)))), Kv.Kv)
+      const kv = Context.get(yield* Layer.build(Kv.layerReadOnly.pipe(Layer.provide(layerOf(store)))), Kv.Kv)
       assert.deepStrictEqual(Option.map(yield* kv.get(bytes("a")), text), Option.some("1"))
       const refused = yield* Effect.flip(put(kv, "b", "2"))
       assert.strictEqual(refused._tag, "Closed")

@@ -6,12 +6,12 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { afterEach, assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Fiber, Layer, Option, Redacted, Schema } from "effect"
+import { Effect, Fiber, Option, Redacted, Schema } from "effect"
 import * as Job from "../src/Job.ts"
-import * as ObjectStore from "../src/ObjectStore.ts"
 import * as QueueClient from "../src/QueueClient.ts"
 import * as WriterRecord from "../src/WriterRecord.ts"
 import { type Child, cleanUp, startChild } from "./utils/child.ts"
+import { directoryStore, layerOf, serviceOf } from "./utils/stores.ts"
 
 const token = "s3cret-token-for-discovery"
 const Ping = Job.define("ping", { payload: Schema.Number })
@@ -30,14 +30,14 @@ const startWriter = (directory: string) =>
     return { child, url: `ws://127.0.0.1:${line.split(" ")[1]}/rpc` }
   })
 
-const storeOf = (directory: string) =>
-  Effect.map(Layer.build(ObjectStore.layerFileSystem({ directory })), (context) => Context.get(context, ObjectStore.ObjectStore))
+/** The directory store over `directory`, with its local log. */
+const storeOf = (directory: string) => directoryStore(directory)
 
 /** A client that finds the writer of the store in `directory`, waiting up to about 30 s for one. */
 const discover = (directory: string) =>
   Effect.flatMap(storeOf(directory), (store) =>
     QueueClient.makeDiscover({ token: Redacted.make(token), retry: { maxAttempts: 40, base: "100 millis", max: "1 second" } }).pipe(
-      Effect.provideService(ObjectStore.ObjectStore, store)
+      Effect.provide(layerOf(store))
     ))
 
 describe("QueueClient.makeDiscover: the writer found through the writer record", () => {
@@ -50,7 +50,7 @@ describe("QueueClient.makeDiscover: the writer found through the writer record",
       const writer = yield* startWriter(directory)
       const { created, id } = yield* Fiber.join(waiting)
       assert.isTrue(created)
-      const record = Option.getOrThrow(yield* WriterRecord.read(yield* storeOf(directory)))
+      const record = Option.getOrThrow(yield* WriterRecord.read(serviceOf(yield* storeOf(directory))))
       assert.deepStrictEqual(record.address, Option.some(writer.url))
       assert.deepStrictEqual(Option.map(yield* queue.get(id), (r) => r.status), Option.some("Pending"))
     }), 60_000)

@@ -11,6 +11,7 @@ import * as ObjectStore from "../src/ObjectStore.ts"
 import * as QueueClient from "../src/QueueClient.ts"
 import * as Ui from "../src/Ui.ts"
 import { openQueue } from "./utils/queue.ts"
+import { layerOf } from "./utils/stores.ts"
 
 const Mail = Job.define("mail", { payload: Schema.Struct({ to: Schema.String }), keepDone: "1 day", maxAttempts: 3 })
 const hostile = `<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2"> & done`
@@ -301,7 +302,7 @@ describe("Ui: the page's JSON endpoints", () => {
   it.live("a read-only source reads the store again, so the page follows a writer working on it", () =>
     Effect.gen(function*() {
       const { q, store } = yield* filled
-      const ui = yield* serve(Ui.layerSourceReadOnly({ refresh: "100 millis" }).pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))))
+      const ui = yield* serve(Ui.layerSourceReadOnly({ refresh: "100 millis" }).pipe(Layer.provide(layerOf(store))))
       const queues = Effect.map(fetchText(`${ui.url}api/queues`), (r) => body(r) as { snapshotAt: number; queues: Array<{ pending: number; done: number }> })
       const before = yield* queues
       assert.deepStrictEqual(before.queues.map((x) => [x.pending, x.done]), [[1, 1]])
@@ -339,7 +340,7 @@ describe("Ui: the page's JSON endpoints", () => {
       assert.include(yield* failure(Ui.layer({ port: 0, sampleInterval: "10 millis" }).pipe(Layer.provide(source))), "must be at least 100 ms")
       assert.include(yield* failure(Ui.layer({ port: 0, window: "1 day", sampleInterval: "100 millis" }).pipe(Layer.provide(source))), "invalid option window")
       assert.include(
-        yield* failure(Ui.layerSourceReadOnly({ refresh: -1 }).pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store)))),
+        yield* failure(Ui.layerSourceReadOnly({ refresh: -1 }).pipe(Layer.provide(layerOf(store)))),
         "invalid option refresh = -1"
       )
       const taken = yield* serve(source)

@@ -16,18 +16,19 @@ import * as Worker from "../src/Worker.ts"
 import { bytes } from "./utils/exits.ts"
 import { series, valueOf, withRegistry } from "./utils/metrics.ts"
 import { parentOf, withSpans } from "./utils/spans.ts"
+import { type AnyStore, layerOf } from "./utils/stores.ts"
 
 const Task = Job.define("tasks", { payload: Schema.Number, maxAttempts: 2, backoff: Job.Backoff.none() })
 /** A queue of its own for the endpoint's test, which reads the process's registry. */
 const Report = Job.define("reports", { payload: Schema.Number })
 
 /** A queue (and its KV) over `store`, in a scope of its own: closing it closes the queue. */
-const openQueue = (store: ObjectStore.Service, scope: Scope.Scope) =>
+const openQueue = (store: AnyStore, scope: Scope.Scope) =>
   Effect.map(
     Layer.buildWithScope(
       JobQueue.layer({ reaperInterval: "1 second", schedulerInterval: "1 second" }).pipe(
         Layer.provide(Kv.layer()),
-        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+        Layer.provide(layerOf(store))
       ),
       scope
     ),

@@ -59,8 +59,15 @@ const isEncodedName = (name: string): boolean => !/%(?!25)/.test(name)
 
 type Op = ObjectStoreError.Operation
 
-/** @internal */
-export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.ObjectStoreError, Scope.Scope> =>
+/**
+ * The store in `options.directory`, and the local log beside its objects (see `LocalLog.ts`),
+ * which shares the store's coalesced directory fsync.
+ *
+ * @internal
+ */
+export const make = (
+  options: Options
+): Effect.Effect<{ readonly store: Service; readonly log: LocalLog.Service }, ObjectStoreError.ObjectStoreError, Scope.Scope> =>
   Effect.gen(function*() {
     const root = path.resolve(options.directory)
     const tmpDir = path.join(root, tmpDirName)
@@ -314,7 +321,10 @@ export const make = (options: Options): Effect.Effect<Service, ObjectStoreError.
       ).pipe(Stream.catchIf(isFsError, (error) => Stream.fail(Fs.storeError("list", prefix, error))))
     }
 
-    return { get, head, put, delete: remove, list, localLog: LocalLog.make(root, syncDirectory, { partBytes: options.logPartBytes }) } satisfies Service
+    return {
+      store: { get, head, put, delete: remove, list } satisfies Service,
+      log: LocalLog.make(root, syncDirectory, { partBytes: options.logPartBytes })
+    }
   })
 
 const isFsError = (error: unknown): error is Fs.FsError => error instanceof Error && Fs.codeOf(error) !== undefined

@@ -28,10 +28,15 @@
  * durable, a part of the wrong size, a missing part or a seal that does not check is
  * `LogCorrupt`, naming the file and the byte (see `localLog/read.ts`).
  *
+ * The log is its own service, `LocalLog`, beside the `ObjectStore` (not a field of it): the
+ * directory backend's layer provides both, and the KV looks for it with `Effect.serviceOption`.
+ * Wrappers of the store (retry, metrics, validation) therefore never see it, and one that changes
+ * what objects do (fault injection) provides a new `ObjectStore` and no `LocalLog`.
+ *
  * @internal
  */
 import * as path from "node:path"
-import { Duration, Effect, type Scope } from "effect"
+import { Context, Duration, Effect, type Scope } from "effect"
 import * as LogPart from "../../schema/LogPart.ts"
 import { randomToken } from "../internal/token.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
@@ -45,12 +50,12 @@ export { type Appender, LogCorrupt, type Written }
 export type Part = Pick<TakenPart, "part" | "records">
 
 /**
- * The log as the directory backend offers it.
+ * The operations of the log, as the directory backend offers it.
  *
  * @category models
  * @since 0.1.0
  */
-export interface LocalLog {
+export interface Service {
   /** The epochs that have a log, ascending. */
   readonly epochs: Effect.Effect<ReadonlyArray<number>, ObjectStoreError>
   /**
@@ -69,6 +74,19 @@ export interface LocalLog {
   /** Deletes one part of an epoch's log (its fence and seal stay). */
   readonly deletePart: (epoch: number, part: number) => Effect.Effect<void, ObjectStoreError>
 }
+
+/**
+ * The append-only log beside the store's objects, when the backend has one (the directory
+ * backend's layers provide it with their `ObjectStore`; memory and S3 have none). The KV reads it
+ * with `Effect.serviceOption`: present, it appends its WAL there (one write and `fdatasync` per
+ * group commit instead of one object) and recovers from it; absent, it uses WAL objects only. It
+ * must be the log of the `ObjectStore` beside it: a layer that replaces the store with one that
+ * behaves differently (fault injection) provides no `LocalLog`.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export class LocalLog extends Context.Service<LocalLog, Service>()("bucketq/LocalLog") {}
 
 /** Tuning of the log (defaults: 4 MiB parts, a confirm frame after 20 ms idle). */
 export interface Options {
@@ -91,7 +109,7 @@ export const make = (
   root: string,
   syncDirectory: (dir: string) => Effect.Effect<void, Fs.FsError>,
   options?: Options
-): LocalLog => {
+): Service => {
   const base = path.join(root, "%wal")
   const epochDir = (epoch: number) => path.join(base, pad(epoch))
   const relative = (file: string) => path.relative(root, file)

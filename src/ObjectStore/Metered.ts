@@ -82,7 +82,6 @@ export const metered = (store: Service): Effect.Effect<Service> =>
             seen++
             return entry
           })
-        }),
-      ...(store.localLog === undefined ? {} : { localLog: store.localLog })
+        })
     }
   })

@@ -104,7 +104,6 @@ export const retrying = (store: Service, options: RetryOptions): Service => {
     head: (key) => Effect.map(retry(store.head(key)), withoutToken),
     put,
     delete: (key) => retry(store.delete(key)),
-    list,
-    ...(store.localLog === undefined ? {} : { localLog: store.localLog })
+    list
   }
 }

@@ -25,6 +25,5 @@ export const validated = (store: Service): Service => ({
       ? checkPrefix(prefix)
       : Effect.andThen(checkPrefix(prefix), checkStartAfter(startAfter))
     return Stream.unwrap(Effect.map(checks, () => store.list(prefix, options)))
-  },
-  ...(store.localLog === undefined ? {} : { localLog: store.localLog })
+  }
 })

@@ -17,6 +17,7 @@
 import { Config, Effect, Option, type Scope } from "effect"
 import * as JobQueue from "../JobQueue.ts"
 import { ObjectStore } from "../ObjectStore.ts"
+import * as StoreContext from "../ObjectStore/context.ts"
 import * as QueueClient from "../QueueClient.ts"
 import * as WriterRecord from "../WriterRecord.ts"
 import { CliFailure, failWith } from "./failure.ts"
@@ -83,6 +84,7 @@ export const connect = (options: { readonly mutating: boolean; readonly url: str
           `does (start it with a QueueServer, set BUCKETQ_TOKEN, and run the command again); the CLI never opens the store for writing`
       })
     }
-    const reload = Effect.provideService(readOnlyReader, ObjectStore, yield* ObjectStore)
+    // the store goes with the reload, and its local log if it has one: the snapshot reads both
+    const reload = Effect.provide(readOnlyReader, yield* StoreContext.current)
     return { source: "read-only", reader: yield* reload, reload, writer: Option.none() } satisfies Target
   })

@@ -23,7 +23,7 @@ import { fromLatin1 } from "../internal/binary.ts"
 import type { BTree } from "../internal/btree.ts"
 import { decodeOrCorrupt } from "../kv/recovery.ts"
 import { loadSnapshot } from "../kv/snapshot.ts"
-import { ObjectStore } from "../ObjectStore.ts"
+import { LocalLog, ObjectStore } from "../ObjectStore.ts"
 import * as Keys from "../queue/keys.ts"
 import { describe, failWith } from "./failure.ts"
 import * as Format from "./format.ts"
@@ -84,7 +84,7 @@ const checkRecords = (live: BTree<string, string>, objects: ReadonlySet<string>)
   return damaged
 }
 
-/** Checks the store in context (see the module's header). */
+/** Checks the store in context, and its `LocalLog` if the context has one (see the module's header). */
 export const verify = Effect.gen(function*() {
   const store = yield* ObjectStore
   const damaged: Array<Damage> = []
@@ -113,7 +113,7 @@ export const verify = Effect.gen(function*() {
   }, { concurrency: 8, discard: true })
   let logParts = 0
   let logRecords = 0
-  const log = store.localLog
+  const log = Option.getOrUndefined(yield* Effect.serviceOption(LocalLog))
   if (log !== undefined) {
     for (const epoch of yield* log.epochs.pipe(failWith("could not list the local log"))) {
       const parts = yield* Effect.exit(log.read(epoch))
@@ -133,7 +133,7 @@ export const verify = Effect.gen(function*() {
       )
     }
   }
-  const replay = yield* Effect.exit(loadSnapshot(store))
+  const replay = yield* Effect.exit(loadSnapshot(store, log))
   let state: Report["state"] = null
   if (replay._tag === "Success") {
     state = { epoch: replay.value.epoch, lastSeq: replay.value.lastSeq, keys: replay.value.live.size }

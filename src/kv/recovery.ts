@@ -13,8 +13,14 @@ import * as WalSegment from "../../schema/WalSegment.ts"
 import { DecodeError } from "../internal/binary.ts"
 import type { BTree } from "../internal/btree.ts"
 import { Corrupt, Fenced } from "../KvError.ts"
-import type { LocalLog, Service as Store } from "../ObjectStore.ts"
-import { epochPath, type LogCorrupt, type Part as LocalLogPart, partPath } from "../ObjectStore/LocalLog.ts"
+import type { Service as Store } from "../ObjectStore.ts"
+import {
+  epochPath,
+  type LogCorrupt,
+  type Part as LocalLogPart,
+  partPath,
+  type Service as LocalLog
+} from "../ObjectStore/LocalLog.ts"
 import { isPreconditionFailed, type ObjectStoreError } from "../ObjectStoreError.ts"
 import { idOf, manifestKey, manifestPrefix, runKey, walKey, walPrefix } from "./paths.ts"
 import { newTree, opBytes } from "./state.ts"
@@ -292,10 +298,11 @@ export const loadRuns = (store: Store, manifest: Manifest.Manifest, live: BTree<
   )
 
 /**
- * Opens the store as its writer. Fails with `Fenced` if another writer keeps winning the race to
- * open, `Corrupt` if an object fails its checks or a WAL segment of the replay range is missing.
+ * Opens the store as its writer, taking over the older writers' logs in `log` (the store's local
+ * log, if it has one). Fails with `Fenced` if another writer keeps winning the race to open,
+ * `Corrupt` if an object fails its checks or a WAL segment of the replay range is missing.
  */
-export const recover = (store: Store, options: { readonly openAttempts: number }) =>
+export const recover = (store: Store, log: LocalLog | undefined, options: { readonly openAttempts: number }) =>
   Effect.gen(function*() {
     const { id: manifestId, manifest } = yield* raiseEpoch(store, options.openAttempts)
     const fenceId = yield* writeFence(store, manifest)
@@ -315,9 +322,7 @@ export const recover = (store: Store, options: { readonly openAttempts: number }
     )
     const lost = checkAcknowledged(segments, fences, manifest.replayAfterWalId)
     if (lost !== undefined) return yield* lost
-    const logs = store.localLog === undefined
-      ? { segments: [], parts: [] }
-      : yield* takeOverLogs(store.localLog, manifest.writerEpoch)
+    const logs = log === undefined ? { segments: [], parts: [] } : yield* takeOverLogs(log, manifest.writerEpoch)
     segments.push(...logs.segments)
     const order = replayOrder(segments, manifest.lastSeq, new Set(logs.segments))
     if (order instanceof Corrupt) return yield* order

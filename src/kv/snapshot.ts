@@ -20,7 +20,7 @@ import type * as WalSegment from "../../schema/WalSegment.ts"
 import type { BTree } from "../internal/btree.ts"
 import { Corrupt } from "../KvError.ts"
 import type { Service as Store } from "../ObjectStore.ts"
-import { logPrefix } from "../ObjectStore/LocalLog.ts"
+import { logPrefix, type Service as LocalLog } from "../ObjectStore/LocalLog.ts"
 import { walKey, walPrefix } from "./paths.ts"
 import {
   applyCommits,
@@ -42,7 +42,11 @@ export interface Snapshot {
 }
 
 /** One attempt at loading from the manifest `latest`. */
-const loadFrom = (store: Store, latest: Option.Option<{ readonly id: number; readonly manifest: Manifest.Manifest }>) =>
+const loadFrom = (
+  store: Store,
+  log: LocalLog | undefined,
+  latest: Option.Option<{ readonly id: number; readonly manifest: Manifest.Manifest }>
+) =>
   Effect.gen(function*() {
     const live = newTree()
     if (Option.isNone(latest)) return { epoch: 0, lastSeq: 0, live } satisfies Snapshot
@@ -62,7 +66,6 @@ const loadFrom = (store: Store, latest: Option.Option<{ readonly id: number; rea
     )
     const lost = checkAcknowledged(segments, fences, replayAfter)
     if (lost !== undefined) return yield* lost
-    const log = store.localLog
     const logs = log === undefined
       ? { segments: [] }
       : yield* Effect.flatMap(log.epochs, (epochs) => logSegments(epochs.filter((e) => e <= manifest.writerEpoch), log.read))
@@ -83,18 +86,19 @@ const failedOnLog = (exit: Exit.Exit<unknown, { readonly _tag: string }>): boole
   )
 
 /**
- * Loads the committed state of the store without writing anything. A load that fails while a
+ * Loads the committed state of the store, and of `log` (its local log, if it has one), without
+ * writing anything. A load that fails while a
  * newer manifest appeared (the writer moved on and collected what the older one needed) starts
  * over from it, up to 5 times; so does one that found a local-log part not checking, after 50 ms
  * (a live writer's append read half-way, unsynced: read again, it checks; damage does not);
  * otherwise its failure stands.
  */
-export const loadSnapshot = (store: Store) =>
+export const loadSnapshot = (store: Store, log: LocalLog | undefined) =>
   Effect.gen(function*() {
     for (let attempt = 1;; attempt++) {
       const latest = yield* readLatestManifest(store)
       const id = Option.getOrUndefined(Option.map(latest, (m) => m.id))
-      const loaded = yield* Effect.exit(loadFrom(store, latest))
+      const loaded = yield* Effect.exit(loadFrom(store, log, latest))
       if (loaded._tag === "Success") return loaded.value
       if (attempt >= 5) return yield* loaded
       if (failedOnLog(loaded)) yield* Effect.sleep("50 millis")

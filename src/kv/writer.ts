@@ -30,6 +30,7 @@ import type { BTree } from "../internal/btree.ts"
 import { makeSignal } from "../internal/signal.ts"
 import { Closed, type Corrupt, Fenced } from "../KvError.ts"
 import type { Service as Store } from "../ObjectStore.ts"
+import type { Service as LocalLog } from "../ObjectStore/LocalLog.ts"
 import { type InvalidKey, type InvalidRange, isPreconditionFailed, isRetryable, ObjectStoreError } from "../ObjectStoreError.ts"
 import { idOf, manifestKey, manifestPrefix, runKey, runPrefix, walKey, walPrefix } from "./paths.ts"
 import { decodeOrCorrupt, idsUnder, readLatestManifest } from "./recovery.ts"
@@ -40,7 +41,10 @@ import { type Batch, type Failure, makeState, newBatch, type State } from "./sta
 export interface WriterOptions {
   readonly minFlushInterval: Duration.Duration
   readonly maxWalPutsInFlight: number
-  /** Write the WAL to the store's local log when it has one. */
+  /**
+   * Write the WAL to the store's local log when it has one; else to WAL objects (the log, if any,
+   * still recovered and its covered parts collected).
+   */
   readonly useLocalLog: boolean
   readonly maxUnflushedBytes: number
   readonly runFlushSegments: number
@@ -94,9 +98,14 @@ export interface Writer {
   readonly stopped: Effect.Effect<never, Failure>
 }
 
-/** Starts the flusher and the maintainer in the current scope; closing it flushes what is committed. */
+/**
+ * Starts the flusher and the maintainer in the current scope; closing it flushes what is
+ * committed. `log` is the store's local log, if it has one: appended to unless
+ * `options.useLocalLog` is false, and its parts that runs cover are deleted either way.
+ */
 export const startWriter = (
   store: Store,
+  log: LocalLog | undefined,
   recovered: Recovered,
   options: WriterOptions
 ): Effect.Effect<Writer, ObjectStoreError | InvalidKey | InvalidRange | Fenced | Corrupt, Scope.Scope> =>
@@ -118,8 +127,7 @@ export const startWriter = (
     const inFlight: Array<Flight> = []
     // closed after the final flush (finalizers run last-in first-out), so puts can finish first
     const putScope = yield* Scope.fork(yield* Scope.Scope)
-    const localLog = options.useLocalLog ? store.localLog : undefined
-    const appender = localLog === undefined ? undefined : yield* localLog.appender(recovered.epoch)
+    const appender = options.useLocalLog && log !== undefined ? yield* log.appender(recovered.epoch) : undefined
     if (appender !== undefined) {
       // A newer writer takes over (fences) only the logs it finds when it opens. Ours exists now:
       // if no newer manifest is there yet, a newer writer raises it after this and finds our log;
@@ -443,7 +451,6 @@ export const startWriter = (
     /** Deletes the log parts whose commits all are in runs (except the part appended to now). */
     const collectLogParts = (coveredSeq: number) =>
       Effect.gen(function*() {
-        const log = store.localLog
         if (log === undefined) return
         const current = appender === undefined ? undefined : logParts[logParts.length - 1]
         for (const part of [...logParts]) {

@@ -9,10 +9,9 @@ import { TestClock } from "effect/testing"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
 import * as Kv from "../../src/Kv.ts"
-import * as ObjectStore from "../../src/ObjectStore.ts"
 import { slotJobId } from "../../src/queue/schedules.ts"
 import { reasonOf } from "../utils/exits.ts"
-import type { Backend } from "../utils/stores.ts"
+import { type AnyStore, type Backend, layerOf } from "../utils/stores.ts"
 
 const Digest = Job.define("digest", { payload: Schema.Struct({ to: Schema.String }) })
 const minute = 60_000
@@ -21,14 +20,14 @@ const minute = 60_000
 const realPause = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 1)))
 
 /** A queue over `store` in a scope of its own, and the effect closing it (a clean shutdown). */
-const openQueue = (store: ObjectStore.Service, schedulerInterval: Duration.Input = "10 seconds", kvOptions?: Kv.Options) =>
+const openQueue = (store: AnyStore, schedulerInterval: Duration.Input = "10 seconds", kvOptions?: Kv.Options) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const context = yield* Layer.buildWithScope(
       // no writer record: its heartbeat would put across the long jumps of virtual time, for nothing here
       JobQueue.layer({ reaperInterval: "1 hour", schedulerInterval, writerRecord: false }).pipe(
         Layer.provideMerge(Kv.layer(kvOptions)),
-        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+        Layer.provide(layerOf(store))
       ),
       scope
     )
@@ -107,7 +106,7 @@ const sorted = (ids: ReadonlyArray<string>) => [...ids].sort()
 
 export const cronSchedulesSuite = (backend: Backend) =>
   describe(`Cron schedules on ${backend.name}`, () => {
-    const storeOf = Effect.map(Layer.build(backend.layer()), (context) => Context.get(context, ObjectStore.ObjectStore))
+    const storeOf = Layer.build(backend.layer()) // the store's context: with the directory backend's local log
 
     it.effect("a schedule enqueues one job per slot as time passes, its id derived from the key and the slot", () =>
       Effect.gen(function*() {

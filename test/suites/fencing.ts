@@ -4,16 +4,15 @@
 // no request at all afterwards, counted through a fault-injecting store over the older writer's
 // while virtual time runs on for many reaper, scheduler, claim and fence-check periods.
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Context, Deferred, Effect, Exit, Layer, Schema } from "effect"
+import { Cause, Deferred, Effect, Exit, Layer, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import * as FaultInjection from "../../src/FaultInjection.ts"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
-import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as Worker from "../../src/Worker.ts"
 import { reasonOf } from "../utils/exits.ts"
 import { runUntilDone } from "../utils/queue.ts"
-import { type Backend, queueOver } from "../utils/stores.ts"
+import { type Backend, queueOver, serviceOf } from "../utils/stores.ts"
 
 const Task = Job.define("tasks", { payload: Schema.Struct({ n: Schema.Number }) })
 const Held = Job.define("held", { payload: Schema.Struct({ data: Schema.String }) })
@@ -54,8 +53,8 @@ export const fencingSuite = (backend: Backend) =>
      * touch the store.
      */
     const setup = Effect.gen(function*() {
-      const raw = Context.get(yield* Layer.build(backend.layer()), ObjectStore.ObjectStore)
-      const { control, store: counted } = FaultInjection.make(raw, { seed: 1 })
+      const raw = yield* Layer.build(backend.layer())
+      const { control, store: counted } = FaultInjection.make(serviceOf(raw), { seed: 1 })
       const first = yield* queueOver(counted, { offloadThreshold: 64 })
       return { first, control, takeOver: queueOver(raw, { offloadThreshold: 64 }) }
     })

@@ -7,10 +7,9 @@ import * as Msgpack from "../../src/internal/msgpack.ts"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
 import * as Kv from "../../src/Kv.ts"
-import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as Keys from "../../src/queue/keys.ts"
 import { reasonOf } from "../utils/exits.ts"
-import type { Backend } from "../utils/stores.ts"
+import { type AnyStore, type Backend, layerOf, serviceOf } from "../utils/stores.ts"
 import { openQueue, openQueueAndKv } from "../utils/queue.ts"
 
 const Email = Job.define("emails", {
@@ -21,7 +20,7 @@ const NoBackoff = Job.define("fast", { payload: Schema.Struct({ n: Schema.Number
 
 export const jobQueueSuite = (backend: Backend) =>
   describe(`JobQueue on ${backend.name}`, () => {
-  const storeOf = Effect.map(Layer.build(backend.layer()), (context) => Context.get(context, ObjectStore.ObjectStore))
+  const storeOf = Layer.build(backend.layer()) // the store's context: with the directory backend's local log
   const fresh = Effect.flatMap(storeOf, openQueue)
 
   it.effect("enqueue, claim, ack: the job is gone and its completion is seen", () =>
@@ -486,7 +485,7 @@ export const jobQueueSuite = (backend: Backend) =>
       const context = yield* Layer.buildWithScope(
         JobQueue.layer({ reaperInterval: "1 second" }).pipe(
           Layer.provideMerge(Kv.layer()),
-          Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+          Layer.provide(layerOf(store))
         ),
         scope
       )
@@ -921,8 +920,8 @@ export const jobQueueSuite = (backend: Backend) =>
 
   const Blob = Job.define("blobs", { payload: Schema.Struct({ data: Schema.String }), backoff: Job.Backoff.none(), deadRetention: "1 hour" })
   const big = (tag: string) => ({ data: `${tag}:${"x".repeat(200)}` })
-  const payloadObjects = (store: ObjectStore.Service) =>
-    Effect.map(Stream.runCollect(store.list("payloads/")), (entries) => entries.map((e) => e.key))
+  const payloadObjects = (store: AnyStore) =>
+    Effect.map(Stream.runCollect(serviceOf(store).list("payloads/")), (entries) => entries.map((e) => e.key))
   const offloading = (options?: JobQueue.Options) =>
     Effect.gen(function*() {
       const store = yield* storeOf
@@ -998,7 +997,7 @@ export const jobQueueSuite = (backend: Backend) =>
       const { q, store } = yield* offloading()
       const { id } = yield* q.enqueue(Blob, big("gone"))
       const [key] = yield* payloadObjects(store)
-      yield* store.delete(key!)
+      yield* serviceOf(store).delete(key!)
       assert.strictEqual(reasonOf(yield* Effect.exit(q.get(id))), "PayloadMissing")
       assert.deepStrictEqual(yield* q.claim(Blob), [])
       const dead = yield* q.awaitCompletion(id)

@@ -1,18 +1,38 @@
 // The KV on a real backend (memory, directory, S3), live clock: commits, a transaction, runs and
-// compaction, reopen, and fencing by a second writer through the backend's own put-if-absent.
+// compaction, reopen, and fencing by a second writer through the backend's own put-if-absent; and
+// that the helpers every suite opens its KVs and queues with hand the directory backend's local
+// log on with its store (a store value alone would not, and the suites would not test the log).
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer, Option, Schema, Stream } from "effect"
+import * as Job from "../../src/Job.ts"
 import * as Kv from "../../src/Kv.ts"
-import { ObjectStore } from "../../src/ObjectStore.ts"
-import type { Backend } from "../utils/stores.ts"
+import { LocalLog } from "../../src/ObjectStore.ts"
+import { type Backend, contextOf, queueOver, serviceOf, type StoreContext } from "../utils/stores.ts"
 import { bytes, reasonOf, text } from "../utils/exits.ts"
 import { openKv } from "../utils/kv.ts"
+import { openQueue } from "../utils/queue.ts"
+
+const Task = Job.define("tasks", { payload: Schema.Struct({ n: Schema.Number }) })
+
+/** The records in the store's local log (none without one), and the sizes of its `wal/` objects. */
+const walOf = (store: StoreContext) =>
+  Effect.gen(function*() {
+    let records = 0
+    const log = Context.getOption(store, LocalLog)
+    if (Option.isSome(log)) {
+      for (const epoch of yield* log.value.epochs) {
+        for (const part of yield* log.value.read(epoch)) records += part.records.length
+      }
+    }
+    const objects = yield* Stream.runCollect(serviceOf(store).list("wal/"))
+    return { records, segmentObjects: objects.filter((o) => o.size > 0).length }
+  })
 
 export const kvOnBackend = (backend: Backend) =>
   describe(`Kv on ${backend.name}`, () => {
     it.live("commits, a transaction, runs and compaction; reopen recovers; a second writer fences the first", () =>
       Effect.gen(function*() {
-        const store = Context.get(yield* Layer.build(backend.layer()), ObjectStore)
+        const store = yield* Layer.build(backend.layer())
         const options: Kv.Options = { runFlushSegments: 3, maxRuns: 3, gcMinAge: 0, keepManifests: 2 }
         const a = yield* openKv(store, options)
         yield* Effect.forEach(Array.from({ length: 40 }, (_, i) => i), (i) =>
@@ -38,5 +58,28 @@ export const kvOnBackend = (backend: Backend) =>
         assert.isTrue(Option.isNone(yield* c.kv.get(bytes("zombie"))))
         assert.strictEqual((yield* c.kv.stats).epoch, 3)
         yield* c.close
+      }), 60_000)
+
+    it.live(`the suites' helpers open KVs and queues with the store's local log: ${backend.localLog ? "WAL in the log, no WAL objects" : "none here, WAL objects"}`, () =>
+      Effect.gen(function*() {
+        const opened = [
+          (store: StoreContext) => Effect.flatMap(openKv(store), (a) => Effect.andThen(a.kv.write([{ _tag: "Put", key: bytes("k"), value: bytes("v") }]), a.close)),
+          (store: StoreContext) => Effect.flatMap(queueOver(store), (q) => q.enqueue(Task, { n: 1 })),
+          (store: StoreContext) => Effect.flatMap(openQueue(store), (q) => q.enqueue(Task, { n: 1 }))
+        ]
+        for (const open of opened) {
+          const store = yield* Layer.build(backend.layer())
+          assert.strictEqual(Option.isSome(Context.getOption(store, LocalLog)), backend.localLog, "the backend's layer provides a LocalLog")
+          yield* open(store)
+          const wal = yield* walOf(store)
+          if (backend.localLog) {
+            assert.isAbove(wal.records, 0, "the WAL went to the local log")
+            assert.strictEqual(wal.segmentObjects, 0, "no WAL segment object (only fences)")
+            // the store passed bare would lose the log: the helpers refuse it
+            assert.throws(() => contextOf(serviceOf(store)), /loses its local log/)
+          } else {
+            assert.isAbove(wal.segmentObjects, 0, "the WAL went to objects")
+          }
+        }
       }), 60_000)
   })

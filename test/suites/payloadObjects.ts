@@ -4,16 +4,15 @@
 // at claim: the job is dead-lettered, durably, with a reason naming the object and the failed
 // check, never handed to a claimer or a handler; `get` of it fails with `Corrupt`.
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Fiber, Layer, Option, Schema } from "effect"
+import { Effect, Fiber, Layer, Option, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import * as PayloadObject from "../../schema/PayloadObject.ts"
 import * as Msgpack from "../../src/internal/msgpack.ts"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
-import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as Worker from "../../src/Worker.ts"
 import { reasonOf } from "../utils/exits.ts"
-import { type Backend, queueOver } from "../utils/stores.ts"
+import { type AnyStore, type Backend, queueOver, serviceOf } from "../utils/stores.ts"
 
 const Blob = Job.define("blobs", { payload: Schema.Struct({ data: Schema.String }), backoff: Job.Backoff.none() })
 const big = (tag: string) => ({ data: `${tag}:${"x".repeat(200)}` }) // over the 64-byte threshold below
@@ -64,7 +63,7 @@ const damages: ReadonlyArray<Damage> = [
 
 export const payloadObjectSuite = (backend: Backend) =>
   describe(`Payload objects on ${backend.name}`, () => {
-    const storeOf = Effect.map(Layer.build(backend.layer()), (context) => Context.get(context, ObjectStore.ObjectStore))
+    const storeOf = Layer.build(backend.layer()) // the store's context: with the directory backend's local log
 
     /** Enqueues an offloaded payload: its id and its object's key. */
     const enqueueOffloaded = (q: JobQueue.Service, tag: string) =>
@@ -76,15 +75,15 @@ export const payloadObjectSuite = (backend: Backend) =>
       })
 
     /** Replaces the object at `key` with `damage` done to it. */
-    const damage = (store: ObjectStore.Service, key: string, d: Damage) =>
-      Effect.flatMap(store.get(key), (object) => store.put(key, d.apply(object.bytes)))
+    const damage = (store: AnyStore, key: string, d: Damage) =>
+      Effect.flatMap(serviceOf(store).get(key), (object) => serviceOf(store).put(key, d.apply(object.bytes)))
 
     it.effect("a payload object is framed: magic, kind 4, version 1, the encoded payload, CRC32", () =>
       Effect.gen(function*() {
         const store = yield* storeOf
         const q = yield* queueOver(store, { offloadThreshold: 64 })
         const { ref } = yield* enqueueOffloaded(q, "framed")
-        const { bytes } = yield* store.get(ref)
+        const { bytes } = yield* serviceOf(store).get(ref)
         assert.deepStrictEqual([...bytes.subarray(0, 6)], [0x42, 0x51, 0x4b, 0x56, 4, 1])
         assert.deepStrictEqual(Msgpack.decode(PayloadObject.decode(bytes)), big("framed"))
       }))

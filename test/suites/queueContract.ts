@@ -2,17 +2,16 @@
 // attempt history of a job, the user KV namespace, the effects a settlement commits with it, and
 // a job's result kept for its retention.
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Context, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
+import { Cause, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
-import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as Core from "../../src/queue/core.ts"
 import * as Keys from "../../src/queue/keys.ts"
 import { settingsOf } from "../../src/queue/wire.ts"
 import * as Worker from "../../src/Worker.ts"
 import { bytes, reasonOf, text } from "../utils/exits.ts"
-import type { Backend } from "../utils/stores.ts"
+import { type AnyStore, type Backend, serviceOf } from "../utils/stores.ts"
 import { eventually, openQueue, openQueueAndKv } from "../utils/queue.ts"
 
 const Email = Job.define("emails", { payload: Schema.Struct({ to: Schema.String }), backoff: Job.Backoff.none() })
@@ -34,8 +33,8 @@ const failureOf = (exit: Exit.Exit<unknown, unknown>): { readonly _tag: string; 
 const counts = (q: JobQueue.Service, queue: string) =>
   Effect.map(q.stats(queue), (s) => [s.pending, s.scheduled, s.claimed, s.done, s.dead])
 
-const payloadObjects = (store: ObjectStore.Service) =>
-  Effect.map(Stream.runCollect(store.list("payloads/")), (entries) => entries.map((e) => e.key))
+const payloadObjects = (store: AnyStore) =>
+  Effect.map(Stream.runCollect(serviceOf(store).list("payloads/")), (entries) => entries.map((e) => e.key))
 
 /** The user KV as `{ key: text }`. */
 const userEntries = (q: JobQueue.Service, prefix = "") =>
@@ -43,7 +42,7 @@ const userEntries = (q: JobQueue.Service, prefix = "") =>
 
 export const queueContractSuite = (backend: Backend) =>
   describe(`history, results, user KV and settlement effects on ${backend.name}`, () => {
-    const storeOf = Effect.map(Layer.build(backend.layer()), (context) => Context.get(context, ObjectStore.ObjectStore))
+    const storeOf = Layer.build(backend.layer()) // the store's context: with the directory backend's local log
     const fresh = Effect.flatMap(storeOf, (store) => openQueue(store))
 
     // ---- attempt history ---------------------------------------------------------------------

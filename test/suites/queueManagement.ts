@@ -2,14 +2,13 @@
 // state, its order and its cursors), queues(), the dead-letter queue (deadJobs, requeueDead,
 // purgeDead), wake, and pause/resume. Taquba's tests of these (reference §3) are ported here.
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
+import { Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
-import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as Worker from "../../src/Worker.ts"
 import { reasonOf } from "../utils/exits.ts"
-import type { Backend } from "../utils/stores.ts"
+import { type Backend, serviceOf } from "../utils/stores.ts"
 import { eventually, openQueueAndKv } from "../utils/queue.ts"
 
 const Email = Job.define("emails", {
@@ -50,7 +49,7 @@ const deadOnes = (q: JobQueue.Service, n: number) =>
 
 export const queueManagementSuite = (backend: Backend) =>
   describe(`Inspecting and managing jobs on ${backend.name}`, () => {
-    const storeOf = Effect.map(Layer.build(backend.layer()), (context) => Context.get(context, ObjectStore.ObjectStore))
+    const storeOf = Layer.build(backend.layer()) // the store's context: with the directory backend's local log
     const fresh = Effect.flatMap(Effect.flatMap(storeOf, (store) => openQueueAndKv(store)), ({ q }) => Effect.succeed(q))
 
     // ---- wake ---------------------------------------------------------------------------------
@@ -296,8 +295,8 @@ export const queueManagementSuite = (backend: Backend) =>
           assert.deepStrictEqual(job.payload, got[i]!.payload)
         }
         // an offloaded payload whose object is gone: listed as stored, with why; the others as they are
-        const [key] = yield* Effect.map(Stream.runCollect(store.list("payloads/")), (e) => e.map((x) => x.key))
-        yield* store.delete(key!)
+        const [key] = yield* Effect.map(Stream.runCollect(serviceOf(store).list("payloads/")), (e) => e.map((x) => x.key))
+        yield* serviceOf(store).delete(key!)
         const afterLoss = yield* q.list(Blob, "Pending")
         assert.match(afterLoss.jobs[0]!.payloadError ?? "", /missing/)
         assert.deepStrictEqual(afterLoss.jobs[1]!.payload, { data: "s" })
@@ -466,7 +465,7 @@ export const queueManagementSuite = (backend: Backend) =>
       Effect.gen(function*() {
         const store = yield* storeOf
         const { q } = yield* openQueueAndKv(store, { offloadThreshold: 64 })
-        const objects = Effect.map(Stream.runCollect(store.list("payloads/")), (e) => e.length)
+        const objects = Effect.map(Stream.runCollect(serviceOf(store).list("payloads/")), (e) => e.length)
         const { id } = yield* q.enqueue(Blob, big("dead"))
         const [first] = yield* q.claim(Blob, { lease: "1 second" })
         assert.strictEqual(yield* q.cancel(id), "Requested")
@@ -511,7 +510,7 @@ export const queueManagementSuite = (backend: Backend) =>
       Effect.gen(function*() {
         const store = yield* storeOf
         const { kv, q } = yield* openQueueAndKv(store, { offloadThreshold: 64 })
-        const objects = Effect.map(Stream.runCollect(store.list("payloads/")), (e) => e.length)
+        const objects = Effect.map(Stream.runCollect(serviceOf(store).list("payloads/")), (e) => e.length)
         const dead = yield* q.enqueueBatch(Blob, [big("a"), big("b"), { data: "small" }])
         const claims = yield* q.claim(Blob, { max: 3 })
         yield* Effect.forEach(claims, (c) => q.nack(c, "no"), { discard: true })

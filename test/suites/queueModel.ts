@@ -38,6 +38,7 @@ import * as Kv from "../../src/Kv.ts"
 import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as Keys from "../../src/queue/keys.ts"
 import { layoutChecked } from "../utils/commitLayout.ts"
+import { layerOf } from "../utils/stores.ts"
 
 // ---- definitions ---------------------------------------------------------------------------------
 
@@ -808,7 +809,7 @@ export const runQueueSchedule = (
             JobQueue.layer(queueOptions).pipe(
               // every commit the queue makes is checked against the record layout before it lands
               Layer.provideMerge(Layer.effect(Kv.Kv, Effect.map(Kv.make(kvOptions), layoutChecked))),
-              Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+              Layer.provide(layerOf(store))
             ),
             scope
           ),

@@ -9,20 +9,20 @@ import * as Kv from "../../src/Kv.ts"
 import { ObjectStore, type Service as Store } from "../../src/ObjectStore.ts"
 import { bytes, reasonOf, text } from "../utils/exits.ts"
 import { openKv } from "../utils/kv.ts"
-import { type Backend, queueOver } from "../utils/stores.ts"
+import { type AnyStore, type Backend, layerOf, queueOver, serviceOf } from "../utils/stores.ts"
 
 const Task = Job.define("tasks", { payload: Schema.Struct({ n: Schema.Number }) })
 
 /** Every object of the store with its bytes, in key order. */
-export const objectsOf = (store: Store) =>
+export const objectsOf = (store: AnyStore) =>
   Effect.gen(function*() {
-    const entries = yield* Stream.runCollect(store.list(""))
+    const entries = yield* Stream.runCollect(serviceOf(store).list(""))
     return yield* Effect.forEach(entries, (entry) =>
-      Effect.map(store.get(entry.key), (object) => `${entry.key} ${Buffer.from(object.bytes).toString("base64")}`))
+      Effect.map(serviceOf(store).get(entry.key), (object) => `${entry.key} ${Buffer.from(object.bytes).toString("base64")}`))
   })
 
 /** The read-only KV over `store`, in the current scope. */
-const readOnly = (store: Store) => Effect.provideService(Kv.makeReadOnly, ObjectStore, store)
+const readOnly = (store: AnyStore) => Effect.provide(Kv.makeReadOnly, layerOf(store))
 
 const everything = (kv: Kv.Service) =>
   Effect.map(kv.scan({ prefix: new Uint8Array(0) }), (entries) => entries.map((e) => `${text(e.key)}=${text(e.value)}`))
@@ -33,7 +33,7 @@ export const readOnlySuite = (backend: Backend) =>
   describe(`read-only open on ${backend.name}`, () => {
     it.live("a read-only open sees every acknowledged commit, writes nothing, and the running writer goes on unfenced", () =>
       Effect.gen(function*() {
-        const store = Context.get(yield* Layer.build(backend.layer()), ObjectStore)
+        const store = yield* Layer.build(backend.layer())
         // runs from a first writer, WAL (or local log) from a second one that keeps running
         const first = yield* openKv(store, { runFlushSegments: 4 })
         for (let i = 0; i < 11; i++) yield* put(first.kv, `k/${i % 5}`, `${i}`)
@@ -59,20 +59,23 @@ export const readOnlySuite = (backend: Backend) =>
 
     it.live("a writer that opens and commits while a read-only open is under way is never fenced by it", () =>
       Effect.gen(function*() {
-        const store = Context.get(yield* Layer.build(backend.layer()), ObjectStore)
+        const store = yield* Layer.build(backend.layer())
         const first = yield* openKv(store, { runFlushSegments: 3 })
         for (let i = 0; i < 8; i++) yield* put(first.kv, `k/${i}`, `${i}`)
         yield* first.close
         // the read-only open stops at its first read of a run or WAL object until the writer has committed
         const reached = yield* Deferred.make<void>()
         const release = yield* Deferred.make<void>()
-        const gated: Store = {
-          ...store,
+        const inner = serviceOf(store)
+        const gatedStore: Store = {
+          ...inner,
           get: (key, options) =>
             key.startsWith("runs/") || key.startsWith("wal/")
-              ? Effect.andThen(Effect.andThen(Deferred.succeed(reached, undefined), Deferred.await(release)), store.get(key, options))
-              : store.get(key, options)
+              ? Effect.andThen(Effect.andThen(Deferred.succeed(reached, undefined), Deferred.await(release)), inner.get(key, options))
+              : inner.get(key, options)
         }
+        // the gated store in place of the store, beside the same local log (if any)
+        const gated = Context.add(store, ObjectStore, gatedStore)
         const loading = yield* Effect.forkChild(readOnly(gated))
         yield* Deferred.await(reached)
         const second = yield* openKv(store)
@@ -93,7 +96,7 @@ export const readOnlySuite = (backend: Backend) =>
 
     it.live("an empty store opens read-only as an empty state, creating nothing", () =>
       Effect.gen(function*() {
-        const store = Context.get(yield* Layer.build(backend.layer()), ObjectStore)
+        const store = yield* Layer.build(backend.layer())
         const kv = yield* readOnly(store)
         assert.deepStrictEqual(yield* everything(kv), [])
         assert.deepStrictEqual(yield* kv.stats, { epoch: 0, lastSeq: 0, durableSeq: 0, nextWalId: 0, keys: 0, unflushedBytes: 0 })
@@ -102,17 +105,16 @@ export const readOnlySuite = (backend: Backend) =>
 
     it.live("the read-only queue lists, counts and reads jobs as the writer's queue does", () =>
       Effect.gen(function*() {
-        const store = Context.get(yield* Layer.build(backend.layer()), ObjectStore)
+        const store = yield* Layer.build(backend.layer())
         const queue = yield* queueOver(store, { writerRecord: false })
         const { id } = yield* queue.enqueue(Task, { n: 1 })
         yield* queue.enqueue(Task, { n: 2 }, { priority: "high" })
         const [claim] = yield* queue.claim(Task, { max: 1 })
         yield* queue.deadLetter(claim!, "bad input")
         yield* queue.pause("tasks")
-        const reader = yield* Effect.provideService(
+        const reader = yield* Effect.provide(
           Effect.provideService(JobQueue.makeReadOnly, Kv.Kv, yield* readOnly(store)),
-          ObjectStore,
-          store
+          layerOf(store)
         )
         assert.deepStrictEqual(yield* reader.queues(), yield* queue.queues())
         assert.deepStrictEqual(yield* reader.stats("tasks"), yield* queue.stats("tasks"))

@@ -11,11 +11,10 @@ import * as FaultInjection from "../../src/FaultInjection.ts"
 import * as Job from "../../src/Job.ts"
 import * as JobQueue from "../../src/JobQueue.ts"
 import * as Kv from "../../src/Kv.ts"
-import * as ObjectStore from "../../src/ObjectStore.ts"
 import * as WriterRecord from "../../src/WriterRecord.ts"
 import { reasonOf } from "../utils/exits.ts"
 import { runUntilDone } from "../utils/queue.ts"
-import type { Backend } from "../utils/stores.ts"
+import { type AnyStore, type Backend, layerOf, serviceOf } from "../utils/stores.ts"
 
 const Task = Job.define("tasks", { payload: Schema.Struct({ n: Schema.Number }), keepDone: "1 day" })
 
@@ -44,39 +43,39 @@ const until = (condition: Effect.Effect<boolean, unknown>, what: string, step = 
   })
 
 /** A queue writer (and its KV) over `store`, built in the test's scope. */
-const writerOver = (store: ObjectStore.Service, options?: JobQueue.Options, kvOptions?: Kv.Options) =>
+const writerOver = (store: AnyStore, options?: JobQueue.Options, kvOptions?: Kv.Options) =>
   Effect.map(
     Layer.build(
       JobQueue.layer(options).pipe(
         Layer.provideMerge(Kv.layer(kvOptions)),
-        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+        Layer.provide(layerOf(store))
       )
     ),
     (context) => ({ q: Context.get(context, JobQueue.JobQueue), kv: Context.get(context, Kv.Kv) })
   )
 
 /** A standby over `store`, built in the test's scope: the build waits until it takes over. */
-const standbyOver = (store: ObjectStore.Service, options?: JobQueue.StandbyOptions) =>
+const standbyOver = (store: AnyStore, options?: JobQueue.StandbyOptions) =>
   Effect.map(
-    Layer.build(JobQueue.layerStandby(options).pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store)))),
+    Layer.build(JobQueue.layerStandby(options).pipe(Layer.provide(layerOf(store)))),
     (context) => ({ q: Context.get(context, JobQueue.JobQueue), kv: Context.get(context, Kv.Kv) })
   )
 
-const recordOf = (store: ObjectStore.Service) =>
-  Effect.map(WriterRecord.read(store), (record) => Option.getOrThrowWith(record, () => new Error("no writer record")))
+const recordOf = (store: AnyStore) =>
+  Effect.map(WriterRecord.read(serviceOf(store)), (record) => Option.getOrThrowWith(record, () => new Error("no writer record")))
 
-const heartbeatIs = (store: ObjectStore.Service, epoch: number, heartbeat: number) =>
-  Effect.map(WriterRecord.read(store), (r) => Option.isSome(r) && r.value.epoch === epoch && r.value.heartbeat >= heartbeat)
+const heartbeatIs = (store: AnyStore, epoch: number, heartbeat: number) =>
+  Effect.map(WriterRecord.read(serviceOf(store)), (r) => Option.isSome(r) && r.value.epoch === epoch && r.value.heartbeat >= heartbeat)
 
 export const standbySuite = (backend: Backend) =>
   describe(`The writer record and the standby on ${backend.name}`, () => {
-    const rawStore = Effect.map(Layer.build(backend.layer()), (context) => Context.get(context, ObjectStore.ObjectStore))
+    const rawStore = Layer.build(backend.layer()) // the store's context: with the directory backend's local log
 
     it.effect("a writer writes its record at open and rewrites it every takeoverAfter / 3 with one put, its heartbeat one higher each time", () =>
       Effect.gen(function*() {
         const raw = yield* rawStore
-        assert.isTrue(Option.isNone(yield* WriterRecord.read(raw)), "no record before any writer")
-        const { control, store } = FaultInjection.make(raw, { seed: 1 })
+        assert.isTrue(Option.isNone(yield* WriterRecord.read(serviceOf(raw))), "no record before any writer")
+        const { control, store } = FaultInjection.make(serviceOf(raw), { seed: 1 })
         yield* writerOver(store, { takeoverAfter: "3 seconds", address: "http://10.0.0.1:7450" })
         const opened = yield* recordOf(raw)
         assert.deepStrictEqual(
@@ -101,9 +100,9 @@ export const standbySuite = (backend: Backend) =>
         const raw = yield* rawStore
         yield* writerOver(raw, { writerRecord: false })
         yield* advance(20_000, 1000)
-        assert.isTrue(Option.isNone(yield* WriterRecord.read(raw)))
-        yield* raw.put(WriterRecord.key, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]))
-        const exit = yield* Effect.exit(WriterRecord.read(raw))
+        assert.isTrue(Option.isNone(yield* WriterRecord.read(serviceOf(raw))))
+        yield* serviceOf(raw).put(WriterRecord.key, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]))
+        const exit = yield* Effect.exit(WriterRecord.read(serviceOf(raw)))
         assert.strictEqual(reasonOf(exit), "Corrupt")
         assert.include(String(exit), "bad magic")
       }))
@@ -111,7 +110,7 @@ export const standbySuite = (backend: Backend) =>
     it.effect("a standby takes a damaged record for a stopped writer: it takes over once it has not changed for takeoverAfter, and writes its own", () =>
       Effect.gen(function*() {
         const raw = yield* rawStore
-        yield* raw.put(WriterRecord.key, new TextEncoder().encode("not a writer record"))
+        yield* serviceOf(raw).put(WriterRecord.key, new TextEncoder().encode("not a writer record"))
         const standby = yield* Effect.forkChild(standbyOver(raw, { takeoverAfter: "3 seconds" }))
         yield* advance(2500)
         assert.isUndefined(standby.pollUnsafe(), "still waiting before takeoverAfter")
@@ -125,7 +124,7 @@ export const standbySuite = (backend: Backend) =>
     it.effect("a standby waits while the writer heartbeats; once its store freezes (a killed process) it takes over within takeoverAfter plus one heartbeat, with every acknowledged job, and the old writer is Fenced", () =>
       Effect.gen(function*() {
         const raw = yield* rawStore
-        const { control, store } = FaultInjection.make(raw, { seed: 2 })
+        const { control, store } = FaultInjection.make(serviceOf(raw), { seed: 2 })
         const old = yield* writerOver(store, { takeoverAfter: "3 seconds" })
         const ids: Array<string> = []
         for (let n = 0; n < 5; n++) ids.push((yield* old.q.enqueue(Task, { n })).id)
@@ -137,7 +136,7 @@ export const standbySuite = (backend: Backend) =>
         // the takeover starts with the standby's manifest (its new epoch); on the directory and S3
         // backends the rest of its open takes real time while virtual time runs on, so the bound is
         // checked on the moment it starts
-        const manifests = Effect.map(Stream.runCollect(raw.list("manifest/")), (entries) => entries.length)
+        const manifests = Effect.map(Stream.runCollect(serviceOf(raw).list("manifest/")), (entries) => entries.length)
         const before = yield* manifests
         yield* control.freeze
         const frozenAt = yield* Clock.currentTimeMillis
@@ -164,7 +163,7 @@ export const standbySuite = (backend: Backend) =>
     it.effect("a zombie writer's heartbeat landing late, after the standby's record, fails its condition: the record stays the newer writer's and the zombie heartbeats no more", () =>
       Effect.gen(function*() {
         const raw = yield* rawStore
-        const { control, store } = FaultInjection.make(raw, { seed: 3 })
+        const { control, store } = FaultInjection.make(serviceOf(raw), { seed: 3 })
         // no fence check: the zombie learns of the newer writer from the record alone
         const zombie = yield* writerOver(store, { takeoverAfter: "3 seconds" }, { fenceCheckInterval: false })
         // from now on each of its heartbeats takes 20 s to land
@@ -185,9 +184,9 @@ export const standbySuite = (backend: Backend) =>
     it.effect("a newer writer's first record put, overtaken by an older writer's heartbeat, reads again and wins; the older one then stops heartbeating", () =>
       Effect.gen(function*() {
         const raw = yield* rawStore
-        const counting = FaultInjection.make(raw, { seed: 4 })
+        const counting = FaultInjection.make(serviceOf(raw), { seed: 4 })
         yield* writerOver(counting.store, { takeoverAfter: "30 seconds" }, { fenceCheckInterval: false }) // beats at 10 s, 20 s…
-        const slow = FaultInjection.make(raw, { seed: 5, faults: { put: { latency: { _tag: "Fixed", millis: 2000 }, keyPrefix: WriterRecord.key } } })
+        const slow = FaultInjection.make(serviceOf(raw), { seed: 5, faults: { put: { latency: { _tag: "Fixed", millis: 2000 }, keyPrefix: WriterRecord.key } } })
         yield* advance(9500)
         // opens at 9.5 s, reads the record, puts it at 11.5 s; the older writer's heartbeat lands at 10 s
         const newer = yield* Effect.forkChild(writerOver(slow.store, { takeoverAfter: "30 seconds" }))
@@ -208,10 +207,10 @@ export const standbySuite = (backend: Backend) =>
       Effect.gen(function*() {
         const raw = yield* rawStore
         // the standby's record puts take 2 s to land: a writer opening meanwhile gets its record in first
-        const slow = FaultInjection.make(raw, { seed: 8, faults: { put: { latency: { _tag: "Fixed", millis: 2000 }, keyPrefix: WriterRecord.key } } })
+        const slow = FaultInjection.make(serviceOf(raw), { seed: 8, faults: { put: { latency: { _tag: "Fixed", millis: 2000 }, keyPrefix: WriterRecord.key } } })
         const standby = yield* Effect.forkChild(standbyOver(slow.store, { takeoverAfter: "3 seconds" }))
         yield* advance(500) // no record: the standby opened at once (epoch 1); its record put is in flight
-        const { control, store } = FaultInjection.make(raw, { seed: 9 })
+        const { control, store } = FaultInjection.make(serviceOf(raw), { seed: 9 })
         const other = yield* writerOver(store, { takeoverAfter: "3 seconds" })
         assert.strictEqual((yield* other.kv.stats).epoch, 2)
         yield* advance(10_000)
@@ -229,7 +228,7 @@ export const standbySuite = (backend: Backend) =>
     it.effect("two standbys racing for a stopped writer's store: exactly one serves, the other waits again or is fenced", () =>
       Effect.gen(function*() {
         const raw = yield* rawStore
-        const { control, store } = FaultInjection.make(raw, { seed: 6 })
+        const { control, store } = FaultInjection.make(serviceOf(raw), { seed: 6 })
         const old = yield* writerOver(store, { takeoverAfter: "3 seconds" })
         yield* old.q.enqueue(Task, { n: 1 })
         const a = yield* Effect.forkChild(standbyOver(raw, { takeoverAfter: "3 seconds" }))
@@ -271,7 +270,7 @@ export const standbySuite = (backend: Backend) =>
     it.effect("options are checked before the store is read: takeoverAfter under 1 second, infinite or not a duration, writerRecord false, a bad address", () =>
       Effect.gen(function*() {
         const raw = yield* rawStore
-        const { control, store } = FaultInjection.make(raw, { seed: 7 })
+        const { control, store } = FaultInjection.make(serviceOf(raw), { seed: 7 })
         const refused = [
           { takeoverAfter: "999 millis" },
           { takeoverAfter: 0 },

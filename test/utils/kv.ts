@@ -5,13 +5,17 @@ import { TestClock } from "effect/testing"
 import * as FaultInjection from "../../src/FaultInjection.ts"
 import * as Kv from "../../src/Kv.ts"
 import * as ObjectStore from "../../src/ObjectStore.ts"
+import { type AnyStore, layerOf } from "./stores.ts"
 
-/** Opens a KV writer on `store` in a new scope; `close` flushes and closes it. */
-export const openKv = (store: ObjectStore.Service, options?: Kv.Options) =>
+/**
+ * Opens a KV writer on `store` (with its local log, if it has one) in a new scope; `close`
+ * flushes and closes it.
+ */
+export const openKv = (store: AnyStore, options?: Kv.Options) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const context = yield* Layer.buildWithScope(
-      Kv.layer(options).pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))),
+      Kv.layer(options).pipe(Layer.provide(layerOf(store))),
       scope
     )
     return { kv: Context.get(context, Kv.Kv), close: Scope.close(scope, Exit.void) }

@@ -5,20 +5,20 @@ import { Clock, Context, Effect, type Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as JobQueue from "../../src/JobQueue.ts"
 import * as Kv from "../../src/Kv.ts"
-import * as ObjectStore from "../../src/ObjectStore.ts"
+import { type AnyStore, layerOf } from "./stores.ts"
 
 /**
- * A queue and its KV over `store` (reaper every second, scheduler every 100 ms unless `options`
+ * A queue and its KV over `store` (with its local log, if it has one; reaper every second, scheduler every 100 ms unless `options`
  * say otherwise), with the scope that closes them: closing it is a clean shutdown, abandoning it a
  * crash.
  */
-export const openQueueAndKv = (store: ObjectStore.Service, options?: JobQueue.Options) =>
+export const openQueueAndKv = (store: AnyStore, options?: JobQueue.Options) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const context = yield* Layer.buildWithScope(
       JobQueue.layer({ reaperInterval: "1 second", schedulerInterval: "100 millis", ...options }).pipe(
         Layer.provideMerge(Kv.layer()),
-        Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
+        Layer.provide(layerOf(store))
       ),
       scope
     )
@@ -26,7 +26,7 @@ export const openQueueAndKv = (store: ObjectStore.Service, options?: JobQueue.Op
   })
 
 /** A queue over `store` in a scope of its own, never closed (a crash when abandoned). */
-export const openQueue = (store: ObjectStore.Service, options?: JobQueue.Options) =>
+export const openQueue = (store: AnyStore, options?: JobQueue.Options) =>
   Effect.map(openQueueAndKv(store, options), ({ q }) => q)
 
 /**

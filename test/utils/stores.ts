@@ -1,4 +1,7 @@
-// The backends every store-level suite runs against, each test on a fresh, empty namespace.
+// The backends every store-level suite runs against, each test on a fresh, empty namespace, and
+// how the helpers that open a KV or a queue over a store take it: with the directory backend's
+// local log beside it (a store value alone would leave the log behind, and the directory suites
+// would silently stop testing it).
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
@@ -9,12 +12,63 @@ import * as ObjectStore from "../../src/ObjectStore.ts"
 
 export interface Backend {
   readonly name: string
-  /** A layer with a new, empty store on every build. */
+  /** Whether its layer provides a `LocalLog` beside the store (the directory backend's does). */
+  readonly localLog: boolean
+  /**
+   * A layer with a new, empty store on every build (the directory backend's also provides its
+   * `LocalLog`: build it and pass the context on, see `StoreContext`).
+   */
   readonly layer: (options?: { readonly retry?: ObjectStore.RetryOptions | false }) => Layer.Layer<ObjectStore.ObjectStore, unknown>
 }
 
+/**
+ * A store as its layer provides it: the `ObjectStore`, and for the directory backend the
+ * `LocalLog` beside it (the type names only the store, which is always there).
+ */
+export type StoreContext = Context.Context<ObjectStore.ObjectStore>
+
+/**
+ * What the helpers that open a KV or a queue take: a store's context, or a bare store value for
+ * a store that has no local log (memory, S3, a fault-injected store).
+ */
+export type AnyStore = StoreContext | ObjectStore.Service
+
+/** The directory stores the backends here built: passed bare, they would lose their local log. */
+const directoryStores = new WeakSet<ObjectStore.Service>()
+
+/**
+ * The context to provide for `store`. A directory store built here passed bare is a defect: the
+ * KV over it would run without the log, so the directory suites would not test the log.
+ */
+export const contextOf = (store: AnyStore): StoreContext => {
+  if (Context.isContext(store)) return store as StoreContext
+  if (directoryStores.has(store)) {
+    throw new Error("a directory store passed as a bare value loses its local log: pass its context (the built layer's)")
+  }
+  return Context.make(ObjectStore.ObjectStore, store)
+}
+
+/** The store value of `store`, for its own operations. */
+export const serviceOf = (store: AnyStore): ObjectStore.Service =>
+  Context.isContext(store) ? Context.get(store as StoreContext, ObjectStore.ObjectStore) : store
+
+/** A layer providing `store` (with its local log, if it has one). */
+export const layerOf = (store: AnyStore): Layer.Layer<ObjectStore.ObjectStore> => Layer.succeedContext(contextOf(store))
+
+/** `layer`'s store registered as a directory store (see `contextOf`). */
+const registered = <E, R>(layer: Layer.Layer<ObjectStore.ObjectStore, E, R>) =>
+  Layer.tap(layer, (context) => Effect.sync(() => void directoryStores.add(Context.get(context, ObjectStore.ObjectStore))))
+
+/**
+ * The directory store over `directory` (a process of its own: its own descriptors and caches),
+ * built in the current scope: its context, with its `LocalLog`.
+ */
+export const directoryStore = (directory: string, options?: Omit<ObjectStore.FileSystemOptions, "directory">) =>
+  Layer.build(registered(ObjectStore.layerFileSystem({ ...options, directory })))
+
 export const memory: Backend = {
   name: "memory",
+  localLog: false,
   layer: (options) => ObjectStore.layerMemory(options)
 }
 
@@ -26,8 +80,9 @@ export const tempDirectory = Effect.acquireRelease(
 
 export const fileSystem: Backend = {
   name: "directory",
+  localLog: true,
   layer: (options) =>
-    Layer.unwrap(Effect.map(tempDirectory, (directory) => ObjectStore.layerFileSystem({ directory, ...options })))
+    Layer.unwrap(Effect.map(tempDirectory, (directory) => registered(ObjectStore.layerFileSystem({ directory, ...options }))))
 }
 
 let s3Namespace = 0
@@ -52,13 +107,14 @@ export const s3Options = (prefix: string): ObjectStore.S3Options => {
 
 export const s3: Backend = {
   name: "s3",
+  localLog: false,
   layer: (options) =>
     Layer.suspend(() => ObjectStore.layerS3({ ...s3Options(`test-${runId}/${++s3Namespace}`), ...options }))
 }
 
 /** A job queue (and its KV writer) over `store`, built in the current scope. */
-export const queueOver = (store: ObjectStore.Service, options?: JobQueue.Options) =>
+export const queueOver = (store: AnyStore, options?: JobQueue.Options) =>
   Effect.map(
-    Layer.build(JobQueue.layer(options).pipe(Layer.provide(Kv.layer()), Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store)))),
+    Layer.build(JobQueue.layer(options).pipe(Layer.provide(Kv.layer()), Layer.provide(layerOf(store)))),
     (context) => Context.get(context, JobQueue.JobQueue)
   )
