@@ -211,7 +211,10 @@ export const standbySuite = (backend: Backend) =>
         const standby = yield* Effect.forkChild(standbyOver(slow.store, { takeoverAfter: "3 seconds" }))
         yield* advance(500) // no record: the standby opened at once (epoch 1); its record put is in flight
         const { control, store } = FaultInjection.make(serviceOf(raw), { seed: 9 })
-        const other = yield* writerOver(store, { takeoverAfter: "3 seconds" })
+        // opened while virtual time moves: an open that meets the standby's in a race backs off on the clock
+        const opening = yield* Effect.forkChild(writerOver(store, { takeoverAfter: "3 seconds" }))
+        yield* until(Effect.sync(() => opening.pollUnsafe() !== undefined), "the newer writer open")
+        const other = yield* Fiber.join(opening)
         assert.strictEqual((yield* other.kv.stats).epoch, 2)
         yield* advance(10_000)
         assert.isUndefined(standby.pollUnsafe(), "the standby waits again while the newer writer heartbeats")
