@@ -27,7 +27,7 @@ export const read = (reads: Pick<Tx, "get">, key: string): JobRecord | undefined
 }
 
 /** The key of a record in its status: where it is stored, and where the index points. */
-const primaryKey = (record: JobRecord): string => {
+export const primaryKey = (record: JobRecord): string => {
   switch (record.status) {
     case "Pending":
       return Keys.pending(record.queue, record.priority, record.id)

@@ -6,7 +6,8 @@
  * jobs that entered and left each status (a claimed job removed may be counted as done: an ack
  * of a job not kept). A commit that breaks any of it is a defect naming the
  * rule, so a model test over random operations fails on the first mutation that bypassed the one
- * staging path (`queue/records.ts` `stage` and `move`).
+ * staging path (`queue/records.ts` `stage` and `move`). The key of a status is `records.ts`'s
+ * own `primaryKey`: that it is the right key is the model test's check of the stored state.
  */
 import { Effect } from "effect"
 import * as JobRecordSchema from "../../schema/JobRecord.ts"
@@ -16,25 +17,10 @@ import type * as Kv from "../../src/Kv.ts"
 import { serviceOver } from "../../src/kv/bytes.ts"
 import { Changes, type Engine, engineOf, type Tx, type Updater } from "../../src/kv/engine.ts"
 import * as Keys from "../../src/queue/keys.ts"
+import { primaryKey } from "../../src/queue/records.ts"
 
 const isRecordKey = (key: string) => Keys.recordPrefixes.some((prefix) => key.startsWith(prefix))
 const decode = (value: string): JobRecord => JobRecordSchema.decode(fromLatin1(value))
-
-/** The primary key of a record in its status (as `records.ts` computes it, written out again here). */
-const primaryKeyOf = (record: JobRecord): string => {
-  switch (record.status) {
-    case "Pending":
-      return Keys.pending(record.queue, record.priority, record.id)
-    case "Scheduled":
-      return Keys.scheduled(record.runAt ?? 0, record.queue, record.id)
-    case "Claimed":
-      return Keys.claimed(record.queue, record.id)
-    case "Done":
-      return Keys.done(record.completedAt ?? 0, record.queue, record.id)
-    case "Dead":
-      return Keys.dead(record.queue, record.id)
-  }
-}
 
 /** The layout problems of `changes` committed onto state read through `get`; empty when none. */
 export const layoutProblems = (changes: Changes, get: (key: string) => string | undefined): Array<string> => {
@@ -45,7 +31,7 @@ export const layoutProblems = (changes: Changes, get: (key: string) => string | 
     if (!isRecordKey(key)) continue
     if (value !== null) {
       const record = decode(value)
-      if (primaryKeyOf(record) !== key) problems.push(`${record.id} (${record.status}) written at another status's key`)
+      if (primaryKey(record) !== key) problems.push(`${record.id} (${record.status}) written at another status's key`)
       if (changes.writes.get(Keys.index(record.id)) !== key) problems.push(`${record.id} written without its index pointing to it`)
       if (record.expiresAt !== undefined && changes.writes.get(Keys.expiry(record.expiresAt, record.id)) !== key) {
         problems.push(`${record.id} (${record.status}) kept until ${record.expiresAt} written without its expiry entry`)
@@ -57,7 +43,7 @@ export const layoutProblems = (changes: Changes, get: (key: string) => string | 
   }
   for (const [id, old] of before) {
     if (after.has(id)) continue
-    if (changes.writes.get(Keys.index(id)) !== null && get(Keys.index(id)) === primaryKeyOf(old)) {
+    if (changes.writes.get(Keys.index(id)) !== null && get(Keys.index(id)) === primaryKey(old)) {
       problems.push(`${id} (${old.status}) removed with its index left pointing to it`)
     }
   }
