@@ -59,9 +59,11 @@ export interface BlockRef {
  * @since 0.1.0
  */
 export class Encoder {
+  // blocks are written straight into `out` (each CRC32 taken over its bytes there): no block
+  // buffer to allocate, copy and drop per 4 KiB
   private readonly out = new Writer(64 * 1024)
   private readonly blocks: Array<BlockRef> = []
-  private block = new Writer(blockBytes + 512)
+  private blockStart: number = header.length
   private first: string | undefined
   private last = ""
   private count = 0
@@ -73,21 +75,22 @@ export class Encoder {
   }
 
   add(key: string, value: string | null): void {
-    if (value === null) this.block.u8(1).latin1(key)
-    else this.block.u8(0).latin1(key).latin1(value)
+    if (value === null) this.out.u8(1).latin1(key)
+    else this.out.u8(0).latin1(key).latin1(value)
     this.first ??= key
     this.last = key
     this.count++
     this.entries++
-    if (this.block.length >= blockBytes) this.closeBlock()
+    if (this.out.length - this.blockStart >= blockBytes) this.closeBlock()
   }
 
   private closeBlock(): void {
     if (this.first === undefined) return
-    const bytes = this.block.finish()
-    this.blocks.push({ firstKey: this.first, lastKey: this.last, offset: this.out.length, length: bytes.length, entries: this.count })
-    this.out.bytes(bytes).u32(crc32(bytes))
-    this.block = new Writer(blockBytes + 512)
+    const offset = this.blockStart
+    const length = this.out.length - offset
+    this.blocks.push({ firstKey: this.first, lastKey: this.last, offset, length, entries: this.count })
+    this.out.u32(crc32(this.out.written(offset)))
+    this.blockStart = this.out.length
     this.first = undefined
     this.count = 0
   }

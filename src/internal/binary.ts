@@ -77,6 +77,11 @@ export class Writer {
     return this
   }
 
+  /** A view of the bytes written in `[start, end)`, valid until the next write. */
+  written(start: number, end = this.length): Uint8Array {
+    return this.buffer.subarray(start, end)
+  }
+
   /** Starts a frame (see `frame`): the magic, kind and version; the body follows. */
   frameHead(kind: number, version: number): this {
     this.reserve(6)
