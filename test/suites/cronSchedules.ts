@@ -266,8 +266,12 @@ export const cronSchedulesSuite = (backend: Backend) =>
         const second = yield* openQueue(store)
         yield* runFor(second, 0)
         const ids = yield* drain(second.q)
-        assert.deepStrictEqual(ids, slotsIn(cron, 0, 5 * 60 * minute).slice(-150).map((slot) => slotJobId("big", slot)))
-        assert.deepStrictEqual((yield* second.q.schedules())[0]?.lastSlot, Option.some(5 * 60 * minute))
+        // the catch-up takes real time (several commits of large records): a minute may pass meanwhile
+        // in virtual time, and the slot it brings is due like any other, once
+        const lastSlot = Option.getOrThrow((yield* second.q.schedules())[0]!.lastSlot)
+        assert.isAtLeast(lastSlot, 5 * 60 * minute)
+        const expected = [...slotsIn(cron, 0, 5 * 60 * minute).slice(-150), ...slotsIn(cron, 5 * 60 * minute, lastSlot)]
+        assert.deepStrictEqual(ids, expected.map((slot) => slotJobId("big", slot)))
       }))
 
     it.effect("in a time zone with DST changes the slots are what Cron.next says, each once (Europe/Paris, 02:30 daily)", () =>
