@@ -991,7 +991,9 @@ export const openReadOnly: Effect.Effect<Reader, Kv.ReadOnlyOpenError, ObjectSto
 )
 
 /**
- * The job queue over the `Kv` in context.
+ * The job queue over the `Kv` in context. It must be the service `Kv.layer` (or `Kv.make`,
+ * `Kv.layerReadOnly`) built: the queue commits through that KV's engine, which a copy or a
+ * wrapper of the service does not carry (building the queue over one dies, saying so).
  *
  * @category layers
  * @since 0.1.0

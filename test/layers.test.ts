@@ -1,8 +1,8 @@
 // The ready-made layers: QueueTest under TestClock, QueueLive (and QueueLive.standby) from the environment.
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Option, Schema } from "effect"
+import { Cause, ConfigProvider, Effect, Exit, Layer, Option, Schema } from "effect"
 import { TestClock } from "effect/testing"
-import { Job, JobQueue, QueueLive, QueueTest } from "../src/index.ts"
+import { Job, JobQueue, Kv, ObjectStore, QueueLive, QueueTest } from "../src/index.ts"
 import { tempDirectory } from "./utils/stores.ts"
 
 const Ping = Job.define("ping", { payload: Schema.Struct({ n: Schema.Number }) })
@@ -14,6 +14,14 @@ const roundTrip = Effect.gen(function*() {
 })
 
 describe("layers", () => {
+  it.effect("JobQueue.layer over a copy of the KV service (not the one Kv.layer made) fails with a defect naming why", () =>
+    Effect.gen(function*() {
+      const copied = Layer.effect(Kv.Kv, Effect.map(Kv.make(), (kv) => ({ ...kv })))
+      const exit = yield* Effect.exit(Layer.build(JobQueue.layer().pipe(Layer.provide(copied), Layer.provide(ObjectStore.layerMemory()))))
+      assert.isTrue(Exit.isFailure(exit))
+      if (Exit.isFailure(exit)) assert.include(Cause.pretty(exit.cause), "not made by Kv.make or Kv.layer")
+    }))
+
   it.effect("QueueTest: a delayed job becomes claimable as TestClock moves", () =>
     Effect.gen(function*() {
       const { id, queue } = yield* roundTrip

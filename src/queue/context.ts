@@ -9,7 +9,6 @@
  */
 import { Clock, Effect, Random, type Scope } from "effect"
 import { monotonicFactory } from "ulid"
-import type { Engine } from "../kv/engine.ts"
 import * as KvEngine from "../kv/engine.ts"
 import type { Options } from "../JobQueue.ts"
 import * as Kv from "../Kv.ts"
@@ -26,7 +25,7 @@ export const defaultMaxPayload = 64 * 1024 * 1024
 /** The shared state of one queue (see the module's header). */
 export interface QueueContext {
   /** The engine of the KV: every read and commit of the queue goes through it. */
-  readonly kv: Engine
+  readonly kv: KvEngine.Engine
   readonly store: ObjectStoreService
   /** A random number in [0, 1) (backoff jitter). */
   readonly random: () => number
