@@ -3,14 +3,14 @@
 // that the helpers every suite opens its KVs and queues with hand the directory backend's local
 // log on with its store (a store value alone would not, and the suites would not test the log).
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Option, Schema, Scope, Stream } from "effect"
 import * as Job from "../../src/Job.ts"
 import * as Kv from "../../src/Kv.ts"
 import { LocalLog } from "../../src/ObjectStore.ts"
 import { type Backend, contextOf, queueOver, serviceOf, type StoreContext } from "../utils/stores.ts"
 import { bytes, reasonOf, text } from "../utils/exits.ts"
 import { openKv } from "../utils/kv.ts"
-import { openQueue } from "../utils/queue.ts"
+import { openQueueAndKv } from "../utils/queue.ts"
 
 const Task = Job.define("tasks", { payload: Schema.Struct({ n: Schema.Number }) })
 
@@ -65,7 +65,9 @@ export const kvOnBackend = (backend: Backend) =>
         const opened = [
           (store: StoreContext) => Effect.flatMap(openKv(store), (a) => Effect.andThen(a.kv.write([{ _tag: "Put", key: bytes("k"), value: bytes("v") }]), a.close)),
           (store: StoreContext) => Effect.flatMap(queueOver(store), (q) => q.enqueue(Task, { n: 1 })),
-          (store: StoreContext) => Effect.flatMap(openQueue(store), (q) => q.enqueue(Task, { n: 1 }))
+          // closed after: a queue left open would go on heartbeating its writer record after the test
+          (store: StoreContext) =>
+            Effect.flatMap(openQueueAndKv(store), ({ q, scope }) => Effect.andThen(q.enqueue(Task, { n: 1 }), Scope.close(scope, Exit.void)))
         ]
         for (const open of opened) {
           const store = yield* Layer.build(backend.layer())
