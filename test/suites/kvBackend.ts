@@ -62,18 +62,20 @@ export const kvOnBackend = (backend: Backend) =>
 
     it.live(`the suites' helpers open KVs and queues with the store's local log: ${backend.localLog ? "WAL in the log, no WAL objects" : "none here, WAL objects"}`, () =>
       Effect.gen(function*() {
+        // each opens, writes, and gives back what closes it once the WAL has been looked at
         const opened = [
-          (store: StoreContext) => Effect.flatMap(openKv(store), (a) => Effect.andThen(a.kv.write([{ _tag: "Put", key: bytes("k"), value: bytes("v") }]), a.close)),
-          (store: StoreContext) => Effect.flatMap(queueOver(store), (q) => q.enqueue(Task, { n: 1 })),
-          // closed after: a queue left open would go on heartbeating its writer record after the test
+          (store: StoreContext) => Effect.flatMap(openKv(store), (a) => Effect.as(a.kv.write([{ _tag: "Put", key: bytes("k"), value: bytes("v") }]), a.close)),
+          (store: StoreContext) => Effect.flatMap(queueOver(store), (q) => Effect.as(q.enqueue(Task, { n: 1 }), Effect.void)),
+          // closed at the end: a queue left open would go on heartbeating its writer record after the test
           (store: StoreContext) =>
-            Effect.flatMap(openQueueAndKv(store), ({ q, scope }) => Effect.andThen(q.enqueue(Task, { n: 1 }), Scope.close(scope, Exit.void)))
+            Effect.flatMap(openQueueAndKv(store), ({ q, scope }) => Effect.as(q.enqueue(Task, { n: 1 }), Scope.close(scope, Exit.void)))
         ]
         for (const open of opened) {
           const store = yield* Layer.build(backend.layer())
           assert.strictEqual(Option.isSome(Context.getOption(store, LocalLog)), backend.localLog, "the backend's layer provides a LocalLog")
-          yield* open(store)
+          const close = yield* open(store)
           const wal = yield* walOf(store)
+          yield* close
           if (backend.localLog) {
             assert.isAbove(wal.records, 0, "the WAL went to the local log")
             assert.strictEqual(wal.segmentObjects, 0, "no WAL segment object (only fences)")
