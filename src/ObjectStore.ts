@@ -26,6 +26,7 @@ import { Config, Context, Effect, Layer, Option, Result, type Stream } from "eff
 import { checkOneEffect } from "./internal/effectCopy.ts"
 import { checked } from "./internal/options.ts"
 import * as FileSystemStore from "./ObjectStore/FileSystem.ts"
+import { storeContext } from "./ObjectStore/context.ts"
 import { LocalLog, type Service as LocalLogService } from "./ObjectStore/LocalLog.ts"
 import type { InvalidOption } from "./InvalidOption.ts"
 import * as MemoryStore from "./ObjectStore/Memory.ts"
@@ -218,13 +219,6 @@ const backend = (retry: RetryOptions | false | undefined) => (store: Service): E
 const checkOptions = (check: () => InvalidOption | undefined): Effect.Effect<void, InvalidOption> =>
   Effect.andThen(checkOneEffect, Effect.suspend(() => checked(check())))
 
-/**
- * `store` as the only service of a context, with `log` beside it when there is one.
- */
-const storeContext = (store: Service, log: Option.Option<LocalLogService>): Context.Context<ObjectStore> => {
-  const context = Context.make(ObjectStore, store)
-  return Option.isSome(log) ? Context.add(context, LocalLog, log.value) : context
-}
 
 /**
  * Wraps the store in context with the retry policy: bounded exponential backoff with jitter

@@ -39,7 +39,7 @@ const scanBytes = (read: Engine["scan"] | Tx["scan"], range: Range, options: Sca
 
 /** A transaction's byte view of the engine's `tx`: sizes refused as each write is staged. */
 const byteTransaction = (tx: Tx, limits: Engine["limits"]): Transaction => {
-  const staged = <K extends { readonly length: number }>(key: K, value: { readonly length: number } | undefined, stage: () => void) =>
+  const staged = (key: Uint8Array, value: { readonly length: number } | undefined, stage: () => void) =>
     Effect.suspend(() => {
       const refused = tooLarge(limits, key, value)
       if (refused !== undefined) return Effect.fail(refused)

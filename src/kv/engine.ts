@@ -153,7 +153,7 @@ export const tooLarge = (
     : undefined
 
 /** Scans `tree` in `[start, end)`, with `overlay` (a transaction's writes) on top. */
-export const scanTree = (
+const scanTree = (
   tree: BTree<string, string>,
   start: string,
   end: string | undefined,
