@@ -496,20 +496,23 @@ export type JobEvent =
 export type Unreachable = WriterUnavailable | Unauthorized
 
 /**
- * Errors of reading: the writer stopped for good (`Fenced`, `Closed`), or cannot be reached.
+ * Errors of reading: the writer stopped for good (`Fenced`, `Closed`), or cannot be reached, or
+ * a block of the store's sorted runs could not be read (`Corrupt`, `ObjectStoreError`: see
+ * `Kv.ReadError`).
  *
  * @category errors
  * @since 0.3.0
  */
-export type ReadError = Kv.StopError | Unreachable
+export type ReadError = Kv.StopError | Kv.ReadError | Unreachable
 
 /**
- * Errors of writing operations: the commit's, or the writer cannot be reached.
+ * Errors of writing operations: the commit's, the reads it rests on (`Kv.ReadError`), or the
+ * writer cannot be reached.
  *
  * @category errors
  * @since 0.1.0
  */
-export type QueueError = Fenced | Closed | TransactionConflict | ValueTooLarge | Unreachable
+export type QueueError = Fenced | Closed | TransactionConflict | ValueTooLarge | Kv.ReadError | Unreachable
 
 
 /**
@@ -968,7 +971,7 @@ export interface Reader {
  * @category constructors
  * @since 0.3.0
  */
-export const makeReadOnly: Effect.Effect<Reader, never, Kv.Kv | ObjectStore | Scope.Scope> = Effect.gen(function*() {
+export const makeReadOnly: Effect.Effect<Reader, Kv.ReadError, Kv.Kv | ObjectStore | Scope.Scope> = Effect.gen(function*() {
   const ctx = yield* QueueContext.make(undefined)
   const book = Leases.make(ctx.nextId)
   const payloads = Payloads.make(ctx)

@@ -183,8 +183,8 @@ export interface TransactionOptions extends WriteOptions {
  * @since 0.1.0
  */
 export interface Transaction {
-  readonly get: (key: Uint8Array) => Effect.Effect<Option.Option<Uint8Array>>
-  readonly scan: (range: Range, options?: ScanOptions) => Effect.Effect<ReadonlyArray<Entry>, InvalidOption>
+  readonly get: (key: Uint8Array) => Effect.Effect<Option.Option<Uint8Array>, ReadError>
+  readonly scan: (range: Range, options?: ScanOptions) => Effect.Effect<ReadonlyArray<Entry>, InvalidOption | ReadError>
   readonly put: (key: Uint8Array, value: Uint8Array) => Effect.Effect<void, ValueTooLarge>
   readonly delete: (key: Uint8Array) => Effect.Effect<void, ValueTooLarge>
   /**
@@ -220,6 +220,16 @@ export interface Stats {
 export type CommitError = Fenced | Closed | ValueTooLarge
 
 /**
+ * Errors of a read: the state lives in the store's sorted runs as well as in memory, so a read
+ * may have to fetch a block of a run, and that can fail: the store unreachable past its retries
+ * (`ObjectStoreError`), or the bytes damaged (`Corrupt`: never a wrong value).
+ *
+ * @category errors
+ * @since 0.4.0
+ */
+export type ReadError = Corrupt | ObjectStoreError
+
+/**
  * Why a writer stopped for good: `Fenced` (a newer writer opened the store) or `Closed` (its layer
  * was closed, or it stopped after a failure it cannot recover from).
  *
@@ -244,9 +254,9 @@ export const isStopError = (error: unknown): error is StopError =>
  */
 export interface Service {
   /** The value of `key` in the committed state (a new copy). */
-  readonly get: (key: Uint8Array) => Effect.Effect<Option.Option<Uint8Array>>
+  readonly get: (key: Uint8Array) => Effect.Effect<Option.Option<Uint8Array>, ReadError>
   /** The entries of `range` in key order (or reversed), committed state. */
-  readonly scan: (range: Range, options?: ScanOptions) => Effect.Effect<ReadonlyArray<Entry>, InvalidOption>
+  readonly scan: (range: Range, options?: ScanOptions) => Effect.Effect<ReadonlyArray<Entry>, InvalidOption | ReadError>
   /**
    * Runs `f` as an optimistic transaction and commits its writes atomically, re-running it on
    * conflict up to `maxRetries` times. `f` may run several times: keep side effects out of it.

@@ -59,7 +59,6 @@ import * as Rules from "./internal/options.ts"
 import { JobQueue, type Service } from "./JobQueue.ts"
 import type * as Queue from "./JobQueue.ts"
 import { type InvalidJobId, type InvalidQueueName, type InvalidState, type JobNotFound, type Unauthorized, WriterUnavailable } from "./JobQueueError.ts"
-import type * as Kv from "./Kv.ts"
 import * as Job from "./Job.ts"
 import * as ObjectStore from "./ObjectStore.ts"
 import { backoff, type RetryOptions } from "./ObjectStore/Retry.ts"
@@ -131,7 +130,7 @@ export interface RemoteKv {
  */
 export interface RemoteService {
   /** The record as stored (see `JobQueue.Service["get"]` with an id). */
-  readonly get: (id: string) => Effect.Effect<Option.Option<JobRecord>, Queue.PayloadStoreError | Kv.StopError | RemoteError>
+  readonly get: (id: string) => Effect.Effect<Option.Option<JobRecord>, Queue.PayloadStoreError | Queue.ReadError>
   readonly history: Remoted<Service["history"]>
   readonly kv: RemoteKv
   /** The writer's events (see `JobQueue.Service["events"]`); fails with `WriterUnavailable` when the connection drops. */
@@ -142,7 +141,7 @@ export interface RemoteService {
   readonly awaitCompletion: (
     id: string,
     options?: Queue.AwaitOptions
-  ) => Effect.Effect<Queue.CompletionOutcome, InvalidOption | Kv.StopError | RemoteError>
+  ) => Effect.Effect<Queue.CompletionOutcome, InvalidOption | Queue.ReadError>
   /** A page of the jobs of a queue in one state, payloads encoded (see `JobQueue.Service["list"]` with a queue name). */
   readonly list: (
     queue: string,
@@ -150,12 +149,12 @@ export interface RemoteService {
     options?: Queue.ListOptions
   ) => Effect.Effect<
     Queue.JobPage<Queue.ListedRecord>,
-    InvalidQueueName | InvalidOption | Queue.PayloadStoreError | Kv.StopError | RemoteError
+    InvalidQueueName | InvalidOption | Queue.PayloadStoreError | Queue.ReadError
   >
   readonly queues: Remoted<Service["queues"]>
   readonly deadJobs: Remoted<Service["deadJobs"]>
   readonly requeueDead: {
-    (id: string): Effect.Effect<void, Queue.QueueError | InvalidJobId | JobNotFound | InvalidState | Kv.StopError | RemoteError>
+    (id: string): Effect.Effect<void, Queue.QueueError | InvalidJobId | JobNotFound | InvalidState | Queue.ReadError>
     (queue: string, options: { readonly all: true }): Effect.Effect<number, Queue.QueueError | InvalidQueueName | InvalidOption | RemoteError>
   }
   readonly purgeDead: Remoted<Service["purgeDead"]>

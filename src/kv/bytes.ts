@@ -8,7 +8,8 @@
  */
 import { Effect, Option } from "effect"
 import { fromLatin1, toLatin1 } from "../internal/binary.ts"
-import type { Entry, Range, ScanOptions, Service, Transaction, Updater as BytesUpdater } from "../Kv.ts"
+import type { Entry, Range, ReadError, ScanOptions, Service, Transaction, Updater as BytesUpdater } from "../Kv.ts"
+import type { InvalidOption } from "../InvalidOption.ts"
 import { afterPrefix, attach, Changes, type Engine, type Entries, tooLarge, type Tx, type Updater } from "./engine.ts"
 import { scanOptionsError, transactionOptionsError, writeIfOptionsError } from "./options.ts"
 
@@ -30,11 +31,11 @@ const latin1Updater = (update: BytesUpdater): Updater => (current) => toLatin1(u
 
 /** A scan of `read` over a byte range, its options checked. */
 const scanBytes = (read: Engine["scan"] | Tx["scan"], range: Range, options: ScanOptions | undefined) =>
-  Effect.suspend(() => {
+  Effect.suspend((): Effect.Effect<Array<Entry>, InvalidOption | ReadError> => {
     const invalid = scanOptionsError(options)
     if (invalid !== undefined) return Effect.fail(invalid)
     const [start, end] = bounds(range)
-    return Effect.succeed(asEntries(read(start, end, options?.limit, options?.reverse)))
+    return Effect.map(read(start, end, options?.limit, options?.reverse), asEntries)
   })
 
 /** A transaction's byte view of the engine's `tx`: sizes refused as each write is staged. */
@@ -47,7 +48,7 @@ const byteTransaction = (tx: Tx, limits: Engine["limits"]): Transaction => {
       return Effect.void
     })
   return {
-    get: (key) => Effect.sync(() => asOption(tx.get(toLatin1(key)))),
+    get: (key) => Effect.map(Effect.suspend(() => tx.get(toLatin1(key))), asOption),
     scan: (range, options) => scanBytes(tx.scan, range, options),
     put: (key, value) => staged(key, value, () => tx.put(toLatin1(key), toLatin1(value))),
     delete: (key) => staged(key, undefined, () => tx.delete(toLatin1(key))),
@@ -78,7 +79,7 @@ export const serviceOver = (engine: Engine): Service => {
   }
 
   return attach<Service>({
-    get: (key) => Effect.sync(() => asOption(engine.get(toLatin1(key)))),
+    get: (key) => Effect.map(Effect.suspend(() => engine.get(toLatin1(key))), asOption),
     scan: (range, options) => scanBytes(engine.scan, range, options),
     transaction: (f, options) => Effect.map(transactionWithSeq(f, options), (result) => result.value),
     transactionWithSeq,

@@ -14,7 +14,7 @@
  */
 import { Effect } from "effect"
 import type { BTree } from "../internal/btree.ts"
-import type { CommitError, Service, Stats, StopError, WriteResult } from "../Kv.ts"
+import type { CommitError, ReadError, Service, Stats, StopError, WriteResult } from "../Kv.ts"
 import { Closed, TransactionConflict, ValueTooLarge, WriteConditionFailed } from "../KvError.ts"
 import { beginRead, commit as commitOps, endRead, inRange, type Op, opBytes, type ReadSet } from "./state.ts"
 import type { Writer } from "./writer.ts"
@@ -68,13 +68,19 @@ export class Changes implements Writes {
   }
 }
 
-/** What a transaction function reads and writes through (reads: its snapshot under its own writes). */
-export interface Tx extends Writes {
-  /** The value of `key` (undefined: none), updates staged on it applied. */
-  readonly get: (key: string) => string | undefined
+/** Reads of the committed state (an engine's) or of a transaction's snapshot under its own writes. */
+export interface Reads {
+  /** The value of `key` (undefined: none). */
+  readonly get: (key: string) => Effect.Effect<string | undefined, ReadError>
   /** At most `limit` entries in `[start, end)`, in key order (or reversed). */
-  readonly scan: (start: string, end: string | undefined, limit?: number, reverse?: boolean) => Entries
+  readonly scan: (start: string, end: string | undefined, limit?: number, reverse?: boolean) => Effect.Effect<Entries, ReadError>
 }
+
+/**
+ * What a transaction function reads and writes through: reads see its snapshot under its own
+ * writes, updates staged on a key applied.
+ */
+export interface Tx extends Writes, Reads {}
 
 /** Options of a commit. */
 export interface CommitOptions {
@@ -104,12 +110,17 @@ export interface Limits {
 }
 
 /** The engine of one open KV (see the module's header). */
-export interface Engine {
+export interface Engine extends Reads {
   readonly limits: Limits
-  /** The committed value of `key` (undefined: none), at this instant. */
-  readonly get: (key: string) => string | undefined
-  /** At most `limit` committed entries in `[start, end)`, in key order (or reversed), at this instant. */
-  readonly scan: (start: string, end: string | undefined, limit?: number, reverse?: boolean) => Entries
+  /**
+   * Reads for a synchronous caller (a metric's gauge, read when metrics are exported): the
+   * committed value or entries as `get` and `scan` would answer, or `notResident` when answering
+   * would need a read from the store.
+   */
+  readonly resident: {
+    readonly get: (key: string) => string | undefined | NotResident
+    readonly scan: (start: string, end: string | undefined, limit?: number) => Entries | NotResident
+  }
   /** Commits `changes`, no conditions. */
   readonly write: (changes: Changes, options?: CommitOptions) => Effect.Effect<WriteResult, CommitError>
   /** Commits `changes` only if each key of `expect` is present (or absent) and `guard` holds, as one step. */
@@ -132,6 +143,12 @@ export interface Engine {
   readonly failure: () => StopError | undefined
   readonly stopped: Effect.Effect<never, StopError>
 }
+
+/** What a resident read answers when the answer is not in memory. */
+export const notResident: unique symbol = Symbol("bucketq/Kv/notResident")
+
+/** The type of `notResident`. */
+export type NotResident = typeof notResident
 
 /** The smallest latin1 string after every string that starts with `prefix` (undefined: none). */
 export const afterPrefix = (prefix: string): string | undefined => {
@@ -203,6 +220,12 @@ const scanTree = (
   }
   return out
 }
+
+/** Resident reads of a state held whole in memory: every answer is resident. */
+const residentOf = (live: () => BTree<string, string>): Engine["resident"] => ({
+  get: (key) => live().get(key),
+  scan: (start, end, limit) => scanTree(live(), start, end, limit)
+})
 
 /** What a commit is checked against, besides sizes. */
 interface Conditions {
@@ -309,18 +332,20 @@ export const make = (writer: Writer, limits: Limits): Engine => {
       const ranges: Array<readonly [string, string | undefined]> = []
       beginRead(state, readSeq)
       const tx: Tx = {
-        get: (key) => {
-          const own = changes.writes.has(key)
-          if (serializable && !own) readKeys.add(key)
-          const base = own ? changes.writes.get(key) : snapshot.get(key)
-          let value = base === null ? undefined : base
-          for (const update of changes.updates.get(key) ?? []) value = update(value)
-          return value
-        },
-        scan: (start, end, limit, reverse) => {
-          if (serializable) ranges.push([start, end])
-          return scanTree(snapshot, start, end, limit, reverse, changes.writes)
-        },
+        get: (key) =>
+          Effect.sync(() => {
+            const own = changes.writes.has(key)
+            if (serializable && !own) readKeys.add(key)
+            const base = own ? changes.writes.get(key) : snapshot.get(key)
+            let value = base === null ? undefined : base
+            for (const update of changes.updates.get(key) ?? []) value = update(value)
+            return value
+          }),
+        scan: (start, end, limit, reverse) =>
+          Effect.sync(() => {
+            if (serializable) ranges.push([start, end])
+            return scanTree(snapshot, start, end, limit, reverse, changes.writes)
+          }),
         put: (key, value) => changes.put(key, value),
         delete: (key) => changes.delete(key),
         update: (key, update) => changes.update(key, update)
@@ -354,8 +379,9 @@ export const make = (writer: Writer, limits: Limits): Engine => {
 
   return {
     limits,
-    get: (key) => state.live.get(key),
-    scan: (start, end, limit, reverse) => scanTree(state.live, start, end, limit, reverse),
+    get: (key) => Effect.sync(() => state.live.get(key)),
+    scan: (start, end, limit, reverse) => Effect.sync(() => scanTree(state.live, start, end, limit, reverse)),
+    resident: residentOf(() => state.live),
     write,
     writeIf,
     transaction,
@@ -381,8 +407,9 @@ export const makeReadOnly = (snapshot: { readonly epoch: number; readonly lastSe
   const refused = Effect.fail(new Closed({ detail: "the store is open read-only: nothing can be written through it" }))
   return {
     limits,
-    get: (key) => snapshot.live.get(key),
-    scan: (start, end, limit, reverse) => scanTree(snapshot.live, start, end, limit, reverse),
+    get: (key) => Effect.sync(() => snapshot.live.get(key)),
+    scan: (start, end, limit, reverse) => Effect.sync(() => scanTree(snapshot.live, start, end, limit, reverse)),
+    resident: residentOf(() => snapshot.live),
     write: () => refused,
     writeIf: () => refused,
     transaction: () => refused,

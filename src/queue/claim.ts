@@ -10,6 +10,7 @@ import { Clock, Deferred, Duration, Effect, Option } from "effect"
 import type { JobRecord } from "../../schema/JobRecord.ts"
 import { afterPrefix, Changes } from "../kv/engine.ts"
 import type { QueueError } from "../JobQueue.ts"
+import type { ReadError } from "../Kv.ts"
 import type { QueueContext } from "./context.ts"
 import type { Core, HeldJob } from "./core.ts"
 import * as Keys from "./keys.ts"
@@ -33,9 +34,8 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
    * The first `max` pending records under `prefix` that decode, with their keys. A record that
    * does not is stepped over (see `reportUndecodable`): it never stalls the jobs behind it.
    */
-  const pendingRecords = (prefix: string, max: number, limit = max): Effect.Effect<Array<readonly [string, JobRecord]>> =>
-    Effect.suspend(() => {
-      const entries = kv.scan(prefix, afterPrefix(prefix), limit)
+  const pendingRecords = (prefix: string, max: number, limit = max): Effect.Effect<Array<readonly [string, JobRecord]>, ReadError> =>
+    Effect.flatMap(kv.scan(prefix, afterPrefix(prefix), limit), (entries) => {
       const records: Array<readonly [string, JobRecord]> = []
       const bad: Array<readonly [string, unknown]> = []
       for (const [key, value] of entries) {

@@ -45,7 +45,7 @@ export interface QueueContext {
 }
 
 /** The context of a queue over the KV and the store in context (its options already checked). */
-export const make = (options: Options | undefined): Effect.Effect<QueueContext, never, Kv.Kv | ObjectStore | Scope.Scope> =>
+export const make = (options: Options | undefined): Effect.Effect<QueueContext, Kv.ReadError, Kv.Kv | ObjectStore | Scope.Scope> =>
   Effect.gen(function*() {
     const kv = KvEngine.engineOf(yield* Kv.Kv)
     if (kv === undefined) {

@@ -21,7 +21,7 @@ import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
-import { counterOf, move, read, retries, stage, without } from "./records.ts"
+import { counterOf, locate, move, retries, stage, without } from "./records.ts"
 
 /** The value of a pause flag (its presence is what counts). */
 const flag = "\x01"
@@ -35,7 +35,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping) =>
     const { announce } = book
 
     const paused = new Set<string>()
-    for (const [key] of kv.scan(Keys.pausedPrefix, afterPrefix(Keys.pausedPrefix))) {
+    for (const [key] of yield* kv.scan(Keys.pausedPrefix, afterPrefix(Keys.pausedPrefix))) {
       const queue = Keys.parsePaused(key)
       if (queue !== undefined) paused.add(queue)
     }
@@ -67,10 +67,9 @@ export const make = (ctx: QueueContext, book: Bookkeeping) =>
         yield* checked(QueueOptions.idArgumentError(id))
         yield* live
         const { value: woken } = yield* kv.transaction((tx) =>
-          Effect.sync(() => {
-            const key = tx.get(Keys.index(id))
-            const record = key === undefined ? undefined : read(tx, key)
-            if (key === undefined || record === undefined) return undefined
+          Effect.map(locate(tx, id), (found) => {
+            if (found === undefined) return undefined
+            const [key, record] = found
             if (record.status !== "Scheduled") return "NotScheduled" as const
             const pending: JobRecord = { ...without(record, "runAt"), status: "Pending" }
             tx.delete(key)
@@ -96,7 +95,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping) =>
           }
           return counts
         }
-        for (const [key, value] of kv.scan(Keys.statsPrefix, afterPrefix(Keys.statsPrefix))) {
+        for (const [key, value] of yield* kv.scan(Keys.statsPrefix, afterPrefix(Keys.statsPrefix))) {
           const stat = Keys.parseStat(key)
           if (stat === undefined) continue
           const counts = countsOf(stat.queue)

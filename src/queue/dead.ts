@@ -22,7 +22,7 @@ import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
 import * as QueueOptions from "./options.ts"
 import type { Payloads } from "./payloads.ts"
-import { decodeOrSkip, move, read, retries, stage, withAttempt, without } from "./records.ts"
+import { decodeOrSkip, locate, move, retries, stage, withAttempt, without } from "./records.ts"
 
 /** Dead jobs moved per commit when a whole queue is requeued or purged. */
 const pageSize = 500
@@ -80,9 +80,9 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       const now = yield* Clock.currentTimeMillis
       const { value: queue } = yield* kv.transaction((tx) =>
         Effect.gen(function*() {
-          const key = tx.get(Keys.index(id))
-          const record = key === undefined ? undefined : read(tx, key)
-          if (key === undefined || record === undefined) return yield* new JobNotFound({ id })
+          const found = yield* locate(tx, id)
+          if (found === undefined) return yield* new JobNotFound({ id })
+          const [key, record] = found
           if (record.status !== "Dead") return yield* new InvalidState({ id, state: record.status, expected: "Dead" })
           requeueStep(tx, key, record, now)
           return record.queue
@@ -102,7 +102,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       let start = prefix
       let total = 0
       while (true) {
-        const scanned = kv.scan(start, end, pageSize)
+        const scanned = yield* kv.scan(start, end, pageSize)
         if (scanned.length === 0) return total
         const page = byBytes(scanned)
         const now = yield* Clock.currentTimeMillis
@@ -110,7 +110,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
           Effect.gen(function*() {
             const out: Array<JobRecord> = []
             for (const [key] of page) {
-              const value = tx.get(key)
+              const value = yield* tx.get(key)
               if (value === undefined) continue
               const record = yield* decodeOrSkip(key, value)
               if (record === undefined || record.status !== "Dead") continue

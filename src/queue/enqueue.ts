@@ -88,17 +88,17 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
    * staged), an id of the caller's that exists is `DuplicateJobId` (`checkId`; a fresh ULID
    * cannot exist yet). What follow-up enqueues of a settlement share with `enqueue`.
    */
-  const stageNew = (tx: Tx, record: JobRecord, checkId: boolean): Effect.Effect<EnqueueResult, DuplicateJobId> =>
-    Effect.suspend((): Effect.Effect<EnqueueResult, DuplicateJobId> => {
+  const stageNew = (tx: Tx, record: JobRecord, checkId: boolean): Effect.Effect<EnqueueResult, DuplicateJobId | Kv.ReadError> =>
+    Effect.gen(function*() {
       const id = record.id
       const dedup = record.dedupKey === undefined ? undefined : Keys.dedup(record.queue, record.dedupKey)
-      const existing = dedup === undefined ? undefined : tx.get(dedup)
-      if (existing !== undefined) return Effect.succeed({ id: existing, created: false })
-      if (checkId && tx.get(Keys.index(id)) !== undefined) return Effect.fail(new DuplicateJobId({ id }))
+      const existing = dedup === undefined ? undefined : yield* tx.get(dedup)
+      if (existing !== undefined) return { id: existing, created: false }
+      if (checkId && (yield* tx.get(Keys.index(id))) !== undefined) return yield* new DuplicateJobId({ id })
       stage(tx, record)
       move(tx, record.queue, undefined, record.status)
       if (dedup !== undefined) tx.put(dedup, id)
-      return Effect.succeed({ id, created: true })
+      return { id, created: true }
     })
 
   // The hot paths (enqueue, claim, ack) are plain functions over a few combinators rather than

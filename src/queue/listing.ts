@@ -31,6 +31,7 @@ import { afterPrefix } from "../kv/engine.ts"
 import { checked, invalid } from "../internal/options.ts"
 import type { JobPage, ListedRecord, ListOptions, Service } from "../JobQueue.ts"
 import type { ObjectStoreError } from "../ObjectStoreError.ts"
+import type { ReadError } from "../Kv.ts"
 import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import * as QueueOptions from "./options.ts"
@@ -84,18 +85,18 @@ export const make = (ctx: QueueContext, payloads: Payloads) => {
    * follow. Unfiltered: one scan of `limit + 1`. Filtered: scans of `filterChunk` until `limit + 1`
    * matches, the end, or `scanBudget` keys read.
    */
-  const readPage = (space: Space, after: string | undefined, limit: number): Effect.Effect<RawPage> =>
+  const readPage = (space: Space, after: string | undefined, limit: number): Effect.Effect<RawPage, ReadError> =>
     Effect.gen(function*() {
       const end = afterPrefix(space.prefix)
       let start = after === undefined ? space.prefix : Keys.justAfter(after)
       if (space.filter === undefined) {
-        const entries = kv.scan(start, end, limit + 1)
+        const entries = yield* kv.scan(start, end, limit + 1)
         return entries.length > limit ? { entries: entries.slice(0, limit), last: entries[limit - 1]![0] } : { entries, last: undefined }
       }
       const hits: Array<readonly [string, string]> = []
       let read = 0
       while (true) {
-        const chunk = kv.scan(start, end, filterChunk)
+        const chunk = yield* kv.scan(start, end, filterChunk)
         for (const entry of chunk) {
           if (!space.filter(entry[0])) continue
           // a match past the page: the page ends at the last one taken
@@ -146,7 +147,7 @@ export const make = (ctx: QueueContext, payloads: Payloads) => {
     options: ListOptions | undefined,
     after: string | undefined,
     toJob: (record: JobRecord) => Effect.Effect<J, ObjectStoreError>
-  ): Effect.Effect<JobPage<J>, ObjectStoreError> =>
+  ): Effect.Effect<JobPage<J>, ObjectStoreError | ReadError> =>
     Effect.gen(function*() {
       const page = yield* readPage(space, after, options?.limit ?? QueueOptions.defaultListLimit)
       const jobs = yield* Effect.forEach(yield* recordsOf(page.entries), toJob, { concurrency: 8 })

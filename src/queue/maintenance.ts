@@ -41,10 +41,8 @@ export const start = (
         if (lease.expiresAt > now || lease.reaping) continue
         lease.reaping = true
         const exit = yield* Effect.exit(kv.transaction((tx) =>
-          Effect.sync(() => {
-            const record = read(tx, Keys.claimed(lease.queue, id))
-            return record === undefined ? undefined : requeueOrBury(tx, record, now, "LeaseExpired", "lease expired")
-          }), { durable: false, ...retries }))
+          Effect.map(read(tx, Keys.claimed(lease.queue, id)), (record) =>
+            record === undefined ? undefined : requeueOrBury(tx, record, now, "LeaseExpired", "lease expired")), { durable: false, ...retries }))
         if (exit._tag === "Failure") {
           // e.g. a record that does not decode: tried again next tick, without holding up the others
           lease.reaping = false
@@ -61,7 +59,7 @@ export const start = (
 
     const promoteDue = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const due = kv.scan(Keys.scheduledPrefix, Keys.timeBound(Keys.scheduledPrefix, now))
+      const due = yield* kv.scan(Keys.scheduledPrefix, Keys.timeBound(Keys.scheduledPrefix, now))
       if (due.length === 0) return
       const { value: promoted } = yield* kv.transaction((tx) =>
         Effect.gen(function*() {
@@ -87,13 +85,13 @@ export const start = (
      */
     const sweepRetention = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const due = kv.scan(Keys.expiryPrefix, Keys.timeBound(Keys.expiryPrefix, now), 10_000)
+      const due = yield* kv.scan(Keys.expiryPrefix, Keys.timeBound(Keys.expiryPrefix, now), 10_000)
       if (due.length === 0) return
       const changes = new Changes()
       const expired: Array<JobRecord> = []
       const present: Array<readonly [key: string, present: boolean]> = []
       for (const [entryKey, recordKey] of due) {
-        const value = kv.get(recordKey)
+        const value = yield* kv.get(recordKey)
         const record = value === undefined ? undefined : yield* decodeOrSkip(recordKey, value)
         // An entry's key holds its time in whole milliseconds: a record's own entry is found in the
         // millisecond its expiry falls in, before that expiry when it is not whole (a retention of
@@ -121,7 +119,7 @@ export const start = (
     // lease in the record) may still be running there: their lease is held again, for its length
     // from now, so their holder settles or renews them with the same token (or the reaper takes
     // them once it runs out).
-    const claimedAtOpen = kv.scan(Keys.claimedAll, afterPrefix(Keys.claimedAll))
+    const claimedAtOpen = yield* kv.scan(Keys.claimedAll, afterPrefix(Keys.claimedAll))
     if (claimedAtOpen.length > 0) {
       const now = yield* Clock.currentTimeMillis
       const records: Array<JobRecord> = []

@@ -18,7 +18,8 @@
 import { type Clock, Effect, Metric, type Scope } from "effect"
 import * as JobRecordSchema from "../../schema/JobRecord.ts"
 import { fromLatin1 } from "../internal/binary.ts"
-import { afterPrefix, type Engine } from "../kv/engine.ts"
+import { afterPrefix, type Engine, type NotResident, notResident } from "../kv/engine.ts"
+import type { ReadError } from "../Kv.ts"
 import * as Keys from "./keys.ts"
 
 /** The `event` label of `bucketq_jobs_total`. */
@@ -77,13 +78,15 @@ const dueSince = (value: string): number | undefined => {
  * of `queue` (0 when none is pending): each is due since its run time or its enqueue. Reads one
  * entry per priority in use, up to `maxPrioritiesRead`; a head that does not decode is passed over.
  */
-const oldestPendingSeconds = (kv: Engine, queue: string, now: number): number => {
+const oldestPendingSeconds = (kv: Engine, queue: string, now: number): number | NotResident => {
   const prefix = Keys.pendingPrefix(queue)
   const end = afterPrefix(prefix)
   let start = prefix
   let oldest = Number.POSITIVE_INFINITY
   for (let i = 0; i < maxPrioritiesRead; i++) {
-    const head = kv.scan(start, end, 1)[0]
+    const scanned = kv.resident.scan(start, end, 1)
+    if (scanned === notResident) return notResident
+    const head = scanned[0]
     if (head === undefined) break
     const since = dueSince(head[1])
     if (since !== undefined) oldest = Math.min(oldest, since)
@@ -99,15 +102,27 @@ const oldestPendingSeconds = (kv: Engine, queue: string, now: number): number =>
  * The metrics of a queue over `kv` (its KV's engine), in the registry of the context it is built in;
  * the gauges' series are removed when the scope closes.
  */
-export const make = (kv: Engine, clock: Clock.Clock): Effect.Effect<QueueMetrics, never, Scope.Scope> =>
+export const make = (kv: Engine, clock: Clock.Clock): Effect.Effect<QueueMetrics, ReadError, Scope.Scope> =>
   Effect.gen(function*() {
     const context = yield* Effect.context<never>()
     const counters = new Map<string, Record<JobEventName, Metric.Counter<number>>>()
     const registrations: Array<Metric.Registration> = []
     yield* Effect.addFinalizer(() => Effect.sync(() => registrations.forEach((r) => r.remove())))
 
-    const gauge = (metric: Metric.Gauge<number>, read: () => number) =>
-      registrations.push(Metric.registerUnsafe(metric, context, { get: () => ({ value: read() }), update: () => {}, modify: () => {} }))
+    /**
+     * Registers `metric` read by `read` at export; an answer that is not in memory (a block of the
+     * store's runs that is not cached) is not fetched from a synchronous export: the gauge keeps
+     * its last value.
+     */
+    const gauge = (metric: Metric.Gauge<number>, read: () => number | NotResident) => {
+      let last = 0
+      const value = () => {
+        const current = read()
+        if (current !== notResident) last = current
+        return last
+      }
+      registrations.push(Metric.registerUnsafe(metric, context, { get: () => ({ value: value() }), update: () => {}, modify: () => {} }))
+    }
 
     /** The series of `queue`, built and its gauges registered the first time it is seen. */
     const seriesOf = (queue: string) => {
@@ -120,7 +135,8 @@ export const make = (kv: Engine, clock: Clock.Clock): Effect.Effect<QueueMetrics
         const key = Keys.stat(queue, status)
         gauge(depth(queue, state), () => {
           // a counter is stored as its ASCII digits: as latin1, the digits themselves
-          return Number(kv.get(key) ?? 0)
+          const value = kv.resident.get(key)
+          return value === notResident ? value : Number(value ?? 0)
         })
       }
       gauge(oldestPending(queue), () => oldestPendingSeconds(kv, queue, clock.currentTimeMillisUnsafe()))
@@ -128,7 +144,7 @@ export const make = (kv: Engine, clock: Clock.Clock): Effect.Effect<QueueMetrics
     }
 
     // the queues already in the store, so that their depth is exported before any event
-    for (const [key] of kv.scan(Keys.statsPrefix, afterPrefix(Keys.statsPrefix))) {
+    for (const [key] of yield* kv.scan(Keys.statsPrefix, afterPrefix(Keys.statsPrefix))) {
       const stat = Keys.parseStat(key)
       if (stat !== undefined) seriesOf(stat.queue)
     }

@@ -27,7 +27,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
 
   /** The record as stored, its offloaded payload read back. */
   const getRecord = (id: string) =>
-    Effect.flatMap(Effect.andThen(live, Effect.sync(() => getStored(kv, id))), (record) =>
+    Effect.flatMap(Effect.andThen(live, getStored(kv, id)), (record) =>
       Option.isNone(record) || record.value.payloadRef === undefined
         ? Effect.succeed(record)
         : Effect.map(payloadOf(record.value), (payload) => Option.some({ ...record.value, payload })))
@@ -36,7 +36,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
     Effect.gen(function*() {
       yield* checked(Rules.text("id", id))
       yield* live
-      const record = getStored(kv, id)
+      const record = yield* getStored(kv, id)
       if (Option.isNone(record)) return yield* new JobNotFound({ id })
       return record.value.history ?? []
     })
@@ -47,11 +47,11 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       yield* live
       return {
         queue,
-        pending: counter(kv, queue, "Pending"),
-        scheduled: counter(kv, queue, "Scheduled"),
-        claimed: counter(kv, queue, "Claimed"),
-        done: counter(kv, queue, "Done"),
-        dead: counter(kv, queue, "Dead")
+        pending: yield* counter(kv, queue, "Pending"),
+        scheduled: yield* counter(kv, queue, "Scheduled"),
+        claimed: yield* counter(kv, queue, "Claimed"),
+        done: yield* counter(kv, queue, "Done"),
+        dead: yield* counter(kv, queue, "Dead")
       }
     })
 
@@ -60,7 +60,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads) =
       yield* checked(QueueOptions.awaitCompletionError(waitOptions))
       yield* live
       const { forget, waiter } = book.awaitEnd(id)
-      const current = getStored(kv, id)
+      const current = yield* Effect.onError(getStored(kv, id), () => forget)
       // What was found is committed, not necessarily durable yet (an ack or a removal under way):
       // it is answered once durable, as a waiter is woken only once the end is durable.
       if (Option.isNone(current)) return yield* Effect.as(Effect.ensuring(kv.flush, forget), { _tag: "NotFound" as const })

@@ -11,7 +11,8 @@ import { Effect, Option } from "effect"
 import * as JobRecordSchema from "../../schema/JobRecord.ts"
 import type { Attempt, AttemptOutcome, JobRecord, JobStatus } from "../../schema/JobRecord.ts"
 import { fromLatin1, toLatin1 } from "../internal/binary.ts"
-import type { Engine, Tx, Updater, Writes } from "../kv/engine.ts"
+import type { Reads, Updater, Writes } from "../kv/engine.ts"
+import type { ReadError } from "../Kv.ts"
 import * as Keys from "./keys.ts"
 
 /** A record as stored (latin1, as the KV keeps values): written by `stage` only. */
@@ -20,11 +21,13 @@ const storedRecord = (record: JobRecord): string => toLatin1(JobRecordSchema.enc
 /** A stored record decoded (throws on a record that does not decode). */
 export const decodeRecord = (value: string): JobRecord => JobRecordSchema.decode(fromLatin1(value))
 
-/** The record at `key` (undefined when missing), read inside a transaction or from the committed state. */
-export const read = (reads: Pick<Tx, "get">, key: string): JobRecord | undefined => {
-  const value = reads.get(key)
-  return value === undefined ? undefined : decodeRecord(value)
-}
+/**
+ * The record at `key` (undefined when missing), read inside a transaction or from the committed
+ * state. A record that does not decode is a defect here: paths that must step over one use
+ * `decodeOrSkip`.
+ */
+export const read = (reads: Reads, key: string): Effect.Effect<JobRecord | undefined, ReadError> =>
+  Effect.map(reads.get(key), (value) => (value === undefined ? undefined : decodeRecord(value)))
 
 /** The key of a record in its status: where it is stored, and where the index points. */
 export const primaryKey = (record: JobRecord): string => {
@@ -172,12 +175,17 @@ export const bury = (tx: Writes, record: JobRecord, now: number, reason: string)
   return dead
 }
 
+/** The record of job `id` with the key it is stored at (undefined: none), in a transaction or the committed state. */
+export const locate = (reads: Reads, id: string): Effect.Effect<readonly [key: string, record: JobRecord] | undefined, ReadError> =>
+  Effect.flatMap(reads.get(Keys.index(id)), (key) =>
+    key === undefined
+      ? Effect.succeed(undefined)
+      : Effect.map(read(reads, key), (record) => (record === undefined ? undefined : [key, record] as const)))
+
 /** The record of job `id` as stored (an offloaded payload not read), none when there is none. */
-export const getStored = (kv: Pick<Engine, "get">, id: string): Option.Option<JobRecord> => {
-  const key = kv.get(Keys.index(id))
-  return Option.fromUndefinedOr(key === undefined ? undefined : read(kv, key))
-}
+export const getStored = (kv: Reads, id: string): Effect.Effect<Option.Option<JobRecord>, ReadError> =>
+  Effect.map(locate(kv, id), (found) => Option.fromUndefinedOr(found?.[1]))
 
 /** The counter of jobs of `status` in `queue` (0 for one never used). */
-export const counter = (kv: Pick<Engine, "get">, queue: string, status: JobStatus): number =>
-  counterOf(kv.get(Keys.stat(queue, status)))
+export const counter = (kv: Reads, queue: string, status: JobStatus): Effect.Effect<number, ReadError> =>
+  Effect.map(kv.get(Keys.stat(queue, status)), counterOf)

@@ -32,7 +32,7 @@ import type { ScheduleInfo, ScheduleOptions, Service } from "../JobQueue.ts"
 import { PayloadTooLarge } from "../JobQueueError.ts"
 import * as Kv from "../Kv.ts"
 import { Corrupt } from "../KvError.ts"
-import { afterPrefix, type Tx } from "../kv/engine.ts"
+import { afterPrefix, type Reads } from "../kv/engine.ts"
 import type { QueueContext } from "./context.ts"
 import * as Keys from "./keys.ts"
 import type { Bookkeeping } from "./leases.ts"
@@ -146,10 +146,8 @@ const decodeOrSkip = (key: string, value: string) =>
   })
 
 /** The schedule stored under `key`, read in a transaction (undefined when there is none). */
-const readSchedule = (tx: Pick<Tx, "get">, key: string): Schedule | undefined => {
-  const value = tx.get(Keys.schedule(key))
-  return value === undefined ? undefined : ScheduleSchema.decode(fromLatin1(value))
-}
+const readSchedule = (tx: Reads, key: string): Effect.Effect<Schedule | undefined, Kv.ReadError> =>
+  Effect.map(tx.get(Keys.schedule(key)), (value) => (value === undefined ? undefined : ScheduleSchema.decode(fromLatin1(value))))
 
 /** The schedules of one queue. */
 export type Schedules = ReturnType<typeof make>
@@ -183,8 +181,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping) => {
       const now = yield* Clock.currentTimeMillis
       if (nextSlot(cron, now) === undefined) return yield* invalid("cron", options.cron, "has no slot to come")
       const { value: stored } = yield* kv.transaction((tx) =>
-        Effect.sync(() => {
-          const existing = readSchedule(tx, options.key)
+        Effect.map(readSchedule(tx, options.key), (existing) => {
           // a replaced schedule keeps its progress: no slot up to now fires again
           const after = Math.max(now, existing?.after ?? now)
           const next = nextSlot(cron, after)
@@ -216,10 +213,9 @@ export const make = (ctx: QueueContext, book: Bookkeeping) => {
     Effect.gen(function*() {
       yield* checked(QueueOptions.scheduleKeyError(key))
       const { value: outcome } = yield* kv.transaction((tx) =>
-        Effect.sync(() => {
-          const k = Keys.schedule(key)
-          if (tx.get(k) === undefined) return "NotFound" as const
-          tx.delete(k)
+        Effect.map(tx.get(Keys.schedule(key)), (value) => {
+          if (value === undefined) return "NotFound" as const
+          tx.delete(Keys.schedule(key))
           return "Removed" as const
         }), retries)
       return outcome
@@ -228,7 +224,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping) => {
   const schedules: Service["schedules"] = () =>
     Effect.gen(function*() {
       yield* live
-      const entries = kv.scan(Keys.schedulePrefix, afterPrefix(Keys.schedulePrefix))
+      const entries = yield* kv.scan(Keys.schedulePrefix, afterPrefix(Keys.schedulePrefix))
       const out: Array<ScheduleInfo> = []
       for (const [key, value] of entries) {
         const stored = yield* decodeOrSkip(key, value)
@@ -259,7 +255,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping) => {
   const fireBatch = (key: string, now: number, openedAt: number) =>
     Effect.map(kv.transaction((tx) =>
       Effect.gen(function*() {
-        const stored = readSchedule(tx, key)
+        const stored = yield* readSchedule(tx, key)
         if (stored === undefined || stored.next === undefined || stored.next > now) return { queue: undefined, enqueued: 0, more: false }
         const cron = cronOf(stored.cron, stored.timezone)
         if (cron === undefined) {
@@ -272,7 +268,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping) => {
         const created: Array<JobRecord> = []
         for (const slot of batch) {
           const record = slotRecord(stored, slot, now)
-          if (tx.get(Keys.index(record.id)) !== undefined) continue // enqueued before
+          if ((yield* tx.get(Keys.index(record.id))) !== undefined) continue // enqueued before
           stage(tx, record)
           created.push(record)
         }
@@ -302,7 +298,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping) => {
   const fireDue = (openedAt: number) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const entries = kv.scan(Keys.schedulePrefix, afterPrefix(Keys.schedulePrefix))
+      const entries = yield* kv.scan(Keys.schedulePrefix, afterPrefix(Keys.schedulePrefix))
       for (const [key, value] of entries) {
         const stored = yield* decodeOrSkip(key, value)
         if (stored === undefined || stored.next === undefined || stored.next > now) continue

@@ -21,7 +21,7 @@ import type { Bookkeeping, ClaimRef } from "./leases.ts"
 import * as Effects from "./effects.ts"
 import type { Payloads } from "./payloads.ts"
 import type { JobSettings } from "./wire.ts"
-import { bury, move, read, retries, stage, withAttempt, without } from "./records.ts"
+import { bury, locate, move, read, retries, stage, withAttempt, without } from "./records.ts"
 
 /**
  * How long a done job is kept (ms): for `keepDone`, and with a result for at least its
@@ -55,7 +55,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
       // deletes the payload objects written for its follow-ups, as one lost inside it does
       const { value: [result, applied] } = yield* committing(effects.records(prepared), Effect.andThen(holds(claim), kv.transaction((tx) =>
         Effect.gen(function*() {
-          const record = read(tx, Keys.claimed(claim.record.queue, claim.record.id))
+          const record = yield* read(tx, Keys.claimed(claim.record.queue, claim.record.id))
           // the token again, in the commit: a reap and a new claim of the job between `holds` and
           // here leave a claimed record at the same key, the new claim's (as ackAndForget's guard)
           if (record === undefined || !holdsNow(claim)) return yield* new ClaimLost({ id: claim.record.id })
@@ -221,10 +221,9 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, e
     Effect.gen(function*() {
       let removed: JobRecord | undefined
       const { value: outcome } = yield* kv.transaction((tx) =>
-        Effect.sync(() => {
-          const key = tx.get(Keys.index(id))
-          const record = key === undefined ? undefined : read(tx, key)
-          if (key === undefined || record === undefined) return "NotFound" as const
+        Effect.map(locate(tx, id), (found) => {
+          if (found === undefined) return "NotFound" as const
+          const [key, record] = found
           if (record.status === "Pending" || record.status === "Scheduled") {
             tx.delete(key)
             tx.delete(Keys.index(id))

@@ -83,7 +83,7 @@ export const make = (ctx: QueueContext): QueueKv => {
     Effect.gen(function*() {
       yield* checked(QueueOptions.userKeyError("key", key))
       yield* live
-      const value = kv.get(Keys.userKey(key))
+      const value = yield* kv.get(Keys.userKey(key))
       return value === undefined ? Option.none() : Option.some(fromLatin1(value))
     })
 
@@ -118,8 +118,7 @@ export const make = (ctx: QueueContext): QueueKv => {
       const want = Option.map(asOption(expected), toLatin1)
       const userKey = Keys.userKey(key)
       const { value: set } = yield* kv.transaction((tx) =>
-        Effect.sync(() => {
-          const current = tx.get(userKey)
+        Effect.map(tx.get(userKey), (current) => {
           const matches = Option.isNone(want) ? current === undefined : current === want.value
           if (!matches) return false
           if (Option.isSome(stored)) tx.put(userKey, stored.value)
@@ -137,7 +136,7 @@ export const make = (ctx: QueueContext): QueueKv => {
       const after = options?.after === undefined ? undefined : Keys.userKey(options.after) + "\x00"
       // keys are latin1 strings, so `>` is byte order
       const start = after !== undefined && after > from ? after : from
-      const entries = kv.scan(start, afterPrefix(from), options?.limit ?? 1000)
+      const entries = yield* kv.scan(start, afterPrefix(from), options?.limit ?? 1000)
       return entries.map(([key, value]) => ({ key: Keys.userKeyName(key), value: fromLatin1(value) }))
     })
 

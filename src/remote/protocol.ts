@@ -41,9 +41,10 @@ import { JobSettings } from "../queue/wire.ts"
 // ---- errors ------------------------------------------------------------------------------------
 
 // `WriterUnavailable` and `Unauthorized` are in the queue's own error types (a client's queue
-// fails with them); the writer's queue never does, but its handlers are typed so.
-const StopError = [Fenced, Closed, WriterUnavailable, Unauthorized] as const
-const QueueError = [Fenced, Closed, TransactionConflict, ValueTooLarge, WriterUnavailable, Unauthorized] as const
+// fails with them); the writer's queue never does, but its handlers are typed so. A read of the
+// store's runs can fail (`Corrupt`, `ObjectStoreError`): reads and writes alike may.
+const ReadError = [Fenced, Closed, Corrupt, ObjectStoreError, WriterUnavailable, Unauthorized] as const
+const QueueError = [Fenced, Closed, TransactionConflict, ValueTooLarge, Corrupt, ObjectStoreError, WriterUnavailable, Unauthorized] as const
 
 // ---- models ------------------------------------------------------------------------------------
 
@@ -186,7 +187,6 @@ const SettleErrors = [
   InvalidPayload,
   PayloadTooLarge,
   DuplicateJobId,
-  ObjectStoreError,
   ...QueueError
 ] as const
 
@@ -245,15 +245,15 @@ export class QueueRpcs extends RpcGroup.make(
   Rpc.make("Get", {
     payload: Id,
     success: Schema.Option(JobRecord),
-    error: Schema.Union([PayloadMissing, Corrupt, ObjectStoreError, ...StopError])
+    error: Schema.Union([PayloadMissing, ...ReadError])
   }),
   Rpc.make("History", {
     payload: Id,
     success: Schema.Array(Attempt),
-    error: Schema.Union([JobNotFound, InvalidOption, ...StopError])
+    error: Schema.Union([JobNotFound, InvalidOption, ...ReadError])
   }),
-  Rpc.make("Stats", { payload: Queue, success: QueueStats, error: Schema.Union([InvalidQueueName, ...StopError]) }),
-  Rpc.make("Queues", { success: Schema.Array(QueueInfo), error: Schema.Union([...StopError]) }),
+  Rpc.make("Stats", { payload: Queue, success: QueueStats, error: Schema.Union([InvalidQueueName, ...ReadError]) }),
+  Rpc.make("Queues", { success: Schema.Array(QueueInfo), error: Schema.Union([...ReadError]) }),
   Rpc.make("List", {
     payload: {
       queue: Schema.String,
@@ -262,12 +262,12 @@ export class QueueRpcs extends RpcGroup.make(
       limit: Schema.optionalKey(Schema.Number)
     },
     success: Schema.Struct({ jobs: Schema.Array(ListedRecord), cursor: Schema.Option(Schema.String) }),
-    error: Schema.Union([InvalidQueueName, InvalidOption, ObjectStoreError, ...StopError])
+    error: Schema.Union([InvalidQueueName, InvalidOption, ...ReadError])
   }),
   Rpc.make("DeadJobs", {
     payload: { queue: Schema.String, after: Schema.optionalKey(Schema.String), limit: Schema.optionalKey(Schema.Number) },
     success: Schema.Array(ListedRecord),
-    error: Schema.Union([InvalidQueueName, InvalidOption, ObjectStoreError, ...StopError])
+    error: Schema.Union([InvalidQueueName, InvalidOption, ...ReadError])
   }),
   Rpc.make("RequeueDead", {
     payload: Id,
@@ -295,12 +295,12 @@ export class QueueRpcs extends RpcGroup.make(
     // milliseconds; none (or Infinity): no timeout. The client converts and checks the duration.
     payload: { id: Schema.String, timeoutMillis: Schema.optionalKey(Schema.Number) },
     success: CompletionOutcome,
-    error: Schema.Union([InvalidOption, ...StopError])
+    error: Schema.Union([InvalidOption, ...ReadError])
   }),
   Rpc.make("KvGet", {
     payload: { key: Schema.String },
     success: Schema.Option(Schema.Uint8Array),
-    error: Schema.Union([InvalidOption, ...StopError])
+    error: Schema.Union([InvalidOption, ...ReadError])
   }),
   Rpc.make("KvPut", {
     payload: { key: Schema.String, value: Schema.Uint8Array },
@@ -316,9 +316,9 @@ export class QueueRpcs extends RpcGroup.make(
   Rpc.make("KvScan", {
     payload: { prefix: Schema.String, after: Schema.optionalKey(Schema.String), limit: Schema.optionalKey(Schema.Number) },
     success: Schema.Array(KvEntry),
-    error: Schema.Union([InvalidOption, ...StopError])
+    error: Schema.Union([InvalidOption, ...ReadError])
   }),
-  Rpc.make("Schedules", { success: Schema.Array(ScheduleInfo), error: Schema.Union([...StopError]) }),
+  Rpc.make("Schedules", { success: Schema.Array(ScheduleInfo), error: Schema.Union([...ReadError]) }),
   Rpc.make("Unschedule", {
     payload: { key: Schema.String },
     success: Schema.Literals(["Removed", "NotFound"]),
@@ -331,13 +331,13 @@ export class QueueRpcs extends RpcGroup.make(
     payload: EnqueueBatch,
     success: Schema.Array(Outcome(
       Schema.Struct({ id: Schema.String, created: Schema.Boolean }),
-      Schema.Union([InvalidOption, InvalidQueueName, InvalidJobId, InvalidPayload, DuplicateJobId, PayloadTooLarge, ObjectStoreError, ...QueueError])
+      Schema.Union([InvalidOption, InvalidQueueName, InvalidJobId, InvalidPayload, DuplicateJobId, PayloadTooLarge, ...QueueError])
     ))
   }),
   Rpc.make("EnqueueBatch", {
     payload: { settings: JobSettings, payloads: Schema.Array(Schema.Uint8Array) },
     success: Schema.Array(Schema.String),
-    error: Schema.Union([InvalidOption, InvalidQueueName, PayloadTooLarge, ObjectStoreError, ...QueueError])
+    error: Schema.Union([InvalidOption, InvalidQueueName, PayloadTooLarge, ...QueueError])
   }),
   Rpc.make("Claim", {
     // `waitMillis` absent: wait until a job arrives
@@ -362,7 +362,7 @@ export class QueueRpcs extends RpcGroup.make(
   Rpc.make("Discard", { payload: { claim: ClaimRef }, error: Schema.Union([ClaimLost, ...QueueError]) }),
   Rpc.make("ExtendLease", {
     payload: { claim: ClaimRef, millis: Schema.Number },
-    error: Schema.Union([ClaimLost, CancelRequested, InvalidOption, ...StopError])
+    error: Schema.Union([ClaimLost, CancelRequested, InvalidOption, ...ReadError])
   }),
   Rpc.make("Schedule", {
     payload: {

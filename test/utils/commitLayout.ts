@@ -85,6 +85,28 @@ export const layoutProblems = (changes: Changes, get: (key: string) => string | 
 const refuse = (problems: Array<string>) =>
   problems.length === 0 ? Effect.void : Effect.die(new Error(`a commit breaks the record layout:\n  ${problems.join("\n  ")}`))
 
+/**
+ * What `layoutProblems` reads of the state under `changes` (the records at the keys it writes,
+ * then the index of each), read through `read` first: the check itself is synchronous.
+ */
+const readFor = (changes: Changes, read: (key: string) => Effect.Effect<string | undefined, unknown>) =>
+  Effect.gen(function*() {
+    const seen = new Map<string, string | undefined>()
+    const fetch = (key: string) => Effect.map(read(key), (value) => void seen.set(key, value))
+    const recordKeys = [...changes.writes.keys()].filter(isRecordKey)
+    yield* Effect.forEach(recordKeys, fetch, { discard: true })
+    const ids = recordKeys.flatMap((key) => {
+      const value = seen.get(key)
+      return value === undefined ? [] : [decode(value).id]
+    })
+    yield* Effect.forEach(ids, (id) => fetch(Keys.index(id)), { discard: true })
+    return (key: string) => seen.get(key)
+  })
+
+/** `refuse(layoutProblems(...))` over the state read through `read`. */
+const check = (changes: Changes, read: (key: string) => Effect.Effect<string | undefined, unknown>) =>
+  Effect.flatMap(Effect.orDie(readFor(changes, read)), (get) => refuse(layoutProblems(changes, get)))
+
 /** A transaction's `tx` that records what is staged through it, for the check before its commit. */
 const recording = (tx: Tx): { readonly tx: Tx; readonly changes: Changes } => {
   const changes = new Changes()
@@ -112,14 +134,13 @@ const recording = (tx: Tx): { readonly tx: Tx; readonly changes: Changes } => {
 /** `engine` with every commit checked by `layoutProblems` first. */
 const checkedEngine = (engine: Engine): Engine => ({
   ...engine,
-  write: (changes, options) => Effect.andThen(Effect.suspend(() => refuse(layoutProblems(changes, engine.get))), engine.write(changes, options)),
+  write: (changes, options) => Effect.andThen(check(changes, engine.get), engine.write(changes, options)),
   writeIf: (changes, expect, options) =>
     Effect.andThen(
       // a commit whose expectations fail writes nothing: only one that can land is checked
-      Effect.suspend(() =>
-        expect.every(([key, present]) => (engine.get(key) !== undefined) === present)
-          ? refuse(layoutProblems(changes, engine.get))
-          : Effect.void
+      Effect.flatMap(
+        Effect.orDie(Effect.forEach(expect, ([key, present]) => Effect.map(engine.get(key), (value) => (value !== undefined) === present))),
+        (holds) => (holds.every(Boolean) ? check(changes, engine.get) : Effect.void)
       ),
       engine.writeIf(changes, expect, options)
     ),
@@ -127,8 +148,11 @@ const checkedEngine = (engine: Engine): Engine => ({
     engine.transaction((tx) => {
       const { changes, tx: recorded } = recording(tx)
       // the snapshot the transaction read, under none of its own writes: what it commits onto
-      const snapshotGet = (key: string) => (changes.writes.has(key) || changes.updates.has(key) ? undefined : tx.get(key))
-      return Effect.tap(f(recorded), () => refuse(layoutProblems(changes, (key) => snapshotGet(key) ?? engine.get(key))))
+      const snapshotGet = (key: string) =>
+        changes.writes.has(key) || changes.updates.has(key)
+          ? engine.get(key)
+          : Effect.flatMap(tx.get(key), (value) => (value === undefined ? engine.get(key) : Effect.succeed(value)))
+      return Effect.tap(f(recorded), () => check(changes, snapshotGet))
     }, options)
 })
 
