@@ -9,7 +9,8 @@
  *   contiguous, in key order, entry counts adding up to the footer's), each block's CRC32, entry
  *   count, first and last keys and key order. Any damage (a flipped bit, a truncated or replaced
  *   object, a wrong size) is `Corrupt` naming the object's key: never a wrong value, never a
- *   defect. A GET that answers with another object size than expected is `Corrupt` too;
+ *   defect. A GET that answers with another object size than expected, or with another ETag
+ *   than the first GET's (the object was replaced: run keys are never reused), is `Corrupt` too;
  * - a missing object is the store's `ObjectStoreError` (`NotFound`); the store's `InvalidKey` and
  *   `InvalidRange` cannot happen for a valid run key (ranges are checked against the size first)
  *   and are defects;
@@ -229,12 +230,13 @@ export const open = (store: Store, key: string, options: OpenOptions): Effect.Ef
     if (!Number.isSafeInteger(size) || size < headerBytes + Run.footerBytes) {
       return yield* new Corrupt({ key, detail: `${size} bytes, too short for a run` })
     }
-    const read = ranged(store, key, size, stats)
+    const identity: Identity = { etag: undefined }
+    const read = ranged(store, key, size, stats, identity)
     const footer = yield* read(size - Run.footerBytes, size)
     const { entries, indexLength, indexOffset } = yield* decodeOrCorrupt(key, footer, (f) => layout(f, size))
     const indexBytes = yield* read(indexOffset, indexOffset + indexLength)
     const blocks = yield* decodeOrCorrupt(key, indexBytes, (b) => checkedIndex(b, footer, indexOffset, entries))
-    return makeReader(store, key, size, blocks, entries, { ...options, stats })
+    return makeReader(store, key, size, blocks, entries, { ...options, stats }, identity)
   })
 
 /**
@@ -246,7 +248,10 @@ export const fromObject = (
   store: Store,
   key: string,
   object: Uint8Array,
-  options: Omit<OpenOptions, "bytes">
+  options: Omit<OpenOptions, "bytes"> & {
+    /** The object's ETag (`put` returned it), if known; else the first block read names the object. */
+    readonly etag?: string | undefined
+  }
 ): Effect.Effect<RunReader, Corrupt> =>
   decodeOrCorrupt(key, object, (bytes) => {
     const size = bytes.length
@@ -254,14 +259,21 @@ export const fromObject = (
     const footer = bytes.subarray(size - Run.footerBytes)
     const { entries, indexLength, indexOffset } = layout(footer, size)
     const blocks = checkedIndex(bytes.subarray(indexOffset, indexOffset + indexLength), footer, indexOffset, entries)
-    return makeReader(store, key, size, blocks, entries, { ...options, stats: options.stats ?? makeStats() })
+    const identity: Identity = { etag: options.etag }
+    return makeReader(store, key, size, blocks, entries, { ...options, stats: options.stats ?? makeStats() }, identity)
   })
+
+/** The ETag of the object a reader reads, once known: every read must find that same object. */
+interface Identity {
+  etag: string | undefined
+}
 
 /**
  * One ranged GET of `[start, end)` of `key` (a valid range of an object of `size` bytes),
- * counted in `stats`; `Corrupt` if the object's size is not `size` or the bytes fall short.
+ * counted in `stats`; `Corrupt` if the object's size is not `size`, if it is not the object
+ * `identity` names (the first read names it), or if the bytes fall short.
  */
-const ranged = (store: Store, key: string, size: number, stats: ReadStats) => (start: number, end: number) =>
+const ranged = (store: Store, key: string, size: number, stats: ReadStats, identity: Identity) => (start: number, end: number) =>
   Effect.suspend(() => {
     stats.gets++
     return store.get(key, { range: { start, end } })
@@ -271,6 +283,10 @@ const ranged = (store: Store, key: string, size: number, stats: ReadStats) => (s
       stats.bytes += object.bytes.length
       if (object.size !== size) {
         return Effect.fail(new Corrupt({ key, detail: `object of ${object.size} bytes, the manifest says ${size}` }))
+      }
+      identity.etag ??= object.etag
+      if (object.etag !== identity.etag) {
+        return Effect.fail(new Corrupt({ key, detail: `the object was replaced since it was opened (ETag ${object.etag}, was ${identity.etag})` }))
       }
       if (object.bytes.length !== end - start) {
         return Effect.fail(new Corrupt({ key, detail: `read ${object.bytes.length} bytes of [${start}, ${end})` }))
@@ -285,11 +301,12 @@ const makeReader = (
   size: number,
   blocks: ReadonlyArray<Run.BlockRef>,
   entries: number,
-  options: Omit<OpenOptions, "bytes"> & { readonly stats: ReadStats }
+  options: Omit<OpenOptions, "bytes"> & { readonly stats: ReadStats },
+  identity: Identity
 ): RunReader => {
   const { cache, stats } = options
   const id = options.id ?? key
-  const read = ranged(store, key, size, stats)
+  const read = ranged(store, key, size, stats, identity)
   // single flight: the read of a block in progress, which fibers wanting it too wait on; it
   // settles with undefined if its reader was interrupted (then a waiter reads it itself)
   const inflight = new Map<number, Deferred.Deferred<Block | undefined, ReadError>>()

@@ -145,7 +145,7 @@ export const runReaderSuite = (backend: Backend) =>
         assert.strictEqual(reader.stats.gets, 2)
       }))
 
-    test("a truncated object, a wrong size, or a block damaged after opening is Corrupt naming the run", () =>
+    test("a truncated object, a wrong size, a damaged block, or an object replaced after opening is Corrupt naming the run", () =>
       Effect.gen(function*() {
         const { entries } = fixture()
         const { bytes, cache, reader, store } = yield* written(entries)
@@ -154,20 +154,22 @@ export const runReaderSuite = (backend: Backend) =>
         for (const size of [bytes - 1, bytes + 1, bytes + 100, 29, 0, -5, 1.5]) {
           assert.isNotEmpty(corruptDetail(yield* open(size)), `size ${size}`)
         }
+        // replaced (truncated) after opening: the next read finds another object
         yield* store.put(key, original.subarray(0, bytes - 10))
-        assert.include(corruptDetail(yield* open(bytes)), "manifest says")
-        yield* store.put(key, original.subarray(0, bytes - 10))
-        assert.isNotEmpty(corruptDetail(yield* Effect.exit(reader.get(entries[0]![0]))))
-        // bit rot in a block, found when the block is read
-        const rotten = original.slice()
+        assert.include(corruptDetail(yield* Effect.exit(reader.get(entries[0]![0]))), "bytes, the manifest says")
+        assert.include(corruptDetail(yield* open(bytes)), "the manifest says")
+        // replaced by an object of the same size: found by its ETag
         const block = reader.blocks[7]!
+        const rotten = original.slice()
         rotten[block.offset + 10]! ^= 0x04
         yield* store.put(key, rotten)
-        assert.include(corruptDetail(yield* Effect.exit(reader.get(block.firstKey))), "CRC32")
-        assert.include(corruptDetail(yield* Effect.exit(Merge.scan([reader], block.firstKey, undefined, 5))), "CRC32")
-        // the other blocks still read
+        assert.include(corruptDetail(yield* Effect.exit(reader.get(block.firstKey))), "replaced since it was opened")
+        // a damaged block, found when that block is read; the other blocks still read
+        const reopened = yield* RunReader.open(store, key, { bytes, cache: BlockCache.make(1 << 20) })
+        assert.include(corruptDetail(yield* Effect.exit(reopened.get(block.firstKey))), "CRC32")
+        assert.include(corruptDetail(yield* Effect.exit(Merge.scan([reopened], block.firstKey, undefined, 5))), "CRC32")
         const other = reader.blocks[8]!
-        assert.strictEqual(yield* reader.get(other.firstKey), entries.find(([k]) => k === other.firstKey)![1])
+        assert.strictEqual(yield* reopened.get(other.firstKey), entries.find(([k]) => k === other.firstKey)![1])
       }))
 
     test("a missing run is the store's NotFound", () =>
