@@ -42,7 +42,7 @@ const done = Effect.succeed(undefined)
 /** A cursor over a memtable: always ready, synchronous. */
 class TreeHead implements Head {
   key: string | undefined = undefined
-  value: string | null = null
+  entry: Run.Entry | undefined = undefined
   readonly ready = true
   private iterator: Iterator<[string, string | null]> | undefined
   private detached = false
@@ -63,11 +63,12 @@ class TreeHead implements Head {
     const step = this.iterator?.next()
     if (step === undefined || step.done === true) {
       this.key = undefined
+      this.entry = undefined
       this.iterator = undefined
       return
     }
     this.key = step.value[0]
-    this.value = step.value[1]
+    this.entry = step.value
   }
 
   fill(): Effect.Effect<void> {
@@ -88,12 +89,12 @@ class TreeHead implements Head {
 const isMemtable = (source: Source): source is Memtable => source instanceof BTree
 
 /**
- * The merge of cursors newest first, in `[start, end)` (forward) or reversed from `end`: each
- * `step` gives the winning entry of the next key (tombstones included), or undefined with
- * `waiting` set to the cursors whose blocks it needs first, or undefined at the end.
+ * The merge of cursors newest first, forward in `[start, end)` or reversed from `end` down to
+ * `start`. `run` appends the winning entry of each key in turn (the newest head's), until its
+ * output is full, the merge is over, or it needs blocks read first (`waiting`).
  */
 class Merger {
-  /** The cursors to `fill` before stepping again; empty at the end. */
+  /** The cursors to `fill` before running again; empty once `run` returned false. */
   waiting: Array<Head> = []
 
   constructor(
@@ -103,41 +104,65 @@ class Merger {
     private readonly end: string | undefined
   ) {}
 
-  /** Whether `key` is past the range in the direction of travel. */
-  private past(key: string): boolean {
-    return this.reverse ? key < this.start : this.end !== undefined && key >= this.end
-  }
-
   /** Whether `a` comes before `b` in the direction of travel. */
   private before(a: string, b: string): boolean {
     return this.reverse ? a > b : a < b
   }
 
-  step(): Run.Entry | undefined {
+  /** Whether `key` is in range, given that it was reached in the direction of travel from its start. */
+  private inRange(key: string): boolean {
+    return this.reverse ? key >= this.start : this.end === undefined || key < this.end
+  }
+
+  /**
+   * Appends winning entries to `out` (tombstones too if `keepTombstones`) until it holds `max`.
+   * Returns true if it stopped to wait for the blocks of `waiting`, false when full or at the end.
+   */
+  run(out: Array<Run.Entry>, max: number, keepTombstones: boolean): boolean {
     const heads = this.heads
-    let best: Head | undefined
-    let bound: string | undefined
-    for (const head of heads) {
-      const key = head.key
-      if (key === undefined || this.past(key)) continue
-      if (head.ready) {
-        if (best === undefined || this.before(key, best.key!)) best = head
-      } else if (bound === undefined || this.before(key, bound)) {
-        bound = key
+    while (out.length < max) {
+      // the head that comes first (the newest on a tie), the first key of any other head
+      // (ready or not), and the first bound of a head waiting for its block
+      let best: Head | undefined
+      let bestKey: string | undefined
+      let other: string | undefined
+      let bound: string | undefined
+      for (const head of heads) {
+        const key = head.key
+        if (key === undefined || !this.inRange(key)) continue
+        if (!head.ready) {
+          if (bound === undefined || this.before(key, bound)) bound = key
+        } else if (bestKey === undefined || this.before(key, bestKey)) {
+          if (bestKey !== undefined && (other === undefined || this.before(bestKey, other))) other = bestKey
+          best = head
+          bestKey = key
+          continue
+        }
+        if (other === undefined || this.before(key, other)) other = key
+      }
+      if (bound !== undefined && (bestKey === undefined || !this.before(bestKey, bound))) {
+        // a block not read yet may hold a key that comes first (or the same key, newer)
+        const limit = bestKey ?? bound
+        this.waiting = heads.filter((h) => !h.ready && h.key !== undefined && !this.before(limit, h.key))
+        return true
+      }
+      if (best === undefined) break
+      // the winner; older heads at the same key step past it
+      for (const head of heads) if (head !== best && head.ready && head.key === bestKey) head.next()
+      // then the winner's own entries, as long as they come before every other head's
+      for (;;) {
+        const entry = best.entry!
+        if (keepTombstones || entry[1] !== null) out.push(entry)
+        best.next()
+        const key = best.key
+        if (
+          out.length >= max || !best.ready || key === undefined || !this.inRange(key) ||
+          (other !== undefined && !this.before(key, other))
+        ) break
       }
     }
-    if (bound !== undefined && (best === undefined || !this.before(best.key!, bound))) {
-      // a block not read yet may hold a key that comes first (or the same key, from a newer run)
-      const limit = best === undefined ? bound : best.key!
-      this.waiting = heads.filter((h) => !h.ready && h.key !== undefined && !this.before(limit, h.key))
-      return undefined
-    }
     this.waiting = []
-    if (best === undefined) return undefined
-    const key = best.key!
-    const entry: Run.Entry = [key, best.value]
-    for (const head of heads) if (head.ready && head.key === key) head.next()
-    return entry
+    return false
   }
 
   /** Reads the blocks `waiting` needs, concurrently, memtables detached first. */
@@ -186,17 +211,9 @@ export const scan = (
     const out: Entries = []
     if (limit <= 0 || (end !== undefined && end <= start)) return Effect.succeed(out)
     const merger = new Merger(headsOf(sources, start, end, reverse, true), reverse, start, end)
-    const go = (): Effect.Effect<Entries, ReadError> => {
-      while (out.length < limit) {
-        const entry = merger.step()
-        if (entry === undefined) {
-          if (merger.waiting.length === 0) break
-          return Effect.flatMap(merger.fill(), go)
-        }
-        if (entry[1] !== null) out.push(entry as readonly [string, string])
-      }
-      return Effect.succeed(out)
-    }
+    // without tombstones, every entry appended has a string value
+    const go = (): Effect.Effect<Entries, ReadError> =>
+      merger.run(out as Array<Run.Entry>, limit, false) ? Effect.flatMap(merger.fill(), go) : Effect.succeed(out)
     return go()
   })
 
@@ -250,17 +267,8 @@ export const mergeAll = (sources: ReadonlyArray<Source>, options: MergeAllOption
     merger ??= new Merger(headsOf(sources, "", undefined, false, options.fillCache === true), false, "", undefined)
     const m = merger
     const out: Array<Run.Entry> = []
-    const go = (): Effect.Effect<ReadonlyArray<Run.Entry>, ReadError> => {
-      while (out.length < chunk) {
-        const entry = m.step()
-        if (entry === undefined) {
-          if (m.waiting.length === 0) break
-          return Effect.flatMap(m.fill(), go)
-        }
-        if (entry[1] !== null || options.keepTombstones) out.push(entry)
-      }
-      return Effect.succeed(out)
-    }
+    const go = (): Effect.Effect<ReadonlyArray<Run.Entry>, ReadError> =>
+      m.run(out, chunk, options.keepTombstones) ? Effect.flatMap(m.fill(), go) : Effect.succeed(out)
     return go()
   })
 }

@@ -86,8 +86,8 @@ export type NotCached = typeof notCached
  */
 export interface Cursor {
   readonly key: string | undefined
-  /** The value at the cursor (`null`: a tombstone); meaningful only when `ready` and `key` is defined. */
-  readonly value: string | null
+  /** The entry at the cursor (the block's own: not to be changed); only when `ready` and `key` is defined. */
+  readonly entry: Run.Entry | undefined
   readonly ready: boolean
   /** Moves to the next entry (synchronous; needs `ready` and a defined `key`). */
   readonly next: () => void
@@ -411,7 +411,7 @@ const makeReader = (
 /** See `Cursor`. */
 class RunCursor implements Cursor {
   key: string | undefined = undefined
-  value: string | null = null
+  entry: Run.Entry | undefined = undefined
   ready = true
   /** The block the cursor is in (or waits for). */
   private index: number
@@ -461,7 +461,7 @@ class RunCursor implements Cursor {
         const entry = current[this.position]
         if (entry !== undefined) {
           this.key = entry[0]
-          this.value = entry[1]
+          this.entry = entry
           this.ready = true
           return
         }
@@ -470,6 +470,7 @@ class RunCursor implements Cursor {
         this.index += this.reverse ? -1 : 1
       }
       const ref = blocks[this.index]
+      this.entry = undefined
       if (ref === undefined) {
         this.key = undefined
         this.ready = true
