@@ -10,7 +10,8 @@
  *   count, first and last keys and key order. Any damage (a flipped bit, a truncated or replaced
  *   object, a wrong size) is `Corrupt` naming the object's key: never a wrong value, never a
  *   defect. A GET that answers with another object size than expected, or with another ETag
- *   than the first GET's (the object was replaced: run keys are never reused), is `Corrupt` too;
+ *   than the first GET's (the object was replaced: run keys are never reused; S3's ETag of the
+ *   same bytes is the same, which is as good), is `Corrupt` too;
  * - a missing object is the store's `ObjectStoreError` (`NotFound`); the store's `InvalidKey` and
  *   `InvalidRange` cannot happen for a valid run key (ranges are checked against the size first)
  *   and are defects;

@@ -3,7 +3,7 @@
 // Run.encode read back point by point and by scans, GETs counted, damage found.
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
-import type * as Run from "../../schema/Run.ts"
+import * as Run from "../../schema/Run.ts"
 import { makePrng } from "../../src/internal/prng.ts"
 import * as BlockCache from "../../src/kv/blockCache.ts"
 import * as Merge from "../../src/kv/merge.ts"
@@ -133,6 +133,29 @@ export const runReaderSuite = (backend: Backend) =>
         const values = yield* Effect.forEach(inBlock, ([k]) => reader.get(k), { concurrency: "unbounded" })
         assert.deepStrictEqual(values, inBlock.map(([, v]) => v))
         assert.strictEqual(reader.stats.gets, 3)
+      }))
+
+    test("a reader of the run in hand (just written) makes no GET until it needs a block", () =>
+      Effect.gen(function*() {
+        const { entries, live } = fixture()
+        const store = yield* ObjectStore
+        const object = Run.encode(entries)
+        const etag = yield* store.put(key, object)
+        const reader = yield* RunReader.fromObject(store, key, object, { cache: BlockCache.make(1 << 20), etag })
+        assert.deepStrictEqual([reader.stats.gets, reader.entries, reader.bytes], [0, entries.length, object.length])
+        assert.strictEqual(yield* reader.get(entries[5]![0]), entries[5]![1])
+        assert.strictEqual(reader.stats.gets, 1)
+        assert.deepStrictEqual(yield* Merge.scan([reader], "", undefined), live)
+        // replaced under it by a run of the same layout (valid CRCs, other values): found by the ETag given
+        const lookalike = Run.encode(entries.map(([k, v]) => [k, v === null ? null : v.split("").reverse().join("")] as const))
+        assert.strictEqual(lookalike.length, object.length)
+        yield* store.put(key, lookalike)
+        const other = yield* RunReader.fromObject(store, key, object, { cache: BlockCache.make(0), etag })
+        assert.include(corruptDetail(yield* Effect.exit(other.get(entries[5]![0]))), "replaced")
+        // an object in hand that is damaged is refused without a request
+        const damaged = object.slice()
+        damaged[damaged.length - 30]! ^= 1
+        assert.isNotEmpty(corruptDetail(yield* Effect.exit(RunReader.fromObject(store, key, damaged, { cache: BlockCache.make(0) }))))
       }))
 
     test("an empty run opens, holds nothing and reads nothing", () =>
