@@ -9,6 +9,7 @@ import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
 import { standbySuite } from "./suites/standby.ts"
 import { readOnlySuite } from "./suites/readOnly.ts"
+import { runReaderSuite } from "./suites/runReader.ts"
 import { fileSystem } from "./utils/stores.ts"
 
 objectStoreConformance(fileSystem)
@@ -21,3 +22,4 @@ queueContractSuite(fileSystem)
 cronSchedulesSuite(fileSystem)
 standbySuite(fileSystem)
 readOnlySuite(fileSystem)
+runReaderSuite(fileSystem)

@@ -9,6 +9,7 @@ import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
 import { standbySuite } from "./suites/standby.ts"
 import { readOnlySuite } from "./suites/readOnly.ts"
+import { runReaderSuite } from "./suites/runReader.ts"
 import { memory } from "./utils/stores.ts"
 
 objectStoreConformance(memory)
@@ -21,3 +22,4 @@ queueContractSuite(memory)
 cronSchedulesSuite(memory)
 standbySuite(memory)
 readOnlySuite(memory)
+runReaderSuite(memory)

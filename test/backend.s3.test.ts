@@ -9,6 +9,7 @@ import { queueManagementSuite } from "./suites/queueManagement.ts"
 import { workerSuite } from "./suites/worker.ts"
 import { standbySuite } from "./suites/standby.ts"
 import { readOnlySuite } from "./suites/readOnly.ts"
+import { runReaderSuite } from "./suites/runReader.ts"
 import { s3 } from "./utils/stores.ts"
 
 objectStoreConformance(s3)
@@ -21,3 +22,4 @@ queueContractSuite(s3)
 cronSchedulesSuite(s3)
 standbySuite(s3)
 readOnlySuite(s3)
+runReaderSuite(s3)

@@ -1,0 +1,136 @@
+// A damaged run read on demand (src/kv/runReader.ts) is always Corrupt naming the run, never a
+// wrong value nor a defect: a flipped bit in the footer or the index fails the open; in a block or
+// its CRC32, the read of that block (the others still read right); in the header, which ranged
+// reads never look at, nothing. Truncation and a wrong size fail too.
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit } from "effect"
+import * as Run from "../schema/Run.ts"
+import { makePrng } from "../src/internal/prng.ts"
+import * as BlockCache from "../src/kv/blockCache.ts"
+import * as Merge from "../src/kv/merge.ts"
+import * as RunReader from "../src/kv/runReader.ts"
+import * as ObjectStore from "../src/ObjectStore.ts"
+import { reasonOf } from "./utils/exits.ts"
+import { keyPool, randomEntries } from "./utils/runs.ts"
+
+const key = "runs/01J00000000000000000DAMAGE"
+
+const prng = makePrng("run reader damage")
+const entries = randomEntries(prng, keyPool(prng, 400), { density: 0.6, tombstones: 0.25 })
+const original = Run.encode(entries)
+const values = new Map(entries)
+
+const memoryStore = Effect.provide(Effect.map(ObjectStore.ObjectStore, (store) => store), ObjectStore.layerMemory({ retry: false }))
+
+/** What reading the run stored as `bytes` (opened as `size` bytes) gives: its failure's tag, or "Success". */
+const readAll = (store: ObjectStore.Service, bytes: Uint8Array, size = original.length) =>
+  Effect.gen(function*() {
+    yield* store.put(key, bytes)
+    const opened = yield* Effect.exit(RunReader.open(store, key, { bytes: size, cache: BlockCache.make(1 << 20) }))
+    if (Exit.isFailure(opened)) return { open: describe_(opened), blocks: [] as Array<string> }
+    const reader = opened.value
+    const blocks: Array<string> = []
+    for (let i = 0; i < reader.blocks.length; i++) {
+      const block = yield* Effect.exit(reader.block(i))
+      if (Exit.isFailure(block)) {
+        blocks.push(describe_(block))
+        continue
+      }
+      // whatever is read is right
+      for (const [k, v] of block.value) assert.strictEqual(v, values.get(k), `block ${i} key ${JSON.stringify(k)}`)
+      assert.strictEqual(block.value.length, reader.blocks[i]!.entries)
+      blocks.push("Success")
+    }
+    return { open: "Success", blocks }
+  })
+
+/** `Corrupt` (checking it names the run), or the exit's reason tag. */
+const describe_ = (exit: Exit.Exit<unknown, unknown>): string => {
+  const reason = reasonOf(exit)
+  if (reason === "Corrupt") {
+    const failure = (exit as Exit.Failure<unknown, unknown>).cause.reasons.find((r) => r._tag === "Fail") as unknown as {
+      error: { key: string }
+    }
+    assert.strictEqual(failure.error.key, key)
+  }
+  return reason
+}
+
+const flipped = (at: number, bit: number) => {
+  const bytes = original.slice()
+  bytes[at]! ^= 1 << bit
+  return bytes
+}
+
+describe("run reader damage", () => {
+  const layout = Run.readFooter(original.subarray(original.length - Run.footerBytes))
+  const blocks = Run.readIndex(
+    original.subarray(layout.indexOffset, layout.indexOffset + layout.indexLength),
+    original.subarray(original.length - Run.footerBytes)
+  )
+
+  it.effect("the fixture reads back whole, over several blocks", () =>
+    Effect.gen(function*() {
+      const store = yield* memoryStore
+      const result = yield* readAll(store, original)
+      assert.isAbove(blocks.length, 5)
+      assert.deepStrictEqual(result, { open: "Success", blocks: blocks.map(() => "Success") })
+    }))
+
+  it.effect("a flipped bit anywhere in the footer or the index fails the open with Corrupt", () =>
+    Effect.gen(function*() {
+      const store = yield* memoryStore
+      for (let at = layout.indexOffset; at < original.length; at++) {
+        const result = yield* readAll(store, flipped(at, at % 8))
+        assert.strictEqual(result.open, "Corrupt", `byte ${at} of ${original.length}`)
+      }
+    }))
+
+  it.effect("a flipped bit in a block or its CRC32 fails that block's read with Corrupt, and only that one", () =>
+    Effect.gen(function*() {
+      const store = yield* memoryStore
+      for (const [i, block] of blocks.entries()) {
+        const crcAt = block.offset + block.length
+        const positions = [block.offset, block.offset + 1, block.offset + (block.length >> 1), crcAt - 1, crcAt, crcAt + 1, crcAt + 3]
+        for (const at of positions) {
+          const result = yield* readAll(store, flipped(at, (at + i) % 8))
+          assert.strictEqual(result.open, "Success")
+          assert.deepStrictEqual(result.blocks, blocks.map((_, j) => j === i ? "Corrupt" : "Success"), `block ${i}, byte ${at}`)
+        }
+      }
+    }))
+
+  it.effect("a flipped bit in the header changes nothing read (ranged reads never look at it)", () =>
+    Effect.gen(function*() {
+      const store = yield* memoryStore
+      for (let at = 0; at < RunReader.headerBytes; at++) {
+        assert.deepStrictEqual(yield* readAll(store, flipped(at, 3)), { open: "Success", blocks: blocks.map(() => "Success") })
+      }
+    }))
+
+  it.effect("a truncated object, or one opened with the wrong size, is Corrupt", () =>
+    Effect.gen(function*() {
+      const store = yield* memoryStore
+      for (const cut of [1, 4, 24, 25, original.length - layout.indexOffset, original.length - 10, original.length - 6]) {
+        assert.strictEqual((yield* readAll(store, original.subarray(0, original.length - cut), original.length)).open, "Corrupt")
+        // with its size right, the footer is gone: still Corrupt
+        assert.strictEqual((yield* readAll(store, original.subarray(0, original.length - cut), original.length - cut)).open, "Corrupt")
+      }
+      for (const size of [original.length - 1, original.length + 1, original.length * 2, 30, 29, 0]) {
+        assert.strictEqual((yield* readAll(store, original, size)).open, "Corrupt", `size ${size}`)
+      }
+    }))
+
+  it.effect("a run replaced after opening, even by one of the same size and layout, is Corrupt at the next read", () =>
+    Effect.gen(function*() {
+      // the same keys with other values of the same lengths: same layout, valid CRCs, other values
+      const other = Run.encode(entries.map(([k, v]) => [k, v === null ? null : v.split("").reverse().join("")] as const))
+      assert.strictEqual(other.length, original.length)
+      const store = yield* memoryStore
+      yield* store.put(key, original)
+      const reader = yield* RunReader.open(store, key, { bytes: original.length, cache: BlockCache.make(0) })
+      yield* store.put(key, other)
+      assert.strictEqual(describe_(yield* Effect.exit(Merge.scan([reader], "", undefined))), "Corrupt")
+      assert.strictEqual(describe_(yield* Effect.exit(reader.get(entries[0]![0]))), "Corrupt")
+    }))
+})
