@@ -27,7 +27,7 @@ import * as Run from "../../schema/Run.ts"
 import { DecodeError } from "../internal/binary.ts"
 import { Corrupt } from "../KvError.ts"
 import type { Service as Store } from "../ObjectStore.ts"
-import type { ObjectStoreError } from "../ObjectStoreError.ts"
+import type { ReadError } from "../Kv.ts"
 import type { BlockCache } from "./blockCache.ts"
 import { decodeOrCorrupt } from "./recovery.ts"
 
@@ -40,8 +40,8 @@ export const headerBytes = 6
  */
 export const indexEntryOverhead = 128
 
-/** The errors of reading a run. */
-export type ReadError = Corrupt | ObjectStoreError
+/** The errors of reading a run: the KV's own read errors (`Kv.ReadError`). */
+export type { ReadError }
 
 /** A decoded block: its entries in key order (`null` value: a tombstone). */
 export type Block = ReadonlyArray<Run.Entry>
