@@ -30,8 +30,17 @@ export const RunRef = Schema.Struct({
   bytes: Schema.Int,
   /** Highest sequence number in it. */
   maxSeq: Schema.Int,
-  /** A full image of the state (compaction output) rather than a delta. */
-  full: Schema.Boolean
+  /**
+   * Nothing older is under it: written with no older run in force (its deletes were dropped), and
+   * so are the runs after it in the list, if any.
+   */
+  full: Schema.Boolean,
+  /**
+   * One sorted run written as several objects (key ranges that do not overlap, in key order)
+   * shares a group, the id of its first object; absent for a run of one object. Absent in
+   * manifests written before groups existed (each run one object).
+   */
+  group: Schema.optional(Schema.String)
 })
 
 /**

@@ -28,6 +28,8 @@ export const blockBytes = 4096
 export const footerBytes = 24
 
 const header = [0x42, 0x51, 0x4b, 0x56, kind, version] as const
+/** Bytes of the header, before the first block. @since 0.4.0 */
+export const headerBytes = header.length
 const footerMagic = [0x42, 0x51, 0x52, 0x46] as const // "BQRF"
 
 /**
@@ -69,6 +71,11 @@ export class Encoder {
   private count = 0
   /** Entries added so far. */
   entries = 0
+
+  /** Bytes encoded so far (the index and footer not counted). */
+  get bytes(): number {
+    return this.out.length
+  }
 
   constructor() {
     this.out.bytes(new Uint8Array(header))

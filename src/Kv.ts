@@ -33,7 +33,9 @@ import type { InvalidOption } from "./InvalidOption.ts"
 import { serviceOver } from "./kv/bytes.ts"
 import * as Engine from "./kv/engine.ts"
 import { kvOptionsError } from "./kv/options.ts"
-import { recover } from "./kv/recovery.ts"
+import * as BlockCache from "./kv/blockCache.ts"
+import { recover, type RunReads } from "./kv/recovery.ts"
+import { makeStats } from "./kv/runReader.ts"
 import { loadSnapshot } from "./kv/snapshot.ts"
 import { startWriter } from "./kv/writer.ts"
 import type { Closed, Corrupt, Fenced, TransactionConflict, ValueTooLarge, WriteConditionFailed } from "./KvError.ts"
@@ -70,15 +72,26 @@ export interface Options {
    * read on open (an older writer may have appended to it) and its covered parts collected.
    */
   readonly useLocalLog?: boolean | undefined
-  /** Write the changes as a sorted run after this many WAL objects (default 512)... */
-  readonly runFlushSegments?: number | undefined
-  /** ...or once they reach this many bytes (default 8 MiB). */
-  readonly runFlushBytes?: number | undefined
   /**
-   * With this many runs, the next one is a full image that replaces them (default 64); an image
-   * is also written once the deltas since the last one weigh half as much as it.
+   * The memtable (the commits not yet in a run) is written as a sorted run once its changes reach
+   * this many bytes (default 8 MiB)...
+   */
+  readonly memtableBytes?: number | undefined
+  /** ...or after this many WAL objects (default 512). */
+  readonly runFlushSegments?: number | undefined
+  /**
+   * Runs are merged (compacted) as they pile up: the newest runs of similar size, four at a time,
+   * and all of them once there are more than this many (default 16), so that a read merges few.
    */
   readonly maxRuns?: number | undefined
+  /** The largest run object a compaction writes (default 32 MiB): a bigger sorted run is split into several. */
+  readonly maxRunBytes?: number | undefined
+  /**
+   * Memory for the blocks of runs read from the store (default 64 MiB), shared by every run: the
+   * state itself lives in the store's runs, read on demand, and only the memtables, the runs'
+   * block indexes and this cache are held in memory.
+   */
+  readonly cacheBytes?: number | undefined
   /** Objects no manifest needs are deleted once this old (default 10 minutes). */
   readonly gcMinAge?: Duration.Input | undefined
   /** Manifests always kept (default 10). */
@@ -207,17 +220,29 @@ export interface Stats {
   readonly lastSeq: number
   readonly durableSeq: number
   readonly nextWalId: number
-  readonly keys: number
   readonly unflushedBytes: number
+  /**
+   * Entries in memory and in the runs: an upper bound of the keys (a key written or deleted again
+   * since the runs holding it were last compacted counts once in each).
+   */
+  readonly keys: number
+  /** Sorted runs of the current manifest, and their bytes. */
+  readonly runs: number
+  readonly runBytes: number
+  /** Bytes of run blocks held in the block cache (at most `cacheBytes`). */
+  readonly cacheBytes: number
+  /** Blocks of runs read from the store since the KV opened. */
+  readonly blockReads: number
 }
 
 /**
- * Any error of a commit.
+ * Any error of a commit: the writer stopped, a write too large, or what the commit had to read
+ * (its expectations, the current values its updates start from) could not be read.
  *
  * @category errors
  * @since 0.1.0
  */
-export type CommitError = Fenced | Closed | ValueTooLarge
+export type CommitError = Fenced | Closed | ValueTooLarge | ReadError
 
 /**
  * Errors of a read: the state lives in the store's sorted runs as well as in memory, so a read
@@ -327,6 +352,12 @@ const limitsOf = (options: Options | undefined): Engine.Limits => ({
   maxCommitBytes: options?.maxCommitBytes ?? 16 * 1024 * 1024
 })
 
+/** The block cache of `options` and the count of its reads, for one open KV. */
+const runReads = (options: Options | undefined): RunReads => ({
+  cache: BlockCache.make(options?.cacheBytes ?? 64 * 1024 * 1024),
+  stats: makeStats()
+})
+
 /**
  * Opens the store as its writer and serves it, with the store's `LocalLog` if the context has one.
  *
@@ -340,15 +371,19 @@ export const make = (options?: Options): Effect.Effect<Service, OpenError, Objec
     if (invalid !== undefined) return yield* invalid
     const store = yield* ObjectStore
     const log = Option.getOrUndefined(yield* Effect.serviceOption(LocalLog))
-    const recovered = yield* recover(store, log, { openAttempts: options?.openAttempts ?? 10 })
+    const reads = runReads(options)
+    const recovered = yield* recover(store, log, { openAttempts: options?.openAttempts ?? 10, reads })
     const writer = yield* startWriter(store, log, recovered, {
       minFlushInterval: Duration.fromInputUnsafe(options?.minFlushInterval ?? 0),
       maxWalPutsInFlight: Math.max(1, options?.maxWalPutsInFlight ?? 4),
       useLocalLog: options?.useLocalLog ?? true,
       maxUnflushedBytes: options?.maxUnflushedBytes ?? 64 * 1024 * 1024,
       runFlushSegments: options?.runFlushSegments ?? 512,
-      runFlushBytes: options?.runFlushBytes ?? 8 * 1024 * 1024,
-      maxRuns: Math.max(1, options?.maxRuns ?? 64),
+      memtableBytes: options?.memtableBytes ?? 8 * 1024 * 1024,
+      maxRuns: Math.max(1, options?.maxRuns ?? 16),
+      maxRunBytes: options?.maxRunBytes ?? 32 * 1024 * 1024,
+      cache: reads.cache,
+      readStats: reads.stats,
       gcMinAge: Duration.fromInputUnsafe(options?.gcMinAge ?? "10 minutes"),
       keepManifests: options?.keepManifests ?? 10,
       fenceCheckInterval: options?.fenceCheckInterval === false
@@ -396,7 +431,7 @@ export type ReadOnlyOpenError = Corrupt | ObjectStoreError | InvalidKey | Invali
  * @since 0.3.0
  */
 export const makeReadOnly: Effect.Effect<Service, ReadOnlyOpenError, ObjectStore> = Effect.gen(function*() {
-  const snapshot = yield* loadSnapshot(yield* ObjectStore, Option.getOrUndefined(yield* Effect.serviceOption(LocalLog)))
+  const snapshot = yield* loadSnapshot(yield* ObjectStore, Option.getOrUndefined(yield* Effect.serviceOption(LocalLog)), runReads(undefined))
   return serviceOver(Engine.makeReadOnly(snapshot, limitsOf(undefined)))
 })
 

@@ -15,7 +15,7 @@ import { tempDirectory } from "./utils/stores.ts"
 
 const logPartBytes = 1024
 // no runs: every acknowledged commit lives in the log alone
-const kvOptions: Kv.Options = { runFlushSegments: 1_000_000, runFlushBytes: 1 << 30 }
+const kvOptions: Kv.Options = { runFlushSegments: 1_000_000, memtableBytes: 1 << 30 }
 
 /** A KV writer over `directory` in a scope of its own, left open (as a crashed process leaves it). */
 const openKv = (directory: string) =>

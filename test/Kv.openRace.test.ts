@@ -5,7 +5,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Duration, Effect, Layer } from "effect"
 import * as Kv from "../src/Kv.ts"
+import * as BlockCache from "../src/kv/blockCache.ts"
 import { recover } from "../src/kv/recovery.ts"
+import { makeStats } from "../src/kv/runReader.ts"
 import { startWriter } from "../src/kv/writer.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
 import { reasonOf } from "./utils/exits.ts"
@@ -18,14 +20,19 @@ const storeOver = (directory: string) =>
     log: Context.get(context, ObjectStore.LocalLog)
   }))
 
+const reads = { cache: BlockCache.make(1024 * 1024), stats: makeStats() }
+
 const writerOptions = {
   minFlushInterval: Duration.zero,
   maxWalPutsInFlight: 4,
   useLocalLog: true,
   maxUnflushedBytes: 64 * 1024 * 1024,
   runFlushSegments: 512,
-  runFlushBytes: 8 * 1024 * 1024,
-  maxRuns: 64,
+  memtableBytes: 8 * 1024 * 1024,
+  maxRuns: 16,
+  maxRunBytes: 32 * 1024 * 1024,
+  cache: reads.cache,
+  readStats: reads.stats,
   gcMinAge: Duration.minutes(10),
   keepManifests: 10,
   fenceCheckInterval: undefined
@@ -37,7 +44,7 @@ describe("Kv writers opening one directory store at once", () => {
       const directory = yield* tempDirectory
       const older = yield* storeOver(directory)
       // the older writer raised its epoch and recovered, but has not created its log yet…
-      const recovered = yield* recover(older.store, older.log, { openAttempts: 10 })
+      const recovered = yield* recover(older.store, older.log, { openAttempts: 10, reads })
       assert.strictEqual(recovered.epoch, 1)
       // …when a newer writer opens: it finds no log of epoch 1 to fence
       const newer = Context.get(yield* Layer.build(Kv.layer().pipe(Layer.provide(ObjectStore.layerFileSystem({ directory })))), Kv.Kv)

@@ -103,7 +103,7 @@ describe("run reader damage", () => {
   it.effect("a flipped bit in the header changes nothing read (ranged reads never look at it)", () =>
     Effect.gen(function*() {
       const store = yield* memoryStore
-      for (let at = 0; at < RunReader.headerBytes; at++) {
+      for (let at = 0; at < Run.headerBytes; at++) {
         assert.deepStrictEqual(yield* readAll(store, flipped(at, 3)), { open: "Success", blocks: blocks.map(() => "Success") })
       }
     }))

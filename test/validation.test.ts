@@ -243,7 +243,7 @@ const kvCounts = [
   "maxUnflushedBytes",
   "maxWalPutsInFlight",
   "runFlushSegments",
-  "runFlushBytes",
+  "memtableBytes",
   "maxRuns",
   "keepManifests",
   "openAttempts"

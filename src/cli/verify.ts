@@ -20,9 +20,11 @@ import * as Run from "../../schema/Run.ts"
 import * as WalSegment from "../../schema/WalSegment.ts"
 import * as StoredWriterRecord from "../../schema/WriterRecord.ts"
 import { fromLatin1 } from "../internal/binary.ts"
-import type { BTree } from "../internal/btree.ts"
+import * as BlockCache from "../kv/blockCache.ts"
+import * as Merge from "../kv/merge.ts"
 import { decodeOrCorrupt } from "../kv/recovery.ts"
-import { loadSnapshot } from "../kv/snapshot.ts"
+import { makeStats } from "../kv/runReader.ts"
+import { loadSnapshot, type Snapshot } from "../kv/snapshot.ts"
 import { LocalLog, ObjectStore } from "../ObjectStore.ts"
 import * as Keys from "../queue/keys.ts"
 import { describe, failWith } from "./failure.ts"
@@ -66,23 +68,28 @@ const listPrice = 0.005
  * The job records of the state that do not decode, and those whose payload object is not among
  * `objects` (the keys listed).
  */
-const checkRecords = (live: BTree<string, string>, objects: ReadonlySet<string>): Array<Damage> => {
-  const damaged: Array<Damage> = []
-  for (const prefix of Keys.recordPrefixes) {
-    for (const [key, value] of live.entries(prefix)) {
-      if (!key.startsWith(prefix)) break
-      try {
-        const record = JobRecord.decode(fromLatin1(value))
-        if (record.payloadRef !== undefined && !objects.has(record.payloadRef)) {
-          damaged.push({ where: `job ${record.id}`, detail: `its payload object ${record.payloadRef} is missing` })
+const checkRecords = (snapshot: Snapshot, objects: ReadonlySet<string>) =>
+  Effect.gen(function*() {
+    const damaged: Array<Damage> = []
+    let keys = 0
+    // every key once, newest version: the replayed memtable over the runs, read a block at a time
+    const pull = Merge.mergeAll([snapshot.mem, ...snapshot.runs], { keepTombstones: false })
+    for (let chunk = yield* pull; chunk.length > 0; chunk = yield* pull) {
+      keys += chunk.length
+      for (const [key, value] of chunk) {
+        if (value === null || !Keys.recordPrefixes.some((prefix) => key.startsWith(prefix))) continue
+        try {
+          const record = JobRecord.decode(fromLatin1(value))
+          if (record.payloadRef !== undefined && !objects.has(record.payloadRef)) {
+            damaged.push({ where: `job ${record.id}`, detail: `its payload object ${record.payloadRef} is missing` })
+          }
+        } catch (error) {
+          damaged.push({ where: `job record ${Keys.toCursor(key)}`, detail: describe(error) })
         }
-      } catch (error) {
-        damaged.push({ where: `job record ${Keys.toCursor(key)}`, detail: describe(error) })
       }
     }
-  }
-  return damaged
-}
+    return { keys, damaged }
+  })
 
 /** Checks the store in context, and its `LocalLog` if the context has one (see the module's header). */
 export const verify = Effect.gen(function*() {
@@ -133,11 +140,15 @@ export const verify = Effect.gen(function*() {
       )
     }
   }
-  const replay = yield* Effect.exit(loadSnapshot(store, log))
+  const replay = yield* Effect.exit(Effect.flatMap(
+    loadSnapshot(store, log, { cache: BlockCache.make(0), stats: makeStats() }),
+    (snapshot) => Effect.map(checkRecords(snapshot, new Set(entries.map((entry) => entry.key))), (checked) => ({ snapshot, checked }))
+  ))
   let state: Report["state"] = null
   if (replay._tag === "Success") {
-    state = { epoch: replay.value.epoch, lastSeq: replay.value.lastSeq, keys: replay.value.live.size }
-    damaged.push(...checkRecords(replay.value.live, new Set(entries.map((entry) => entry.key))))
+    const { checked, snapshot } = replay.value
+    state = { epoch: snapshot.epoch, lastSeq: snapshot.lastSeq, keys: checked.keys }
+    damaged.push(...checked.damaged)
   } else {
     const failure = replay.cause.reasons.find((r) => r._tag === "Fail") as { readonly error: { readonly _tag: string; readonly key?: string } } | undefined
     const error = failure?.error

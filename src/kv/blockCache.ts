@@ -167,3 +167,10 @@ export const make = (capacity: number): BlockCache => {
 
   return { capacity, get, peek, set, dropRun, stats }
 }
+
+/**
+ * Whether `cache` takes more blocks of a run written or opened: while it is less than half full,
+ * runs are put in it whole, so that a store small enough to be held in memory is read from memory
+ * alone; a bigger one is read on demand, block by block.
+ */
+export const hasRoom = (cache: BlockCache): boolean => cache.stats().bytes < cache.capacity / 2

@@ -1,22 +1,27 @@
 /**
  * The KV's one write vocabulary: keys and values as latin1 strings (one char per byte, the form
- * the live state keeps them in), every commit built as `Changes` (puts, deletes, and updates
- * resolved at commit) and committed through one function, `commit` below, whether it comes from a
- * plain batch (`write`, `writeIf`) or an optimistic transaction. The public byte API of `Kv.ts` is
- * an adapter over this (`kv/bytes.ts`), and the job queue stages every mutation here directly.
+ * the memtables and runs keep them in), every commit built as `Changes` (puts, deletes, and
+ * updates resolved at commit) and committed through one function, `commit` below, whether it
+ * comes from a plain batch (`write`, `writeIf`) or an optimistic transaction. The public byte API
+ * of `Kv.ts` is an adapter over this (`kv/bytes.ts`), and the job queue stages every mutation here
+ * directly.
  *
  * The engine trusts its caller: options are the caller's own (the byte API checks a user's at its
- * edge), and sizes are checked at commit (`ValueTooLarge`, nothing applied). Reads and the
- * writes of a transaction are synchronous: the live state is an in-memory tree, so a read costs no
- * step through the runtime.
+ * edge), and sizes are checked at commit (`ValueTooLarge`, nothing applied). Reads merge the
+ * state's sources (`state.ts`, `merge.ts`): synchronous while what they need is in memory, a
+ * ranged read of a run's block otherwise. The writes of a transaction are synchronous. A commit
+ * that must read (its expectations, its updates) reads from memory inside its critical section;
+ * what is not there is fetched first, and the commit tries again.
  *
  * @internal
  */
 import { Effect } from "effect"
-import type { BTree } from "../internal/btree.ts"
 import type { CommitError, ReadError, Service, Stats, StopError, WriteResult } from "../Kv.ts"
 import { Closed, TransactionConflict, ValueTooLarge, WriteConditionFailed } from "../KvError.ts"
-import { beginRead, commit as commitOps, endRead, inRange, type Op, opBytes, type ReadSet } from "./state.ts"
+import * as Merge from "./merge.ts"
+import type { BlockCache } from "./blockCache.ts"
+import { notCached, type ReadStats, type RunReader } from "./runReader.ts"
+import { beginRead, commit as commitOps, endRead, newTree, type Op, opBytes, type ReadSet } from "./state.ts"
 import type { Writer } from "./writer.ts"
 
 /** A new value (latin1) from the current one (undefined: none), computed when the commit is applied. */
@@ -169,63 +174,52 @@ export const tooLarge = (
     ? new ValueTooLarge({ what: "value", size: value.length, limit: limits.maxValueBytes })
     : undefined
 
-/** Scans `tree` in `[start, end)`, with `overlay` (a transaction's writes) on top. */
-const scanTree = (
-  tree: BTree<string, string>,
-  start: string,
-  end: string | undefined,
-  limit = Number.POSITIVE_INFINITY,
-  reverse = false,
-  overlay?: ReadonlyMap<string, string | null>
-): Entries => {
-  const out: Entries = []
-  if (limit <= 0 || (end !== undefined && end <= start)) return out
-  if (!reverse && (overlay === undefined || overlay.size === 0)) {
-    // the common case (every scan of the queue): straight off the tree
-    for (const entry of tree.entries(start)) {
-      if (end !== undefined && entry[0] >= end) break
-      out.push(entry)
-      if (out.length >= limit) break
-    }
-    return out
+/** Resident reads over the sources `sources()` gives at the moment of each read. */
+const residentOf = (sources: () => ReadonlyArray<Merge.Source>): Engine["resident"] => ({
+  get: (key) => {
+    const value = Merge.getResident(sources(), key)
+    return value === notCached ? notResident : value
+  },
+  scan: (start, end, limit) => {
+    const entries = Merge.scanResident(sources(), start, end, limit)
+    return entries === notCached ? notResident : entries
   }
-  const pending = overlay === undefined ? [] : [...overlay.entries()].filter(([k]) => inRange(k, start, end))
-  const shadowed = new Set(pending.map(([k]) => k))
-  // enough from the tree that the overlay's deletes cannot leave the result short
-  const want = limit + shadowed.size
-  const fromTree: Array<readonly [string, string | null]> = []
-  if (!reverse) {
-    for (const [k, v] of tree.entries(start)) {
-      if (end !== undefined && k >= end) break
-      if (!shadowed.has(k)) fromTree.push([k, v])
-      if (fromTree.length >= want) break
-    }
-  } else {
-    const high = end === undefined ? tree.maxKey() : end
-    if (high !== undefined) {
-      for (const [k, v] of tree.entriesReversed(high, undefined, end !== undefined)) {
-        if (k < start) break
-        if (!shadowed.has(k)) fromTree.push([k, v])
-        if (fromTree.length >= want) break
-      }
-    }
-  }
-  const merged = pending.length === 0 ? fromTree : [...fromTree, ...pending].sort(([a], [b]) =>
-    reverse ? (a < b ? 1 : a > b ? -1 : 0) : (a < b ? -1 : a > b ? 1 : 0)
-  )
-  for (const [k, v] of merged) {
-    if (v === null) continue
-    out.push([k, v])
-    if (out.length >= limit) break
-  }
-  return out
+})
+
+/** The sources a transaction reads: its own staged puts and deletes over its snapshot's. */
+const withOwnWrites = (snapshot: ReadonlyArray<Merge.Source>, writes: ReadonlyMap<string, string | null>): ReadonlyArray<Merge.Source> => {
+  if (writes.size === 0) return snapshot
+  const own = newTree()
+  for (const [key, value] of writes) own.set(key, value)
+  return [own, ...snapshot]
 }
 
-/** Resident reads of a state held whole in memory: every answer is resident. */
-const residentOf = (live: () => BTree<string, string>): Engine["resident"] => ({
-  get: (key) => live().get(key),
-  scan: (start, end, limit) => scanTree(live(), start, end, limit)
-})
+/** Values read from the store for a commit, with the state they were read in. */
+interface Fetched {
+  readonly seq: number
+  readonly sources: ReadonlyArray<Merge.Source>
+  readonly values: ReadonlyMap<string, string | undefined>
+}
+
+const noValues: ReadonlyMap<string, string | undefined> = new Map()
+
+/** The figures of a state. */
+const statsOf = (state: {
+  readonly mem: Merge.Memtable
+  readonly frozen: ReadonlyArray<{ readonly tree: Merge.Memtable }>
+  readonly runs: ReadonlyArray<RunReader>
+  readonly cache: BlockCache
+  readonly readStats: ReadStats
+}) => {
+  let keys = state.mem.size
+  for (const f of state.frozen) keys += f.tree.size
+  let runBytes = 0
+  for (const run of state.runs) {
+    keys += run.entries
+    runBytes += run.bytes
+  }
+  return { keys, runs: state.runs.length, runBytes, cacheBytes: state.cache.stats().bytes, blockReads: state.readStats.gets }
+}
 
 /** What a commit is checked against, besides sizes. */
 interface Conditions {
@@ -252,11 +246,61 @@ const refusedSize = (limits: Limits, changes: Changes): ValueTooLarge | undefine
 export const make = (writer: Writer, limits: Limits): Engine => {
   const state = writer.state
 
-  /** Resolves the updates of `changes` against the state at this instant, into plain writes of `ops`. */
-  const resolveUpdates = (ops: Array<Op>, changes: Changes): ValueTooLarge | undefined => {
+  /**
+   * The committed values of `keys` at this instant, from memory, or the keys to fetch first: a
+   * block of a run that may hold one is not in the cache.
+   */
+  const readNow = (keys: ReadonlyArray<string>): Map<string, string | undefined> | Array<string> => {
+    const values = new Map<string, string | undefined>()
+    let missing: Array<string> | undefined
+    for (const key of keys) {
+      const value = Merge.getResident(state.sources, key)
+      if (value === notCached) (missing ??= []).push(key)
+      else values.set(key, value)
+    }
+    return missing ?? values
+  }
+
+  /**
+   * Reads `keys` (what `readNow` found missing) from the store. The values stand for the state
+   * as long as it is the same: no commit since (`seq`) and the same sources.
+   */
+  const fetch = (keys: ReadonlyArray<string>) =>
+    Effect.suspend(() => {
+      const seq = state.lastSeq
+      const sources = state.sources
+      return Effect.map(
+        Effect.forEach(keys, (key) => Merge.get(sources, key)),
+        (values): Fetched => ({ seq, sources, values: new Map(keys.map((key, i) => [key, values[i]])) })
+      )
+    })
+
+  /** The values of the keys a commit reads, from memory or `fetched` while it still stands; else the keys to fetch. */
+  const readAll = (keys: ReadonlyArray<string>, fetched: Fetched | undefined): Map<string, string | undefined> | Array<string> => {
+    const current = readNow(keys)
+    if (!Array.isArray(current)) return current
+    if (fetched === undefined || fetched.seq !== state.lastSeq || fetched.sources !== state.sources) return current
+    const values = new Map<string, string | undefined>()
+    for (const key of keys) {
+      const value = Merge.getResident(state.sources, key)
+      values.set(key, value === notCached ? fetched.values.get(key) : value)
+    }
+    return values
+  }
+
+  /** The keys a commit reads: its expectations, and the current values its updates start from. */
+  const keysRead = (changes: Changes, conditions: Conditions): Array<string> => {
+    const keys: Array<string> = []
+    for (const [key] of conditions.expect ?? []) keys.push(key)
+    for (const key of changes.updates.keys()) if (!changes.writes.has(key)) keys.push(key)
+    return keys
+  }
+
+  /** Resolves the updates of `changes` against `current` (values at this instant), into plain writes of `ops`. */
+  const resolveUpdates = (ops: Array<Op>, changes: Changes, current: ReadonlyMap<string, string | undefined>): ValueTooLarge | undefined => {
     for (const [key, updaters] of changes.updates) {
       const own = changes.writes.has(key)
-      const base = own ? changes.writes.get(key) : state.live.get(key)
+      const base = own ? changes.writes.get(key) : current.get(key)
       let value = base === null ? undefined : base
       for (const f of updaters) value = f(value)
       if (value!.length > limits.maxValueBytes) {
@@ -271,13 +315,14 @@ export const make = (writer: Writer, limits: Limits): Engine => {
   /**
    * The one commit: sizes, then (after backpressure, if any) the conditions, the updates resolved,
    * the in-memory commit, and the wait for durability unless asked not to. From the conditions to
-   * the in-memory commit nothing yields, so both see exactly the state committed onto.
+   * the in-memory commit nothing yields, so both see exactly the state committed onto: what they
+   * read must be in memory then, so what is not is fetched first, and the commit tries again.
    */
   const commit = (
     changes: Changes,
     durable: boolean,
     conditions: Conditions
-  ): Effect.Effect<"conflict" | number, CommitError | WriteConditionFailed> =>
+  ): Effect.Effect<"conflict" | number, CommitError | WriteConditionFailed | ReadError> =>
     Effect.suspend(() => {
       if (state.failure !== undefined) return Effect.fail(state.failure)
       if (changes.isEmpty) return Effect.succeed(state.lastSeq)
@@ -289,16 +334,19 @@ export const make = (writer: Writer, limits: Limits): Engine => {
       if (bytes > limits.maxCommitBytes) {
         return Effect.fail(new ValueTooLarge({ what: "commit", size: bytes, limit: limits.maxCommitBytes }))
       }
-      const now = (): Effect.Effect<"conflict" | number, CommitError | WriteConditionFailed> => {
+      const reads = keysRead(changes, conditions)
+      const now = (fetched?: Fetched): Effect.Effect<"conflict" | number, CommitError | WriteConditionFailed | ReadError> => {
         if (state.failure !== undefined) return Effect.fail(state.failure)
+        const current = reads.length === 0 ? noValues : readAll(reads, fetched)
+        if (Array.isArray(current)) return Effect.flatMap(fetch(current), now)
         for (const [key, present] of conditions.expect ?? []) {
-          if (state.live.has(key) !== present) return Effect.fail(new WriteConditionFailed({ key, expectedPresent: present }))
+          if ((current.get(key) !== undefined) !== present) return Effect.fail(new WriteConditionFailed({ key, expectedPresent: present }))
         }
         if (conditions.guard !== undefined && !conditions.guard()) {
           return Effect.fail(new WriteConditionFailed({ key: "", expectedPresent: true }))
         }
         if (changes.updates.size > 0) {
-          const refused = resolveUpdates(ops, changes)
+          const refused = resolveUpdates(ops, changes, current)
           if (refused !== undefined) return Effect.fail(refused)
         }
         // updated keys take no part in a transaction's conflict check (a plain batch has none)
@@ -308,7 +356,7 @@ export const make = (writer: Writer, limits: Limits): Engine => {
         const seq = state.lastSeq
         return durable ? Effect.as(writer.durable(batch), seq) : Effect.succeed(seq)
       }
-      return state.unflushedBytes > writer.maxUnflushedBytes ? Effect.flatMap(writer.backpressure, now) : now()
+      return state.unflushedBytes > writer.maxUnflushedBytes ? Effect.flatMap(writer.backpressure, () => now()) : now()
     })
 
   // a plain batch cannot conflict: only a transaction's commit has a read point to check
@@ -326,25 +374,28 @@ export const make = (writer: Writer, limits: Limits): Engine => {
     Effect.suspend(() => {
       if (state.failure !== undefined) return Effect.fail(state.failure)
       const readSeq = state.lastSeq
-      const snapshot = state.live.clone()
+      // the memtable as it is now (an O(1) copy-on-write clone), over what is frozen and the runs
+      const snapshot: Array<Merge.Source> = [state.mem.clone(), ...state.sources.slice(1)]
       const changes = new Changes()
       const readKeys = new Set<string>()
       const ranges: Array<readonly [string, string | undefined]> = []
       beginRead(state, readSeq)
       const tx: Tx = {
         get: (key) =>
-          Effect.sync(() => {
+          Effect.suspend(() => {
             const own = changes.writes.has(key)
             if (serializable && !own) readKeys.add(key)
-            const base = own ? changes.writes.get(key) : snapshot.get(key)
-            let value = base === null ? undefined : base
-            for (const update of changes.updates.get(key) ?? []) value = update(value)
-            return value
+            const updates = changes.updates.get(key)
+            const base = own ? Effect.succeed(changes.writes.get(key) ?? undefined) : Merge.get(snapshot, key)
+            return updates === undefined ? base : Effect.map(base, (value) => {
+              for (const update of updates) value = update(value)
+              return value
+            })
           }),
         scan: (start, end, limit, reverse) =>
-          Effect.sync(() => {
+          Effect.suspend(() => {
             if (serializable) ranges.push([start, end])
-            return scanTree(snapshot, start, end, limit, reverse, changes.writes)
+            return Merge.scan(withOwnWrites(snapshot, changes.writes), start, end, limit, reverse)
           }),
         put: (key, value) => changes.put(key, value),
         delete: (key) => changes.delete(key),
@@ -356,7 +407,7 @@ export const make = (writer: Writer, limits: Limits): Engine => {
             // no conditions here: a WriteConditionFailed cannot happen
             commit(changes, durable, { check: { readSeq, reads: serializable ? { keys: readKeys, ranges } : undefined } }) as Effect.Effect<
               "conflict" | number,
-              CommitError
+              CommitError | ReadError
             >,
             (outcome) => ({ outcome, value, wrote: !changes.isEmpty })
           )
@@ -379,9 +430,9 @@ export const make = (writer: Writer, limits: Limits): Engine => {
 
   return {
     limits,
-    get: (key) => Effect.sync(() => state.live.get(key)),
-    scan: (start, end, limit, reverse) => Effect.sync(() => scanTree(state.live, start, end, limit, reverse)),
-    resident: residentOf(() => state.live),
+    get: (key) => Merge.get(state.sources, key),
+    scan: (start, end, limit, reverse) => Merge.scan(state.sources, start, end, limit, reverse),
+    resident: residentOf(() => state.sources),
     write,
     writeIf,
     transaction,
@@ -391,25 +442,37 @@ export const make = (writer: Writer, limits: Limits): Engine => {
       lastSeq: state.lastSeq,
       durableSeq: state.durableSeq,
       nextWalId: state.nextWalId,
-      keys: state.live.size,
-      unflushedBytes: state.unflushedBytes
+      unflushedBytes: state.unflushedBytes,
+      ...statsOf(state)
     })),
     failure: () => state.failure,
     stopped: writer.stopped
   }
 }
 
+/** A state loaded for reads only (see `snapshot.ts`): its replayed memtable over its runs. */
+export interface ReadOnlyState {
+  readonly epoch: number
+  readonly lastSeq: number
+  readonly mem: Merge.Memtable
+  readonly frozen: ReadonlyArray<never>
+  readonly runs: ReadonlyArray<RunReader>
+  readonly cache: BlockCache
+  readonly readStats: ReadStats
+}
+
 /**
  * The engine of a loaded snapshot, for reads only: every commit fails with `Closed` saying so,
  * `flush` does nothing, no failure, and `stopped` never completes.
  */
-export const makeReadOnly = (snapshot: { readonly epoch: number; readonly lastSeq: number; readonly live: BTree<string, string> }, limits: Limits): Engine => {
+export const makeReadOnly = (snapshot: ReadOnlyState, limits: Limits): Engine => {
   const refused = Effect.fail(new Closed({ detail: "the store is open read-only: nothing can be written through it" }))
+  const sources: ReadonlyArray<Merge.Source> = [snapshot.mem, ...snapshot.runs]
   return {
     limits,
-    get: (key) => Effect.sync(() => snapshot.live.get(key)),
-    scan: (start, end, limit, reverse) => Effect.sync(() => scanTree(snapshot.live, start, end, limit, reverse)),
-    resident: residentOf(() => snapshot.live),
+    get: (key) => Merge.get(sources, key),
+    scan: (start, end, limit, reverse) => Merge.scan(sources, start, end, limit, reverse),
+    resident: residentOf(() => sources),
     write: () => refused,
     writeIf: () => refused,
     transaction: () => refused,
@@ -419,8 +482,8 @@ export const makeReadOnly = (snapshot: { readonly epoch: number; readonly lastSe
       lastSeq: snapshot.lastSeq,
       durableSeq: snapshot.lastSeq,
       nextWalId: 0,
-      keys: snapshot.live.size,
-      unflushedBytes: 0
+      unflushedBytes: 0,
+      ...statsOf(snapshot)
     })),
     failure: () => undefined,
     stopped: Effect.never

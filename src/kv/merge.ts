@@ -23,7 +23,7 @@ import { Effect } from "effect"
 import type * as Run from "../../schema/Run.ts"
 import { BTree } from "../internal/btree.ts"
 import type { Entries } from "./engine.ts"
-import { type Cursor, notCached, type ReadError, type RunReader } from "./runReader.ts"
+import { type Cursor, type NotCached, notCached, type ReadError, type RunReader } from "./runReader.ts"
 
 /** A memtable: keys to values, `null` for a delete that hides older sources' values. */
 export type Memtable = BTree<string, string | null>
@@ -237,6 +237,35 @@ export const get = (sources: ReadonlyArray<Source>, key: string): Effect.Effect<
     return Effect.succeed(undefined)
   }
   return Effect.suspend(() => from(0))
+}
+
+/**
+ * `get` answered from memory alone: the value (undefined: none), or `notCached` when a block of a
+ * run that may hold the key is not in the cache. Synchronous, no request.
+ */
+export const getResident = (sources: ReadonlyArray<Source>, key: string): string | undefined | NotCached => {
+  for (const source of sources) {
+    const found = isMemtable(source) ? source.get(key) : source.getCached(key)
+    if (found === notCached) return notCached
+    if (found !== undefined) return found ?? undefined
+  }
+  return undefined
+}
+
+/**
+ * `scan` (forward) answered from memory alone: the entries, or `notCached` when it would need a
+ * block that is not in the cache. Synchronous, no request.
+ */
+export const scanResident = (
+  sources: ReadonlyArray<Source>,
+  start: string,
+  end: string | undefined,
+  limit = Number.POSITIVE_INFINITY
+): Entries | NotCached => {
+  const out: Array<Run.Entry> = []
+  if (limit <= 0 || (end !== undefined && end <= start)) return out as Entries
+  const merger = new Merger(headsOf(sources, start, end, false, true), false, start, end)
+  return merger.run(out, limit, false) ? notCached : out as Entries
 }
 
 /** Options of `mergeAll`. */

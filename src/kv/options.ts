@@ -19,8 +19,10 @@ const counts = [
   "maxUnflushedBytes",
   "maxWalPutsInFlight",
   "runFlushSegments",
-  "runFlushBytes",
+  "memtableBytes",
   "maxRuns",
+  "maxRunBytes",
+  "cacheBytes",
   "keepManifests",
   "openAttempts"
 ] as const

@@ -1,6 +1,7 @@
 /**
- * Opening a writer: raise the epoch with a new manifest, fence the WAL, load the runs, replay the
- * WAL tail (slatedb.md §8.1, "Open (writer)"). The steps that only read (loading runs, decoding
+ * Opening a writer: raise the epoch with a new manifest, fence the WAL, open the runs (their
+ * footers and block indexes only: their blocks are read on demand), replay the WAL tail into the
+ * memtable (slatedb.md §8.1, "Open (writer)"). The steps that only read (opening runs, decoding
  * WAL objects and log parts, checking and ordering the replay, applying it) are exported for the
  * read-only load (`snapshot.ts`), which replays exactly as a writer would.
  *
@@ -8,10 +9,8 @@
  */
 import { Clock, Effect, Option, Schedule, Stream } from "effect"
 import * as Manifest from "../../schema/Manifest.ts"
-import * as Run from "../../schema/Run.ts"
 import * as WalSegment from "../../schema/WalSegment.ts"
 import { DecodeError } from "../internal/binary.ts"
-import type { BTree } from "../internal/btree.ts"
 import { Corrupt, Fenced } from "../KvError.ts"
 import type { Service as Store } from "../ObjectStore.ts"
 import {
@@ -23,7 +22,10 @@ import {
 } from "../ObjectStore/LocalLog.ts"
 import { isPreconditionFailed, type ObjectStoreError } from "../ObjectStoreError.ts"
 import { idOf, manifestKey, manifestPrefix, runKey, walKey, walPrefix } from "./paths.ts"
-import { newTree, opBytes } from "./state.ts"
+import * as BlockCache from "./blockCache.ts"
+import type { Memtable } from "./merge.ts"
+import * as RunReader from "./runReader.ts"
+import { applyOp, newTree, opBytes } from "./state.ts"
 
 /** Decodes with `decode`, turning a `DecodeError` into `Corrupt` for `key`. */
 export const decodeOrCorrupt = <A>(key: string, bytes: Uint8Array, decode: (bytes: Uint8Array) => A) =>
@@ -59,13 +61,14 @@ export interface Recovered {
   readonly manifestId: number
   readonly manifest: Manifest.Manifest
   readonly epoch: number
-  readonly live: BTree<string, string>
+  /** The runs of the manifest, newest first, opened for reading on demand. */
+  readonly runs: ReadonlyArray<RunReader.RunReader>
+  /** What the replayed WAL changed, not yet in any run, and the bytes of its ops. */
+  readonly mem: Memtable
+  readonly memBytes: number
   readonly lastSeq: number
   /** The WAL id of the fence this writer wrote; its own batches start after it. */
   readonly fenceId: number
-  /** What the replayed WAL changed, not yet in any run. */
-  readonly delta: Map<string, string | null>
-  readonly deltaBytes: number
   readonly replayedSegments: number
   /** The parts of older writers' local logs, with the last sequence number in each. */
   readonly logParts: ReadonlyArray<LogPart>
@@ -260,41 +263,47 @@ export const collectWalObject = (
     segments.push(yield* decodeOrCorrupt(object.key, object.bytes, WalSegment.decode))
   })
 
-/** Applies commits in replay order to `live` (each write also to `onOp`); the last sequence number. */
+/**
+ * Applies commits in replay order to `mem` (deletes as tombstones when `older` sources exist, see
+ * `state.applyOp`); the last sequence number and the bytes of the ops applied.
+ */
 export const applyCommits = (
   order: ReadonlyArray<WalSegment.Commit>,
-  live: BTree<string, string>,
+  mem: Memtable,
   afterSeq: number,
-  onOp?: (op: WalSegment.Commit["ops"][number]) => void
-): number => {
+  older: boolean
+): { readonly lastSeq: number; readonly bytes: number } => {
   let lastSeq = afterSeq
+  let bytes = 0
   for (const commit of order) {
     lastSeq = commit.seq
     for (const op of commit.ops) {
-      const [key, value] = op
-      if (value === null) live.delete(key)
-      else live.set(key, value)
-      onOp?.(op)
+      applyOp(mem, op[0], op[1], older)
+      bytes += opBytes(op)
     }
   }
-  return lastSeq
+  return { lastSeq, bytes }
 }
 
-/** Applies the runs of a manifest, oldest first (fetched 8 at a time). */
-export const loadRuns = (store: Store, manifest: Manifest.Manifest, live: BTree<string, string>) =>
-  Stream.fromIterable([...manifest.runs].reverse()).pipe(
-    Stream.mapEffect((ref) => {
-      const key = runKey(ref.id)
-      return Effect.flatMap(store.get(key), (object) => decodeOrCorrupt(key, object.bytes, Run.decode))
-    }, { concurrency: 8 }),
-    Stream.runForEach((entries) =>
-      Effect.sync(() => {
-        for (const [k, v] of entries) {
-          if (v === null) live.delete(k)
-          else live.set(k, v)
-        }
-      })
-    )
+/** What reads of runs share: the block cache, and where GETs are counted. */
+export interface RunReads {
+  readonly cache: BlockCache.BlockCache
+  readonly stats: RunReader.ReadStats
+}
+
+/**
+ * Opens the runs of a manifest for reading on demand, newest first (footer and index: two GETs
+ * each, 8 runs at once), then reads their blocks into the cache, newest run first, while it is
+ * less than half full (`roomInCache`): a small store is then read from memory alone.
+ */
+export const openRuns = (store: Store, manifest: Manifest.Manifest, reads: RunReads) =>
+  Effect.tap(
+    Effect.forEach(
+      manifest.runs,
+      (ref) => RunReader.open(store, runKey(ref.id), { bytes: ref.bytes, cache: reads.cache, id: ref.id, stats: reads.stats }),
+      { concurrency: 8 }
+    ),
+    (runs) => Effect.forEach(runs, (run) => RunReader.warm(run, reads.cache, () => BlockCache.hasRoom(reads.cache)), { discard: true })
   )
 
 /**
@@ -302,12 +311,11 @@ export const loadRuns = (store: Store, manifest: Manifest.Manifest, live: BTree<
  * log, if it has one). Fails with `Fenced` if another writer keeps winning the race to open,
  * `Corrupt` if an object fails its checks or a WAL segment of the replay range is missing.
  */
-export const recover = (store: Store, log: LocalLog | undefined, options: { readonly openAttempts: number }) =>
+export const recover = (store: Store, log: LocalLog | undefined, options: { readonly openAttempts: number; readonly reads: RunReads }) =>
   Effect.gen(function*() {
     const { id: manifestId, manifest } = yield* raiseEpoch(store, options.openAttempts)
     const fenceId = yield* writeFence(store, manifest)
-    const live = newTree()
-    yield* loadRuns(store, manifest, live)
+    const runs = yield* openRuns(store, manifest, options.reads)
     const ids = Array.from({ length: fenceId - manifest.replayAfterWalId - 1 }, (_, i) => manifest.replayAfterWalId + 1 + i)
     const segments: Array<WalSegment.Segment> = []
     const fences = new Set<number>()
@@ -326,22 +334,18 @@ export const recover = (store: Store, log: LocalLog | undefined, options: { read
     segments.push(...logs.segments)
     const order = replayOrder(segments, manifest.lastSeq, new Set(logs.segments))
     if (order instanceof Corrupt) return yield* order
-    const delta = new Map<string, string | null>()
-    let deltaBytes = 0
-    const lastSeq = applyCommits(order, live, manifest.lastSeq, (op) => {
-      delta.set(op[0], op[1])
-      deltaBytes += opBytes(op)
-    })
+    const mem = newTree()
+    const { bytes: memBytes, lastSeq } = applyCommits(order, mem, manifest.lastSeq, runs.length > 0)
     const replayedSegments = segments.length
     return {
       manifestId,
       manifest,
       epoch: manifest.writerEpoch,
-      live,
+      runs,
+      mem,
+      memBytes,
       lastSeq,
       fenceId,
-      delta,
-      deltaBytes,
       replayedSegments,
       logParts: logs.parts
     } satisfies Recovered

@@ -31,8 +31,7 @@ import type { ReadError } from "../Kv.ts"
 import type { BlockCache } from "./blockCache.ts"
 import { decodeOrCorrupt } from "./recovery.ts"
 
-/** Bytes of a run's header (`"BQKV" | kind | version`), before its first block. */
-export const headerBytes = 6
+const headerBytes = Run.headerBytes
 
 /**
  * Heap bytes charged per block of an index beyond its two keys' characters: the `BlockRef`
@@ -262,6 +261,26 @@ export const fromObject = (
     const blocks = checkedIndex(bytes.subarray(indexOffset, indexOffset + indexLength), footer, indexOffset, entries)
     const identity: Identity = { etag: options.etag }
     return makeReader(store, key, size, blocks, entries, { ...options, stats: options.stats ?? makeStats() }, identity)
+  })
+
+/**
+ * Puts blocks of the run `reader` reads into its cache, in key order, while `room()` holds:
+ * decoded from `object` (the run in hand, just written: no request) or else read from the store
+ * (a run opened). What a store small enough to be held in memory does, so that its reads never
+ * wait for the store.
+ */
+export const warm = (reader: RunReader, cache: BlockCache, room: () => boolean, object?: Uint8Array): Effect.Effect<void, ReadError> =>
+  Effect.gen(function*() {
+    for (let i = 0; i < reader.blocks.length && room(); i++) {
+      if (cache.peek(reader.id, i) !== undefined) continue
+      if (object === undefined) {
+        yield* reader.block(i)
+        continue
+      }
+      const ref = reader.blocks[i]!
+      const bytes = object.subarray(ref.offset, ref.offset + ref.length + 4)
+      cache.set(reader.id, i, yield* decodeOrCorrupt(reader.key, bytes, checkedBlock(i, ref)))
+    }
   })
 
 /** The ETag of the object a reader reads, once known: every read must find that same object. */

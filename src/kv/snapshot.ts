@@ -1,6 +1,6 @@
 /**
  * Loading the KV's state without opening it as its writer (`Kv.makeReadOnly`): the latest
- * manifest, its runs, then the WAL objects and local-log parts after its replay point, replayed
+ * manifest, its runs opened for reading on demand, then the WAL objects and local-log parts after its replay point, replayed
  * as the writer's recovery would (`recovery.ts`), but writing nothing at all: no manifest, no
  * fence, no seal, no sync. So a writer running meanwhile, or starting meanwhile, is never fenced
  * by it, and the store's objects and log files are left byte for byte as they were.
@@ -17,7 +17,6 @@
 import { Effect, Exit, Option, Stream } from "effect"
 import type * as Manifest from "../../schema/Manifest.ts"
 import type * as WalSegment from "../../schema/WalSegment.ts"
-import type { BTree } from "../internal/btree.ts"
 import { Corrupt } from "../KvError.ts"
 import type { Service as Store } from "../ObjectStore.ts"
 import { logPrefix, type Service as LocalLog } from "../ObjectStore/LocalLog.ts"
@@ -27,31 +26,34 @@ import {
   checkAcknowledged,
   collectWalObject,
   idsUnder,
-  loadRuns,
+  openRuns,
   logSegments,
   readLatestManifest,
-  replayOrder
+  replayOrder,
+  type RunReads
 } from "./recovery.ts"
+import type { ReadOnlyState } from "./engine.ts"
 import { newTree } from "./state.ts"
 
-/** The state as loaded: the writer epoch of the manifest it started from, and the last commit replayed. */
-export interface Snapshot {
-  readonly epoch: number
-  readonly lastSeq: number
-  readonly live: BTree<string, string>
-}
+/**
+ * The state as loaded: the writer epoch of the manifest it started from, the last commit
+ * replayed, the replayed memtable over the manifest's runs.
+ */
+export type Snapshot = ReadOnlyState
 
 /** One attempt at loading from the manifest `latest`. */
 const loadFrom = (
   store: Store,
   log: LocalLog | undefined,
-  latest: Option.Option<{ readonly id: number; readonly manifest: Manifest.Manifest }>
+  latest: Option.Option<{ readonly id: number; readonly manifest: Manifest.Manifest }>,
+  reads: RunReads
 ) =>
   Effect.gen(function*() {
-    const live = newTree()
-    if (Option.isNone(latest)) return { epoch: 0, lastSeq: 0, live } satisfies Snapshot
+    const mem = newTree()
+    const state = { mem, frozen: [], cache: reads.cache, readStats: reads.stats }
+    if (Option.isNone(latest)) return { ...state, epoch: 0, lastSeq: 0, runs: [] } satisfies Snapshot
     const { manifest } = latest.value
-    yield* loadRuns(store, manifest, live)
+    const runs = yield* openRuns(store, manifest, reads)
     const replayAfter = manifest.replayAfterWalId
     const ids = yield* idsUnder(store, walPrefix, replayAfter > 0 ? walKey(replayAfter) : undefined)
     const segments: Array<WalSegment.Segment> = []
@@ -72,7 +74,8 @@ const loadFrom = (
     segments.push(...logs.segments)
     const order = replayOrder(segments, manifest.lastSeq, new Set(logs.segments))
     if (order instanceof Corrupt) return yield* order
-    return { epoch: manifest.writerEpoch, lastSeq: applyCommits(order, live, manifest.lastSeq), live } satisfies Snapshot
+    const { lastSeq } = applyCommits(order, mem, manifest.lastSeq, runs.length > 0)
+    return { ...state, epoch: manifest.writerEpoch, lastSeq, runs } satisfies Snapshot
   })
 
 /** Whether the newest manifest is still the one with `id` (none: there was none). */
@@ -93,12 +96,12 @@ const failedOnLog = (exit: Exit.Exit<unknown, { readonly _tag: string }>): boole
  * (a live writer's append read half-way, unsynced: read again, it checks; damage does not);
  * otherwise its failure stands.
  */
-export const loadSnapshot = (store: Store, log: LocalLog | undefined) =>
+export const loadSnapshot = (store: Store, log: LocalLog | undefined, reads: RunReads) =>
   Effect.gen(function*() {
     for (let attempt = 1;; attempt++) {
       const latest = yield* readLatestManifest(store)
       const id = Option.getOrUndefined(Option.map(latest, (m) => m.id))
-      const loaded = yield* Effect.exit(loadFrom(store, log, latest))
+      const loaded = yield* Effect.exit(loadFrom(store, log, latest, reads))
       if (loaded._tag === "Success") return loaded.value
       if (attempt >= 5) return yield* loaded
       if (failedOnLog(loaded)) yield* Effect.sleep("50 millis")

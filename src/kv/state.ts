@@ -1,8 +1,13 @@
 /**
- * The in-memory side of the KV writer: the live sorted map, sequence numbers, the conflict log of
- * optimistic transactions, the WAL buffer awaiting its flush, and the delta awaiting its run.
- * Every function here is synchronous: in a single-threaded runtime the commit critical section
- * needs no lock.
+ * The in-memory side of the KV writer: the memtable (commits since the last freeze), the frozen
+ * memtables waiting for their runs, the runs of the manifest (read on demand), sequence numbers,
+ * the conflict log of optimistic transactions and the WAL buffer awaiting its flush. Every
+ * function here is synchronous: in a single-threaded runtime the commit critical section needs no
+ * lock.
+ *
+ * Reads merge `sources`, newest first: the memtable, the frozen ones, the runs (`merge.ts`). A
+ * delete is kept in the memtable as a tombstone (`null`) while an older source may hold the key;
+ * with no older source it simply removes the key.
  *
  * @internal
  */
@@ -10,6 +15,9 @@ import { Deferred } from "effect"
 import type * as WalSegment from "../../schema/WalSegment.ts"
 import { BTree } from "../internal/btree.ts"
 import type { Closed, Fenced } from "../KvError.ts"
+import type { BlockCache } from "./blockCache.ts"
+import type { Memtable, Source } from "./merge.ts"
+import type { ReadStats, RunReader } from "./runReader.ts"
 
 /** A write: a value, or `null` for a delete. */
 export type Op = readonly [key: string, value: string | null]
@@ -36,9 +44,31 @@ export interface ConflictCheck {
   readonly reads?: ReadSet | undefined
 }
 
+/** A memtable frozen at a WAL batch boundary, read until its run is in a manifest. */
+export interface Frozen {
+  readonly tree: Memtable
+  /** The WAL id of the batch it ends with, and its last sequence number. */
+  readonly walId: number
+  readonly lastSeq: number
+}
+
 /** The state of one open writer. */
 export interface State {
-  live: BTree<string, string>
+  /** Commits since the last freeze (deletes as tombstones while an older source may hold the key). */
+  mem: Memtable
+  /** Bytes of the ops applied to `mem`. */
+  memBytes: number
+  segmentsSinceFreeze: number
+  /** Frozen memtables, newest first. */
+  frozen: Array<Frozen>
+  /** The runs of the current manifest, newest first. */
+  runs: ReadonlyArray<RunReader>
+  /** What reads merge, newest first: `mem`, the frozen trees, the runs (see `refreshSources`). */
+  sources: ReadonlyArray<Source>
+  /** The blocks of the runs, under one byte budget. */
+  readonly cache: BlockCache
+  /** GETs of run blocks, for all runs. */
+  readonly readStats: ReadStats
   lastSeq: number
   durableSeq: number
   readonly epoch: number
@@ -50,10 +80,6 @@ export interface State {
   batch: Batch
   /** Bytes committed and not yet durable (the filling batch and the one in flight). */
   unflushedBytes: number
-  /** Changes since the last frozen delta (for the next run). */
-  delta: Map<string, string | null>
-  deltaBytes: number
-  segmentsSinceDelta: number
   /** Read sequence numbers of open transactions, with counts. */
   readonly active: Map<number, number>
   /** Write sets of commits, kept while a transaction that began before them is open. */
@@ -62,42 +88,69 @@ export interface State {
   readonly onCommit: () => void
 }
 
+/** Sets `state.sources` from its memtable, frozen memtables and runs (after any of them changed). */
+export const refreshSources = (state: Pick<State, "mem" | "frozen" | "runs" | "sources">): void => {
+  const sources: Array<Source> = [state.mem]
+  for (const f of state.frozen) sources.push(f.tree)
+  for (const run of state.runs) sources.push(run)
+  state.sources = sources
+}
+
 /** @internal */
 export const newBatch = (): Batch => ({ commits: [], bytes: 0, done: Deferred.makeUnsafe<void, Failure>() })
 
 /** @internal */
 export const makeState = (options: {
-  readonly live: BTree<string, string>
+  readonly mem: Memtable
+  readonly memBytes: number
+  readonly segmentsSinceFreeze: number
+  readonly runs: ReadonlyArray<RunReader>
+  readonly cache: BlockCache
+  readonly readStats: ReadStats
   readonly lastSeq: number
   readonly epoch: number
   readonly nextWalId: number
-  readonly delta: Map<string, string | null>
-  readonly deltaBytes: number
-  readonly segmentsSinceDelta: number
   readonly onCommit: () => void
-}): State => ({
-  live: options.live,
-  lastSeq: options.lastSeq,
-  durableSeq: options.lastSeq,
-  epoch: options.epoch,
-  failure: undefined,
-  nextWalId: options.nextWalId,
-  durableWalId: options.nextWalId - 1,
-  batch: newBatch(),
-  unflushedBytes: 0,
-  delta: options.delta,
-  deltaBytes: options.deltaBytes,
-  segmentsSinceDelta: options.segmentsSinceDelta,
-  active: new Map(),
-  log: [],
-  onCommit: options.onCommit
-})
+}): State => {
+  const state: State = {
+    mem: options.mem,
+    memBytes: options.memBytes,
+    segmentsSinceFreeze: options.segmentsSinceFreeze,
+    frozen: [],
+    runs: options.runs,
+    sources: [],
+    cache: options.cache,
+    readStats: options.readStats,
+    lastSeq: options.lastSeq,
+    durableSeq: options.lastSeq,
+    epoch: options.epoch,
+    failure: undefined,
+    nextWalId: options.nextWalId,
+    durableWalId: options.nextWalId - 1,
+    batch: newBatch(),
+    unflushedBytes: 0,
+    active: new Map(),
+    log: [],
+    onCommit: options.onCommit
+  }
+  refreshSources(state)
+  return state
+}
 
 /** @internal */
 export const opBytes = (op: Op): number => op[0].length + (op[1]?.length ?? 0) + 8
 
-/** A new tree ordered by latin1 keys, which is byte order. */
-export const newTree = (): BTree<string, string> => new BTree<string, string>()
+/** A new memtable, ordered by latin1 keys, which is byte order. */
+export const newTree = (): Memtable => new BTree<string, string | null>()
+
+/**
+ * Applies `[key, value]` to `mem`: a delete is a tombstone when `older` (an older source may
+ * hold the key), else the key is removed.
+ */
+export const applyOp = (mem: Memtable, key: string, value: string | null, older: boolean): void => {
+  if (value === null && !older) mem.delete(key)
+  else mem.set(key, value)
+}
 
 /** Whether a key is in `[start, end)` (`end` undefined: no upper bound). */
 export const inRange = (key: string, start: string, end: string | undefined): boolean =>
@@ -138,14 +191,12 @@ export const commit = (
   if (check !== undefined && conflicts(state, ops, check, unchecked)) return "conflict"
   const seq = ++state.lastSeq
   let bytes = 0
+  const older = state.sources.length > 1
   for (const op of ops) {
-    const [key, value] = op
-    if (value === null) state.live.delete(key)
-    else state.live.set(key, value)
-    state.delta.set(key, value)
+    applyOp(state.mem, op[0], op[1], older)
     bytes += opBytes(op)
   }
-  state.deltaBytes += bytes
+  state.memBytes += bytes
   const batch = state.batch
   batch.commits.push({ seq, ops })
   batch.bytes += bytes

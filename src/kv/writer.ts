@@ -9,10 +9,13 @@
  *   log (the directory backend) the batches are appended to this writer's log instead, written
  *   in commit order at once and made durable by `fdatasync`s that may overlap, and the log's
  *   fence stops a writer that a newer one took over;
- * - at batch boundaries the changes since the last run are frozen; the maintainer writes them as
- *   a sorted run (or, when there are `maxRuns` runs, a full image of the state taken at the same
- *   boundary with an O(1) clone, which replaces them all), then the next manifest, then collects
- *   garbage;
+ * - at batch boundaries, once the memtable holds `memtableBytes` (or `runFlushSegments` batches),
+ *   it is frozen (still read, see `state.ts`); the maintainer writes the oldest frozen memtable as
+ *   a sorted run, then the next manifest naming it, and swaps it for the run in what reads merge;
+ *   then it compacts (`compaction.ts` chooses: the newest runs of similar size are merged into
+ *   one, split into objects of at most `maxRunBytes`, and a merge that reaches the oldest run
+ *   drops the tombstones), committed through a manifest like every other change; then collects
+ *   garbage (runs no kept manifest names, once they are `gcMinAge` out of use);
  * - the fence watch (every `fenceCheckInterval`) reads the manifest slot after ours: a newer
  *   writer's open created it, so a writer that has nothing to write still learns that it was
  *   fenced. Once the writer stops, for whatever reason, nothing here puts, lists or deletes
@@ -26,7 +29,6 @@ import * as Manifest from "../../schema/Manifest.ts"
 import * as Run from "../../schema/Run.ts"
 import * as WalSegment from "../../schema/WalSegment.ts"
 import { equalBytes } from "../internal/binary.ts"
-import type { BTree } from "../internal/btree.ts"
 import { makeSignal } from "../internal/signal.ts"
 import { Closed, type Corrupt, Fenced } from "../KvError.ts"
 import type { Service as Store } from "../ObjectStore.ts"
@@ -35,7 +37,11 @@ import { type InvalidKey, type InvalidRange, isPreconditionFailed, isRetryable, 
 import { idOf, manifestKey, manifestPrefix, runKey, runPrefix, walKey, walPrefix } from "./paths.ts"
 import { decodeOrCorrupt, idsUnder, readLatestManifest } from "./recovery.ts"
 import type { LogPart, Recovered } from "./recovery.ts"
-import { type Batch, type Failure, makeState, newBatch, type State } from "./state.ts"
+import * as BlockCache from "./blockCache.ts"
+import { compactionOf } from "./compaction.ts"
+import * as Merge from "./merge.ts"
+import * as RunReader from "./runReader.ts"
+import { type Batch, type Failure, type Frozen, makeState, newBatch, newTree, refreshSources, type State } from "./state.ts"
 
 /** Tuning of the writer (all resolved). */
 export interface WriterOptions {
@@ -48,21 +54,15 @@ export interface WriterOptions {
   readonly useLocalLog: boolean
   readonly maxUnflushedBytes: number
   readonly runFlushSegments: number
-  readonly runFlushBytes: number
+  readonly memtableBytes: number
   readonly maxRuns: number
+  readonly maxRunBytes: number
+  readonly cache: BlockCache.BlockCache
+  readonly readStats: RunReader.ReadStats
   readonly gcMinAge: Duration.Duration
   readonly keepManifests: number
   /** How often an idle writer checks that no newer writer opened the store (undefined: never). */
   readonly fenceCheckInterval: Duration.Duration | undefined
-}
-
-/** Changes frozen at a WAL batch boundary, waiting to become a run. */
-interface Frozen {
-  readonly walId: number
-  readonly lastSeq: number
-  readonly delta: Map<string, string | null>
-  /** For a compaction: the whole state at `lastSeq`. */
-  readonly snapshot: BTree<string, string> | undefined
 }
 
 /** A WAL batch being put. */
@@ -73,9 +73,6 @@ interface Flight {
   walId: number
   landed: boolean
 }
-
-/** Deltas smaller than this never trigger a compaction by weight. */
-const minCompactionBytes = 1024 * 1024
 
 const retryForever = Schedule.exponential("100 millis").pipe(
   Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(10))))
@@ -114,13 +111,15 @@ export const startWriter = (
     const flushed = makeSignal()
     const frozenReady = makeSignal()
     const state = makeState({
-      live: recovered.live,
+      mem: recovered.mem,
+      memBytes: recovered.memBytes,
+      segmentsSinceFreeze: recovered.replayedSegments,
+      runs: recovered.runs,
+      cache: options.cache,
+      readStats: options.readStats,
       lastSeq: recovered.lastSeq,
       epoch: recovered.epoch,
       nextWalId: recovered.fenceId + 1,
-      delta: recovered.delta,
-      deltaBytes: recovered.deltaBytes,
-      segmentsSinceDelta: recovered.replayedSegments,
       onCommit: committed.notify
     })
     // the puts in flight, in commit order; acknowledged from the front as they land
@@ -142,11 +141,8 @@ export const startWriter = (
     const logParts: Array<LogPart> = [...recovered.logParts]
     if (appender !== undefined) logParts.push({ epoch: recovered.epoch, part: appender.currentPart(), maxSeq: 0 })
     let rotateBeforeWrite = false
-    const frozen: Array<Frozen> = []
-    // What the runs will be once every frozen delta is written: for the compaction decision.
-    let plannedDeltaRuns = recovered.manifest.runs.filter((r) => !r.full).length
-    let plannedDeltaBytes = recovered.manifest.runs.filter((r) => !r.full).reduce((sum, r) => sum + r.bytes, 0)
-    let fullBytes = recovered.manifest.runs.find((r) => r.full)?.bytes ?? 0
+    // runs taken out of the manifest by a compaction, with when: deleted once out of use for `gcMinAge`
+    const retired = new Map<string, number>()
     let current = { id: recovered.manifestId, manifest: recovered.manifest }
     const knownManifests = new Map<number, Manifest.Manifest>([[current.id, current.manifest]])
     // WAL ids up to this one have been looked at by GC (those a previous writer left are looked at once)
@@ -245,20 +241,15 @@ export const startWriter = (
     // ---- flusher ---------------------------------------------------------------------------
 
     /**
-     * Freezes the changes since the last delta at a batch boundary. The run written from them is a
-     * full image (a compaction: an O(1) clone of the state at this very boundary) once there would
-     * be `maxRuns` runs, or once the deltas since the last image weigh half of it (at least 1 MiB):
-     * so the cost of images stays proportional to what was written, and replay reads few runs.
+     * Freezes the memtable at a batch boundary (the batch with `walId` ends it): reads go on
+     * merging it until its run is in a manifest, and a new memtable takes the commits after it.
      */
-    const freezeDelta = (walId: number, lastSeq: number) => {
-      const compact = plannedDeltaRuns + 2 > options.maxRuns ||
-        plannedDeltaBytes + state.deltaBytes >= Math.max(fullBytes / 2, minCompactionBytes)
-      frozen.push({ walId, lastSeq, delta: state.delta, snapshot: compact ? state.live.clone() : undefined })
-      plannedDeltaRuns = compact ? 0 : plannedDeltaRuns + 1
-      plannedDeltaBytes = compact ? 0 : plannedDeltaBytes + state.deltaBytes
-      state.delta = new Map()
-      state.deltaBytes = 0
-      state.segmentsSinceDelta = 0
+    const freeze = (walId: number, lastSeq: number) => {
+      state.frozen.unshift({ tree: state.mem, walId, lastSeq })
+      state.mem = newTree()
+      state.memBytes = 0
+      state.segmentsSinceFreeze = 0
+      refreshSources(state)
       frozenReady.notify()
     }
 
@@ -340,12 +331,12 @@ export const startWriter = (
       const walId = appender === undefined ? state.nextWalId++ : recovered.fenceId
       const flight: Flight = { batch, lastSeq: batch.commits[batch.commits.length - 1]!.seq, walId, landed: false }
       inFlight.push(flight)
-      state.segmentsSinceDelta++
-      const freeze = state.segmentsSinceDelta >= options.runFlushSegments || state.deltaBytes >= options.runFlushBytes
-      if (freeze) freezeDelta(flight.walId, flight.lastSeq)
+      state.segmentsSinceFreeze++
+      const full = state.segmentsSinceFreeze >= options.runFlushSegments || state.memBytes >= options.memtableBytes
+      if (full) freeze(flight.walId, flight.lastSeq)
       const put = appender === undefined ? putSegment(flight) : syncLog(writeToLog(appender, flight), flight)
-      // the log part holding a frozen delta's boundary can go once its run is in a manifest
-      if (freeze) rotateBeforeWrite = true
+      // the log part holding a frozen memtable's boundary can go once its run is in a manifest
+      if (full) rotateBeforeWrite = true
       return Effect.forkIn(supervised("WAL write", put), putScope)
     })
 
@@ -366,18 +357,65 @@ export const startWriter = (
 
     // ---- maintainer: runs, manifests, GC ---------------------------------------------------------
 
-    /** Encodes a frozen delta or image, yielding between slices so commits are not held up. */
-    const encodeRun = (f: Frozen) =>
+    /** A run written: its reference in the manifest, and its reader. */
+    interface Written {
+      readonly ref: Manifest.RunRef
+      readonly reader: RunReader.RunReader
+    }
+
+    /** Puts the run `encoder` holds; undefined when the writer stopped meanwhile. */
+    const putRun = (encoder: Run.Encoder, meta: { readonly maxSeq: number; readonly full: boolean }) =>
       Effect.gen(function*() {
-        const encoder = new Run.Encoder()
-        const entries: Iterable<Run.Entry> = f.snapshot !== undefined
-          ? f.snapshot.entries()
-          : [...f.delta.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        for (const [key, value] of entries) {
-          encoder.add(key, value)
-          if (encoder.entries % 4096 === 0) yield* Effect.yieldNow
+        const bytes = encoder.finish()
+        const id = newRunId(Math.floor(yield* Clock.currentTimeMillis))
+        if ((yield* putUntilDone(runKey(id), bytes, false)) !== "landed") return undefined
+        const reader = yield* RunReader.fromObject(store, runKey(id), bytes, { cache: options.cache, id, stats: options.readStats })
+        yield* RunReader.warm(reader, options.cache, () => BlockCache.hasRoom(options.cache), bytes)
+        const ref: Manifest.RunRef = { id, entries: encoder.entries, bytes: bytes.length, maxSeq: meta.maxSeq, full: meta.full }
+        return { ref, reader } satisfies Written
+      })
+
+    /**
+     * Writes what `pull` gives (entries in key order) as runs of at most `maxRunBytes` each, one
+     * sorted run: several objects share a `group`. Undefined when the writer stopped meanwhile.
+     */
+    const writeRuns = (pull: Merge.Pull, meta: { readonly maxSeq: number; readonly full: boolean }) =>
+      Effect.gen(function*() {
+        const written: Array<Written> = []
+        let encoder = new Run.Encoder()
+        while (true) {
+          const chunk = yield* pull
+          if (chunk.length === 0) break
+          for (const [key, value] of chunk) {
+            encoder.add(key, value)
+            if (encoder.bytes < options.maxRunBytes) continue
+            const run = yield* putRun(encoder, meta)
+            if (run === undefined) return undefined
+            written.push(run)
+            encoder = new Run.Encoder()
+          }
+          // a big merge yields between chunks so commits are not held up
+          yield* Effect.yieldNow
         }
-        return { bytes: encoder.finish(), entries: encoder.entries }
+        if (encoder.entries > 0) {
+          const run = yield* putRun(encoder, meta)
+          if (run === undefined) return undefined
+          written.push(run)
+        }
+        const group = written.length > 1 ? written[0]!.ref.id : undefined
+        return group === undefined ? written : written.map((w) => ({ ...w, ref: { ...w.ref, group } }))
+      })
+
+    /** Puts `manifest` as the next one; whether it landed (taken: a newer writer fenced us). */
+    const putManifest = (manifest: Manifest.Manifest) =>
+      Effect.gen(function*() {
+        const id = current.id + 1
+        const outcome = yield* putUntilDone(manifestKey(id), Manifest.encode(manifest), true)
+        if (outcome === "taken") fenced(`manifest ${id} is taken`)
+        if (outcome !== "landed") return false
+        current = { id, manifest }
+        knownManifests.set(id, manifest)
+        return true
       })
 
     const readManifest = (id: number) =>
@@ -442,9 +480,15 @@ export const startWriter = (
       for (const entry of runEntries) {
         const id = entry.key.slice(runPrefix.length)
         if (referenced.has(id)) continue
+        // young (maybe written for a manifest not put yet), or taken out of use not long ago
+        // (a read that began before may still be reading it, here or in a read-only process)
         const born = safeDecodeTime(id)
         if (born !== undefined && now - born < minAge) continue
+        const retiredAt = retired.get(id)
+        if (retiredAt !== undefined && now - retiredAt < minAge) continue
         yield* store.delete(entry.key)
+        retired.delete(id)
+        options.cache.dropRun(id)
       }
     }).pipe(Effect.catch((error) => Effect.logWarning("garbage collection failed; it runs again after the next manifest", error)))
 
@@ -460,37 +504,70 @@ export const startWriter = (
         }
       })
 
-    const writeRunAndManifest = (f: Frozen) =>
+    /**
+     * Writes the oldest frozen memtable `f` as a run (its tombstones kept while older runs exist),
+     * then the manifest that names it and moves the replay point past it, then reads it there
+     * instead of in memory.
+     */
+    const writeFrozen = (f: Frozen) =>
       Effect.gen(function*() {
-        const { bytes, entries } = yield* encodeRun(f)
-        const runId = newRunId(Math.floor(yield* Clock.currentTimeMillis))
-        const ref: Manifest.RunRef = { id: runId, entries, bytes: bytes.length, maxSeq: f.lastSeq, full: f.snapshot !== undefined }
-        if (ref.full) fullBytes = bytes.length
-        if ((yield* putUntilDone(runKey(runId), bytes, false)) !== "landed") return
-        const manifest: Manifest.Manifest = {
+        const older = state.runs.length > 0
+        const written = yield* writeRuns(Merge.mergeAll([f.tree], { keepTombstones: older }), { maxSeq: f.lastSeq, full: !older })
+        if (written === undefined) return
+        const landed = yield* putManifest({
           writerEpoch: state.epoch,
           replayAfterWalId: f.walId,
           lastSeq: f.lastSeq,
-          runs: f.snapshot !== undefined ? [ref] : [ref, ...current.manifest.runs],
+          runs: [...written.map((w) => w.ref), ...current.manifest.runs],
           createdAt: yield* Clock.currentTimeMillis
-        }
-        const id = current.id + 1
-        const outcome = yield* putUntilDone(manifestKey(id), Manifest.encode(manifest), true)
-        if (outcome === "taken") fenced(`manifest ${id} is taken`)
-        if (outcome !== "landed") return
-        current = { id, manifest }
-        knownManifests.set(id, manifest)
-        yield* collectGarbage
+        })
+        if (!landed) return
+        state.runs = [...written.map((w) => w.reader), ...state.runs]
+        state.frozen.pop()
+        refreshSources(state)
       })
+
+    /**
+     * Merges the runs the compaction policy picks (`compaction.ts`), as often as it picks some:
+     * the newest runs, whose readers are the first of `state.runs` (same order as the manifest's).
+     * Their output replaces them in the next manifest; they are retired (deleted by GC later).
+     */
+    const compact = Effect.gen(function*() {
+      while (state.failure === undefined) {
+        const plan = compactionOf(current.manifest.runs, options.maxRuns)
+        if (plan === undefined) return
+        const refs = current.manifest.runs.slice(0, plan.count)
+        const inputs = state.runs.slice(0, plan.count)
+        const written = yield* writeRuns(Merge.mergeAll(inputs, { keepTombstones: !plan.bottom }), {
+          maxSeq: Math.max(...refs.map((r) => r.maxSeq)),
+          full: plan.bottom
+        })
+        if (written === undefined) return
+        const landed = yield* putManifest({
+          ...current.manifest,
+          writerEpoch: state.epoch,
+          runs: [...written.map((w) => w.ref), ...current.manifest.runs.slice(plan.count)],
+          createdAt: yield* Clock.currentTimeMillis
+        })
+        if (!landed) return
+        const now = yield* Clock.currentTimeMillis
+        for (const ref of refs) retired.set(ref.id, now)
+        state.runs = [...written.map((w) => w.reader), ...state.runs.slice(plan.count)]
+        refreshSources(state)
+      }
+    })
 
     const maintainerStep = Effect.gen(function*() {
       if (state.failure !== undefined) return yield* Effect.never
-      const next = frozen[0]
+      const next = state.frozen[state.frozen.length - 1]
       if (next === undefined) return yield* frozenReady.wait
       // a run may only be referenced once the WAL it replaces is durable
       if (state.durableSeq < next.lastSeq) return yield* flushed.wait
-      yield* writeRunAndManifest(next)
-      frozen.shift()
+      // a run of our own memtable that does not decode is a bug: it stops the writer (supervised)
+      yield* Effect.orDie(writeFrozen(next))
+      // a run that cannot be read now (the store, or damage) is merged at a later try
+      yield* compact.pipe(Effect.catch((error) => Effect.logWarning("compaction failed; it is tried again after the next run", error)))
+      yield* collectGarbage
     })
 
     // ---- fence watch: an idle writer finds out that a newer one opened the store ---------------

@@ -99,7 +99,18 @@ export const readOnlySuite = (backend: Backend) =>
         const store = yield* Layer.build(backend.layer())
         const kv = yield* readOnly(store)
         assert.deepStrictEqual(yield* everything(kv), [])
-        assert.deepStrictEqual(yield* kv.stats, { epoch: 0, lastSeq: 0, durableSeq: 0, nextWalId: 0, keys: 0, unflushedBytes: 0 })
+        assert.deepStrictEqual(yield* kv.stats, {
+          epoch: 0,
+          lastSeq: 0,
+          durableSeq: 0,
+          nextWalId: 0,
+          unflushedBytes: 0,
+          keys: 0,
+          runs: 0,
+          runBytes: 0,
+          cacheBytes: 0,
+          blockReads: 0
+        })
         assert.deepStrictEqual(yield* objectsOf(store), [])
       }), 60_000)
 

@@ -27,7 +27,7 @@ export const openEnv = Effect.gen(function*() {
   const store = Context.get(yield* Layer.build(ObjectStore.layerMemory()), ObjectStore.ObjectStore)
   const context = yield* Layer.build(
     JobQueue.layer({ reaperInterval: "1 second", schedulerInterval: "100 millis" }).pipe(
-      Layer.provideMerge(Kv.layer({ runFlushSegments: 2 ** 31 - 1, runFlushBytes: 2 ** 31 - 1 })),
+      Layer.provideMerge(Kv.layer({ runFlushSegments: 2 ** 31 - 1, memtableBytes: 2 ** 31 - 1 })),
       Layer.provide(Layer.succeed(ObjectStore.ObjectStore, store))
     )
   )
