@@ -126,6 +126,12 @@ export interface Engine extends Reads {
     readonly get: (key: string) => string | undefined | NotResident
     readonly scan: (start: string, end: string | undefined, limit?: number) => Entries | NotResident
   }
+  /**
+   * Calls `put` with the key of every put under `prefix`, as its commit is applied (synchronously,
+   * inside it): what lets a reader keep a bound below which a key range holds only deletes (see
+   * `queue/floors.ts`). A read-only engine commits nothing, and never calls it.
+   */
+  readonly watchPuts: (prefix: string, put: (key: string) => void) => void
   /** Commits `changes`, no conditions. */
   readonly write: (changes: Changes, options?: CommitOptions) => Effect.Effect<WriteResult, CommitError>
   /** Commits `changes` only if each key of `expect` is present (or absent) and `guard` holds, as one step. */
@@ -433,6 +439,7 @@ export const make = (writer: Writer, limits: Limits): Engine => {
     get: (key) => Merge.get(state.sources, key),
     scan: (start, end, limit, reverse) => Merge.scan(state.sources, start, end, limit, reverse),
     resident: residentOf(() => state.sources),
+    watchPuts: (prefix, put) => void state.watchers.push({ prefix, put }),
     write,
     writeIf,
     transaction,
@@ -473,6 +480,7 @@ export const makeReadOnly = (snapshot: ReadOnlyState, limits: Limits): Engine =>
     get: (key) => Merge.get(sources, key),
     scan: (start, end, limit, reverse) => Merge.scan(sources, start, end, limit, reverse),
     resident: residentOf(() => sources),
+    watchPuts: () => {},
     write: () => refused,
     writeIf: () => refused,
     transaction: () => refused,

@@ -86,6 +86,8 @@ export interface State {
   log: Array<{ readonly seq: number; readonly keys: ReadonlySet<string> }>
   /** Called after each commit, to wake the flusher. */
   readonly onCommit: () => void
+  /** Told each key put under their prefix, as its commit is applied (see `Engine.watchPuts`). */
+  readonly watchers: Array<{ readonly prefix: string; readonly put: (key: string) => void }>
 }
 
 /** Sets `state.sources` from its memtable, frozen memtables and runs (after any of them changed). */
@@ -131,7 +133,8 @@ export const makeState = (options: {
     unflushedBytes: 0,
     active: new Map(),
     log: [],
-    onCommit: options.onCommit
+    onCommit: options.onCommit,
+    watchers: []
   }
   refreshSources(state)
   return state
@@ -192,9 +195,11 @@ export const commit = (
   const seq = ++state.lastSeq
   let bytes = 0
   const older = state.sources.length > 1
+  const watchers = state.watchers
   for (const op of ops) {
     applyOp(state.mem, op[0], op[1], older)
     bytes += opBytes(op)
+    if (watchers.length > 0 && op[1] !== null) for (const w of watchers) if (op[0].startsWith(w.prefix)) w.put(op[0])
   }
   state.memBytes += bytes
   const batch = state.batch

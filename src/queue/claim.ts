@@ -23,7 +23,7 @@ import { decodeRecord, move, reportUndecodable, stage, without } from "./records
  * `isPaused` tells the queues whose claims return nothing (see `control.ts`).
  */
 export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, isPaused: (queue: string) => boolean) => {
-  const { events, kv, live, nextId } = ctx
+  const { events, floors, kv, live, nextId } = ctx
   const { arrival, holdLease, lockOf } = book
   const { payloadOf } = payloads
 
@@ -35,7 +35,7 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
    * does not is stepped over (see `reportUndecodable`): it never stalls the jobs behind it.
    */
   const pendingRecords = (prefix: string, max: number, limit = max): Effect.Effect<Array<readonly [string, JobRecord]>, ReadError> =>
-    Effect.flatMap(kv.scan(prefix, afterPrefix(prefix), limit), (entries) => {
+    Effect.flatMap(kv.scan(floors.start(prefix), afterPrefix(prefix), limit), (entries) => {
       const records: Array<readonly [string, JobRecord]> = []
       const bad: Array<readonly [string, unknown]> = []
       for (const [key, value] of entries) {
@@ -87,7 +87,11 @@ export const make = (ctx: QueueContext, book: Bookkeeping, payloads: Payloads, i
       }
       move(changes, queue, "Pending", "Claimed", out.length)
       return kv.writeIf(changes, expect, { durable: false }).pipe(
-        Effect.as(out),
+        // every pending job up to the last one claimed is taken (or does not decode): later scans start after it
+        Effect.map(() => {
+          floors.advance(prefix, Keys.justAfter(pending[pending.length - 1]![0]))
+          return out
+        }),
         Effect.catchTag("WriteConditionFailed", () =>
           retried < 1000 ? claimRecords(queue, max, now, remoteLease, retried + 1) : Effect.succeed([]))
       )

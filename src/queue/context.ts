@@ -14,6 +14,7 @@ import type { Options } from "../JobQueue.ts"
 import * as Kv from "../Kv.ts"
 import * as Events from "./events.ts"
 import type { EventHub } from "./events.ts"
+import * as Floors from "./floors.ts"
 import * as Metrics from "./metrics.ts"
 import { ObjectStore, type Service as ObjectStoreService } from "../ObjectStore.ts"
 
@@ -42,6 +43,8 @@ export interface QueueContext {
   readonly maxPayload: number
   /** The queue's events (see `events.ts`). */
   readonly events: EventHub
+  /** Where scans of the ranges the queue consumes from the front begin (see `floors.ts`). */
+  readonly floors: Floors.Floors
 }
 
 /** The context of a queue over the KV and the store in context (its options already checked). */
@@ -63,15 +66,17 @@ export const make = (options: Options | undefined): Effect.Effect<QueueContext, 
       const failure = kv.failure()
       return failure === undefined ? Effect.void : Effect.fail(failure)
     })
+    const floors = Floors.make(kv)
     return {
       kv,
       store,
+      floors,
       random: () => random.nextDoubleUnsafe(),
       nextId,
       live,
       offloadThreshold,
       maxPayload,
       // events built synchronously take the instant from the `Clock` the queue was built with
-      events: yield* Events.make(yield* Metrics.make(kv, clock), () => clock.currentTimeMillisUnsafe())
+      events: yield* Events.make(yield* Metrics.make(kv, floors, clock), () => clock.currentTimeMillisUnsafe())
     }
   })

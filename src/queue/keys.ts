@@ -49,6 +49,10 @@ const queuePart = (queue: string): string => {
 
 /** Pending jobs of a queue: `[1,1] | queue | priority u32 | id`, so claims go by priority, then id. */
 export const pendingPrefix = (queue: string) => tag.pending + queuePart(queue)
+/** Pending jobs of every queue. */
+export const pendingAll = tag.pending
+/** The prefix of the pending jobs of the queue of `key`, a pending job's key. */
+export const pendingPrefixOf = (key: string): string => key.slice(0, tag.pending.length + 1 + key.charCodeAt(tag.pending.length))
 /** A pending job's key. */
 export const pending = (queue: string, priority: number, id: string) => pendingPrefix(queue) + u32(priority) + id
 /** Claimed jobs of a queue: `[2,1] | queue | id`. */

@@ -19,6 +19,15 @@ import type { Payloads } from "./payloads.ts"
 import type { Schedules } from "./schedules.ts"
 import { decodeOrSkip, move, read, requeueOrBury, retries, stage, without } from "./records.ts"
 
+/** Scheduled jobs promoted per commit: a commit stays far below the KV's size limit. */
+const promotePage = 1000
+
+/** Expiry entries read per sweep. */
+const sweepPage = 10_000
+
+/** Jobs left claimed by a previous writer requeued per commit at open. */
+const requeuePage = 1000
+
 /**
  * Requeues the jobs left claimed, then forks the reaper and the scheduler of the queue of `ctx`
  * in the scope (the scheduler's cron step told when the queue opened).
@@ -31,7 +40,7 @@ export const start = (
   options: Options | undefined
 ): Effect.Effect<void, QueueError, Scope.Scope> =>
   Effect.gen(function*() {
-    const { events, kv } = ctx
+    const { events, floors, kv } = ctx
     const { announce, complete, leases } = book
     const { dropPayloads } = payloads
 
@@ -57,26 +66,42 @@ export const start = (
       }
     })
 
+    /**
+     * Moves the scheduled jobs due by now to pending, `promotePage` per commit (not durable: a
+     * promotion lost in a crash is made again), from the floor of the scheduled range on.
+     */
     const promoteDue = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const due = yield* kv.scan(Keys.scheduledPrefix, Keys.timeBound(Keys.scheduledPrefix, now))
-      if (due.length === 0) return
-      const { value: promoted } = yield* kv.transaction((tx) =>
-        Effect.gen(function*() {
-          const queues = new Set<string>()
-          for (const [key, value] of due) {
-            const record = yield* decodeOrSkip(key, value)
-            // the key's time is whole milliseconds: a run time that is not (a delay of 1500 micros)
-            // is found in its millisecond before it is due, and waits for the next run
-            if (record === undefined || (record.runAt !== undefined && record.runAt > now)) continue
-            tx.delete(key)
-            stage(tx, { ...without(record, "runAt"), status: "Pending" })
-            move(tx, record.queue, "Scheduled", "Pending")
-            queues.add(record.queue)
-          }
-          return queues
-        }), { durable: false, ...retries })
-      for (const queue of promoted) announce(queue)
+      const end = Keys.timeBound(Keys.scheduledPrefix, now)
+      while (true) {
+        const due = yield* kv.scan(floors.start(Keys.scheduledPrefix), end, promotePage)
+        if (due.length === 0) return floors.advance(Keys.scheduledPrefix, end)
+        const { value: { left, queues } } = yield* kv.transaction((tx) =>
+          Effect.gen(function*() {
+            const queues = new Set<string>()
+            // the first entry left in place: scans start there next time
+            let left: string | undefined
+            for (const [key, value] of due) {
+              const record = yield* decodeOrSkip(key, value)
+              // the key's time is whole milliseconds: a run time that is not (a delay of 1500 micros)
+              // is found in its millisecond before it is due, and waits for the next run
+              if (record !== undefined && record.runAt !== undefined && record.runAt > now) {
+                left ??= key
+                continue
+              }
+              if (record === undefined) continue // does not decode: logged, and stepped over for good
+              tx.delete(key)
+              stage(tx, { ...without(record, "runAt"), status: "Pending" })
+              move(tx, record.queue, "Scheduled", "Pending")
+              queues.add(record.queue)
+            }
+            return { left, queues }
+          }), { durable: false, ...retries })
+        for (const queue of queues) announce(queue)
+        const last = due[due.length - 1]![0]
+        floors.advance(Keys.scheduledPrefix, left ?? (due.length < promotePage ? end : Keys.justAfter(last)))
+        if (left !== undefined || due.length < promotePage) return
+      }
     })
 
     /**
@@ -85,8 +110,11 @@ export const start = (
      */
     const sweepRetention = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const due = yield* kv.scan(Keys.expiryPrefix, Keys.timeBound(Keys.expiryPrefix, now), 10_000)
-      if (due.length === 0) return
+      const end = Keys.timeBound(Keys.expiryPrefix, now)
+      const due = yield* kv.scan(floors.start(Keys.expiryPrefix), end, sweepPage)
+      if (due.length === 0) return floors.advance(Keys.expiryPrefix, end)
+      // the first entry left in place: scans start there next time
+      let left: string | undefined
       const changes = new Changes()
       const expired: Array<JobRecord> = []
       const present: Array<readonly [key: string, present: boolean]> = []
@@ -97,7 +125,10 @@ export const start = (
         // millisecond its expiry falls in, before that expiry when it is not whole (a retention of
         // 1500 micros). It stays for the next sweep; deleted, the record would be kept for good.
         const notYet = record?.expiresAt !== undefined && record.expiresAt > now
-        if (notYet && Keys.expiry(record.expiresAt!, record.id) === entryKey) continue
+        if (notYet && Keys.expiry(record.expiresAt!, record.id) === entryKey) {
+          left ??= entryKey
+          continue
+        }
         changes.delete(entryKey)
         if (record === undefined || record.expiresAt === undefined || notYet) continue
         expired.push(record)
@@ -111,6 +142,7 @@ export const start = (
       // (requeueDead, purgeDead) fails the sweep, tried again at the next tick, rather than
       // deleting the index of its new record or counting it twice.
       yield* kv.writeIf(changes, present, { durable: expired.some((record) => record.payloadRef !== undefined) })
+      floors.advance(Keys.expiryPrefix, left ?? (due.length < sweepPage ? end : Keys.justAfter(due[due.length - 1]![0])))
       yield* dropPayloads(expired)
     })
 
@@ -131,10 +163,11 @@ export const start = (
         if (record.lease !== undefined) book.holdLease(record, now, now + record.lease.millis, record.lease.token)
       }
       const interrupted = records.filter((record) => record.lease === undefined)
-      if (interrupted.length > 0) {
+      for (let i = 0; i < interrupted.length; i += requeuePage) {
+        const page = interrupted.slice(i, i + requeuePage)
         yield* kv.transaction((tx) =>
           Effect.sync(() => {
-            for (const record of interrupted) requeueOrBury(tx, record, now, "Interrupted", "claim interrupted by process exit")
+            for (const record of page) requeueOrBury(tx, record, now, "Interrupted", "claim interrupted by process exit")
           }), { durable: false, ...retries })
       }
     }

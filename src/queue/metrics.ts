@@ -20,6 +20,7 @@ import * as JobRecordSchema from "../../schema/JobRecord.ts"
 import { fromLatin1 } from "../internal/binary.ts"
 import { afterPrefix, type Engine, type NotResident, notResident } from "../kv/engine.ts"
 import type { ReadError } from "../Kv.ts"
+import type { Floors } from "./floors.ts"
 import * as Keys from "./keys.ts"
 
 /** The `event` label of `bucketq_jobs_total`. */
@@ -78,10 +79,10 @@ const dueSince = (value: string): number | undefined => {
  * of `queue` (0 when none is pending): each is due since its run time or its enqueue. Reads one
  * entry per priority in use, up to `maxPrioritiesRead`; a head that does not decode is passed over.
  */
-const oldestPendingSeconds = (kv: Engine, queue: string, now: number): number | NotResident => {
+const oldestPendingSeconds = (kv: Engine, floors: Floors, queue: string, now: number): number | NotResident => {
   const prefix = Keys.pendingPrefix(queue)
   const end = afterPrefix(prefix)
-  let start = prefix
+  let start = floors.from(prefix)
   let oldest = Number.POSITIVE_INFINITY
   for (let i = 0; i < maxPrioritiesRead; i++) {
     const scanned = kv.resident.scan(start, end, 1)
@@ -102,7 +103,7 @@ const oldestPendingSeconds = (kv: Engine, queue: string, now: number): number | 
  * The metrics of a queue over `kv` (its KV's engine), in the registry of the context it is built in;
  * the gauges' series are removed when the scope closes.
  */
-export const make = (kv: Engine, clock: Clock.Clock): Effect.Effect<QueueMetrics, ReadError, Scope.Scope> =>
+export const make = (kv: Engine, floors: Floors, clock: Clock.Clock): Effect.Effect<QueueMetrics, ReadError, Scope.Scope> =>
   Effect.gen(function*() {
     const context = yield* Effect.context<never>()
     const counters = new Map<string, Record<JobEventName, Metric.Counter<number>>>()
@@ -139,7 +140,7 @@ export const make = (kv: Engine, clock: Clock.Clock): Effect.Effect<QueueMetrics
           return value === notResident ? value : Number(value ?? 0)
         })
       }
-      gauge(oldestPending(queue), () => oldestPendingSeconds(kv, queue, clock.currentTimeMillisUnsafe()))
+      gauge(oldestPending(queue), () => oldestPendingSeconds(kv, floors, queue, clock.currentTimeMillisUnsafe()))
       return series
     }
 
