@@ -1,6 +1,6 @@
 // npm run bench:backlog [-- --sizes 100000,1000000 --batch 1000 --samples 2000 --dir <path> --keep
 //                          --latency --latency-max 100000 --latency-samples 300 --out <file.json>
-//                          --max-rss-mb 8192 --phases fill,reopen,steady --no-empty]
+//                          --max-rss-mb 8192 --phases fill,reopen,steady --no-empty --heap-snapshot <prefix>]
 //
 // Issue 17's backlog benchmark: the job queue on the directory backend with N jobs pending
 // (100-byte payloads: a 98-character string, msgpack'd), for each N of `--sizes`:
@@ -28,7 +28,9 @@
 // this run creates are removed at the end unless `--keep`. `--phases` picks phases (with `--dir`
 // and `--keep`, a later run can reopen a kept fill: `--phases reopen,steady`). Results: JSON to
 // `--out` (default bench/results/backlog/<date>/backlog-<time>.json) and the markdown table
-// beside it (.md), also printed.
+// beside it (.md), also printed. `--heap-snapshot <prefix>`: the fill phase also writes a heap
+// snapshot of the full queue (`<prefix>-<N>.heapsnapshot`; V8 collects garbage first), which
+// `node bench/heapSummary.mjs <file>` sums by kind of object.
 import { execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -57,6 +59,8 @@ const numbers = (text: string) => text.split(",").filter((s) => s.length > 0).ma
 const batch = Number(option("batch", "1000"))
 const samples = Number(option("samples", "2000"))
 const maxRssMb = Number(option("max-rss-mb", "8192"))
+/** With a path prefix, the fill phase writes a heap snapshot (`<prefix>-<N>.heapsnapshot`) once full. */
+const heapSnapshot = option("heap-snapshot", "")
 
 // ---------------------------------------------------------------------------------------------
 // The workload
@@ -308,10 +312,20 @@ const fillPhase = ({ dir, n }: ChildArgs) =>
     if (stats.pending !== n) return yield* Effect.die(new Error(`expected ${n} pending, found ${stats.pending}`))
     const kvKeys = (yield* Context.get(context, Kv.Kv).stats).keys
     const memory = memoryNow()
+    const snapshot = heapSnapshot === "" ? undefined : v8.writeHeapSnapshot(`${heapSnapshot}-${n}.heapsnapshot`)
     const c0 = performance.now()
     yield* close
     const closeMs = performance.now() - c0
-    return { n, openMs: Math.round(openMs), ...fill, kvKeys, memoryAtEnd: memory, closeMs: Math.round(closeMs), directory: directoryUsage(dir) }
+    return {
+      n,
+      openMs: Math.round(openMs),
+      ...fill,
+      kvKeys,
+      memoryAtEnd: memory,
+      ...(snapshot === undefined ? {} : { heapSnapshot: snapshot }),
+      closeMs: Math.round(closeMs),
+      directory: directoryUsage(dir)
+    }
   })
 
 const reopenPhase = ({ dir }: ChildArgs) =>
@@ -412,7 +426,8 @@ const runChild = (phase: string, n: number, dir: string, rounds: number): Promis
     const child = spawn(process.execPath, [
       ...childNodeFlags(),
       process.argv[1]!,
-      "--phase", phase, "--n", String(n), "--dir", dir, "--samples", String(rounds), "--batch", String(batch), "--result", resultFile
+      "--phase", phase, "--n", String(n), "--dir", dir, "--samples", String(rounds), "--batch", String(batch), "--result", resultFile,
+      ...(heapSnapshot === "" ? [] : ["--heap-snapshot", path.resolve(heapSnapshot)])
     ], { stdio: ["ignore", "inherit", "inherit"] })
     let peak = 0
     let killedAt: number | undefined
