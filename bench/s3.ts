@@ -26,6 +26,7 @@ import * as JobQueue from "../src/JobQueue.ts"
 import * as Kv from "../src/Kv.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
 import * as Worker from "../src/Worker.ts"
+import { s3Like } from "./s3Like.ts"
 import { s3Options, startS3 } from "./s3Server.ts"
 
 const args = process.argv.slice(2)
@@ -41,11 +42,6 @@ const kvOptions = { minFlushInterval: `${Number(option("min-flush-ms", "0"))} mi
 
 const Task = Job.define("s3bench", { payload: Schema.Struct({ i: Schema.Number, pad: Schema.String }) })
 const pad = "x".repeat(60)
-
-const s3Like = {
-  put: { latency: { _tag: "LogNormal", p50: 30, p99: 150 } },
-  all: { latency: { _tag: "LogNormal", p50: 15, p99: 80 } }
-} as const satisfies FaultInjection.Faults
 
 const prices = { put: 0.005 / 1000, list: 0.005 / 1000, get: 0.0004 / 1000, head: 0.0004 / 1000, delete: 0 }
 
