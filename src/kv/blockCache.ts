@@ -86,9 +86,12 @@ interface Slot {
   readonly block: number
   readonly entries: ReadonlyArray<Run.Entry>
   readonly cost: number
+  /** The move to the most recent end it last had (see `get`). */
+  moved: number
 }
 
-const slotKey = (runId: string, block: number): string => `${runId}:${block}`
+/** Blocks a run may have: a slot's key is `run number × this + block`, a number (no string built per lookup). */
+const blocksPerRun = 2 ** 24
 
 /**
  * A block cache of `capacity` bytes (a non-negative number; 0 keeps nothing). Throws a
@@ -98,14 +101,24 @@ export const make = (capacity: number): BlockCache => {
   if (!(capacity >= 0)) throw new RangeError(`block cache capacity ${capacity}`)
   // a Map iterates in insertion order: re-inserting on every hit keeps it in recency order,
   // the least recently used first
-  const slots = new Map<string, Slot>()
+  const slots = new Map<number, Slot>()
   const byRun = new Map<string, Set<number>>()
+  // a number per run id seen (the id's string hash is cached by the engine: a lookup is cheap)
+  const runNumbers = new Map<string, number>()
+  let nextRunNumber = 0
+  const slotKey = (runId: string, block: number): number => {
+    let n = runNumbers.get(runId)
+    if (n === undefined) runNumbers.set(runId, n = nextRunNumber++)
+    return n * blocksPerRun + block
+  }
   let bytes = 0
   let hits = 0
   let misses = 0
   let evictions = 0
+  // moves of a slot to the most recent end so far (inserts included)
+  let moves = 0
 
-  const remove = (key: string, slot: Slot): void => {
+  const remove = (key: number, slot: Slot): void => {
     slots.delete(key)
     bytes -= slot.cost
     const blocks = byRun.get(slot.runId)
@@ -129,8 +142,13 @@ export const make = (capacity: number): BlockCache => {
       return undefined
     }
     hits++
-    slots.delete(key)
-    slots.set(key, slot)
+    // Moved to the most recent end only when it is in the older half of the order: a hot block is
+    // not moved on every hit (a delete and an insert of the Map), and the order stays close to LRU.
+    if (moves - slot.moved > slots.size >> 1) {
+      slots.delete(key)
+      slots.set(key, slot)
+      slot.moved = ++moves
+    }
     return slot.entries
   }
 
@@ -144,7 +162,7 @@ export const make = (capacity: number): BlockCache => {
     const cost = blockCost(entries)
     if (cost > capacity) return false
     evictUntil(capacity - cost)
-    slots.set(key, { runId, block, entries, cost })
+    slots.set(key, { runId, block, entries, cost, moved: ++moves })
     bytes += cost
     let blocks = byRun.get(runId)
     if (blocks === undefined) byRun.set(runId, blocks = new Set())
@@ -161,6 +179,7 @@ export const make = (capacity: number): BlockCache => {
       if (slot !== undefined) remove(key, slot)
     }
     byRun.delete(runId)
+    runNumbers.delete(runId)
   }
 
   const stats = (): Stats => ({ hits, misses, bytes, blocks: slots.size, evictions, capacity })
