@@ -362,7 +362,7 @@ export const make = (writer: Writer, limits: Limits): Engine => {
         const seq = state.lastSeq
         return durable ? Effect.as(writer.durable(batch), seq) : Effect.succeed(seq)
       }
-      return state.unflushedBytes > writer.maxUnflushedBytes ? Effect.flatMap(writer.backpressure, () => now()) : now()
+      return writer.overloaded() ? Effect.flatMap(writer.backpressure, () => now()) : now()
     })
 
   // a plain batch cannot conflict: only a transaction's commit has a read point to check

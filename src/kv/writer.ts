@@ -78,14 +78,21 @@ const retryForever = Schedule.exponential("100 millis").pipe(
   Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(10))))
 )
 
+/** Frozen memtables that may wait for their runs before commits are held back: bounds memory at `memtableBytes` × this. */
+const maxFrozen = 4
+
 const retryable = (error: unknown) => error instanceof ObjectStoreError && isRetryable(error)
 
 
 /** The running writer: its state and what the public API needs of it. */
 export interface Writer {
   readonly state: State
-  readonly maxUnflushedBytes: number
-  /** Waits while more than `maxUnflushedBytes` are not durable yet. */
+  /**
+   * Whether commits must wait (`backpressure`): more than `maxUnflushedBytes` not durable yet, or
+   * more than `maxFrozen` memtables waiting for their runs (the store or compaction behind).
+   */
+  readonly overloaded: () => boolean
+  /** Waits while `overloaded`. */
   readonly backpressure: Effect.Effect<void, Failure>
   /** Waits until everything committed so far is durable. */
   readonly flush: Effect.Effect<void, Failure>
@@ -110,6 +117,8 @@ export const startWriter = (
     const committed = makeSignal()
     const flushed = makeSignal()
     const frozenReady = makeSignal()
+    // a frozen memtable became a run (or the writer stopped): commits held back may go on
+    const runWritten = makeSignal()
     const state = makeState({
       mem: recovered.mem,
       memBytes: recovered.memBytes,
@@ -162,6 +171,7 @@ export const startWriter = (
       committed.notify()
       flushed.notify()
       frozenReady.notify()
+      runWritten.notify()
     }
     const fenced = (detail: string) => stop(new Fenced({ epoch: state.epoch, detail }))
 
@@ -199,6 +209,11 @@ export const startWriter = (
           uncertain = true
           return Effect.logWarning(`put ${key} failed; retrying`, error)
         }),
+        // a plain put (a run) whose response was lost may have landed: read back, it is ours
+        Effect.catchIf(
+          (error) => !conditional && retryable(error),
+          (error) => Effect.flatMap(holdsBytes(key, bytes), (ours) => (ours ? Effect.void : Effect.fail(error)))
+        ),
         Effect.retry({ while: retryWhileRunning, schedule: retryForever }),
         Effect.as("landed" as const),
         Effect.catch((error) => {
@@ -475,7 +490,9 @@ export const startWriter = (
         }
         walCollectedUpTo = upTo
       }
-      yield* collectLogParts(Math.min(...keptManifests.map((m) => m.lastSeq)))
+      // log parts are needed by a replay from the newest manifest only: an open or a read-only
+      // load starts there (a load that began from an older one starts over from the newest)
+      yield* collectLogParts(current.manifest.lastSeq)
       const runEntries = yield* collectEntries(store, runPrefix)
       for (const entry of runEntries) {
         const id = entry.key.slice(runPrefix.length)
@@ -525,6 +542,7 @@ export const startWriter = (
         state.runs = [...written.map((w) => w.reader), ...state.runs]
         state.frozen.pop()
         refreshSources(state)
+        runWritten.notify()
       })
 
     /**
@@ -624,16 +642,18 @@ export const startWriter = (
       flush.pipe(Effect.ignore, Effect.andThen(Effect.sync(() => stop(new Closed({ detail: "the KV layer was closed" })))))
     )
 
+    const overloaded = () => state.unflushedBytes > options.maxUnflushedBytes || state.frozen.length > maxFrozen
+
     const backpressure: Effect.Effect<void, Failure> = Effect.gen(function*() {
-      while (state.unflushedBytes > options.maxUnflushedBytes) {
+      while (overloaded()) {
         if (state.failure !== undefined) return yield* Effect.fail(state.failure)
-        yield* flushed.wait
+        yield* Effect.raceFirst(flushed.wait, runWritten.wait)
       }
     })
 
     return {
       state,
-      maxUnflushedBytes: options.maxUnflushedBytes,
+      overloaded,
       backpressure,
       flush,
       durable: (batch) => Deferred.await(batch.done),
