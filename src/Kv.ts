@@ -14,9 +14,11 @@
  * a previous writer of the same store fails with `Fenced` from its next write on and acknowledges
  * nothing more; one with nothing to write finds out within `fenceCheckInterval`. A stopped writer
  * (`failure`, `stopped`) touches the store no more. Recovery yields exactly a prefix of the
- * commit history that contains every acknowledged commit. The whole live state is kept in
- * memory; the on-storage runs already carry a block index and footer for bounded-memory reads
- * later.
+ * commit history that contains every acknowledged commit. The state lives in the store's sorted
+ * runs, read a block at a time on demand through a block cache (`cacheBytes`) and merged under
+ * the memtable of recent commits; the runs are compacted as they pile up (see `Options`). Memory
+ * is bounded by the options, not by the size of the state, and opening reads the manifest, the
+ * runs' indexes and the WAL tail, not the state.
  *
  * `makeReadOnly` (`layerReadOnly`) loads the committed state without opening the store as its
  * writer: it writes nothing at all, so it fences no one, and serves reads of that snapshot.

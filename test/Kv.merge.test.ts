@@ -143,15 +143,20 @@ describe("merge", () => {
       }
     }))
 
+  /** One run of 300 entries over a gated store, opened without a cache, its gate closed. */
+  const gatedRun = Effect.gen(function*() {
+    const { gate, store } = yield* gatedStore
+    const entries = numbered(300)
+    const { readers, stats } = yield* openRuns(store, [entries], 0)
+    yield* gate.close
+    return { entries, gate, reader: readers[0]!, stats, store }
+  })
+
   it.effect("a block read interrupted halfway is read again by the next fiber that wants it", () =>
     Effect.gen(function*() {
-      const { gate, store } = yield* gatedStore
-      const entries = numbered(300)
-      const { readers, stats } = yield* openRuns(store, [entries], 0)
-      const [reader] = readers
-      yield* gate.close
-      const first = yield* Effect.forkChild(reader!.get("k0010"))
-      const second = yield* Effect.forkChild(reader!.get("k0011"))
+      const { entries, gate, reader, stats } = yield* gatedRun
+      const first = yield* Effect.forkChild(reader.get("k0010"))
+      const second = yield* Effect.forkChild(reader.get("k0011"))
       yield* Effect.yieldNow
       assert.strictEqual(stats.gets, 1, "one GET in flight, the second fiber waiting for it")
       yield* Fiber.interrupt(first)
@@ -163,19 +168,15 @@ describe("merge", () => {
 
   it.effect("a block read failing fails every fiber waiting for it, and the next read tries again", () =>
     Effect.gen(function*() {
-      const { gate, store } = yield* gatedStore
-      const entries = numbered(300)
-      const { readers, stats } = yield* openRuns(store, [entries], 0)
-      const [reader] = readers
-      yield* gate.close
-      const fibers = yield* Effect.forEach(["k0001", "k0002", "k0003"], (k) => Effect.forkChild(Effect.flip(reader!.get(k))))
+      const { gate, reader, stats, store } = yield* gatedRun
+      const fibers = yield* Effect.forEach(["k0001", "k0002", "k0003"], (k) => Effect.forkChild(Effect.flip(reader.get(k))))
       yield* Effect.yieldNow
       yield* store.delete("runs/layer0")
       yield* gate.open
       for (const fiber of fibers) assert.strictEqual((yield* Fiber.join(fiber))._tag, "ObjectStoreError")
       assert.strictEqual(stats.gets, 1)
       yield* store.put("runs/layer0", new Uint8Array(0))
-      assert.strictEqual((yield* Effect.flip(reader!.get("k0001")))._tag, "Corrupt")
+      assert.strictEqual((yield* Effect.flip(reader.get("k0001")))._tag, "Corrupt")
       assert.strictEqual(stats.gets, 2)
     }))
 })
