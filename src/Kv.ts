@@ -83,7 +83,7 @@ export interface Options {
   readonly runFlushSegments?: number | undefined
   /**
    * Runs are merged (compacted) as they pile up: the newest runs of similar size, four at a time,
-   * and all of them once there are more than this many (default 16), so that a read merges few.
+   * and all of them once there are more than this many (default 24), so that a read merges few.
    */
   readonly maxRuns?: number | undefined
   /** The largest run object a compaction writes (default 32 MiB): a bigger sorted run is split into several. */
@@ -382,7 +382,7 @@ export const make = (options?: Options): Effect.Effect<Service, OpenError, Objec
       maxUnflushedBytes: options?.maxUnflushedBytes ?? 64 * 1024 * 1024,
       runFlushSegments: options?.runFlushSegments ?? 512,
       memtableBytes: options?.memtableBytes ?? 8 * 1024 * 1024,
-      maxRuns: Math.max(1, options?.maxRuns ?? 16),
+      maxRuns: Math.max(1, options?.maxRuns ?? 24),
       maxRunBytes: options?.maxRunBytes ?? 32 * 1024 * 1024,
       cache: reads.cache,
       readStats: reads.stats,
