@@ -1,5 +1,7 @@
 // Model-based randomized schedules of the KV (puts, deletes, scans, transactions) against a plain
-// sorted map, on a fault-injecting store with a crash at a random operation k. Invariants (slatedb.md §8.1): no acknowledged write
+// sorted map, on a fault-injecting store with a crash at a random operation k: memtables frozen and
+// written as runs, runs compacted and collected, all at random points under faults; in half the
+// schedules the block cache holds next to nothing, so reads fetch blocks of runs from the store. Invariants (slatedb.md §8.1): no acknowledged write
 // lost, recovery is exactly a prefix of the commit history, reads see own writes, and the store
 // works on after recovery. One schedule per seed; the same seed always replays the same schedule.
 import { Effect, Stream } from "effect"
@@ -56,7 +58,10 @@ export const runSchedule = (seed: number) =>
       gcMinAge: 0,
       keepManifests: 1 + prng.int(0, 2),
       maxUnflushedBytes: prng.next() < 0.3 ? 200 : 64 * 1024 * 1024,
-      maxWalPutsInFlight: 1 + prng.int(0, 5)
+      maxWalPutsInFlight: 1 + prng.int(0, 5),
+      // half the schedules read cold: a cache of a few blocks at most (1 byte: none), small
+      // memtables and runs split into objects of a few hundred bytes
+      ...(prng.next() < 0.5 ? { cacheBytes: 1 + prng.int(0, 16_000), memtableBytes: 64 + prng.int(0, 1_000), maxRunBytes: 128 + prng.int(0, 1_000) } : {})
     }
     const opened = yield* driveOrDie(openKv(store, options), `seed ${seed}: open`)
     const kv = opened.kv
