@@ -20,7 +20,7 @@ import type { CommitError, ReadError, Service, Stats, StopError, WriteResult } f
 import { Closed, TransactionConflict, ValueTooLarge, WriteConditionFailed } from "../KvError.ts"
 import * as Merge from "./merge.ts"
 import type { BlockCache } from "./blockCache.ts"
-import { notCached, type ReadStats, type RunReader } from "./runReader.ts"
+import { type NotCached, notCached, type ReadStats, type RunReader } from "./runReader.ts"
 import { beginRead, commit as commitOps, endRead, newTree, type Op, opBytes, type ReadSet } from "./state.ts"
 import type { Writer } from "./writer.ts"
 
@@ -155,11 +155,11 @@ export interface Engine extends Reads {
   readonly stopped: Effect.Effect<never, StopError>
 }
 
-/** What a resident read answers when the answer is not in memory. */
-export const notResident: unique symbol = Symbol("bucketq/Kv/notResident")
+/** What a resident read answers when the answer is not in memory: a block of a run is not cached. */
+export const notResident: NotCached = notCached
 
 /** The type of `notResident`. */
-export type NotResident = typeof notResident
+export type NotResident = NotCached
 
 /** The smallest latin1 string after every string that starts with `prefix` (undefined: none). */
 export const afterPrefix = (prefix: string): string | undefined => {
@@ -182,14 +182,8 @@ export const tooLarge = (
 
 /** Resident reads over the sources `sources()` gives at the moment of each read. */
 const residentOf = (sources: () => ReadonlyArray<Merge.Source>): Engine["resident"] => ({
-  get: (key) => {
-    const value = Merge.getResident(sources(), key)
-    return value === notCached ? notResident : value
-  },
-  scan: (start, end, limit) => {
-    const entries = Merge.scanResident(sources(), start, end, limit)
-    return entries === notCached ? notResident : entries
-  }
+  get: (key) => Merge.getResident(sources(), key),
+  scan: (start, end, limit) => Merge.scanResident(sources(), start, end, limit)
 })
 
 /** The sources a transaction reads: its own staged puts and deletes over its snapshot's. */
@@ -276,7 +270,7 @@ export const make = (writer: Writer, limits: Limits): Engine => {
       const seq = state.lastSeq
       const sources = state.sources
       return Effect.map(
-        Effect.forEach(keys, (key) => Merge.get(sources, key)),
+        Effect.forEach(keys, (key) => Merge.get(sources, key, state.hold)),
         (values): Fetched => ({ seq, sources, values: new Map(keys.map((key, i) => [key, values[i]])) })
       )
     })
@@ -382,6 +376,8 @@ export const make = (writer: Writer, limits: Limits): Engine => {
       const readSeq = state.lastSeq
       // the memtable as it is now (an O(1) copy-on-write clone), over what is frozen and the runs
       const snapshot: Array<Merge.Source> = [state.mem.clone(), ...state.sources.slice(1)]
+      // its runs are kept while it runs, however long: it may read any of them at any time
+      const release = state.hold(snapshot)
       const changes = new Changes()
       const readKeys = new Set<string>()
       const ranges: Array<readonly [string, string | undefined]> = []
@@ -418,7 +414,10 @@ export const make = (writer: Writer, limits: Limits): Engine => {
             (outcome) => ({ outcome, value, wrote: !changes.isEmpty })
           )
         ),
-        Effect.ensuring(Effect.sync(() => endRead(state, readSeq)))
+        Effect.ensuring(Effect.sync(() => {
+          endRead(state, readSeq)
+          release()
+        }))
       )
     })
 
@@ -436,8 +435,8 @@ export const make = (writer: Writer, limits: Limits): Engine => {
 
   return {
     limits,
-    get: (key) => Merge.get(state.sources, key),
-    scan: (start, end, limit, reverse) => Merge.scan(state.sources, start, end, limit, reverse),
+    get: (key) => Merge.get(state.sources, key, state.hold),
+    scan: (start, end, limit, reverse) => Merge.scan(state.sources, start, end, limit, reverse, state.hold),
     resident: residentOf(() => state.sources),
     watchPuts: (prefix, put) => void state.watchers.push({ prefix, put }),
     write,

@@ -205,7 +205,8 @@ export const scan = (
   start: string,
   end: string | undefined,
   limit = Number.POSITIVE_INFINITY,
-  reverse = false
+  reverse = false,
+  hold?: Hold
 ): Effect.Effect<Entries, ReadError> =>
   Effect.suspend(() => {
     const out: Entries = []
@@ -214,8 +215,40 @@ export const scan = (
     // without tombstones, every entry appended has a string value
     const go = (): Effect.Effect<Entries, ReadError> =>
       merger.run(out as Array<Run.Entry>, limit, false) ? Effect.flatMap(merger.fill(), go) : Effect.succeed(out)
-    return go()
+    if (!merger.run(out as Array<Run.Entry>, limit, false)) return Effect.succeed(out)
+    return held(sources, hold, Effect.flatMap(merger.fill(), go))
   })
+
+/**
+ * Holds the runs a read needs while it waits for the store: `hold(sources)` marks them in use and
+ * returns what lets them go (so that they are not deleted under the read, see `kv/writer.ts`'s
+ * garbage collection). A read that stays in memory holds nothing.
+ */
+export type Hold = (sources: ReadonlyArray<Source>) => () => void
+
+/** `read` with the runs of `sources` held by `hold` (if any) until it ends. */
+const held = <A>(sources: ReadonlyArray<Source>, hold: Hold | undefined, read: Effect.Effect<A, ReadError>): Effect.Effect<A, ReadError> => {
+  if (hold === undefined) return read
+  const release = hold(sources)
+  return Effect.ensuring(read, Effect.sync(release))
+}
+
+/** A `Hold` counting the reads in progress of each run in `inUse` (by run id). */
+export const holder = (inUse: Map<string, number>): Hold => (sources) => {
+  const ids: Array<string> = []
+  for (const source of sources) {
+    if (isMemtable(source)) continue
+    ids.push(source.id)
+    inUse.set(source.id, (inUse.get(source.id) ?? 0) + 1)
+  }
+  return () => {
+    for (const id of ids) {
+      const n = (inUse.get(id) ?? 1) - 1
+      if (n === 0) inUse.delete(id)
+      else inUse.set(id, n)
+    }
+  }
+}
 
 /**
  * The value of `key`: from the newest source that has it (a tombstone there: undefined), or
@@ -223,14 +256,18 @@ export const scan = (
  * run is asked only if its index shows a block that may hold the key, and reads that block (one
  * GET) only if it is not in the cache.
  */
-export const get = (sources: ReadonlyArray<Source>, key: string): Effect.Effect<string | undefined, ReadError> => {
+export const get = (sources: ReadonlyArray<Source>, key: string, hold?: Hold): Effect.Effect<string | undefined, ReadError> => {
+  let waited = false
   const from = (first: number): Effect.Effect<string | undefined, ReadError> => {
     for (let i = first; i < sources.length; i++) {
       const source = sources[i]!
       const found = isMemtable(source) ? source.get(key) : source.getCached(key)
       if (found === notCached) {
-        return Effect.flatMap((source as RunReader).fetchValue(key), (value) =>
+        const fetched = Effect.flatMap((source as RunReader).fetchValue(key), (value) =>
           value === undefined ? from(i + 1) : Effect.succeed(value ?? undefined))
+        if (waited) return fetched
+        waited = true
+        return held(sources, hold, fetched)
       }
       if (found !== undefined) return Effect.succeed(found ?? undefined)
     }

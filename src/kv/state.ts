@@ -16,7 +16,7 @@ import type * as WalSegment from "../../schema/WalSegment.ts"
 import { BTree } from "../internal/btree.ts"
 import type { Closed, Fenced } from "../KvError.ts"
 import type { BlockCache } from "./blockCache.ts"
-import type { Memtable, Source } from "./merge.ts"
+import { type Hold, holder, type Memtable, type Source } from "./merge.ts"
 import type { ReadStats, RunReader } from "./runReader.ts"
 
 /** A write: a value, or `null` for a delete. */
@@ -69,6 +69,10 @@ export interface State {
   readonly cache: BlockCache
   /** GETs of run blocks, for all runs. */
   readonly readStats: ReadStats
+  /** Reads in progress (waiting for the store) and open transactions, by run id: GC leaves those runs alone. */
+  readonly inUse: Map<string, number>
+  /** Marks the runs of sources in use (in `inUse`) until released (see `merge.Hold`). */
+  readonly hold: Hold
   lastSeq: number
   durableSeq: number
   readonly epoch: number
@@ -114,6 +118,7 @@ export const makeState = (options: {
   readonly nextWalId: number
   readonly onCommit: () => void
 }): State => {
+  const inUse = new Map<string, number>()
   const state: State = {
     mem: options.mem,
     memBytes: options.memBytes,
@@ -123,6 +128,8 @@ export const makeState = (options: {
     sources: [],
     cache: options.cache,
     readStats: options.readStats,
+    inUse,
+    hold: holder(inUse),
     lastSeq: options.lastSeq,
     durableSeq: options.lastSeq,
     epoch: options.epoch,

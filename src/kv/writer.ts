@@ -503,6 +503,8 @@ export const startWriter = (
         if (born !== undefined && now - born < minAge) continue
         const retiredAt = retired.get(id)
         if (retiredAt !== undefined && now - retiredAt < minAge) continue
+        // a read waiting for one of its blocks, or an open transaction that may read it
+        if ((state.inUse.get(id) ?? 0) > 0) continue
         yield* store.delete(entry.key)
         retired.delete(id)
         options.cache.dropRun(id)
