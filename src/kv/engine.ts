@@ -247,21 +247,6 @@ export const make = (writer: Writer, limits: Limits): Engine => {
   const state = writer.state
 
   /**
-   * The committed values of `keys` at this instant, from memory, or the keys to fetch first: a
-   * block of a run that may hold one is not in the cache.
-   */
-  const readNow = (keys: ReadonlyArray<string>): Map<string, string | undefined> | Array<string> => {
-    const values = new Map<string, string | undefined>()
-    let missing: Array<string> | undefined
-    for (const key of keys) {
-      const value = Merge.getResident(state.sources, key)
-      if (value === notCached) (missing ??= []).push(key)
-      else values.set(key, value)
-    }
-    return missing ?? values
-  }
-
-  /**
    * Reads `keys` (what `readNow` found missing) from the store. The values stand for the state
    * as long as it is the same: no commit since (`seq`) and the same sources.
    */
@@ -275,17 +260,22 @@ export const make = (writer: Writer, limits: Limits): Engine => {
       )
     })
 
-  /** The values of the keys a commit reads, from memory or `fetched` while it still stands; else the keys to fetch. */
-  const readAll = (keys: ReadonlyArray<string>, fetched: Fetched | undefined): Map<string, string | undefined> | Array<string> => {
-    const current = readNow(keys)
-    if (!Array.isArray(current)) return current
-    if (fetched === undefined || fetched.seq !== state.lastSeq || fetched.sources !== state.sources) return current
+  /**
+   * The committed values of `keys` at this instant: from memory, or from `fetched` while the
+   * state is still the one it was read in; else the keys to fetch first (a block of a run that
+   * may hold one is not in the cache).
+   */
+  const readNow = (keys: ReadonlyArray<string>, fetched: Fetched | undefined): Map<string, string | undefined> | Array<string> => {
+    const stands = fetched !== undefined && fetched.seq === state.lastSeq && fetched.sources === state.sources
     const values = new Map<string, string | undefined>()
+    let missing: Array<string> | undefined
     for (const key of keys) {
       const value = Merge.getResident(state.sources, key)
-      values.set(key, value === notCached ? fetched.values.get(key) : value)
+      if (value !== notCached) values.set(key, value)
+      else if (stands) values.set(key, fetched.values.get(key))
+      else (missing ??= []).push(key)
     }
-    return values
+    return missing ?? values
   }
 
   /** The keys a commit reads: its expectations, and the current values its updates start from. */
@@ -337,7 +327,7 @@ export const make = (writer: Writer, limits: Limits): Engine => {
       const reads = keysRead(changes, conditions)
       const now = (fetched?: Fetched): Effect.Effect<"conflict" | number, CommitError | WriteConditionFailed | ReadError> => {
         if (state.failure !== undefined) return Effect.fail(state.failure)
-        const current = reads.length === 0 ? noValues : readAll(reads, fetched)
+        const current = reads.length === 0 ? noValues : readNow(reads, fetched)
         if (Array.isArray(current)) return Effect.flatMap(fetch(current), now)
         for (const [key, present] of conditions.expect ?? []) {
           if ((current.get(key) !== undefined) !== present) return Effect.fail(new WriteConditionFailed({ key, expectedPresent: present }))

@@ -294,7 +294,7 @@ export interface RunReads {
 /**
  * Opens the runs of a manifest for reading on demand, newest first (footer and index: two GETs
  * each, 8 runs at once), then reads their blocks into the cache, newest run first, while it is
- * less than half full (`roomInCache`): a small store is then read from memory alone.
+ * less than half full (`BlockCache.hasRoom`): a small store is then read from memory alone.
  */
 export const openRuns = (store: Store, manifest: Manifest.Manifest, reads: RunReads) =>
   Effect.tap(
