@@ -93,6 +93,15 @@ export interface Options {
    * (default 6, at most 100), the first delay (default 100 ms, doubling) and the longest (default 1 s).
    */
   readonly retry?: RetryOptions | undefined
+  /**
+   * How long the connection may stay silent before it is taken as dead and dropped (default 30 s,
+   * from 1 s to 1 hour). The client pings the server every 5 s (or every third of this, if
+   * shorter) and any message from the server counts as life. A ping waits behind the messages
+   * sent before it, so a payload of tens of MiB leaves the connection silent for as long as the
+   * server takes to read, store and answer it: a bound of a few seconds would drop a healthy
+   * connection under load.
+   */
+  readonly pingTimeout?: Duration.Input | undefined
 }
 
 /**
@@ -195,9 +204,29 @@ const optionsError = (options: Options): InvalidOption | undefined =>
       Rules.record("retry", retry) ??
         Rules.optional(retry.maxAttempts, (n) => Rules.integer("retry.maxAttempts", n, 1, 100)) ??
         Rules.optional(retry.base, (d) => Rules.duration("retry.base", d)) ??
-        Rules.optional(retry.max, (d) => Rules.duration("retry.max", d)))
+        Rules.optional(retry.max, (d) => Rules.duration("retry.max", d))) ??
+    Rules.optional(options.pingTimeout, (d) => pingTimeoutError(d))
 
-const describe = (error: RpcClientError.RpcClientError): string => error.reason._tag
+const defaultPingTimeout = Duration.seconds(30)
+const maxPingInterval = Duration.seconds(5)
+
+const pingTimeoutError = (timeout: Duration.Input): InvalidOption | undefined =>
+  Rules.duration("pingTimeout", timeout) ??
+    (Duration.between(Duration.fromInputUnsafe(timeout), { minimum: Duration.seconds(1), maximum: Duration.hours(1) })
+      ? undefined
+      : Rules.invalid("pingTimeout", timeout, "must be from 1 second to 1 hour"))
+
+/** The ping interval and timeout of the connection: pings at least three times per timeout. */
+const pinging = (options: DiscoverOptions) => {
+  const pingTimeout = options.pingTimeout === undefined ? defaultPingTimeout : Duration.fromInputUnsafe(options.pingTimeout)
+  return { pingTimeout, pingInterval: Duration.min(maxPingInterval, Duration.divideUnsafe(pingTimeout, 3)) }
+}
+
+/** The kind of a connection failure, and its cause's message when it has one ("SocketReadError: ping timeout"). */
+const describe = (error: RpcClientError.RpcClientError): string => {
+  const cause = (error.reason as { readonly cause?: unknown }).cause
+  return cause instanceof Error && cause.message !== "" ? `${error.reason._tag}: ${cause.message}` : error.reason._tag
+}
 
 /**
  * Connects to the writer at `url` with `token` (the connection lives in the scope) and returns
@@ -258,7 +287,7 @@ const connect = (url: string | Effect.Effect<string>, label: () => string, optio
         connected = false
       })
     })
-    const protocol = RpcClient.layerProtocolSocket({ retryPolicy: reconnect }).pipe(
+    const protocol = RpcClient.layerProtocolSocket({ retryPolicy: reconnect, ...pinging(options) }).pipe(
       Layer.provide([
         Layer.effect(Socket.Socket)(Socket.makeWebSocket(url, { headers: { [tokenHeader]: `Bearer ${value}` } })).pipe(
           Layer.provide(NodeWS.layerWebSocketConstructor)

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { NodeWS } from "@effect/platform-node"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Config, ConfigProvider, Context, Effect, Fiber, Layer, Option, Redacted, Schema, Stream } from "effect"
+import { Config, ConfigProvider, Context, Effect, Fiber, Layer, Option, Redacted, Schedule, Schema, Stream } from "effect"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket"
 import { QueueTest } from "../layers/QueueTest.ts"
@@ -307,6 +307,46 @@ describe("QueueClient when the writer dies", () => {
       assert.strictEqual((yield* remote.stats("tasks")).pending, 1)
       assert.strictEqual(yield* remote.cancel("k1"), "Removed")
     }), 40_000)
+})
+
+describe("QueueClient when the writer hangs", () => {
+  it.live("a writer stopped with its connection open (SIGSTOP) is dropped after the ping timeout: the call fails with WriterUnavailable, and after SIGCONT calls are served again", () =>
+    Effect.gen(function*() {
+      const directory = mkdtempSync(path.join(tmpdir(), "bucketq-remote-hang-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(directory, { recursive: true, force: true })))
+      const writer = yield* promise(() => startWriter(directory))
+      yield* Effect.addFinalizer(() => Effect.promise(async () => {
+        writer.child.process.kill("SIGKILL")
+        await writer.child.exited
+      }))
+      const remote = yield* connect(writer.url, { pingTimeout: "1 second", retry: { maxAttempts: 4 } })
+      assert.strictEqual((yield* remote.stats("tasks")).pending, 0)
+
+      writer.child.process.kill("SIGSTOP")
+      const started = performance.now()
+      // the kernel still takes the request: only the silence tells the writer is gone
+      const failed = yield* Effect.flip(remote.stats("tasks"))
+      const elapsed = performance.now() - started
+      console.log(`QueueClient: WriterUnavailable ${elapsed.toFixed(0)} ms after the writer stopped (${failed.message})`)
+      assert.strictEqual(failed._tag, "WriterUnavailable")
+      // one timeout of silence, checked at pings a third of it apart
+      assert.isAbove(elapsed, 900)
+      assert.isBelow(elapsed, 5000)
+
+      writer.child.process.kill("SIGCONT")
+      const served = yield* remote.stats("tasks").pipe(
+        Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 50 })
+      )
+      assert.strictEqual(served.pending, 0)
+    }), 30_000)
+
+  it.live("the ping timeout is checked: under a second or over an hour is InvalidOption", () =>
+    Effect.gen(function*() {
+      for (const pingTimeout of ["999 millis", "2 hours", -1, "soon"] as const) {
+        const refused = yield* Effect.flip(QueueClient.make({ url: "ws://127.0.0.1:1/rpc", token: Redacted.make(token), pingTimeout: pingTimeout as never }))
+        assert.deepStrictEqual([refused._tag, (refused as InvalidOption).option], ["InvalidOption", "pingTimeout"])
+      }
+    }))
 })
 
 describe("QueueServer and QueueClient in one process", () => {
