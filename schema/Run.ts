@@ -63,7 +63,7 @@ export interface BlockRef {
 export class Encoder {
   // blocks are written straight into `out` (each CRC32 taken over its bytes there): no block
   // buffer to allocate, copy and drop per 4 KiB
-  private readonly out = new Writer(64 * 1024)
+  private readonly out: Writer
   private readonly blocks: Array<BlockRef> = []
   private blockStart: number = header.length
   private first: string | undefined
@@ -77,7 +77,15 @@ export class Encoder {
     return this.out.length
   }
 
-  constructor() {
+  /**
+   * `capacity`: the bytes the run is expected to take, index and footer included (default 64
+   * KiB). The buffer starts at that size, so a run of about that size is never copied to grow:
+   * a 32 MiB run built from 64 KiB doubles nine times and copies 64 MiB on the way. Pages of the
+   * buffer that are never written are never touched, so a generous estimate costs address space,
+   * not memory.
+   */
+  constructor(capacity = 64 * 1024) {
+    this.out = new Writer(Math.max(64 * 1024, capacity))
     this.out.bytes(new Uint8Array(header))
   }
 
@@ -117,7 +125,8 @@ export class Encoder {
     check.set(indexBytes, 0)
     check.set(fixed, indexBytes.length)
     out.bytes(fixed).u32(crc32(check)).bytes(new Uint8Array(footerMagic))
-    return out.finish()
+    // the writer's own buffer, not a copy of it: the run is put and then dropped as a whole
+    return out.take()
   }
 }
 

@@ -108,7 +108,9 @@ describe("merge against a model", () => {
         const withTombstones = [...newest].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
         for (const keepTombstones of [true, false]) {
           const chunk = [1, 7, 1024][prng.int(0, 3)]!
-          const pull = Merge.mergeAll(sources, { keepTombstones, chunk })
+          // a GET a block, or spans of a few blocks up to more than a run
+          const readAhead = [0, 1, 9000, 1 << 20][prng.int(0, 4)]!
+          const pull = Merge.mergeAll(sources, { keepTombstones, chunk, readAhead })
           const all: Array<Run.Entry> = []
           for (;;) {
             const got = yield* pull

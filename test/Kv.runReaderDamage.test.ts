@@ -100,6 +100,24 @@ describe("run reader damage", () => {
       }
     }))
 
+  it.effect("read ahead in spans (compaction's way), a flipped bit in any block is Corrupt when the merge reaches it, with only the entries before it handed out", () =>
+    Effect.gen(function*() {
+      const store = yield* memoryStore
+      for (const [i, block] of blocks.entries()) {
+        const at = block.offset + (block.length >> 1)
+        yield* store.put(key, flipped(at, i % 8))
+        const reader = yield* RunReader.open(store, key, { bytes: original.length, cache: BlockCache.make(1 << 20) })
+        const pull = Merge.mergeAll([reader], { keepTombstones: true, chunk: 1, readAhead: 3 * 4096 })
+        const seen: Array<Run.Entry> = []
+        const exit = yield* Effect.exit(Effect.gen(function*() {
+          for (let got = yield* pull; got.length > 0; got = yield* pull) seen.push(...got)
+        }))
+        assert.strictEqual(describe_(exit), "Corrupt", `block ${i}`)
+        const before = blocks.slice(0, i).reduce((n, b) => n + b.entries, 0)
+        assert.deepStrictEqual(seen, entries.slice(0, before), `block ${i}`)
+      }
+    }))
+
   it.effect("a flipped bit in the header changes nothing read (ranged reads never look at it)", () =>
     Effect.gen(function*() {
       const store = yield* memoryStore

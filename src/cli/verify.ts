@@ -73,7 +73,7 @@ const checkRecords = (snapshot: Snapshot, objects: ReadonlySet<string>) =>
     const damaged: Array<Damage> = []
     let keys = 0
     // every key once, newest version: the replayed memtable over the runs, read a block at a time
-    const pull = Merge.mergeAll([snapshot.mem, ...snapshot.runs], { keepTombstones: false })
+    const pull = Merge.mergeAll([snapshot.mem, ...snapshot.runs], { keepTombstones: false, readAhead: 1024 * 1024 })
     for (let chunk = yield* pull; chunk.length > 0; chunk = yield* pull) {
       keys += chunk.length
       for (const [key, value] of chunk) {

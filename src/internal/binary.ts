@@ -99,9 +99,16 @@ export class Writer {
   frameEnd(): Uint8Array {
     const crc = crc32(this.buffer.subarray(0, this.length))
     this.u32(crc)
-    // a small buffer is a slice of Node's shared pool: copied out, so that a kept frame does not
-    // hold the whole pool slab; a large one is this writer's own
-    const own = this.buffer.byteLength === this.buffer.buffer.byteLength
+    return this.take()
+  }
+
+  /**
+   * The bytes written, without a copy when the buffer is this writer's own and at least half
+   * used (the writer must not be used afterwards). A small buffer is a slice of Node's shared
+   * pool, and a mostly empty one would be held whole by the view: both are copied out.
+   */
+  take(): Uint8Array {
+    const own = this.buffer.byteLength === this.buffer.buffer.byteLength && this.length * 2 >= this.buffer.byteLength
     return own ? new Uint8Array(this.buffer.buffer, this.buffer.byteOffset, this.length) : new Uint8Array(this.buffer.subarray(0, this.length))
   }
 

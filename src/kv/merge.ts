@@ -184,13 +184,13 @@ const headsOf = (
   start: string,
   end: string | undefined,
   reverse: boolean,
-  fillCache: boolean
+  options: { readonly fillCache: boolean; readonly readAhead?: number | undefined }
 ): Array<Head> =>
   sources.map((source) => {
     const from = reverse ? end : start
     return isMemtable(source)
       ? new TreeHead(source, from, reverse)
-      : source.cursor(from, { reverse, fillCache })
+      : source.cursor(from, { reverse, ...options })
   })
 
 /**
@@ -211,7 +211,7 @@ export const scan = (
   Effect.suspend(() => {
     const out: Entries = []
     if (limit <= 0 || (end !== undefined && end <= start)) return Effect.succeed(out)
-    const merger = new Merger(headsOf(sources, start, end, reverse, true), reverse, start, end)
+    const merger = new Merger(headsOf(sources, start, end, reverse, { fillCache: true }), reverse, start, end)
     // without tombstones, every entry appended has a string value
     const go = (): Effect.Effect<Entries, ReadError> =>
       merger.run(out as Array<Run.Entry>, limit, false) ? Effect.flatMap(merger.fill(), go) : Effect.succeed(out)
@@ -301,7 +301,7 @@ export const scanResident = (
 ): Entries | NotCached => {
   const out: Array<Run.Entry> = []
   if (limit <= 0 || (end !== undefined && end <= start)) return out as Entries
-  const merger = new Merger(headsOf(sources, start, end, false, true), false, start, end)
+  const merger = new Merger(headsOf(sources, start, end, false, { fillCache: true }), false, start, end)
   return merger.run(out, limit, false) ? notCached : out as Entries
 }
 
@@ -313,6 +313,11 @@ export interface MergeAllOptions {
   readonly chunk?: number | undefined
   /** Put the blocks read into the cache (default false: a full scan would evict what reads need). */
   readonly fillCache?: boolean | undefined
+  /**
+   * Read each run in spans of up to this many bytes, one GET a span (default 0: a GET a block).
+   * Memory: a span per run. See `runReader.CursorOptions.readAhead`.
+   */
+  readonly readAhead?: number | undefined
 }
 
 /**
@@ -330,7 +335,12 @@ export const mergeAll = (sources: ReadonlyArray<Source>, options: MergeAllOption
   const chunk = Math.max(1, options.chunk ?? 1024)
   let merger: Merger | undefined
   return Effect.suspend(() => {
-    merger ??= new Merger(headsOf(sources, "", undefined, false, options.fillCache === true), false, "", undefined)
+    merger ??= new Merger(
+      headsOf(sources, "", undefined, false, { fillCache: options.fillCache === true, readAhead: options.readAhead }),
+      false,
+      "",
+      undefined
+    )
     const m = merger
     const out: Array<Run.Entry> = []
     const go = (): Effect.Effect<ReadonlyArray<Run.Entry>, ReadError> =>

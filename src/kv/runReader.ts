@@ -104,6 +104,21 @@ export interface CursorOptions {
    * false, so as not to evict the blocks that reads need; blocks already cached are used either way.
    */
   readonly fillCache?: boolean | undefined
+  /**
+   * Forward cursors only: read the blocks ahead in spans of up to this many bytes, one GET a
+   * span, held raw by the cursor and checked block by block as it enters them (default 0: a GET
+   * a block, through the cache). What a scan of everything (compaction) wants: a few large
+   * requests, not one per 4 KiB block. Blocks read so are not cached.
+   */
+  readonly readAhead?: number | undefined
+}
+
+/** Consecutive blocks `first` to `last` of a run, as read with one GET: their bytes from `base` on. */
+interface Span {
+  readonly first: number
+  readonly last: number
+  readonly base: number
+  readonly bytes: Uint8Array
 }
 
 /** A sorted run opened for reading on demand. */
@@ -341,6 +356,22 @@ const makeReader = (
     return Effect.flatMap(read(ref.offset, ref.offset + ref.length + 4), (bytes) => decodeOrCorrupt(key, bytes, checkedBlock(i, ref)))
   }
 
+  /** Blocks from `i` on, as many as fit in `maxBytes` (at least one), with one GET. */
+  const readSpan = (i: number, maxBytes: number): Effect.Effect<Span, ReadError> => {
+    const base = blocks[i]!.offset
+    const endOf = (ref: Run.BlockRef) => ref.offset + ref.length + 4
+    let last = i
+    while (last + 1 < blocks.length && endOf(blocks[last + 1]!) - base <= maxBytes) last++
+    return Effect.map(read(base, endOf(blocks[last]!)), (bytes) => ({ first: i, last, base, bytes }))
+  }
+
+  /** Block `i` of `span`, checked. */
+  const spanBlock = (span: Span, i: number): Effect.Effect<Block, Corrupt> => {
+    const ref = blocks[i]!
+    const start = ref.offset - span.base
+    return decodeOrCorrupt(key, span.bytes.subarray(start, start + ref.length + 4), checkedBlock(i, ref))
+  }
+
   /** Block `i` once the cache was found without it (not counted again): joins a read in progress or starts one. */
   const fetch = (i: number, fill: boolean): Effect.Effect<Block, ReadError> =>
     Effect.suspend(() => {
@@ -422,8 +453,29 @@ const makeReader = (
     getCached,
     fetchValue,
     get,
-    cursor: (from, cursorOptions) =>
-      new RunCursor(reader, fetch, from, cursorOptions?.reverse === true, cursorOptions?.fillCache !== false)
+    cursor: (from, cursorOptions) => {
+      const reverse = cursorOptions?.reverse === true
+      const readAhead = reverse ? 0 : Math.max(0, cursorOptions?.readAhead ?? 0)
+      const load = readAhead > 0 ? spans(readAhead) : (i: number) => fetch(i, cursorOptions?.fillCache !== false)
+      return new RunCursor(reader, load, from, reverse)
+    }
+  }
+
+  /** A cursor's way to load blocks in spans of `readAhead` bytes: the span it holds, or the next one read. */
+  function spans(readAhead: number) {
+    let span: Span | undefined
+    const take = (held: Span, i: number) => {
+      // past its last block the span is not needed again: dropped, not held to the end of the merge
+      if (i === held.last) span = undefined
+      return spanBlock(held, i)
+    }
+    return (i: number): Effect.Effect<Block, ReadError> =>
+      span !== undefined && i >= span.first && i <= span.last
+        ? take(span, i)
+        : Effect.flatMap(readSpan(i, readAhead), (next) => {
+          span = next
+          return take(next, i)
+        })
   }
   return reader
 }
@@ -443,10 +495,10 @@ class RunCursor implements Cursor {
 
   constructor(
     private readonly reader: RunReader,
-    private readonly fetch: (i: number, fill: boolean) => Effect.Effect<Block, ReadError>,
+    /** Block `i`, not in the cache: read through the cache, or from the cursor's spans. */
+    private readonly load: (i: number) => Effect.Effect<Block, ReadError>,
     private readonly from: string | undefined,
-    private readonly reverse: boolean,
-    private readonly fillCache: boolean
+    private readonly reverse: boolean
   ) {
     this.index = reverse ? reader.blockBefore(from) : from === undefined ? 0 : reader.blockFor(from)
     this.settle()
@@ -458,7 +510,7 @@ class RunCursor implements Cursor {
   }
 
   fill(): Effect.Effect<void, ReadError> {
-    return Effect.map(this.fetch(this.index, this.fillCache), (block) => {
+    return Effect.map(this.load(this.index), (block) => {
       this.enter(block)
       this.settle()
     })

@@ -50,6 +50,8 @@ export interface Frozen {
   /** The WAL id of the batch it ends with, and its last sequence number. */
   readonly walId: number
   readonly lastSeq: number
+  /** The bytes of the ops applied to it (overwritten ones too): an upper bound of its run's size. */
+  readonly bytes: number
 }
 
 /** The state of one open writer. */

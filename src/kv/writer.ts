@@ -44,6 +44,21 @@ import * as RunReader from "./runReader.ts"
 import { type Batch, type Failure, type Frozen, makeState, newBatch, newTree, refreshSources, type State } from "./state.ts"
 
 /** Tuning of the writer (all resolved). */
+/**
+ * Compaction reads its input runs in spans of this many bytes, one GET each: on S3 a merge of
+ * 1 GiB of runs is ~1,000 requests, not 260,000 of a block each, and on the directory backend a
+ * few large reads off the event loop rather than four system calls a 4 KiB block. Memory: a span
+ * per input run being read.
+ */
+const compactionReadAhead = 1024 * 1024
+
+/**
+ * Entries a compaction merges and encodes between two yields (a few hundred microseconds of
+ * work): every step of a commit in flight (its WAL write, its sync, the next claim) waits for at
+ * most one such slice.
+ */
+const compactionChunk = 256
+
 export interface WriterOptions {
   readonly minFlushInterval: Duration.Duration
   readonly maxWalPutsInFlight: number
@@ -260,7 +275,7 @@ export const startWriter = (
      * merging it until its run is in a manifest, and a new memtable takes the commits after it.
      */
     const freeze = (walId: number, lastSeq: number) => {
-      state.frozen.unshift({ tree: state.mem, walId, lastSeq })
+      state.frozen.unshift({ tree: state.mem, walId, lastSeq, bytes: state.memBytes })
       state.mem = newTree()
       state.memBytes = 0
       state.segmentsSinceFreeze = 0
@@ -394,10 +409,12 @@ export const startWriter = (
      * Writes what `pull` gives (entries in key order) as runs of at most `maxRunBytes` each, one
      * sorted run: several objects share a `group`. Undefined when the writer stopped meanwhile.
      */
-    const writeRuns = (pull: Merge.Pull, meta: { readonly maxSeq: number; readonly full: boolean }) =>
+    const writeRuns = (pull: Merge.Pull, meta: { readonly maxSeq: number; readonly full: boolean; readonly inputBytes: number }) =>
       Effect.gen(function*() {
         const written: Array<Written> = []
-        let encoder = new Run.Encoder()
+        // sized for the input (a merge only shrinks it) up to an object, with room for the index
+        const capacity = Math.ceil(Math.min(meta.inputBytes, options.maxRunBytes) * 1.05)
+        let encoder = new Run.Encoder(capacity)
         while (true) {
           const chunk = yield* pull
           if (chunk.length === 0) break
@@ -407,7 +424,7 @@ export const startWriter = (
             const run = yield* putRun(encoder, meta)
             if (run === undefined) return undefined
             written.push(run)
-            encoder = new Run.Encoder()
+            encoder = new Run.Encoder(capacity)
           }
           // a big merge yields between chunks so commits are not held up
           yield* Effect.yieldNow
@@ -531,7 +548,11 @@ export const startWriter = (
     const writeFrozen = (f: Frozen) =>
       Effect.gen(function*() {
         const older = state.runs.length > 0
-        const written = yield* writeRuns(Merge.mergeAll([f.tree], { keepTombstones: older }), { maxSeq: f.lastSeq, full: !older })
+        const written = yield* writeRuns(Merge.mergeAll([f.tree], { keepTombstones: older }), {
+          maxSeq: f.lastSeq,
+          full: !older,
+          inputBytes: f.bytes
+        })
         if (written === undefined) return
         const landed = yield* putManifest({
           writerEpoch: state.epoch,
@@ -558,9 +579,10 @@ export const startWriter = (
         if (plan === undefined) return
         const refs = current.manifest.runs.slice(0, plan.count)
         const inputs = state.runs.slice(0, plan.count)
-        const written = yield* writeRuns(Merge.mergeAll(inputs, { keepTombstones: !plan.bottom }), {
+        const written = yield* writeRuns(Merge.mergeAll(inputs, { keepTombstones: !plan.bottom, readAhead: compactionReadAhead, chunk: compactionChunk }), {
           maxSeq: Math.max(...refs.map((r) => r.maxSeq)),
-          full: plan.bottom
+          full: plan.bottom,
+          inputBytes: refs.reduce((n, r) => n + r.bytes, 0)
         })
         if (written === undefined) return
         const landed = yield* putManifest({

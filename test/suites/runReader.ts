@@ -158,6 +158,31 @@ export const runReaderSuite = (backend: Backend) =>
         assert.isNotEmpty(corruptDetail(yield* Effect.exit(RunReader.fromObject(store, key, damaged, { cache: BlockCache.make(0) }))))
       }))
 
+    test("a cursor reading ahead reads the run in spans, one GET each, and hands out every entry in order without caching a block", () =>
+      Effect.gen(function*() {
+        const { entries } = fixture()
+        const { cache, reader } = yield* written(entries)
+        const blockBytes = reader.blocks.map((b) => b.length + 4)
+        const span = blockBytes.slice(0, 5).reduce((a, b) => a + b, 0) // about five blocks a GET
+        const expected = Math.ceil(blockBytes.reduce((a, b) => a + b, 0) / span)
+        const before = reader.stats.gets
+        const pull = Merge.mergeAll([reader], { keepTombstones: true, chunk: 100, readAhead: span })
+        const all: Array<Run.Entry> = []
+        for (let got = yield* pull; got.length > 0; got = yield* pull) all.push(...got)
+        assert.deepStrictEqual(all, entries)
+        const gets = reader.stats.gets - before
+        // spans hold whole blocks: a few more GETs than bytes over span, never one a block
+        assert.isAtLeast(gets, expected)
+        assert.isAtMost(gets, expected + Math.ceil(reader.blocks.length / 5))
+        assert.isBelow(gets, reader.blocks.length / 3)
+        assert.strictEqual(cache.stats().blocks, 0)
+        // a span smaller than a block still reads one block a GET
+        const small = reader.stats.gets
+        const one = Merge.mergeAll([reader], { keepTombstones: true, readAhead: 1 })
+        for (let got = yield* one; got.length > 0; got = yield* one) continue
+        assert.strictEqual(reader.stats.gets - small, reader.blocks.length)
+      }))
+
     test("an empty run opens, holds nothing and reads nothing", () =>
       Effect.gen(function*() {
         const { reader } = yield* written([])
