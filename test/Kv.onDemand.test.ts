@@ -67,4 +67,28 @@ describe("Kv reads on demand", () => {
       assert.isTrue(seen.before.some((key) => !finally_.includes(key)), "released, they are collected")
       assert.deepStrictEqual(Option.map(yield* driveOrDie(a.kv.get(bytes("k9")), "get"), text), Option.some("new9"))
     }))
+
+  it.effect("a reopened store that fits in half the cache is read into it at open, so reads make no request; a larger one opens without reading a block", () =>
+    Effect.gen(function*() {
+      const { reliable } = yield* faultyMemory({ seed: 23 })
+      const big = "x".repeat(2000)
+      const a = yield* driveOrDie(openKv(reliable, { runFlushSegments: 1, maxRuns: 4, gcMinAge: 0 }), "open")
+      for (let i = 0; i < 60; i++) yield* driveOrDie(a.kv.write([put(`k${String(i).padStart(2, "0")}`, big)]), `write ${i}`)
+      yield* driveOrDie(Effect.sleep("50 millis"), "runs")
+      yield* driveOrDie(a.close, "close")
+      // ~120 KB of runs: within half a cache of 1 MiB, not of 64 KiB
+      const roomy = yield* driveOrDie(openKv(reliable, { cacheBytes: 1 << 20 }), "open with room")
+      // blockReads counts every GET of a run: its footer and index (two a run at open), then blocks
+      const { blockReads: opened, runs } = yield* roomy.kv.stats
+      assert.isAbove(opened, 2 * runs, "blocks were read at open")
+      assert.isAtMost(opened, 3 * runs, "in spans (one a run here), not a GET a block")
+      assert.strictEqual((yield* driveOrDie(roomy.kv.scan({ prefix: bytes("k") }), "scan")).length, 60)
+      assert.strictEqual((yield* roomy.kv.stats).blockReads, opened, "the scan read nothing more")
+      yield* driveOrDie(roomy.close, "close")
+      const tight = yield* driveOrDie(openKv(reliable, { cacheBytes: 64 * 1024 }), "open with little room")
+      const atOpen = yield* tight.kv.stats
+      assert.strictEqual(atOpen.blockReads, 2 * atOpen.runs, "no block read at open, only footers and indexes")
+      assert.strictEqual((yield* driveOrDie(tight.kv.scan({ prefix: bytes("k") }), "scan")).length, 60)
+      assert.isAbove((yield* tight.kv.stats).blockReads, 2 * atOpen.runs)
+    }))
 })

@@ -293,8 +293,10 @@ export interface RunReads {
 
 /**
  * Opens the runs of a manifest for reading on demand, newest first (footer and index: two GETs
- * each, 8 runs at once), then reads their blocks into the cache, newest run first, while it is
- * less than half full (`BlockCache.hasRoom`): a small store is then read from memory alone.
+ * each, 8 runs at once). When all of them fit in half the cache, it then reads them into it
+ * (in spans of 1 MiB, newest run first, while it is less than half full: `BlockCache.hasRoom`),
+ * so a small store is read from memory alone. A larger store's blocks are read as reads need
+ * them: warming a few of its blocks at open would cost the open time and guess at the hot ones.
  */
 export const openRuns = (store: Store, manifest: Manifest.Manifest, reads: RunReads) =>
   Effect.tap(
@@ -303,7 +305,10 @@ export const openRuns = (store: Store, manifest: Manifest.Manifest, reads: RunRe
       (ref) => RunReader.open(store, runKey(ref.id), { bytes: ref.bytes, cache: reads.cache, id: ref.id, stats: reads.stats }),
       { concurrency: 8 }
     ),
-    (runs) => Effect.forEach(runs, (run) => RunReader.warm(run, reads.cache, () => BlockCache.hasRoom(reads.cache)), { discard: true })
+    (runs) =>
+      runs.reduce((n, run) => n + run.bytes, 0) * 2 > reads.cache.capacity
+        ? Effect.void
+        : Effect.forEach(runs, (run) => RunReader.warm(run, reads.cache, () => BlockCache.hasRoom(reads.cache)), { discard: true })
   )
 
 /**

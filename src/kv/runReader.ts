@@ -160,6 +160,12 @@ export interface RunReader {
   /** The value of `key` in this run (see `getCached`); at most one GET, none for a key outside every block. */
   readonly get: (key: string) => Effect.Effect<string | null | undefined, ReadError>
   /**
+   * A loader of blocks in spans of up to `maxBytes` (see `CursorOptions.readAhead`): block `i`
+   * from the span it holds, or from the next span read from `i` on; nothing cached. For reading
+   * blocks in key order, as a cursor reading ahead does.
+   */
+  readonly readAhead: (maxBytes: number) => (i: number) => Effect.Effect<Block, ReadError>
+  /**
    * A cursor from `from`: forward, at the first key at least `from` (undefined: the first key);
    * reversed, at the last key strictly below `from` (undefined: the last key). No request is
    * made until `fill`.
@@ -278,25 +284,28 @@ export const fromObject = (
     return makeReader(store, key, size, blocks, entries, { ...options, stats: options.stats ?? makeStats() }, identity)
   })
 
+/** `warm` reads a run from the store in spans of this many bytes. */
+const warmReadAhead = 1024 * 1024
+
 /**
  * Puts blocks of the run `reader` reads into its cache, in key order, while `room()` holds:
  * decoded from `object` (the run in hand, just written: no request) or else read from the store
- * (a run opened). What a store small enough to be held in memory does, so that its reads never
+ * (a run opened) in spans of 1 MiB, a GET each. What a store small enough to be held in memory does, so that its reads never
  * wait for the store.
  */
 export const warm = (reader: RunReader, cache: BlockCache, room: () => boolean, object?: Uint8Array): Effect.Effect<void, ReadError> =>
   Effect.gen(function*() {
+    const load = object === undefined ? reader.readAhead(warmReadAhead) : inHand(reader, object)
     for (let i = 0; i < reader.blocks.length && room(); i++) {
-      if (cache.peek(reader.id, i) !== undefined) continue
-      if (object === undefined) {
-        yield* reader.block(i)
-        continue
-      }
-      const ref = reader.blocks[i]!
-      const bytes = object.subarray(ref.offset, ref.offset + ref.length + 4)
-      cache.set(reader.id, i, yield* decodeOrCorrupt(reader.key, bytes, checkedBlock(i, ref)))
+      if (cache.peek(reader.id, i) === undefined) cache.set(reader.id, i, yield* load(i))
     }
   })
+
+/** Block `i` of the run `reader` reads, decoded from `object`, the run's bytes in hand. */
+const inHand = (reader: RunReader, object: Uint8Array) => (i: number): Effect.Effect<Block, Corrupt> => {
+  const ref = reader.blocks[i]!
+  return decodeOrCorrupt(reader.key, object.subarray(ref.offset, ref.offset + ref.length + 4), checkedBlock(i, ref))
+}
 
 /** The ETag of the object a reader reads, once known: every read must find that same object. */
 interface Identity {
@@ -458,7 +467,8 @@ const makeReader = (
       const readAhead = reverse ? 0 : Math.max(0, cursorOptions?.readAhead ?? 0)
       const load = readAhead > 0 ? spans(readAhead) : (i: number) => fetch(i, cursorOptions?.fillCache !== false)
       return new RunCursor(reader, load, from, reverse)
-    }
+    },
+    readAhead: spans
   }
 
   /** A cursor's way to load blocks in spans of `readAhead` bytes: the span it holds, or the next one read. */
