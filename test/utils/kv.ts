@@ -21,10 +21,12 @@ export const openKv = (store: AnyStore, options?: Kv.Options) =>
     return { kv: Context.get(context, Kv.Kv), close: Scope.close(scope, Exit.void) }
   })
 
-/** A raw memory store, the same with the retry policy, and a faulty one (retry over faults). */
-export const faultyMemory = (options: FaultInjection.Options) =>
+/**
+ * Over a raw store (built with `retry: false`): the same with the retry policy (`reliable`, what a
+ * recovery opens), and a faulty one (retry over faults) with its control.
+ */
+export const faultyOver = (raw: ObjectStore.Service, options: FaultInjection.Options) =>
   Effect.gen(function*() {
-    const raw = yield* Effect.provide(Effect.map(ObjectStore.ObjectStore, (s) => s), ObjectStore.layerMemory({ retry: false }))
     const reliable = yield* Effect.provide(
       Effect.map(ObjectStore.ObjectStore, (s) => s),
       ObjectStore.layerRetry({ base: "1 millis" }).pipe(Layer.provide(Layer.succeed(ObjectStore.ObjectStore, raw)))
@@ -37,6 +39,13 @@ export const faultyMemory = (options: FaultInjection.Options) =>
       control: Context.get(context, FaultInjection.FaultInjection)
     }
   })
+
+/** A raw memory store, the same with the retry policy, and a faulty one (retry over faults). */
+export const faultyMemory = (options: FaultInjection.Options) =>
+  Effect.flatMap(
+    Effect.provide(Effect.map(ObjectStore.ObjectStore, (s) => s), ObjectStore.layerMemory({ retry: false })),
+    (raw) => faultyOver(raw, options)
+  )
 
 /**
  * Runs `effect` while TestClock moves on 1 ms at a time, until it is done or `maxMillis` of
