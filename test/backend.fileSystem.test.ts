@@ -2,6 +2,7 @@
 import { cronSchedulesSuite } from "./suites/cronSchedules.ts"
 import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
+import { kvModelSuite } from "./suites/kvModel.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
 import { queueContractSuite } from "./suites/queueContract.ts"
 import { versionedPayloadsSuite } from "./suites/versionedPayloads.ts"
@@ -14,6 +15,7 @@ import { fileSystem } from "./utils/stores.ts"
 
 objectStoreConformance(fileSystem)
 kvOnBackend(fileSystem)
+kvModelSuite(fileSystem, { schedules: 40 }) // twice: WAL objects, WAL in the local log
 jobQueueSuite(fileSystem)
 workerSuite(fileSystem)
 versionedPayloadsSuite(fileSystem)

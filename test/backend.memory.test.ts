@@ -14,6 +14,7 @@ import { memory } from "./utils/stores.ts"
 
 objectStoreConformance(memory)
 kvOnBackend(memory)
+// the KV model (suites/kvModel.ts) runs its 1,000 memory schedules in Kv.model.test.ts
 jobQueueSuite(memory)
 workerSuite(memory)
 versionedPayloadsSuite(memory)

@@ -2,6 +2,7 @@
 import { cronSchedulesSuite } from "./suites/cronSchedules.ts"
 import { jobQueueSuite } from "./suites/jobQueue.ts"
 import { kvOnBackend } from "./suites/kvBackend.ts"
+import { kvModelSuite } from "./suites/kvModel.ts"
 import { objectStoreConformance } from "./suites/objectStoreConformance.ts"
 import { queueContractSuite } from "./suites/queueContract.ts"
 import { versionedPayloadsSuite } from "./suites/versionedPayloads.ts"
@@ -14,6 +15,7 @@ import { s3 } from "./utils/stores.ts"
 
 objectStoreConformance(s3)
 kvOnBackend(s3)
+kvModelSuite(s3, { schedules: 30 })
 jobQueueSuite(s3)
 workerSuite(s3)
 versionedPayloadsSuite(s3)
