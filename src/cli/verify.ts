@@ -22,8 +22,8 @@ import * as StoredWriterRecord from "../../schema/WriterRecord.ts"
 import { fromLatin1 } from "../internal/binary.ts"
 import * as BlockCache from "../kv/blockCache.ts"
 import * as Merge from "../kv/merge.ts"
+import * as RunReader from "../kv/runReader.ts"
 import { decodeOrCorrupt } from "../kv/recovery.ts"
-import { makeStats } from "../kv/runReader.ts"
 import { loadSnapshot, type Snapshot } from "../kv/snapshot.ts"
 import { LocalLog, ObjectStore } from "../ObjectStore.ts"
 import * as Keys from "../queue/keys.ts"
@@ -73,7 +73,7 @@ const checkRecords = (snapshot: Snapshot, objects: ReadonlySet<string>) =>
     const damaged: Array<Damage> = []
     let keys = 0
     // every key once, newest version: the replayed memtable over the runs, read a block at a time
-    const pull = Merge.mergeAll([snapshot.mem, ...snapshot.runs], { keepTombstones: false, readAhead: 1024 * 1024 })
+    const pull = Merge.mergeAll([snapshot.mem, ...snapshot.runs], { keepTombstones: false, readAhead: RunReader.wholeRunReadAhead })
     for (let chunk = yield* pull; chunk.length > 0; chunk = yield* pull) {
       keys += chunk.length
       for (const [key, value] of chunk) {
@@ -141,7 +141,7 @@ export const verify = Effect.gen(function*() {
     }
   }
   const replay = yield* Effect.exit(Effect.flatMap(
-    loadSnapshot(store, log, { cache: BlockCache.make(0), stats: makeStats() }),
+    loadSnapshot(store, log, { cache: BlockCache.make(0), stats: RunReader.makeStats() }),
     (snapshot) => Effect.map(checkRecords(snapshot, new Set(entries.map((entry) => entry.key))), (checked) => ({ snapshot, checked }))
   ))
   let state: Report["state"] = null

@@ -284,18 +284,23 @@ export const fromObject = (
     return makeReader(store, key, size, blocks, entries, { ...options, stats: options.stats ?? makeStats() }, identity)
   })
 
-/** `warm` reads a run from the store in spans of this many bytes. */
-const warmReadAhead = 1024 * 1024
+/**
+ * The span a read of a whole run takes at once (`readAhead`): compaction, `warm`, `verify`. On
+ * S3 a GiB of runs is then about a thousand GETs, not a quarter million of a block each; on the
+ * directory backend a few large reads off the event loop, not four system calls a 4 KiB block.
+ * Memory: a span per run being read.
+ */
+export const wholeRunReadAhead = 1024 * 1024
 
 /**
  * Puts blocks of the run `reader` reads into its cache, in key order, while `room()` holds:
  * decoded from `object` (the run in hand, just written: no request) or else read from the store
- * (a run opened) in spans of 1 MiB, a GET each. What a store small enough to be held in memory does, so that its reads never
- * wait for the store.
+ * (a run opened) a span at a time (`wholeRunReadAhead`). What a store small enough to be held
+ * in memory does, so that its reads never wait for the store.
  */
 export const warm = (reader: RunReader, cache: BlockCache, room: () => boolean, object?: Uint8Array): Effect.Effect<void, ReadError> =>
   Effect.gen(function*() {
-    const load = object === undefined ? reader.readAhead(warmReadAhead) : inHand(reader, object)
+    const load = object === undefined ? reader.readAhead(wholeRunReadAhead) : inHand(reader, object)
     for (let i = 0; i < reader.blocks.length && room(); i++) {
       if (cache.peek(reader.id, i) === undefined) cache.set(reader.id, i, yield* load(i))
     }

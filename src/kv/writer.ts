@@ -45,14 +45,6 @@ import { type Batch, type Failure, type Frozen, makeState, newBatch, newTree, re
 
 /** Tuning of the writer (all resolved). */
 /**
- * Compaction reads its input runs in spans of this many bytes, one GET each: on S3 a merge of
- * 1 GiB of runs is ~1,000 requests, not 260,000 of a block each, and on the directory backend a
- * few large reads off the event loop rather than four system calls a 4 KiB block. Memory: a span
- * per input run being read.
- */
-const compactionReadAhead = 1024 * 1024
-
-/**
  * Entries a compaction merges and encodes between two yields (a few hundred microseconds of
  * work): every step of a commit in flight (its WAL write, its sync, the next claim) waits for at
  * most one such slice.
@@ -579,7 +571,8 @@ export const startWriter = (
         if (plan === undefined) return
         const refs = current.manifest.runs.slice(0, plan.count)
         const inputs = state.runs.slice(0, plan.count)
-        const written = yield* writeRuns(Merge.mergeAll(inputs, { keepTombstones: !plan.bottom, readAhead: compactionReadAhead, chunk: compactionChunk }), {
+        const pull = Merge.mergeAll(inputs, { keepTombstones: !plan.bottom, readAhead: RunReader.wholeRunReadAhead, chunk: compactionChunk })
+        const written = yield* writeRuns(pull, {
           maxSeq: Math.max(...refs.map((r) => r.maxSeq)),
           full: plan.bottom,
           inputBytes: refs.reduce((n, r) => n + r.bytes, 0)
