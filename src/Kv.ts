@@ -384,8 +384,7 @@ export const make = (options?: Options): Effect.Effect<Service, OpenError, Objec
       memtableBytes: options?.memtableBytes ?? 8 * 1024 * 1024,
       maxRuns: Math.max(1, options?.maxRuns ?? 24),
       maxRunBytes: options?.maxRunBytes ?? 32 * 1024 * 1024,
-      cache: reads.cache,
-      readStats: reads.stats,
+      reads,
       gcMinAge: Duration.fromInputUnsafe(options?.gcMinAge ?? "10 minutes"),
       keepManifests: options?.keepManifests ?? 10,
       fenceCheckInterval: options?.fenceCheckInterval === false

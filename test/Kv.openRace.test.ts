@@ -31,8 +31,7 @@ const writerOptions = {
   memtableBytes: 8 * 1024 * 1024,
   maxRuns: 16,
   maxRunBytes: 32 * 1024 * 1024,
-  cache: reads.cache,
-  readStats: reads.stats,
+  reads,
   gcMinAge: Duration.minutes(10),
   keepManifests: 10,
   fenceCheckInterval: undefined

@@ -36,7 +36,7 @@ import type { Service as LocalLog } from "../ObjectStore/LocalLog.ts"
 import { type InvalidKey, type InvalidRange, isPreconditionFailed, isRetryable, ObjectStoreError } from "../ObjectStoreError.ts"
 import { idOf, manifestKey, manifestPrefix, runKey, runPrefix, walKey, walPrefix } from "./paths.ts"
 import { decodeOrCorrupt, idsUnder, readLatestManifest } from "./recovery.ts"
-import type { LogPart, Recovered } from "./recovery.ts"
+import type { LogPart, Recovered, RunReads } from "./recovery.ts"
 import * as BlockCache from "./blockCache.ts"
 import { compactionOf } from "./compaction.ts"
 import * as Merge from "./merge.ts"
@@ -64,8 +64,8 @@ export interface WriterOptions {
   readonly memtableBytes: number
   readonly maxRuns: number
   readonly maxRunBytes: number
-  readonly cache: BlockCache.BlockCache
-  readonly readStats: RunReader.ReadStats
+  /** The block cache shared by every run, and where their GETs are counted. */
+  readonly reads: RunReads
   readonly gcMinAge: Duration.Duration
   readonly keepManifests: number
   /** How often an idle writer checks that no newer writer opened the store (undefined: never). */
@@ -131,8 +131,8 @@ export const startWriter = (
       memBytes: recovered.memBytes,
       segmentsSinceFreeze: recovered.replayedSegments,
       runs: recovered.runs,
-      cache: options.cache,
-      readStats: options.readStats,
+      cache: options.reads.cache,
+      readStats: options.reads.stats,
       lastSeq: recovered.lastSeq,
       epoch: recovered.epoch,
       nextWalId: recovered.fenceId + 1,
@@ -391,8 +391,8 @@ export const startWriter = (
         const bytes = encoder.finish()
         const id = newRunId(Math.floor(yield* Clock.currentTimeMillis))
         if ((yield* putUntilDone(runKey(id), bytes, false)) !== "landed") return undefined
-        const reader = yield* RunReader.fromObject(store, runKey(id), bytes, { cache: options.cache, id, stats: options.readStats })
-        yield* RunReader.warm(reader, options.cache, () => BlockCache.hasRoom(options.cache), bytes)
+        const reader = yield* RunReader.fromObject(store, runKey(id), bytes, { cache: options.reads.cache, id, stats: options.reads.stats })
+        yield* RunReader.warm(reader, options.reads.cache, () => BlockCache.hasRoom(options.reads.cache), bytes)
         const ref: Manifest.RunRef = { id, entries: encoder.entries, bytes: bytes.length, maxSeq: meta.maxSeq, full: meta.full }
         return { ref, reader } satisfies Written
       })
@@ -516,7 +516,7 @@ export const startWriter = (
         if ((state.inUse.get(id) ?? 0) > 0) continue
         yield* store.delete(entry.key)
         retired.delete(id)
-        options.cache.dropRun(id)
+        options.reads.cache.dropRun(id)
       }
     }).pipe(Effect.catch((error) => Effect.logWarning("garbage collection failed; it runs again after the next manifest", error)))
 
