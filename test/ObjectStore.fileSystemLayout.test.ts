@@ -8,6 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, type Scope, Stream } from "effect"
 import * as FileObject from "../schema/FileObject.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
+import { staleLockMillis } from "../src/ObjectStore/FileSystem.ts"
 import { tempDirectory } from "./utils/stores.ts"
 import { bytes, reasonOf } from "./utils/exits.ts"
 
@@ -139,4 +140,23 @@ describe("directory backend: key locks", () => {
         yield* Fiber.join(fiber) // the holder died: its lock is broken
         assert.strictEqual(new TextDecoder().decode((yield* store.get("k")).bytes), "2")
       })))
+
+  it.live("a lock a live process holds unchanged for staleLockMillis (stopped while it held it) is broken, so the key is not blocked for good", () =>
+    withStore((dir, store) =>
+      Effect.gen(function*() {
+        const etag = yield* store.put("k", bytes("1"))
+        const holder = yield* Effect.acquireRelease(
+          Effect.sync(() => spawn("sleep", ["30"])),
+          (child) => Effect.sync(() => child.kill("SIGKILL"))
+        )
+        writeFileSync(lockFile(dir, "k"), `${holder.pid}.stopped-holder`)
+        const started = performance.now()
+        yield* store.put("k", bytes("2"), { ifMatch: etag })
+        const waited = performance.now() - started
+        assert.isAtLeast(waited, staleLockMillis - 50, "a live holder's lock is waited for first")
+        assert.isBelow(waited, staleLockMillis + 2000)
+        assert.isNull(holder.exitCode, "the holder is still alive")
+        assert.strictEqual(new TextDecoder().decode((yield* store.get("k")).bytes), "2")
+        assert.isFalse(existsSync(lockFile(dir, "k")))
+      })), 15_000)
 })

@@ -13,13 +13,15 @@
  * the old object or the new one. Unconditional puts, `ifMatch` puts and deletes of one key
  * exclude each other through a per-key lock file in `%lock/` (and a per-key mutex in the
  * process), so `ifMatch` is atomic against writers in this and other processes. A lock whose
- * owner process died is broken.
+ * owner process died is broken, and so is one held unchanged for `staleLockMillis` (a process
+ * stopped while holding it, `SIGSTOP` or a frozen VM, must not block every other writer of the
+ * key for good: a standby taking over a frozen writer's store puts the writer record).
  *
  * @internal
  */
 import { createHash } from "node:crypto"
 import * as path from "node:path"
-import { Duration, Effect, Option, type Scope, Semaphore, Stream } from "effect"
+import { Clock, Duration, Effect, Option, type Scope, Semaphore, Stream } from "effect"
 import * as FileObject from "../../schema/FileObject.ts"
 import type { ListEntry, Metadata, ObjectInfo, PutCondition, Service, StoredObject } from "../ObjectStore.ts"
 import * as ObjectStoreError from "../ObjectStoreError.ts"
@@ -342,10 +344,20 @@ const removeStaleTemps = (tmpDir: string): Effect.Effect<void> =>
   }).pipe(Effect.ignore)
 
 /**
+ * How long a lock of a live process may stand unchanged before a waiter breaks it. The lock is
+ * held for a read of the object's header, a rename and a directory sync: milliseconds, and a
+ * second or two on a disk under heavy load. Its owner, resumed after the lock was broken, may
+ * complete the one write it was making; that write is checked against the object as it was when
+ * the owner read it, so it can overwrite a later one: the price of not blocking forever.
+ */
+export const staleLockMillis = 2000
+
+/**
  * Per-key mutual exclusion: a semaphore per key within the process, and a lock file created
  * with `O_EXCL` across processes. The file holds its owner's pid and process token; a lock whose
- * owner is gone (its pid is dead, or it is our pid with another token) is broken by renaming it
- * away, which only one breaker can do.
+ * owner is gone (its pid is dead, or it is our pid with another token), or that this waiter has
+ * seen unchanged for `staleLockMillis`, is broken by renaming it away, which only one breaker can
+ * do.
  */
 const makeKeyLocks = (lockDir: string, processToken: string, newDraft: () => string) => {
   const local = new Map<string, { readonly semaphore: Semaphore.Semaphore; users: number }>()
@@ -383,6 +395,8 @@ const makeKeyLocks = (lockDir: string, processToken: string, newDraft: () => str
       const draft = newDraft()
       yield* Fs.withFd(draft, "w", (fd) => Fs.writeAll(fd, [Buffer.from(processToken)]))
       let wait = 1
+      // the lock this waiter sees, and since when (on its own clock)
+      let seen: { readonly content: string; readonly since: number } | undefined
       while (true) {
         const created = yield* Fs.link(draft, file).pipe(
           Effect.as(true),
@@ -391,8 +405,16 @@ const makeKeyLocks = (lockDir: string, processToken: string, newDraft: () => str
         if (created) return yield* Effect.ignore(Fs.unlink(draft))
         const content = yield* readContent(file)
         if (content === undefined) continue
+        const now = yield* Clock.currentTimeMillis
+        if (seen?.content !== content) seen = { content, since: now }
         if (ownerGone(content)) {
           yield* breakLock(file, content)
+          continue
+        }
+        if (now - seen.since >= staleLockMillis) {
+          yield* Effect.logWarning(`directory store: breaking the lock of ${file}, held by a live process for ${now - seen.since} ms`)
+          yield* breakLock(file, content)
+          seen = undefined
           continue
         }
         yield* Effect.sleep(Duration.millis(wait))
