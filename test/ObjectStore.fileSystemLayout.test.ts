@@ -23,6 +23,17 @@ const withStore = <A, E>(body: (dir: string, store: ObjectStore.Service) => Effe
 
 const lockFile = (dir: string, key: string) => path.join(dir, "%lock", createHash("sha1").update(key).digest("hex"))
 
+/** Key "k" written once, then its lock held by a live process (a `sleep`, killed with the scope). */
+const lockedByLiveProcess = (dir: string, store: ObjectStore.Service) =>
+  Effect.gen(function*() {
+    const etag = yield* store.put("k", bytes("1"))
+    const holder = yield* Effect.acquireRelease(
+      Effect.sync(() => spawn("sleep", ["30"])),
+      (child) => Effect.sync(() => child.kill("SIGKILL"))
+    )
+    writeFileSync(lockFile(dir, "k"), `${holder.pid}.live-holder`)
+    return { etag, holder }
+  })
 
 describe("directory backend: layout", () => {
   it.live("keys map to nested directories; % is escaped; the file is header then body", () =>
@@ -125,12 +136,7 @@ describe("directory backend: key locks", () => {
   it.live("a lock held by a live process is waited for", () =>
     withStore((dir, store) =>
       Effect.gen(function*() {
-        const etag = yield* store.put("k", bytes("1"))
-        const holder = yield* Effect.acquireRelease(
-          Effect.sync(() => spawn("sleep", ["30"])),
-          (child) => Effect.sync(() => child.kill("SIGKILL"))
-        )
-        writeFileSync(lockFile(dir, "k"), `${holder.pid}.live-holder`)
+        const { etag, holder } = yield* lockedByLiveProcess(dir, store)
         const fiber = yield* Effect.forkChild(store.put("k", bytes("2"), { ifMatch: etag }))
         yield* Effect.sleep("150 millis")
         assert.isUndefined(fiber.pollUnsafe())
@@ -144,12 +150,7 @@ describe("directory backend: key locks", () => {
   it.live("a lock a live process holds unchanged for staleLockMillis (stopped while it held it) is broken, so the key is not blocked for good", () =>
     withStore((dir, store) =>
       Effect.gen(function*() {
-        const etag = yield* store.put("k", bytes("1"))
-        const holder = yield* Effect.acquireRelease(
-          Effect.sync(() => spawn("sleep", ["30"])),
-          (child) => Effect.sync(() => child.kill("SIGKILL"))
-        )
-        writeFileSync(lockFile(dir, "k"), `${holder.pid}.stopped-holder`)
+        const { etag, holder } = yield* lockedByLiveProcess(dir, store)
         const started = performance.now()
         yield* store.put("k", bytes("2"), { ifMatch: etag })
         const waited = performance.now() - started
