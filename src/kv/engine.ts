@@ -19,8 +19,8 @@ import { Effect } from "effect"
 import type { CommitError, ReadError, Service, Stats, StopError, WriteResult } from "../Kv.ts"
 import { Closed, TransactionConflict, ValueTooLarge, WriteConditionFailed } from "../KvError.ts"
 import * as Merge from "./merge.ts"
-import type { BlockCache } from "./blockCache.ts"
-import { type NotCached, notCached, type ReadStats, type RunReader } from "./runReader.ts"
+import type { RunReads } from "./recovery.ts"
+import { type NotCached, notCached, type RunReader } from "./runReader.ts"
 import { beginRead, commit as commitOps, endRead, newTree, type Op, opBytes, type ReadSet } from "./state.ts"
 import type { Writer } from "./writer.ts"
 
@@ -208,8 +208,7 @@ const statsOf = (state: {
   readonly mem: Merge.Memtable
   readonly frozen: ReadonlyArray<{ readonly tree: Merge.Memtable }>
   readonly runs: ReadonlyArray<RunReader>
-  readonly cache: BlockCache
-  readonly readStats: ReadStats
+  readonly reads: RunReads
 }) => {
   let keys = state.mem.size
   for (const f of state.frozen) keys += f.tree.size
@@ -218,7 +217,7 @@ const statsOf = (state: {
     keys += run.entries
     runBytes += run.bytes
   }
-  return { keys, runs: state.runs.length, runBytes, cacheBytes: state.cache.stats().bytes, blockReads: state.readStats.gets }
+  return { keys, runs: state.runs.length, runBytes, cacheBytes: state.reads.cache.stats().bytes, blockReads: state.reads.stats.gets }
 }
 
 /** What a commit is checked against, besides sizes. */
@@ -453,8 +452,8 @@ export interface ReadOnlyState {
   readonly mem: Merge.Memtable
   readonly frozen: ReadonlyArray<never>
   readonly runs: ReadonlyArray<RunReader>
-  readonly cache: BlockCache
-  readonly readStats: ReadStats
+  /** The runs' block cache and read counters. */
+  readonly reads: RunReads
 }
 
 /**

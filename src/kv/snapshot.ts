@@ -50,7 +50,7 @@ const loadFrom = (
 ) =>
   Effect.gen(function*() {
     const mem = newTree()
-    const state = { mem, frozen: [], cache: reads.cache, readStats: reads.stats }
+    const state = { mem, frozen: [], reads }
     if (Option.isNone(latest)) return { ...state, epoch: 0, lastSeq: 0, runs: [] } satisfies Snapshot
     const { manifest } = latest.value
     const runs = yield* openRuns(store, manifest, reads)

@@ -15,9 +15,9 @@ import { Deferred } from "effect"
 import type * as WalSegment from "../../schema/WalSegment.ts"
 import { BTree } from "../internal/btree.ts"
 import type { Closed, Fenced } from "../KvError.ts"
-import type { BlockCache } from "./blockCache.ts"
 import { type Hold, holder, type Memtable, type Source } from "./merge.ts"
-import type { ReadStats, RunReader } from "./runReader.ts"
+import type { RunReads } from "./recovery.ts"
+import type { RunReader } from "./runReader.ts"
 
 /** A write: a value, or `null` for a delete. */
 export type Op = readonly [key: string, value: string | null]
@@ -67,10 +67,8 @@ export interface State {
   runs: ReadonlyArray<RunReader>
   /** What reads merge, newest first: `mem`, the frozen trees, the runs (see `refreshSources`). */
   sources: ReadonlyArray<Source>
-  /** The blocks of the runs, under one byte budget. */
-  readonly cache: BlockCache
-  /** GETs of run blocks, for all runs. */
-  readonly readStats: ReadStats
+  /** The block cache shared by every run, and where their GETs are counted. */
+  readonly reads: RunReads
   /** Reads in progress (waiting for the store) and open transactions, by run id: GC leaves those runs alone. */
   readonly inUse: Map<string, number>
   /** Marks the runs of sources in use (in `inUse`) until released (see `merge.Hold`). */
@@ -113,8 +111,7 @@ export const makeState = (options: {
   readonly memBytes: number
   readonly segmentsSinceFreeze: number
   readonly runs: ReadonlyArray<RunReader>
-  readonly cache: BlockCache
-  readonly readStats: ReadStats
+  readonly reads: RunReads
   readonly lastSeq: number
   readonly epoch: number
   readonly nextWalId: number
@@ -128,8 +125,7 @@ export const makeState = (options: {
     frozen: [],
     runs: options.runs,
     sources: [],
-    cache: options.cache,
-    readStats: options.readStats,
+    reads: options.reads,
     inUse,
     hold: holder(inUse),
     lastSeq: options.lastSeq,
