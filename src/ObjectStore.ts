@@ -147,7 +147,8 @@ export interface Service {
   /**
    * Writes an object, atomically: readers see the old object or the new one, never a part.
    * Succeeds with the new ETag once the object is durable. A failed condition is
-   * `PreconditionFailed` and writes nothing.
+   * `PreconditionFailed` and writes nothing. Once it succeeded, the store holds no reference to
+   * `bytes` (the memory backend keeps a copy): the caller may write over them.
    */
   readonly put: (
     key: string,

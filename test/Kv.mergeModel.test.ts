@@ -4,11 +4,12 @@
 // empty) and full merge must agree exactly, with caches small enough to evict all the time.
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import type * as Run from "../schema/Run.ts"
+import * as Run from "../schema/Run.ts"
 import { BTree } from "../src/internal/btree.ts"
 import { makePrng, type Prng } from "../src/internal/prng.ts"
 import * as BlockCache from "../src/kv/blockCache.ts"
 import * as Merge from "../src/kv/merge.ts"
+import * as RawMerge from "../src/kv/rawMerge.ts"
 import * as RunReader from "../src/kv/runReader.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
 import { expectedScan, keyPool, putRun, randomEntries, randomText, randomValue, sortedLive } from "./utils/runs.ts"
@@ -49,7 +50,10 @@ const scenario = (prng: Prng, index: number) =>
     for (const entries of layers) for (const [k, v] of entries) newest.set(k, v)
     for (const tree of memtables) for (const [k, v] of tree.entries()) newest.set(k, v)
     const sources: Array<Merge.Source> = [...[...memtables].reverse(), ...[...readers].reverse()]
-    return { cache, newest, pool, readers, sources, stats }
+    // the runs alone, what a compaction merges
+    const runsNewest = new Map<string, string | null>()
+    for (const entries of layers) for (const [k, v] of entries) runsNewest.set(k, v)
+    return { cache, newest, pool, readers, runsNewest, sources, stats }
   })
 
 /** A bound for a scan: a pool key, one just after it, a random string, or an extreme. */
@@ -124,6 +128,46 @@ describe("merge against a model", () => {
         // a full merge does not fill the cache
         if (cache.capacity > 1 << 20) assert.strictEqual(cache.stats().blocks, 0)
       }
+    }))
+
+  it.effect("the merge of runs on their bytes writes every key's newest version, tombstones kept or dropped, in objects cut where the encoder fills", () =>
+    Effect.gen(function*() {
+      const prng = makePrng("raw merge")
+      let objects = 0
+      for (let s = 0; s < 40; s++) {
+        const { cache, readers, runsNewest } = yield* scenario(prng, s)
+        const newestFirst = [...readers].reverse()
+        const withTombstones = [...runsNewest].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        for (const keepTombstones of [true, false]) {
+          const chunk = [1, 7, 256][prng.int(0, 3)]!
+          const readAhead = [1, 9000, 1 << 20][prng.int(0, 3)]!
+          const untilBytes = [300, 5_000, 40_000, Number.POSITIVE_INFINITY][prng.int(0, 4)]!
+          const feed = RawMerge.mergeRuns(newestFirst, { keepTombstones, chunk, readAhead })
+          const all: Array<Run.Entry> = []
+          let encoder = new Run.Encoder()
+          // each object decoded, then its buffer written over by the next (as the writer does)
+          const cut = () => {
+            const bytes = encoder.finish()
+            all.push(...Run.decode(bytes))
+            if (encoder.entries > 0) objects++
+            encoder = new Run.Encoder(0, encoder.buffer)
+          }
+          for (;;) {
+            const before = encoder.entries
+            const more = yield* feed(encoder, untilBytes)
+            assert.isAtMost(encoder.entries - before, chunk)
+            if (encoder.bytes >= untilBytes) cut()
+            if (!more) break
+          }
+          if (encoder.entries > 0) cut()
+          assert.isFalse(yield* feed(encoder, untilBytes), "after the end, nothing more")
+          assert.strictEqual(encoder.entries, 0)
+          assert.deepStrictEqual(all, keepTombstones ? withTombstones : withTombstones.filter(([, v]) => v !== null), `scenario ${s}`)
+        }
+        // nothing cached
+        if (cache.capacity > 1 << 20) assert.strictEqual(cache.stats().blocks, 0)
+      }
+      assert.isAbove(objects, 100, "merges cut into many objects")
     }))
 
   it.effect("values of every size survive the merge, up to a block of their own", () =>

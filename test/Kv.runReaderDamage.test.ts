@@ -3,11 +3,13 @@
 // its CRC32, the read of that block (the others still read right); in the header, which ranged
 // reads never look at, nothing. Truncation and a wrong size fail too.
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit } from "effect"
+import { crc32 } from "node:zlib"
+import { Cause, Effect, Exit } from "effect"
 import * as Run from "../schema/Run.ts"
 import { makePrng } from "../src/internal/prng.ts"
 import * as BlockCache from "../src/kv/blockCache.ts"
 import * as Merge from "../src/kv/merge.ts"
+import * as RawMerge from "../src/kv/rawMerge.ts"
 import * as RunReader from "../src/kv/runReader.ts"
 import * as ObjectStore from "../src/ObjectStore.ts"
 import { reasonOf } from "./utils/exits.ts"
@@ -115,6 +117,99 @@ describe("run reader damage", () => {
         assert.strictEqual(describe_(exit), "Corrupt", `block ${i}`)
         const before = blocks.slice(0, i).reduce((n, b) => n + b.entries, 0)
         assert.deepStrictEqual(seen, entries.slice(0, before), `block ${i}`)
+      }
+    }))
+
+  /** What merging the run stored as `bytes` on its bytes writes before it ends: the entries, and the exit. */
+  const mergeRaw = (store: ObjectStore.Service, bytes: Uint8Array) =>
+    Effect.gen(function*() {
+      yield* store.put(key, bytes)
+      const reader = yield* RunReader.open(store, key, { bytes: original.length, cache: BlockCache.make(1 << 20) })
+      const feed = RawMerge.mergeRuns([reader], { keepTombstones: true, chunk: 1, readAhead: 3 * 4096 })
+      const encoder = new Run.Encoder()
+      const exit = yield* Effect.exit(Effect.gen(function*() {
+        while (yield* feed(encoder, Number.POSITIVE_INFINITY)) { /* on to the end */ }
+      }))
+      return { exit, written: encoder.entries > 0 ? Run.decode(encoder.finish()) : [] }
+    })
+
+  it.effect("merged on its bytes (compaction's way), a flipped bit in any block is Corrupt naming it, with only the entries of the blocks before it written", () =>
+    Effect.gen(function*() {
+      const store = yield* memoryStore
+      const whole = yield* mergeRaw(store, original)
+      assert.isTrue(Exit.isSuccess(whole.exit))
+      assert.deepStrictEqual(whole.written, entries)
+      for (const [i, block] of blocks.entries()) {
+        for (const at of [block.offset, block.offset + (block.length >> 1), block.offset + block.length + 2]) {
+          const { exit, written } = yield* mergeRaw(store, flipped(at, (at + i) % 8))
+          assert.strictEqual(describe_(exit), "Corrupt", `block ${i}, byte ${at}`)
+          assert.include(String(Exit.isFailure(exit) && Cause.squash(exit.cause)), `block ${i}: block CRC32 mismatch`)
+          const before = blocks.slice(0, i).reduce((n, b) => n + b.entries, 0)
+          assert.deepStrictEqual(written, entries.slice(0, before), `block ${i}, byte ${at}`)
+        }
+      }
+    }))
+
+  /** `original` with block `i`'s entries replaced by `body` (the same length) and its CRC32 made right again. */
+  const rewritten = (i: number, change: (body: Uint8Array) => void) => {
+    const bytes = original.slice()
+    const block = blocks[i]!
+    const body = bytes.subarray(block.offset, block.offset + block.length)
+    change(body)
+    new DataView(bytes.buffer).setUint32(block.offset + block.length, crc32(body))
+    return bytes
+  }
+
+  /** The places of block `i`'s entries: each entry's start and its key's. */
+  const entriesOf = (i: number) => {
+    const block = blocks[i]!
+    const body = original.subarray(block.offset, block.offset + block.length)
+    const bounds = new Run.EntryBounds()
+    const out: Array<{ start: number; keyStart: number; keyEnd: number; end: number }> = []
+    for (let at = 0; at < body.length; at = bounds.end) {
+      bounds.find(body, at)
+      out.push({ start: bounds.start, keyStart: bounds.keyStart, keyEnd: bounds.keyEnd, end: bounds.end })
+    }
+    return out
+  }
+
+  it.effect("a block whose CRC32 is right but whose entries are not (a writer's bug) is Corrupt both decoded and merged on its bytes", () =>
+    Effect.gen(function*() {
+      const store = yield* memoryStore
+      // a block past the first whose last entry is a put, the first byte of its value length not all ones
+      const i = blocks.findIndex((_, j) => {
+        const last = entriesOf(j).at(-1)!
+        return j > 0 && original[blocks[j]!.offset + last.start] === 0 && (original[blocks[j]!.offset + last.keyEnd]! & 0x7f) < 0x7f
+      })
+      assert.isAbove(i, 0)
+      const parts = entriesOf(i)
+      const first = parts[0]!
+      const last = parts[parts.length - 1]!
+      const damages: Record<string, (body: Uint8Array) => void> = {
+        "an unknown tag": (body) => (body[first.start] = 7),
+        "a key length past the block": (body) => (body[first.start + 1] = 0x7f),
+        "a first key not the index's": (body) => (body[first.keyEnd - 1]! ^= 0x01),
+        "a last key not the index's": (body) => (body[last.keyEnd - 1]! ^= 0x01),
+        "keys out of order": (body) => {
+          // the second key's bytes all zero: below the first (which is not the run's first)
+          const second = parts[1]!
+          body.fill(0, second.keyStart, second.keyEnd)
+        },
+        "a value cut short": (body) => {
+          // the last entry's value length one more than its bytes (a LEB128 varint: its first byte holds the low bits)
+          const valueLengthAt = last.keyEnd
+          body[valueLengthAt]! += 1
+        }
+      }
+      for (const [name, damage] of Object.entries(damages)) {
+        const bytes = rewritten(i, damage)
+        const read = yield* readAll(store, bytes)
+        assert.deepStrictEqual(read.blocks, blocks.map((_, j) => j === i ? "Corrupt" : "Success"), `${name}, decoded`)
+        const { exit, written } = yield* mergeRaw(store, bytes)
+        assert.strictEqual(describe_(exit), "Corrupt", `${name}, merged`)
+        assert.include(String(Exit.isFailure(exit) && Cause.squash(exit.cause)), `block ${i}:`, name)
+        // what was written before the damage was found is right
+        assert.deepStrictEqual(written, entries.slice(0, written.length), name)
       }
     }))
 

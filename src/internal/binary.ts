@@ -17,9 +17,17 @@ export class Writer {
   private view: DataView
   length = 0
 
-  constructor(initial = 256) {
-    this.buffer = Buffer.allocUnsafe(initial)
+  /** `initial`: the buffer's first size, or a buffer to write into (its old bytes are overwritten). */
+  constructor(initial: number | Uint8Array = 256) {
+    this.buffer = typeof initial === "number"
+      ? Buffer.allocUnsafe(initial)
+      : Buffer.from(initial.buffer, initial.byteOffset, initial.byteLength)
     this.view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength)
+  }
+
+  /** The whole buffer written into (it may have grown past the one given): for a later writer to reuse. */
+  get whole(): Uint8Array {
+    return this.buffer
   }
 
   private reserve(n: number): void {
@@ -77,6 +85,24 @@ export class Writer {
     return this
   }
 
+  /** Bytes `[start, end)` of `src`, as they are. */
+  copy(src: Uint8Array, start: number, end: number): this {
+    const n = end - start
+    this.reserve(n)
+    const buffer = this.buffer
+    const at = this.length
+    // a run's entry is a hundred bytes or so: a loop beats the subarray and native call of `set`
+    if (n <= 256) for (let i = 0; i < n; i++) buffer[at + i] = src[start + i]!
+    else buffer.set(src.subarray(start, end), at)
+    this.length += n
+    return this
+  }
+
+  /** The bytes written in `[start, end)` as a latin1 string. */
+  latin1At(start: number, end: number): string {
+    return this.buffer.toString("latin1", start, end)
+  }
+
   /** A view of the bytes written in `[start, end)`, valid until the next write. */
   written(start: number, end = this.length): Uint8Array {
     return this.buffer.subarray(start, end)
@@ -124,6 +150,7 @@ export class Writer {
 export class Reader {
   offset = 0
   private readonly view: DataView
+  private text: Buffer | undefined
 
   constructor(readonly bytes: Uint8Array, start = 0, readonly end = bytes.length) {
     this.offset = start
@@ -174,8 +201,14 @@ export class Reader {
   }
 
   latin1(): string {
-    const b = this.sized()
-    return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("latin1")
+    const n = this.varint()
+    this.need(n)
+    // one Buffer view of the whole input, made at the first string: a view per string (and a
+    // subarray for it) was most of the cost of decoding a block of short keys
+    this.text ??= Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength)
+    const s = this.text.toString("latin1", this.offset, this.offset + n)
+    this.offset += n
+    return s
   }
 }
 

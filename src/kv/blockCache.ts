@@ -188,6 +188,15 @@ export const make = (capacity: number): BlockCache => {
 }
 
 /**
+ * Whether runs of `runBytes` bytes in all are small enough for `cache` to hold them all, as
+ * decoded blocks, in half of it: a store's runs are read into the cache at open, and a run
+ * written is put in it, only then (see `hasRoom`). A bigger store is read on demand: reading
+ * a run whole into the cache would cost its decoding (and the collector's copying of all
+ * that survives) for blocks that reads may never want.
+ */
+export const holdsAll = (cache: BlockCache, runBytes: number): boolean => runBytes * 2 <= cache.capacity
+
+/**
  * Whether `cache` takes more blocks of a run written or opened: while it is less than half full,
  * runs are put in it whole, so that a store small enough to be held in memory is read from memory
  * alone; a bigger one is read on demand, block by block.

@@ -348,3 +348,36 @@ export const mergeAll = (sources: ReadonlyArray<Source>, options: MergeAllOption
     return go()
   })
 }
+
+/**
+ * What a run is written from: each call adds the next entries to `encoder` (a chunk at most,
+ * and none once it holds `untilBytes` bytes), then tells whether any may be left (false: all
+ * were added). The writer calls it, yielding between calls, and starts a new object of the run
+ * whenever the encoder is full. Not safe to call twice at once.
+ */
+export type Feed = (encoder: Run.Encoder, untilBytes: number) => Effect.Effect<boolean, ReadError>
+
+/** A `Feed` of the entries `pull` gives (a `mergeAll`), in its chunks. */
+export const feedOf = (pull: Pull): Feed => {
+  let chunk: ReadonlyArray<Run.Entry> = []
+  let at = 0
+  let ended = false
+  const addFrom = (encoder: Run.Encoder, untilBytes: number): boolean => {
+    while (at < chunk.length && encoder.bytes < untilBytes) {
+      const [key, value] = chunk[at++]!
+      encoder.add(key, value)
+    }
+    return true
+  }
+  return (encoder, untilBytes) =>
+    Effect.suspend(() => {
+      if (at < chunk.length) return Effect.succeed(addFrom(encoder, untilBytes))
+      if (ended) return Effect.succeed(false)
+      return Effect.map(pull, (next) => {
+        chunk = next
+        at = 0
+        ended = next.length === 0
+        return !ended && addFrom(encoder, untilBytes)
+      })
+    })
+}

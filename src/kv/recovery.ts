@@ -306,9 +306,9 @@ export const openRuns = (store: Store, manifest: Manifest.Manifest, reads: RunRe
       { concurrency: 8 }
     ),
     (runs) =>
-      runs.reduce((n, run) => n + run.bytes, 0) * 2 > reads.cache.capacity
-        ? Effect.void
-        : Effect.forEach(runs, (run) => RunReader.warm(run, reads.cache, () => BlockCache.hasRoom(reads.cache)), { discard: true })
+      BlockCache.holdsAll(reads.cache, runs.reduce((n, run) => n + run.bytes, 0))
+        ? Effect.forEach(runs, (run) => RunReader.warm(run, reads.cache, () => BlockCache.hasRoom(reads.cache)), { discard: true })
+        : Effect.void
   )
 
 /**

@@ -166,6 +166,12 @@ export interface RunReader {
    */
   readonly readAhead: (maxBytes: number) => (i: number) => Effect.Effect<Block, ReadError>
   /**
+   * `readAhead` without the decoding: block `i`'s bytes followed by their CRC32, as read,
+   * unchecked (the caller checks them: `Run.blockBody`, and the index's first and last keys and
+   * entry count). For merging runs on their bytes (`rawMerge.ts`).
+   */
+  readonly readAheadRaw: (maxBytes: number) => (i: number) => Effect.Effect<Uint8Array, ReadError>
+  /**
    * A cursor from `from`: forward, at the first key at least `from` (undefined: the first key);
    * reversed, at the last key strictly below `from` (undefined: the last key). No request is
    * made until `fill`.
@@ -303,6 +309,8 @@ export const warm = (reader: RunReader, cache: BlockCache, room: () => boolean, 
     const load = object === undefined ? reader.readAhead(wholeRunReadAhead) : inHand(reader, object)
     for (let i = 0; i < reader.blocks.length && room(); i++) {
       if (cache.peek(reader.id, i) === undefined) cache.set(reader.id, i, yield* load(i))
+      // a run in hand is decoded without a wait: slices of 16 blocks keep commits moving
+      if (i % 16 === 15) yield* Effect.yieldNow
     }
   })
 
@@ -377,13 +385,6 @@ const makeReader = (
     let last = i
     while (last + 1 < blocks.length && endOf(blocks[last + 1]!) - base <= maxBytes) last++
     return Effect.map(read(base, endOf(blocks[last]!)), (bytes) => ({ first: i, last, base, bytes }))
-  }
-
-  /** Block `i` of `span`, checked. */
-  const spanBlock = (span: Span, i: number): Effect.Effect<Block, Corrupt> => {
-    const ref = blocks[i]!
-    const start = ref.offset - span.base
-    return decodeOrCorrupt(key, span.bytes.subarray(start, start + ref.length + 4), checkedBlock(i, ref))
   }
 
   /** Block `i` once the cache was found without it (not counted again): joins a read in progress or starts one. */
@@ -473,21 +474,31 @@ const makeReader = (
       const load = readAhead > 0 ? spans(readAhead) : (i: number) => fetch(i, cursorOptions?.fillCache !== false)
       return new RunCursor(reader, load, from, reverse)
     },
-    readAhead: spans
+    readAhead: spans,
+    readAheadRaw: rawSpans
   }
 
-  /** A cursor's way to load blocks in spans of `readAhead` bytes: the span it holds, or the next one read. */
+  /** A cursor's way to load blocks in spans of `readAhead` bytes: the span it holds, or the next one read; checked. */
   function spans(readAhead: number) {
+    const raw = rawSpans(readAhead)
+    return (i: number): Effect.Effect<Block, ReadError> =>
+      Effect.flatMap(raw(i), (bytes) => decodeOrCorrupt(key, bytes, checkedBlock(i, blocks[i]!)))
+  }
+
+  /** Block `i`'s bytes and CRC32, unchecked: from the span held, or from the next one read from `i` on. */
+  function rawSpans(readAhead: number) {
     let span: Span | undefined
     const take = (held: Span, i: number) => {
       // past its last block the span is not needed again: dropped, not held to the end of the merge
       if (i === held.last) span = undefined
-      return spanBlock(held, i)
+      const ref = blocks[i]!
+      const start = ref.offset - held.base
+      return held.bytes.subarray(start, start + ref.length + 4)
     }
-    return (i: number): Effect.Effect<Block, ReadError> =>
+    return (i: number): Effect.Effect<Uint8Array, ReadError> =>
       span !== undefined && i >= span.first && i <= span.last
-        ? take(span, i)
-        : Effect.flatMap(readSpan(i, readAhead), (next) => {
+        ? Effect.succeed(take(span, i))
+        : Effect.map(readSpan(i, readAhead), (next) => {
           span = next
           return take(next, i)
         })

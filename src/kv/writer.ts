@@ -40,10 +40,10 @@ import type { LogPart, Recovered, RunReads } from "./recovery.ts"
 import * as BlockCache from "./blockCache.ts"
 import { compactionOf } from "./compaction.ts"
 import * as Merge from "./merge.ts"
+import * as RawMerge from "./rawMerge.ts"
 import * as RunReader from "./runReader.ts"
 import { type Batch, type Failure, type Frozen, makeState, newBatch, newTree, refreshSources, type State } from "./state.ts"
 
-/** Tuning of the writer (all resolved). */
 /**
  * Entries a compaction merges and encodes between two yields (a few hundred microseconds of
  * work): every step of a commit in flight (its WAL write, its sync, the next claim) waits for at
@@ -51,6 +51,7 @@ import { type Batch, type Failure, type Frozen, makeState, newBatch, newTree, re
  */
 const compactionChunk = 256
 
+/** Tuning of the writer (all resolved). */
 export interface WriterOptions {
   readonly minFlushInterval: Duration.Duration
   readonly maxWalPutsInFlight: number
@@ -384,14 +385,33 @@ export const startWriter = (
       readonly reader: RunReader.RunReader
     }
 
-    /** Puts the run `encoder` holds; undefined when the writer stopped meanwhile. */
-    const putRun = (encoder: Run.Encoder, meta: { readonly maxSeq: number; readonly full: boolean }) =>
+    /** What the writer of a run knows of it: its manifest fields, and whether to read it into the cache. */
+    interface RunMeta {
+      readonly maxSeq: number
+      readonly full: boolean
+      /** Whether the store, this run counted, is small enough to be held in the cache (`BlockCache.holdsAll`). */
+      readonly warm: boolean
+    }
+
+    /** The bytes of the runs in force. */
+    const runBytes = () => current.manifest.runs.reduce((n, ref) => n + ref.bytes, 0)
+
+    /**
+     * The buffer of the last run put, written over by the next one: each run written into fresh
+     * memory paid for faulting its pages in (2.8 ms a MiB measured, most of a compaction's time)
+     * and, being large, could start a full collection of the heap. The maintainer fiber alone
+     * writes runs, one at a time. Costs the largest run's bytes (at most `maxRunBytes`), held.
+     */
+    let spareRunBuffer: Uint8Array | undefined
+
+    /** Puts the run `encoder` holds, read into the cache if `meta.warm`; undefined when the writer stopped meanwhile. */
+    const putRun = (encoder: Run.Encoder, meta: RunMeta) =>
       Effect.gen(function*() {
         const bytes = encoder.finish()
         const id = newRunId(Math.floor(yield* Clock.currentTimeMillis))
         if ((yield* putUntilDone(runKey(id), bytes, false)) !== "landed") return undefined
         const reader = yield* RunReader.fromObject(store, runKey(id), bytes, { cache: options.reads.cache, id, stats: options.reads.stats })
-        yield* RunReader.warm(reader, options.reads.cache, () => BlockCache.hasRoom(options.reads.cache), bytes)
+        if (meta.warm) yield* RunReader.warm(reader, options.reads.cache, () => BlockCache.hasRoom(options.reads.cache), bytes)
         const ref: Manifest.RunRef = { id, entries: encoder.entries, bytes: bytes.length, maxSeq: meta.maxSeq, full: meta.full }
         return { ref, reader } satisfies Written
       })
@@ -400,30 +420,34 @@ export const startWriter = (
      * Writes what `pull` gives (entries in key order) as runs of at most `maxRunBytes` each, one
      * sorted run: several objects share a `group`. Undefined when the writer stopped meanwhile.
      */
-    const writeRuns = (pull: Merge.Pull, meta: { readonly maxSeq: number; readonly full: boolean; readonly inputBytes: number }) =>
+    const writeRuns = (feed: Merge.Feed, meta: RunMeta & { readonly inputBytes: number }) =>
       Effect.gen(function*() {
         const written: Array<Written> = []
         // sized for the input (a merge only shrinks it) up to an object, with room for the index
         const capacity = Math.ceil(Math.min(meta.inputBytes, options.maxRunBytes) * 1.05)
-        let encoder = new Run.Encoder(capacity)
-        while (true) {
-          const chunk = yield* pull
-          if (chunk.length === 0) break
-          for (const [key, value] of chunk) {
-            encoder.add(key, value)
-            if (encoder.bytes < options.maxRunBytes) continue
+        const newEncoder = () => {
+          const reuse = spareRunBuffer
+          spareRunBuffer = undefined
+          return new Run.Encoder(capacity, reuse)
+        }
+        let encoder = newEncoder()
+        for (;;) {
+          const more = yield* feed(encoder, options.maxRunBytes)
+          if (encoder.bytes >= options.maxRunBytes || (!more && encoder.entries > 0)) {
             const run = yield* putRun(encoder, meta)
             if (run === undefined) return undefined
             written.push(run)
-            encoder = new Run.Encoder(capacity)
+            // landed: neither the store (`ObjectStore.put`'s contract) nor the run's reader holds its bytes
+            spareRunBuffer = encoder.buffer
+            if (!more) break
+            encoder = newEncoder()
+          }
+          if (!more) {
+            spareRunBuffer = encoder.buffer // nothing was put from it
+            break
           }
           // a big merge yields between chunks so commits are not held up
           yield* Effect.yieldNow
-        }
-        if (encoder.entries > 0) {
-          const run = yield* putRun(encoder, meta)
-          if (run === undefined) return undefined
-          written.push(run)
         }
         const group = written.length > 1 ? written[0]!.ref.id : undefined
         return group === undefined ? written : written.map((w) => ({ ...w, ref: { ...w.ref, group } }))
@@ -539,10 +563,11 @@ export const startWriter = (
     const writeFrozen = (f: Frozen) =>
       Effect.gen(function*() {
         const older = state.runs.length > 0
-        const written = yield* writeRuns(Merge.mergeAll([f.tree], { keepTombstones: older }), {
+        const written = yield* writeRuns(Merge.feedOf(Merge.mergeAll([f.tree], { keepTombstones: older })), {
           maxSeq: f.lastSeq,
           full: !older,
-          inputBytes: f.bytes
+          inputBytes: f.bytes,
+          warm: BlockCache.holdsAll(options.reads.cache, runBytes() + f.bytes)
         })
         if (written === undefined) return
         const landed = yield* putManifest({
@@ -570,11 +595,13 @@ export const startWriter = (
         if (plan === undefined) return
         const refs = current.manifest.runs.slice(0, plan.count)
         const inputs = state.runs.slice(0, plan.count)
-        const pull = Merge.mergeAll(inputs, { keepTombstones: !plan.bottom, readAhead: RunReader.wholeRunReadAhead, chunk: compactionChunk })
-        const written = yield* writeRuns(pull, {
+        const feed = RawMerge.mergeRuns(inputs, { keepTombstones: !plan.bottom, readAhead: RunReader.wholeRunReadAhead, chunk: compactionChunk })
+        const written = yield* writeRuns(feed, {
           maxSeq: Math.max(...refs.map((r) => r.maxSeq)),
           full: plan.bottom,
-          inputBytes: refs.reduce((n, r) => n + r.bytes, 0)
+          inputBytes: refs.reduce((n, r) => n + r.bytes, 0),
+          // the output replaces its inputs and is no larger
+          warm: BlockCache.holdsAll(options.reads.cache, runBytes())
         })
         if (written === undefined) return
         const landed = yield* putManifest({

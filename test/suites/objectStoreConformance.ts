@@ -38,6 +38,19 @@ export const objectStoreConformance = (backend: Backend) =>
         assert.notInclude(etag, "\"")
       }))
 
+    test("once a put succeeded, writing over the bytes it was given changes nothing stored", () =>
+      Effect.gen(function*() {
+        const store = yield* ObjectStore
+        const given = bytes("the original content of a run")
+        yield* store.put("reused", given)
+        given.fill(0x58)
+        assert.strictEqual(text((yield* store.get("reused")).bytes), "the original content of a run")
+        // and the bytes a get hands out are the caller's own too
+        const got = yield* store.get("reused")
+        got.bytes.fill(0x59)
+        assert.strictEqual(text((yield* store.get("reused")).bytes), "the original content of a run")
+      }))
+
     test("an object without metadata has none", () =>
       Effect.gen(function*() {
         const store = yield* ObjectStore
