@@ -14,8 +14,9 @@
  *   then, so a scan sees every source as it was when the scan began, whatever commits land while
  *   it waits. Runs are immutable; a run deleted during a scan fails the scan with the store's
  *   `NotFound` (keeping runs until their readers are done is the caller's business);
- * - `mergeAll` streams everything in chunks for compaction with one block per run in memory and
- *   without filling the cache.
+ * - `mergeAll` streams everything in chunks with one block per run in memory and without
+ *   filling the cache: a memtable's flush, `bucketq verify`. (Compaction, over runs alone,
+ *   merges their bytes without decoding them: `rawMerge.ts`.)
  *
  * @internal
  */

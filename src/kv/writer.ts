@@ -14,7 +14,8 @@
  *   a sorted run, then the next manifest naming it, and swaps it for the run in what reads merge;
  *   then it compacts (`compaction.ts` chooses: the newest runs of similar size are merged into
  *   one, split into objects of at most `maxRunBytes`, and a merge that reaches the oldest run
- *   drops the tombstones), committed through a manifest like every other change; then collects
+ *   drops the tombstones; the runs are merged on their bytes, `rawMerge.ts`, each written into
+ *   the buffer of the run before it), committed through a manifest like every other change; then collects
  *   garbage (runs no kept manifest names, once they are `gcMinAge` out of use);
  * - the fence watch (every `fenceCheckInterval`) reads the manifest slot after ours: a newer
  *   writer's open created it, so a writer that has nothing to write still learns that it was
