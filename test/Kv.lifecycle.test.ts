@@ -86,6 +86,34 @@ describe("Kv lifecycle", () => {
       assert.strictEqual((yield* a.kv.stats).durableSeq, 100)
     }))
 
+  it.effect("GC passes are skipped while nothing can be old enough: no listing after each run until the first thing kept may go", () =>
+    Effect.gen(function*() {
+      // no faults: the wrapper counts the requests
+      const { control, raw, store } = yield* faultyMemory({ seed: 7 })
+      const options = { runFlushSegments: 2, maxRuns: 2, gcMinAge: "10 minutes" as const, keepManifests: 2 }
+      const a = yield* driveOrDie(openKv(store, options), "open")
+      const writes = (from: number, n: number) =>
+        Effect.forEach(Array.from({ length: n }, (_, i) => from + i), (i) => driveOrDie(a.kv.write([put(`k${i % 5}`, `${i}`)]), "write"), { discard: true })
+      const lists = Effect.map(control.counters, (c) => c.list.requests)
+      const manifests = Effect.map(Stream.runCollect(raw.list("manifest/")), (l) => l.length)
+      // the first run written after the open makes a pass (what earlier writers left may go)
+      yield* writes(0, 2)
+      yield* driveOrDie(Effect.sleep("100 millis"), "runs")
+      const afterFirst = yield* lists
+      // many more runs, manifests and compactions, all young: not one pass
+      yield* writes(2, 30)
+      yield* driveOrDie(Effect.sleep("100 millis"), "runs")
+      assert.strictEqual(yield* lists, afterFirst)
+      const young = yield* manifests
+      assert.isAbove(young, 10)
+      // once the oldest kept thing is old enough, the next run makes a pass, and it deletes
+      yield* TestClock.adjust("10 minutes")
+      yield* writes(32, 2)
+      yield* driveOrDie(Effect.sleep("100 millis"), "runs")
+      assert.isAbove(yield* lists, afterFirst)
+      assert.isBelow(yield* manifests, young)
+    }))
+
   it.effect("GC keeps fences and the newest WAL object, and deletes only what no kept manifest needs, once old enough", () =>
     Effect.gen(function*() {
       const { raw, reliable } = yield* faultyMemory({ seed: 6 })

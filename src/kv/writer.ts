@@ -164,6 +164,12 @@ export const startWriter = (
     const knownManifests = new Map<number, Manifest.Manifest>([[current.id, current.manifest]])
     // WAL ids up to this one have been looked at by GC (those a previous writer left are looked at once)
     let walCollectedUpTo = 0
+    // the earliest time a GC pass may find something to delete (0: at the first step)
+    let gcDueAt = 0
+    /** Something (a manifest, a run) may be collected from `at` on: a GC pass is due then. */
+    const gcDue = (at: number) => {
+      if (at < gcDueAt) gcDueAt = at
+    }
     const random = yield* Random.Random
     const newRunId = monotonicFactory(() => random.nextDoubleUnsafe())
     // failed with the writer's failure when it stops: what `Kv.stopped` waits on
@@ -409,7 +415,10 @@ export const startWriter = (
     const putRun = (encoder: Run.Encoder, meta: RunMeta) =>
       Effect.gen(function*() {
         const bytes = encoder.finish()
-        const id = newRunId(Math.floor(yield* Clock.currentTimeMillis))
+        const bornAt = Math.floor(yield* Clock.currentTimeMillis)
+        const id = newRunId(bornAt)
+        // if no manifest ever names it (the writer stops first), it is garbage once old enough
+        gcDue(bornAt + Duration.toMillis(options.gcMinAge))
         if ((yield* putUntilDone(runKey(id), bytes, false)) !== "landed") return undefined
         const reader = yield* RunReader.fromObject(store, runKey(id), bytes, { cache: options.reads.cache, id, stats: options.reads.stats })
         if (meta.warm) yield* RunReader.warm(reader, options.reads.cache, () => BlockCache.hasRoom(options.reads.cache), bytes)
@@ -463,6 +472,9 @@ export const startWriter = (
         if (outcome !== "landed") return false
         current = { id, manifest }
         knownManifests.set(id, manifest)
+        // the manifest this one pushes out of the newest `keepManifests` may go once old enough
+        const pushedOut = knownManifests.get(id - options.keepManifests)
+        gcDue(pushedOut === undefined ? 0 : pushedOut.createdAt + Duration.toMillis(options.gcMinAge))
         return true
       })
 
@@ -483,11 +495,23 @@ export const startWriter = (
      * than `gcMinAge`; WAL objects at or below the oldest kept manifest's replay point, except
      * fences (empty) and the newest; runs no kept manifest names, older than `gcMinAge`. It
      * re-reads the manifest list first: a newer manifest than ours means we are fenced.
+     *
+     * It notes when the next pass may find something (`gcDueAt`): the time the first thing it
+     * kept becomes old enough; manifests, runs and retirements made since lower it. A pass lists
+     * every manifest and run and builds the set of runs the kept ones name (measured at 10M
+     * pending, 550 manifests of 800 runs: 80-380 ms a pass, after every run written); a step
+     * before that time would find nothing and skips it.
      */
     const collectGarbage = Effect.gen(function*() {
       if (state.failure !== undefined) return
       const now = yield* Clock.currentTimeMillis
       const minAge = Duration.toMillis(options.gcMinAge)
+      // raised to the earliest time something kept here may go; a failed pass leaves it at now
+      gcDueAt = now
+      let due = Number.POSITIVE_INFINITY
+      const dueAt = (at: number) => {
+        if (at < due) due = at
+      }
       const manifestIds = yield* idsUnder(store, manifestPrefix)
       const newest = manifestIds[manifestIds.length - 1]
       if (newest !== undefined && newest > current.id) {
@@ -497,8 +521,10 @@ export const startWriter = (
       const kept = manifestIds.filter((id) => id > current.id - options.keepManifests)
       for (const id of older) {
         const manifest = yield* readManifest(id)
-        if (Option.isSome(manifest) && now - manifest.value.createdAt < minAge) kept.push(id)
-        else {
+        if (Option.isSome(manifest) && now - manifest.value.createdAt < minAge) {
+          kept.push(id)
+          dueAt(manifest.value.createdAt + minAge)
+        } else {
           yield* store.delete(manifestKey(id))
           knownManifests.delete(id)
         }
@@ -508,6 +534,7 @@ export const startWriter = (
         const m = yield* readManifest(id)
         if (Option.isSome(m)) keptManifests.push(m.value)
       }
+      // the newest ones go once newer ones push them out, and they are old enough (see putManifest)
       const horizon = Math.min(...keptManifests.map((m) => m.replayAfterWalId))
       const referenced = new Set(keptManifests.flatMap((m) => m.runs.map((r) => r.id)))
       // only the WAL ids not looked at before, up to the horizon
@@ -533,15 +560,25 @@ export const startWriter = (
         // young (maybe written for a manifest not put yet), or taken out of use not long ago
         // (a read that began before may still be reading it, here or in a read-only process)
         const born = safeDecodeTime(id)
-        if (born !== undefined && now - born < minAge) continue
+        if (born !== undefined && now - born < minAge) {
+          dueAt(born + minAge)
+          continue
+        }
         const retiredAt = retired.get(id)
-        if (retiredAt !== undefined && now - retiredAt < minAge) continue
+        if (retiredAt !== undefined && now - retiredAt < minAge) {
+          dueAt(retiredAt + minAge)
+          continue
+        }
         // a read waiting for one of its blocks, or an open transaction that may read it
-        if ((state.inUse.get(id) ?? 0) > 0) continue
+        if ((state.inUse.get(id) ?? 0) > 0) {
+          dueAt(now)
+          continue
+        }
         yield* store.delete(entry.key)
         retired.delete(id)
         options.reads.cache.dropRun(id)
       }
+      gcDueAt = due
     }).pipe(Effect.catch((error) => Effect.logWarning("garbage collection failed; it runs again after the next manifest", error)))
 
     /** Deletes the log parts whose commits all are in runs (except the part appended to now). */
@@ -614,6 +651,7 @@ export const startWriter = (
         if (!landed) return
         const now = yield* Clock.currentTimeMillis
         for (const ref of refs) retired.set(ref.id, now)
+        gcDue(now + Duration.toMillis(options.gcMinAge))
         state.runs = [...written.map((w) => w.reader), ...state.runs.slice(plan.count)]
         refreshSources(state)
       }
@@ -629,7 +667,13 @@ export const startWriter = (
       yield* Effect.orDie(writeFrozen(next))
       // a run that cannot be read now (the store, or damage) is merged at a later try
       yield* compact.pipe(Effect.catch((error) => Effect.logWarning("compaction failed; it is tried again after the next run", error)))
-      yield* collectGarbage
+      if ((yield* Clock.currentTimeMillis) >= gcDueAt) yield* collectGarbage
+      // the local log's parts go as soon as runs hold their commits, whatever their age
+      else {
+        yield* collectLogParts(current.manifest.lastSeq).pipe(
+          Effect.catch((error) => Effect.logWarning("deleting covered log parts failed; tried again after the next run", error))
+        )
+      }
     })
 
     // ---- fence watch: an idle writer finds out that a newer one opened the store ---------------
