@@ -52,6 +52,9 @@ import { type Batch, type Failure, type Frozen, makeState, newBatch, newTree, re
  */
 const compactionChunk = 256
 
+/** Objects a garbage collection pass deletes at once. */
+const gcConcurrency = 8
+
 /** Tuning of the writer (all resolved). */
 export interface WriterOptions {
   readonly minFlushInterval: Duration.Duration
@@ -491,6 +494,14 @@ export const startWriter = (
       })
 
     /**
+     * Runs `remove` on each of `items`, `gcConcurrency` at once: a pass after a burst of writes
+     * deletes hundreds of objects (800 runs, 15 GB, after a 10M fill), which one at a time held
+     * the maintainer, and the memtables waiting for it, for seconds.
+     */
+    const deleteAll = <A, E>(items: ReadonlyArray<A>, remove: (item: A) => Effect.Effect<unknown, E>) =>
+      Effect.forEach(items, remove, { concurrency: gcConcurrency, discard: true })
+
+    /**
      * Deletes what no kept manifest needs: manifests beyond the newest `keepManifests` once older
      * than `gcMinAge`; WAL objects at or below the oldest kept manifest's replay point, except
      * fences (empty) and the newest; runs no kept manifest names, older than `gcMinAge`. It
@@ -518,6 +529,7 @@ export const startWriter = (
         return fenced(`manifest ${newest} is newer than this writer's ${current.id}`)
       }
       const older = manifestIds.filter((id) => id <= current.id - options.keepManifests)
+      const doomedManifests: Array<number> = []
       const kept = manifestIds.filter((id) => id > current.id - options.keepManifests)
       for (const [i, id] of older.entries()) {
         // the first pass after an open reads and decodes every manifest (550 of 800 runs each,
@@ -527,11 +539,10 @@ export const startWriter = (
         if (Option.isSome(manifest) && now - manifest.value.createdAt < minAge) {
           kept.push(id)
           dueAt(manifest.value.createdAt + minAge)
-        } else {
-          yield* store.delete(manifestKey(id))
-          knownManifests.delete(id)
-        }
+        } else doomedManifests.push(id)
       }
+      yield* deleteAll(doomedManifests, (id) =>
+        Effect.andThen(store.delete(manifestKey(id)), Effect.sync(() => knownManifests.delete(id))))
       const keptManifests: Array<Manifest.Manifest> = []
       for (const [i, id] of kept.entries()) {
         if (i % 16 === 15) yield* Effect.yieldNow
@@ -562,6 +573,8 @@ export const startWriter = (
       // load starts there (a load that began from an older one starts over from the newest)
       yield* collectLogParts(current.manifest.lastSeq)
       const runEntries = yield* collectEntries(store, runPrefix)
+      // no kept manifest names these: no read can start on one, and those under way are in `inUse`
+      const doomedRuns: Array<string> = []
       for (const entry of runEntries) {
         const id = entry.key.slice(runPrefix.length)
         if (referenced.has(id)) continue
@@ -582,10 +595,16 @@ export const startWriter = (
           dueAt(now)
           continue
         }
-        yield* store.delete(entry.key)
-        retired.delete(id)
-        options.reads.cache.dropRun(id)
+        doomedRuns.push(id)
       }
+      yield* deleteAll(doomedRuns, (id) =>
+        Effect.andThen(
+          store.delete(runKey(id)),
+          Effect.sync(() => {
+            retired.delete(id)
+            options.reads.cache.dropRun(id)
+          })
+        ))
       gcDueAt = due
     }).pipe(Effect.catch((error) => Effect.logWarning("garbage collection failed; it runs again after the next manifest", error)))
 
