@@ -511,7 +511,9 @@ export const startWriter = (
      * kept becomes old enough; manifests, runs and retirements made since lower it. A pass lists
      * every manifest and run and builds the set of runs the kept ones name (measured at 10M
      * pending, 550 manifests of 800 runs: 80-380 ms a pass, after every run written); a step
-     * before that time would find nothing and skips it.
+     * before that time would find nothing and skips it. (WAL objects below the horizon that were
+     * not durable behind at a pass wait for the next one: at most `gcMinAge` after the next
+     * manifest. A store with a local log writes none.)
      */
     const collectGarbage = Effect.gen(function*() {
       if (state.failure !== undefined) return
