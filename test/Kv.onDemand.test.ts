@@ -68,6 +68,38 @@ describe("Kv reads on demand", () => {
       assert.deepStrictEqual(Option.map(yield* driveOrDie(a.kv.get(bytes("k9")), "get"), text), Option.some("new9"))
     }))
 
+  it.effect("a run written is put in the cache while the whole store fits in half of it, and not once the store is larger", () =>
+    Effect.gen(function*() {
+      const big = "x".repeat(2000)
+      const writeAll = (kv: Kv.Service, n: number) =>
+        Effect.forEach(Array.from({ length: n }, (_, i) => i), (i) => driveOrDie(kv.write([put(`k${String(i).padStart(3, "0")}`, big)]), `write ${i}`), { discard: true })
+      // a small store: its runs are read into the cache as they are written, and reads make no request
+      const small = yield* faultyMemory({ seed: 24 })
+      const a = yield* driveOrDie(openKv(small.reliable, { runFlushSegments: 1, maxRuns: 4, gcMinAge: 0, cacheBytes: 1 << 20 }), "open small")
+      yield* writeAll(a.kv, 20)
+      yield* driveOrDie(Effect.sleep("50 millis"), "runs")
+      const aStats = yield* a.kv.stats
+      assert.isAbove(aStats.runs, 0)
+      assert.isAbove(aStats.cacheBytes, 0, "the runs written are in the cache")
+      // (compactions read their inputs from the store: counted before the scan)
+      assert.strictEqual((yield* driveOrDie(a.kv.scan({ prefix: bytes("k") }), "scan small")).length, 20)
+      assert.strictEqual((yield* a.kv.stats).blockReads, aStats.blockReads, "the scan read no block from the store")
+      // a store of ~600 KB of runs, reopened with a cache of 1 MiB: too large to be held
+      const large = yield* faultyMemory({ seed: 25 })
+      const b = yield* driveOrDie(openKv(large.reliable, { runFlushSegments: 1, maxRuns: 4, gcMinAge: 0 }), "open large")
+      yield* writeAll(b.kv, 300)
+      yield* driveOrDie(Effect.sleep("50 millis"), "runs")
+      yield* driveOrDie(b.close, "close")
+      const c = yield* driveOrDie(openKv(large.reliable, { runFlushSegments: 1, maxRuns: 4, gcMinAge: 0, cacheBytes: 1 << 20 }), "reopen large")
+      assert.strictEqual((yield* c.kv.stats).cacheBytes, 0, "nothing read at open")
+      yield* driveOrDie(c.kv.write([put("new", "value")]), "write")
+      yield* driveOrDie(Effect.sleep("50 millis"), "run")
+      assert.strictEqual((yield* c.kv.stats).cacheBytes, 0, "the run written is not read into the cache")
+      const beforeGet = (yield* c.kv.stats).blockReads
+      assert.deepStrictEqual(Option.map(yield* driveOrDie(c.kv.get(bytes("new")), "get"), text), Option.some("value"))
+      assert.isAbove((yield* c.kv.stats).blockReads, beforeGet, "its block was read on demand")
+    }))
+
   it.effect("a reopened store that fits in half the cache is read into it at open, so reads make no request; a larger one opens without reading a block", () =>
     Effect.gen(function*() {
       const { reliable } = yield* faultyMemory({ seed: 23 })
