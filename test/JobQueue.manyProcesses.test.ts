@@ -247,7 +247,11 @@ describe("bucketq in many processes", () => {
       await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
         // a short wait for the connection, so that the calls made while the writer is down end soon
         const queue = yield* clientOf(url, { maxAttempts: 2, base: "50 millis", max: "50 millis" })
-        /** Runs `send` for every n, four at a time, until the writer is killed once `killAfter` succeeded. */
+        /**
+         * Runs `send` for every n, four at a time, and kills the writer the moment `killAfter`
+         * have succeeded: the other calls are in flight or not sent yet (polling for the count
+         * instead let a fast writer answer every call before the kill).
+         */
         const cut = <A, E>(ns: ReadonlyArray<number>, killAfter: number, send: (n: number) => Effect.Effect<A, E>, writer: Child) =>
           Effect.gen(function*() {
             let succeeded = 0
@@ -255,10 +259,9 @@ describe("bucketq in many processes", () => {
             const fiber = yield* Effect.forkChild(Effect.forEach(ns, (n) =>
               Effect.map(Effect.exit(send(n)), (exit) => {
                 exits.set(n, exit)
-                if (Exit.isSuccess(exit)) succeeded++
+                if (Exit.isSuccess(exit) && ++succeeded === killAfter) writer.process.kill("SIGKILL")
               }), { concurrency: 4, discard: true }))
             yield* Effect.promise(() => eventually(20_000, () => succeeded >= killAfter, "calls before the cut"))
-            writer.process.kill("SIGKILL")
             yield* Effect.promise(() => writer.exited)
             // bounded: every call ends, typed, soon after the cut
             yield* Fiber.join(fiber).pipe(Effect.timeout("20 seconds"), Effect.orDie)
