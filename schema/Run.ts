@@ -235,9 +235,10 @@ export const blockBody = (withCrc: Uint8Array): Uint8Array => {
 }
 
 /**
- * Where the parts of one entry of a block lie, as offsets into the block's bytes, found by `find`
- * without decoding anything: what a merge of runs needs to compare keys and copy entries as
- * they are (`Encoder.addRaw`). One object is reused from entry to entry.
+ * Where the parts of one entry of a block lie, as offsets into the block's bytes (without its
+ * CRC32), found by `read` without decoding anything: what a merge of runs needs to compare keys
+ * and copy entries as they are (`Encoder.addRaw`), and what `readBlock` decodes. One object is
+ * reused from entry to entry. The one reading of an entry's layout (tag, key, value).
  *
  * @category decoding
  * @since 0.4.0
@@ -246,49 +247,29 @@ export class EntryBounds {
   start = 0
   keyStart = 0
   keyEnd = 0
+  valueStart = 0
   end = 0
   /** Whether the entry is a delete. */
   tombstone = false
-  private at = 0
 
-  /** Finds the entry that begins at `start` of `block` (bytes without the CRC32); `DecodeError` if it is cut short or its tag unknown. */
-  find(block: Uint8Array, start: number): void {
-    this.at = start
-    const tag = this.byte(block)
+  /** Reads the entry at `reader`'s offset and leaves it after the entry; `DecodeError` if it is cut short or its tag unknown. */
+  read(reader: Reader): void {
+    const start = reader.offset
+    const tag = reader.u8()
     if (tag !== 0 && tag !== 1) throw new DecodeError(`entry tag ${tag}`)
-    const keyLength = this.varint(block)
-    const keyStart = this.at
-    const keyEnd = keyStart + keyLength
-    let end = keyEnd
-    if (tag === 0) {
-      this.at = keyEnd
-      const valueLength = this.varint(block)
-      end = this.at + valueLength
-    }
-    if (end > block.length) throw new DecodeError(`entry at ${start} runs past its block`)
+    const keyLength = reader.varint()
     this.start = start
-    this.keyStart = keyStart
-    this.keyEnd = keyEnd
-    this.end = end
+    this.keyStart = reader.offset
+    this.keyEnd = reader.skip(keyLength).offset
     this.tombstone = tag === 1
-  }
-
-  private byte(block: Uint8Array): number {
-    if (this.at >= block.length) throw new DecodeError(`entry runs past its block at ${this.at}`)
-    return block[this.at++]!
-  }
-
-  /** An unsigned LEB128 varint, as `Reader.varint` reads it. */
-  private varint(block: Uint8Array): number {
-    let result = 0
-    let scale = 1
-    for (let i = 0; i < 8; i++) {
-      const byte = this.byte(block)
-      result += (byte & 0x7f) * scale
-      if (byte < 0x80) return result
-      scale *= 0x80
+    if (tag === 0) {
+      const valueLength = reader.varint()
+      this.valueStart = reader.offset
+      reader.skip(valueLength)
+    } else {
+      this.valueStart = this.keyEnd
     }
-    throw new DecodeError("varint too long")
+    this.end = reader.offset
   }
 }
 
@@ -299,14 +280,15 @@ export class EntryBounds {
  * @since 0.1.0
  */
 export const readBlock = (withCrc: Uint8Array, expected: number): Array<Entry> => {
-  const r = new Reader(blockBody(withCrc))
+  const body = blockBody(withCrc)
+  const r = new Reader(body)
+  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  const entry = new EntryBounds()
   const entries: Array<Entry> = []
   while (!r.done) {
-    const tag = r.u8()
-    const key = r.latin1()
-    if (tag === 0) entries.push([key, r.latin1()])
-    else if (tag === 1) entries.push([key, null])
-    else throw new DecodeError(`entry tag ${tag}`)
+    entry.read(r)
+    const key = text.toString("latin1", entry.keyStart, entry.keyEnd)
+    entries.push([key, entry.tombstone ? null : text.toString("latin1", entry.valueStart, entry.end)])
   }
   if (entries.length !== expected) throw new DecodeError(`block has ${entries.length} entries, index says ${expected}`)
   return entries

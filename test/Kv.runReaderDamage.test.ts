@@ -6,6 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { crc32 } from "node:zlib"
 import { Cause, Effect, Exit } from "effect"
 import * as Run from "../schema/Run.ts"
+import { Reader } from "../src/internal/binary.ts"
 import { makePrng } from "../src/internal/prng.ts"
 import * as BlockCache from "../src/kv/blockCache.ts"
 import * as Merge from "../src/kv/merge.ts"
@@ -166,8 +167,8 @@ describe("run reader damage", () => {
     const body = original.subarray(block.offset, block.offset + block.length)
     const bounds = new Run.EntryBounds()
     const out: Array<{ start: number; keyStart: number; keyEnd: number; end: number }> = []
-    for (let at = 0; at < body.length; at = bounds.end) {
-      bounds.find(body, at)
+    for (const reader = new Reader(body); !reader.done;) {
+      bounds.read(reader)
       out.push({ start: bounds.start, keyStart: bounds.keyStart, keyEnd: bounds.keyEnd, end: bounds.end })
     }
     return out

@@ -189,6 +189,13 @@ export class Reader {
     throw new DecodeError("varint too long")
   }
 
+  /** Moves past `n` bytes. */
+  skip(n: number): this {
+    this.need(n)
+    this.offset += n
+    return this
+  }
+
   bytesOf(n: number): Uint8Array {
     this.need(n)
     const out = this.bytes.subarray(this.offset, this.offset + n)

@@ -363,22 +363,25 @@ export const feedOf = (pull: Pull): Feed => {
   let chunk: ReadonlyArray<Run.Entry> = []
   let at = 0
   let ended = false
-  const addFrom = (encoder: Run.Encoder, untilBytes: number): boolean => {
+  const addFrom = (encoder: Run.Encoder, untilBytes: number): void => {
     while (at < chunk.length && encoder.bytes < untilBytes) {
       const [key, value] = chunk[at++]!
       encoder.add(key, value)
     }
-    return true
   }
   return (encoder, untilBytes) =>
     Effect.suspend(() => {
-      if (at < chunk.length) return Effect.succeed(addFrom(encoder, untilBytes))
+      if (at < chunk.length) {
+        addFrom(encoder, untilBytes)
+        return Effect.succeed(true)
+      }
       if (ended) return Effect.succeed(false)
       return Effect.map(pull, (next) => {
         chunk = next
         at = 0
         ended = next.length === 0
-        return !ended && addFrom(encoder, untilBytes)
+        addFrom(encoder, untilBytes)
+        return !ended
       })
     })
 }

@@ -22,7 +22,7 @@
  */
 import { Effect } from "effect"
 import * as Run from "../../schema/Run.ts"
-import { DecodeError } from "../internal/binary.ts"
+import { DecodeError, Reader } from "../internal/binary.ts"
 import { Corrupt } from "../KvError.ts"
 import type { Feed } from "./merge.ts"
 import type { ReadError, RunReader } from "./runReader.ts"
@@ -56,6 +56,8 @@ class RawHead {
   readonly entry = new Run.EntryBounds()
   /** The current block's entries (CRC32 checked and cut off). */
   block: Uint8Array = noBytes
+  /** Where in `block` the next entry begins. */
+  private cursor = new Reader(noBytes)
   ready: boolean
   done: boolean
   private index = -1
@@ -80,27 +82,28 @@ class RawHead {
         } catch (error) {
           return Effect.fail(this.corrupt(i, error))
         }
+        this.cursor = new Reader(this.block)
         this.index = i
         this.seen = 0
         this.ready = true
-        return guarded(() => this.at(0))
+        return guarded(() => this.advance())
       }))
   }
 
   /** Moves to the next entry; throws `Corrupt` if the block is damaged. */
   next(): void {
-    this.at(this.entry.end)
+    this.advance()
   }
 
   /**
-   * Stands on the entry at `start` of the block, or past the block's end. Every check of an
+   * Stands on the block's next entry, or past the block's end. Every check of an
    * entry is made before the merge may write it: its bounds and tag, its key's order, and the
    * index's first key, last key (at the entry the count makes the last) and count.
    */
-  private at(start: number): void {
+  private advance(): void {
     const ref = this.reader.blocks[this.index]!
     const entry = this.entry
-    if (start >= this.block.length) {
+    if (this.cursor.done) {
       if (this.seen !== ref.entries) throw this.corrupt(this.index, `it has ${this.seen} entries, the index says ${ref.entries}`)
       this.block = noBytes
       if (this.index + 1 < this.reader.blocks.length) this.ready = false
@@ -111,7 +114,7 @@ class RawHead {
     const previousStart = entry.keyStart
     const previousEnd = entry.keyEnd
     try {
-      entry.find(this.block, start)
+      entry.read(this.cursor)
     } catch (error) {
       throw this.corrupt(this.index, error)
     }

@@ -438,12 +438,8 @@ export const startWriter = (
         const written: Array<Written> = []
         // sized for the input (a merge only shrinks it) up to an object, with room for the index
         const capacity = Math.ceil(Math.min(meta.inputBytes, options.maxRunBytes) * 1.05)
-        const newEncoder = () => {
-          const reuse = spareRunBuffer
-          spareRunBuffer = undefined
-          return new Run.Encoder(capacity, reuse)
-        }
-        let encoder = newEncoder()
+        let encoder = new Run.Encoder(capacity, spareRunBuffer)
+        spareRunBuffer = undefined
         for (;;) {
           const more = yield* feed(encoder, options.maxRunBytes)
           if (encoder.bytes >= options.maxRunBytes || (!more && encoder.entries > 0)) {
@@ -451,17 +447,14 @@ export const startWriter = (
             if (run === undefined) return undefined
             written.push(run)
             // landed: neither the store (`ObjectStore.put`'s contract) nor the run's reader holds its bytes
-            spareRunBuffer = encoder.buffer
-            if (!more) break
-            encoder = newEncoder()
+            if (more) encoder = new Run.Encoder(capacity, encoder.buffer)
           }
-          if (!more) {
-            spareRunBuffer = encoder.buffer // nothing was put from it
-            break
-          }
+          if (!more) break
           // a big merge yields between chunks so commits are not held up
           yield* Effect.yieldNow
         }
+        // the last encoder's buffer: its run landed, or nothing was put from it
+        spareRunBuffer = encoder.buffer
         const group = written.length > 1 ? written[0]!.ref.id : undefined
         return group === undefined ? written : written.map((w) => ({ ...w, ref: { ...w.ref, group } }))
       })
